@@ -1,0 +1,485 @@
+//! The crate's error type and its mapping to process exit codes.
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | success |
+//! | 1 | the deployment failed: operator reported `Failed`, or the object was removed by someone else |
+//! | 2 | invalid usage or input, including a manifest the API server rejects as invalid |
+//! | 3 | cluster access: unreachable, TLS, authentication, authorization, missing CRD or namespace, name taken |
+//! | 4 | timed out waiting |
+//! | 130 / 143 | interrupted by SIGINT / SIGTERM, after clean-up |
+
+use std::time::Duration;
+
+/// Exit code: success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: the deployment failed or was removed by someone else.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code: invalid usage or input.
+pub const EXIT_INVALID: u8 = 2;
+/// Exit code: cluster access problem (includes "name already taken").
+pub const EXIT_ACCESS: u8 = 3;
+/// Exit code: timed out waiting.
+pub const EXIT_TIMEOUT: u8 = 4;
+/// Exit code: interrupted by SIGINT.
+pub const EXIT_SIGINT: u8 = 130;
+/// Exit code: interrupted by SIGTERM.
+pub const EXIT_SIGTERM: u8 = 143;
+
+/// Which signal interrupted a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Signal {
+    /// SIGINT (Ctrl-C).
+    Int,
+    /// SIGTERM.
+    Term,
+}
+
+impl Signal {
+    /// The conventional exit code (128 + signal number).
+    #[must_use]
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Signal::Int => EXIT_SIGINT,
+            Signal::Term => EXIT_SIGTERM,
+        }
+    }
+}
+
+impl std::fmt::Display for Signal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Signal::Int => "SIGINT",
+            Signal::Term => "SIGTERM",
+        })
+    }
+}
+
+/// What a request was trying to do; used to word API errors (a 403 names verb, resource, namespace).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Op {
+    /// Kubernetes verb: create, get, list, watch, patch, delete.
+    pub verb: &'static str,
+    /// Resource, e.g. `seldondeployments.machinelearning.seldon.io`.
+    pub resource: &'static str,
+    /// Namespace of the request.
+    pub namespace: String,
+    /// Object name, when the request targets one object.
+    pub name: Option<String>,
+}
+
+impl Op {
+    /// Describes a request on SeldonDeployments.
+    #[must_use]
+    pub fn sdep(verb: &'static str, namespace: &str, name: Option<&str>) -> Self {
+        Op {
+            verb,
+            resource: "seldondeployments.machinelearning.seldon.io",
+            namespace: namespace.to_owned(),
+            name: name.map(str::to_owned),
+        }
+    }
+
+    /// Describes a request on another resource.
+    #[must_use]
+    pub fn other(verb: &'static str, resource: &'static str, namespace: &str) -> Self {
+        Op {
+            verb,
+            resource,
+            namespace: namespace.to_owned(),
+            name: None,
+        }
+    }
+
+    fn target(&self) -> String {
+        match &self.name {
+            Some(n) => format!("{} {n:?}", self.resource),
+            None => self.resource.to_owned(),
+        }
+    }
+}
+
+/// Every failure the library reports. [`Error::exit_code`] maps it to the documented exit codes.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The manifest could not be read or is not a valid SeldonDeployment (exit 2).
+    #[error("{source_name}: {message}")]
+    Manifest {
+        /// File name (or `<stdin>`).
+        source_name: String,
+        /// What is wrong, with line/column where known.
+        message: String,
+    },
+
+    /// Invalid usage or arguments (exit 2).
+    #[error("{0}")]
+    Usage(String),
+
+    /// The API server rejected the object as invalid (400/422, exit 2).
+    #[error("the API server rejected {what} as invalid: {message}")]
+    Invalid {
+        /// What was sent.
+        what: String,
+        /// The server's message, naming the offending field.
+        message: String,
+    },
+
+    /// The name is already taken by an object this run did not create (exit 3).
+    #[error(
+        "SeldonDeployment {name:?} already exists in namespace {namespace:?}; it was left untouched (choose another name or delete it first)"
+    )]
+    AlreadyExists {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+    },
+
+    /// 403 from the API server (exit 3).
+    #[error(
+        "forbidden: cannot {verb} {resource} in namespace {namespace:?}{obj}: {message}",
+        obj = name.as_ref().map(|n| format!(" (object {n:?})")).unwrap_or_default()
+    )]
+    Forbidden {
+        /// Verb that was refused.
+        verb: String,
+        /// Resource.
+        resource: String,
+        /// Namespace.
+        namespace: String,
+        /// Object name, if any.
+        name: Option<String>,
+        /// Server message.
+        message: String,
+    },
+
+    /// 401 from the API server (exit 3).
+    #[error("unauthorized: the cluster rejected the credentials ({message}); check the kubeconfig user or refresh the token")]
+    Unauthorized {
+        /// Server message.
+        message: String,
+    },
+
+    /// The SeldonDeployment CRD (or the requested version) is not installed (exit 3).
+    #[error(
+        "the API server does not serve seldondeployments.machinelearning.seldon.io/{version}: is Seldon Core v1 (its CRD) installed? ({message})"
+    )]
+    MissingCrd {
+        /// API version requested.
+        version: String,
+        /// Server message.
+        message: String,
+    },
+
+    /// The namespace does not exist (exit 3).
+    #[error("namespace {namespace:?} not found: {message}")]
+    MissingNamespace {
+        /// Namespace.
+        namespace: String,
+        /// Server message.
+        message: String,
+    },
+
+    /// The named SeldonDeployment does not exist (exit 1).
+    #[error("SeldonDeployment {name:?} not found in namespace {namespace:?}")]
+    NotFound {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+    },
+
+    /// The cluster could not be reached or the request failed at transport level (exit 3).
+    #[error("cannot {verb} {target} in namespace {namespace:?}: {source}", verb = op.verb, target = op.target(), namespace = op.namespace)]
+    Access {
+        /// The request.
+        op: Op,
+        /// Underlying client error.
+        #[source]
+        source: Box<kube::Error>,
+    },
+
+    /// Loading the kubeconfig or building the client failed (exit 3).
+    #[error("cluster configuration: {message}")]
+    Config {
+        /// What went wrong (never includes credentials).
+        message: String,
+    },
+
+    /// The operator reported `Failed` for longer than the grace period (exit 1).
+    #[error("SeldonDeployment {name:?} failed: {description}")]
+    DeploymentFailed {
+        /// Name.
+        name: String,
+        /// The operator's `status.description`.
+        description: String,
+    },
+
+    /// The object was deleted or replaced by someone else (exit 1).
+    #[error("SeldonDeployment {name:?} (uid {uid}) was {how} by someone else")]
+    Gone {
+        /// Name.
+        name: String,
+        /// UID this run was tracking.
+        uid: String,
+        /// "deleted", "replaced" or "marked for deletion".
+        how: &'static str,
+    },
+
+    /// A wait phase ran out of time (exit 4).
+    #[error("timed out after {} waiting for {phase}: {detail}", humantime::format_duration(*.after))]
+    Timeout {
+        /// Phase name.
+        phase: String,
+        /// The timeout that expired.
+        after: Duration,
+        /// What was still missing (components ready/desired, state).
+        detail: String,
+    },
+
+    /// The run was interrupted by a signal (exit 130/143).
+    #[error("interrupted by {signal}")]
+    Interrupted {
+        /// The signal.
+        signal: Signal,
+    },
+
+    /// The request was refused because a component is autoscaled (exit 2).
+    #[error("{0}")]
+    Autoscaled(String),
+}
+
+/// Shorthand result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The process exit code for this error, per the table in the module docs.
+    #[must_use]
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Manifest { .. }
+            | Error::Usage(_)
+            | Error::Invalid { .. }
+            | Error::Autoscaled(_) => EXIT_INVALID,
+            Error::AlreadyExists { .. }
+            | Error::Forbidden { .. }
+            | Error::Unauthorized { .. }
+            | Error::MissingCrd { .. }
+            | Error::MissingNamespace { .. }
+            | Error::Access { .. }
+            | Error::Config { .. } => EXIT_ACCESS,
+            Error::NotFound { .. } | Error::DeploymentFailed { .. } | Error::Gone { .. } => {
+                EXIT_FAILED
+            }
+            Error::Timeout { .. } => EXIT_TIMEOUT,
+            Error::Interrupted { signal } => signal.exit_code(),
+        }
+    }
+
+    /// A stable one-word outcome for reports (`failed`, `invalid`, `access`, `timeout`, `interrupted`).
+    #[must_use]
+    pub fn outcome(&self) -> &'static str {
+        match self.exit_code() {
+            EXIT_FAILED => "failed",
+            EXIT_INVALID => "invalid",
+            EXIT_ACCESS => "access",
+            EXIT_TIMEOUT => "timeout",
+            _ => "interrupted",
+        }
+    }
+
+    /// Classifies a client error from request `op` into the matching variant.
+    ///
+    /// Status codes the caller handles itself (404 on an object, 409) still map to something
+    /// sensible here: 404 → [`Error::NotFound`] / [`Error::MissingCrd`] / [`Error::MissingNamespace`],
+    /// 409 AlreadyExists → [`Error::AlreadyExists`].
+    #[must_use]
+    pub fn from_kube(err: kube::Error, op: &Op) -> Self {
+        let kube::Error::Api(status) = &err else {
+            return Error::Access {
+                op: op.clone(),
+                source: Box::new(err),
+            };
+        };
+        let message = status.message.clone();
+        match status.code {
+            401 => Error::Unauthorized { message },
+            403 => Error::Forbidden {
+                verb: op.verb.to_owned(),
+                resource: op.resource.to_owned(),
+                namespace: op.namespace.clone(),
+                name: op.name.clone(),
+                message,
+            },
+            400 | 422 if op.verb == "create" || op.verb == "patch" || op.verb == "update" => {
+                Error::Invalid {
+                    what: op.target(),
+                    message: invalid_message(status),
+                }
+            }
+            404 => {
+                let details_kind = status.details.as_ref().map(|d| d.kind.as_str());
+                match (details_kind, &op.name) {
+                    (Some("namespaces"), _) => Error::MissingNamespace {
+                        namespace: op.namespace.clone(),
+                        message,
+                    },
+                    (Some("seldondeployments"), Some(name)) => Error::NotFound {
+                        namespace: op.namespace.clone(),
+                        name: name.clone(),
+                    },
+                    // A 404 without details is the router saying the resource type is unknown.
+                    _ if op.resource.contains("seldon") => Error::MissingCrd {
+                        version: "v1".to_owned(),
+                        message,
+                    },
+                    _ => Error::Access {
+                        op: op.clone(),
+                        source: Box::new(err),
+                    },
+                }
+            }
+            409 if status.is_already_exists() && op.verb == "create" => Error::AlreadyExists {
+                namespace: op.namespace.clone(),
+                name: op.name.clone().unwrap_or_default(),
+            },
+            _ => Error::Access {
+                op: op.clone(),
+                source: Box::new(err),
+            },
+        }
+    }
+}
+
+/// The server's message plus any per-field causes it listed.
+fn invalid_message(status: &kube::core::Status) -> String {
+    let mut msg = status.message.clone();
+    if let Some(details) = &status.details {
+        for cause in &details.causes {
+            if !cause.message.is_empty() && !msg.contains(&cause.message) {
+                msg.push_str("; ");
+                if !cause.field.is_empty() {
+                    msg.push_str(&cause.field);
+                    msg.push_str(": ");
+                }
+                msg.push_str(&cause.message);
+            }
+        }
+    }
+    msg
+}
+
+/// Whether a client error is worth retrying: throttling, unavailability, or a transport failure.
+///
+/// `idempotent` must be false for requests that might have taken effect even though the
+/// response was lost (a POST); then only answers that prove the server did not act count.
+#[must_use]
+pub fn is_transient(err: &kube::Error, idempotent: bool) -> bool {
+    match err {
+        kube::Error::Api(s) => match s.code {
+            429 | 503 => true,
+            504 => idempotent,
+            500 => idempotent && retry_after(err).is_some(),
+            _ => false,
+        },
+        kube::Error::HyperError(_) | kube::Error::Service(_) => idempotent,
+        _ => false,
+    }
+}
+
+/// The server's suggested delay (`details.retryAfterSeconds`), if any.
+#[must_use]
+pub fn retry_after(err: &kube::Error) -> Option<Duration> {
+    match err {
+        kube::Error::Api(s) => s
+            .details
+            .as_ref()
+            .map(|d| d.retry_after_seconds)
+            .filter(|s| *s > 0)
+            .map(|s| Duration::from_secs(u64::from(s))),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::core::{Status, response::StatusDetails};
+
+    fn api(code: u16, reason: &str, kind: &str) -> kube::Error {
+        let mut s = Status::failure("boom", reason).with_code(code);
+        if !kind.is_empty() {
+            s = s.with_details(StatusDetails {
+                name: String::new(),
+                group: String::new(),
+                kind: kind.into(),
+                uid: String::new(),
+                causes: vec![],
+                retry_after_seconds: 0,
+            });
+        }
+        kube::Error::Api(Box::new(s))
+    }
+
+    #[test]
+    fn forbidden_names_verb_resource_namespace() {
+        let op = Op::sdep("patch", "team-a", Some("iris"));
+        let e = Error::from_kube(api(403, "Forbidden", ""), &op);
+        let text = e.to_string();
+        assert_eq!(e.exit_code(), EXIT_ACCESS);
+        assert!(text.contains("patch"), "{text}");
+        assert!(text.contains("seldondeployments.machinelearning.seldon.io"));
+        assert!(text.contains("team-a"));
+    }
+
+    #[test]
+    fn status_codes_map_to_exit_codes() {
+        let create = Op::sdep("create", "ns", Some("x"));
+        let get = Op::sdep("get", "ns", Some("x"));
+        assert_eq!(
+            Error::from_kube(api(422, "Invalid", ""), &create).exit_code(),
+            2
+        );
+        assert_eq!(
+            Error::from_kube(api(400, "BadRequest", ""), &create).exit_code(),
+            2
+        );
+        assert_eq!(
+            Error::from_kube(api(409, "AlreadyExists", ""), &create).exit_code(),
+            3
+        );
+        assert!(matches!(
+            Error::from_kube(api(404, "NotFound", "namespaces"), &create),
+            Error::MissingNamespace { .. }
+        ));
+        assert!(matches!(
+            Error::from_kube(api(404, "NotFound", ""), &create),
+            Error::MissingCrd { .. }
+        ));
+        let nf = Error::from_kube(api(404, "NotFound", "seldondeployments"), &get);
+        assert!(matches!(nf, Error::NotFound { .. }));
+        assert_eq!(nf.exit_code(), 1);
+        assert_eq!(
+            Error::from_kube(api(401, "Unauthorized", ""), &get).exit_code(),
+            3
+        );
+        assert_eq!(
+            Error::Interrupted {
+                signal: Signal::Term
+            }
+            .exit_code(),
+            143
+        );
+    }
+
+    #[test]
+    fn transient_classification() {
+        assert!(is_transient(&api(429, "TooManyRequests", ""), false));
+        assert!(is_transient(&api(503, "ServiceUnavailable", ""), true));
+        assert!(!is_transient(&api(504, "Timeout", ""), false));
+        assert!(!is_transient(&api(409, "Conflict", ""), true));
+        assert!(!is_transient(&api(403, "Forbidden", ""), true));
+    }
+}
