@@ -1,0 +1,412 @@
+//! End to end: faults on the real control plane. Each test checks the exit code, the message,
+//! and what is left on the cluster afterwards.
+//!
+//! Tests that stop cluster components hold [`CLUSTER`] for writing, so nothing else in this
+//! binary runs while a component is down; the rest hold it for reading and run in parallel.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{Cluster, TestNamespace, describe, report, signal};
+use tokio::sync::RwLock;
+
+static CLUSTER: RwLock<()> = RwLock::const_new(());
+
+/// A one-component SeldonDeployment on a plain (fake) image, with the KWOK hooks in `pod_meta`
+/// and extra pod spec fields in `pod_spec`.
+fn manifest(name: &str, pod_meta: Value, pod_spec: Value) -> Value {
+    let mut spec = json!({"containers": [{"name": "classifier", "image": "seldonio/mock_classifier_rest:1.3"}]});
+    for (k, v) in pod_spec.as_object().into_iter().flatten() {
+        spec[k] = v.clone();
+    }
+    json!({
+        "apiVersion": "machinelearning.seldon.io/v1",
+        "kind": "SeldonDeployment",
+        "metadata": {"name": name},
+        "spec": {"predictors": [{
+            "name": "default",
+            "replicas": 1,
+            "componentSpecs": [{"metadata": pod_meta, "spec": spec}],
+            "graph": {"name": "classifier", "type": "MODEL", "endpoint": {"type": "REST"}}
+        }]}
+    })
+}
+
+fn slow(name: &str, delay: &str) -> Value {
+    manifest(
+        name,
+        json!({"annotations": {"test.seldon-deploy/ready-delay": delay}}),
+        json!({}),
+    )
+}
+
+fn write_manifest(dir: &tempfile::TempDir, v: &Value) -> String {
+    let path = dir.path().join("sdep.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(v).unwrap()).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// Polls the cluster (test-side only) until `f` holds, for at most `secs` seconds.
+async fn eventually<F, Fut>(secs: u64, what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !f().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn spec_replicas_of(ns: &TestNamespace, name: &str) -> Option<i64> {
+    let v = ns.sdeps().get_opt(name).await.ok().flatten()?;
+    let v = serde_json::to_value(v).ok()?;
+    v["spec"]["predictors"][0]["replicas"].as_i64()
+}
+
+async fn being_deleted(ns: &TestNamespace, name: &str) -> bool {
+    matches!(ns.sdeps().get_opt(name).await, Ok(Some(o)) if o.metadata.deletion_timestamp.is_some())
+}
+
+/// Restarts a component, SIGKILLing it first, as a crash would.
+fn crash_and_restart(cluster: &Cluster, component: &str) {
+    cluster.script(&["kill", component]);
+    std::thread::sleep(Duration::from_millis(500));
+    cluster.script(&["start", component]);
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Phase {
+    FirstWait,
+    SecondWait,
+    Delete,
+}
+
+async fn wait_for_phase(ns: &TestNamespace, name: &str, phase: Phase) {
+    match phase {
+        Phase::FirstWait => {
+            eventually(60, "the SeldonDeployment to exist", || async {
+                ns.get_sdep(name).await.is_some()
+            })
+            .await
+        }
+        Phase::SecondWait => {
+            eventually(60, "the scale to 2", || async {
+                spec_replicas_of(ns, name).await == Some(2)
+            })
+            .await
+        }
+        Phase::Delete => {
+            eventually(90, "the deletion to start", || async { being_deleted(ns, name).await }).await
+        }
+    }
+}
+
+async fn apiserver_restart_in(phase: Phase) {
+    let _guard = CLUSTER.write().await;
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("apirestart").await;
+    let tmp = tempfile::tempdir().unwrap();
+    // Slow pods keep each wait phase open long enough to restart the apiserver inside it.
+    let file = write_manifest(&tmp, &slow("restart", "6s"));
+    let child = cluster
+        .sdep_std(&["run", "-n", &ns.name, "-f", &file, "--timeout", "3m", "-o", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_phase(&ns, "restart", phase).await;
+    crash_and_restart(&cluster, "kube-apiserver");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "restart in {phase:?}: {}", describe(&out));
+    ns.assert_nothing_left("restart").await;
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn run_survives_an_apiserver_crash_during_the_first_wait() {
+    apiserver_restart_in(Phase::FirstWait).await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn run_survives_an_apiserver_crash_during_the_wait_after_scaling() {
+    apiserver_restart_in(Phase::SecondWait).await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn run_survives_an_apiserver_crash_during_deletion() {
+    apiserver_restart_in(Phase::Delete).await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn operator_down_times_out_with_exit_4_names_the_phase_and_cleans_up() {
+    let _guard = CLUSTER.write().await;
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("opdown").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write_manifest(&tmp, &slow("opdown", "0s"));
+    cluster.script(&["stop", "seldon-operator"]);
+    let out = cluster
+        .sdep(&["run", "-n", &ns.name, "-f", &file, "--timeout", "5s"])
+        .output()
+        .unwrap();
+    cluster.script(&["start", "seldon-operator"]);
+    assert_eq!(out.status.code(), Some(4), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    assert!(stderr.contains("timed out"), "{}", describe(&out));
+    assert!(stderr.contains("opdown"), "names the deployment: {}", describe(&out));
+    ns.assert_nothing_left("opdown").await;
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn operator_failed_state_exits_1_with_its_description_before_the_timeout() {
+    let _guard = CLUSTER.read().await;
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("failed").await;
+    let tmp = tempfile::tempdir().unwrap();
+    // seldon-config has no TRITON_SERVER entry: the operator sets state Failed on reconcile.
+    let m = json!({
+        "apiVersion": "machinelearning.seldon.io/v1",
+        "kind": "SeldonDeployment",
+        "metadata": {"name": "failing"},
+        "spec": {"predictors": [{"name": "default", "graph": {
+            "name": "classifier", "implementation": "TRITON_SERVER",
+            "modelUri": "gs://seldon-models/triton/simple"}}]}
+    });
+    let file = write_manifest(&tmp, &m);
+    let started = std::time::Instant::now();
+    let out = cluster
+        .sdep(&["run", "-n", &ns.name, "-f", &file, "--timeout", "10m", "-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    // Not a timing assertion on the tool's speed: a 10-minute timeout must not be what ended it.
+    assert!(started.elapsed() < Duration::from_secs(9 * 60));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("TRITON_SERVER"), "operator's description: {}", describe(&out));
+    ns.assert_nothing_left("failing").await;
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn pods_that_never_become_ready_time_out_with_exit_4() {
+    let _guard = CLUSTER.read().await;
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("never").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let m = manifest(
+        "never",
+        json!({"labels": {"test.seldon-deploy/never-ready": "true"}}),
+        json!({}),
+    );
+    let file = write_manifest(&tmp, &m);
+    let out = cluster
+        .sdep(&["run", "-n", &ns.name, "-f", &file, "--timeout", "6s"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("0/1"), "shows ready/desired: {}", describe(&out));
+    ns.assert_nothing_left("never").await;
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn an_unschedulable_second_replica_times_out_and_shows_failed_scheduling() {
+    let _guard = CLUSTER.read().await;
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("full").await;
+    let tmp = tempfile::tempdir().unwrap();
+    // Two pods of 20 CPUs cannot share one 32-CPU node.
+    let m = manifest(
+        "full",
+        json!({}),
+        json!({
+            "nodeSelector": {"kubernetes.io/hostname": "kwok-node-0"},
+            "containers": [{"name": "classifier", "image": "seldonio/mock_classifier_rest:1.3",
+                            "resources": {"requests": {"cpu": "20"}}}]
+        }),
+    );
+    let file = write_manifest(&tmp, &m);
+    let out = cluster
+        .sdep(&["run", "-n", &ns.name, "-f", &file, "--timeout", "8s", "-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", describe(&out));
+    let report = report(&out);
+    let reasons: Vec<&str> = report["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["reason"].as_str())
+        .collect();
+    assert!(reasons.contains(&"FailedScheduling"), "events: {reasons:?}");
+    ns.assert_nothing_left("full").await;
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn someone_else_deleting_it_mid_wait_exits_1_without_recreating() {
+    let _guard = CLUSTER.read().await;
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("stolen").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write_manifest(&tmp, &slow("stolen", "20s"));
+    let child = cluster
+        .sdep_std(&["run", "-n", &ns.name, "-f", &file, "--timeout", "2m"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_phase(&ns, "stolen", Phase::FirstWait).await;
+    ns.sdeps()
+        .delete("stolen", &kube::api::DeleteParams::background())
+        .await
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("deleted"),
+        "{}",
+        describe(&out)
+    );
+    eventually(30, "the children to be collected", || async {
+        ns.child_deployments("stolen").await.is_empty()
+    })
+    .await;
+    ns.assert_nothing_left("stolen").await;
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn an_existing_name_exits_3_and_leaves_the_object_untouched() {
+    let _guard = CLUSTER.read().await;
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("taken").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let theirs = ns.create_sdep(&slow("taken", "0s")).await;
+    let file = write_manifest(&tmp, &slow("taken", "0s"));
+    let out = cluster
+        .sdep(&["run", "-n", &ns.name, "-f", &file, "--timeout", "30s"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already exists"),
+        "{}",
+        describe(&out)
+    );
+    let after = ns.get_sdep("taken").await.expect("still there");
+    assert_eq!(after["metadata"]["uid"], theirs["metadata"]["uid"]);
+    assert!(after["metadata"]["deletionTimestamp"].is_null(), "not being deleted");
+    assert_eq!(after["spec"], theirs["spec"], "spec unchanged");
+    ns.cleanup().await;
+}
+
+async fn interrupt_in(sig: &str, phase: Phase, expected: i32) {
+    let _guard = CLUSTER.read().await;
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("sig").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write_manifest(&tmp, &slow("sig", "5s"));
+    let child = cluster
+        .sdep_std(&["run", "-n", &ns.name, "-f", &file, "--timeout", "2m"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_phase(&ns, "sig", phase).await;
+    signal(child.id(), sig);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(expected), "{sig} in {phase:?}: {}", describe(&out));
+    ns.assert_nothing_left("sig").await;
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn sigint_during_the_first_wait_cleans_up_and_exits_130() {
+    interrupt_in("INT", Phase::FirstWait, 130).await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn sigterm_during_the_wait_after_scaling_cleans_up_and_exits_143() {
+    interrupt_in("TERM", Phase::SecondWait, 143).await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn sigint_during_deletion_finishes_the_deletion_and_exits_130() {
+    interrupt_in("INT", Phase::Delete, 130).await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn sigint_right_after_start_leaves_nothing_behind() {
+    let _guard = CLUSTER.read().await;
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("early").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write_manifest(&tmp, &slow("early", "5s"));
+    let child = cluster
+        .sdep_std(&["run", "-n", &ns.name, "-f", &file, "--timeout", "2m"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    signal(child.id(), "INT");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", describe(&out));
+    // Whether or not the create had gone out, nothing may remain.
+    ns.assert_nothing_left("early").await;
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn a_second_sigint_during_clean_up_exits_at_once_and_names_what_is_left() {
+    let _guard = CLUSTER.write().await;
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("twice").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write_manifest(&tmp, &slow("twice", "30s"));
+    // Without the controller manager, the foreground deletion cannot finish, so clean-up is
+    // still running when the second SIGINT arrives.
+    let child = cluster
+        .sdep_std(&["run", "-n", &ns.name, "-f", &file, "--timeout", "2m"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_phase(&ns, "twice", Phase::FirstWait).await;
+    cluster.script(&["stop", "kube-controller-manager"]);
+    signal(child.id(), "INT");
+    eventually(30, "clean-up to start", || async { being_deleted(&ns, "twice").await }).await;
+    signal(child.id(), "INT");
+    let out = child.wait_with_output().unwrap();
+    cluster.script(&["start", "kube-controller-manager"]);
+    assert_eq!(out.status.code(), Some(130), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("twice"), "names what is left: {}", describe(&out));
+    assert!(stderr.contains(&ns.name), "with its namespace: {}", describe(&out));
+    ns.cleanup().await;
+}

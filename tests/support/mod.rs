@@ -1,0 +1,281 @@
+//! Shared harness for the end-to-end tests against the local control plane (`testenv/cluster`).
+//!
+//! The tests are `#[ignore]`d so a bare `cargo test` needs no cluster; `scripts/test.sh` starts
+//! the cluster, exports `SDEP_E2E_KUBECONFIG` and runs them with `--include-ignored`. A test
+//! that runs without that variable fails loudly instead of skipping.
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::{Client, Config};
+use serde_json::Value;
+
+/// The reason every end-to-end test is ignored by a bare `cargo test`.
+pub const NEEDS_CLUSTER: &str = "needs the local control plane: run scripts/test.sh";
+
+/// The local cluster the tests run against.
+pub struct Cluster {
+    /// Admin kubeconfig (bearer token, `system:masters`).
+    pub kubeconfig: PathBuf,
+    /// `testenv/cluster`, for fault injection and minting identities.
+    pub script: PathBuf,
+}
+
+impl Cluster {
+    /// The cluster named by `SDEP_E2E_KUBECONFIG`.
+    ///
+    /// # Panics
+    /// When the variable is unset: an end-to-end test must never pass without a cluster.
+    pub fn get() -> Self {
+        let kubeconfig = std::env::var_os("SDEP_E2E_KUBECONFIG").unwrap_or_else(|| {
+            panic!(
+                "SDEP_E2E_KUBECONFIG is not set. Start the cluster with `testenv/cluster up` and \
+                 export SDEP_E2E_KUBECONFIG=$(testenv/cluster kubeconfig), or run scripts/test.sh"
+            )
+        });
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("testenv/cluster");
+        Cluster {
+            kubeconfig: PathBuf::from(kubeconfig),
+            script,
+        }
+    }
+
+    /// An admin client.
+    pub async fn client(&self) -> Client {
+        let kc = Kubeconfig::read_from(&self.kubeconfig).expect("read kubeconfig");
+        let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+            .await
+            .expect("kubeconfig");
+        Client::try_from(config).expect("client")
+    }
+
+    /// Runs `testenv/cluster ARGS` and returns its stdout; panics on failure.
+    pub fn script(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new(&self.script)
+            .args(args)
+            .env("SDEP_TESTENV_DIR", self.state_dir())
+            .output()
+            .expect("run testenv/cluster");
+        assert!(
+            out.status.success(),
+            "testenv/cluster {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// The cluster's state directory (the kubeconfig lives at its top).
+    pub fn state_dir(&self) -> PathBuf {
+        self.kubeconfig
+            .parent()
+            .expect("kubeconfig has a parent")
+            .to_path_buf()
+    }
+
+    /// A fresh namespace for one test, deleted again by [`TestNamespace::cleanup`].
+    pub async fn namespace(&self, prefix: &str) -> TestNamespace {
+        let client = self.client().await;
+        let suffix: u32 = rand_suffix();
+        let name = format!("e2e-{prefix}-{suffix:08x}");
+        let ns: Namespace = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "labels": {"seldon-deploy-e2e": "true"}}
+        }))
+        .unwrap();
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .expect("create namespace");
+        TestNamespace { name, client }
+    }
+
+    /// `seldon-deploy ARGS --kubeconfig <this cluster>`, with `KUBECONFIG` unset.
+    pub fn sdep(&self, args: &[&str]) -> assert_cmd::Command {
+        let mut cmd = assert_cmd::Command::from_std(self.sdep_std(args));
+        cmd.timeout(Duration::from_secs(300));
+        cmd
+    }
+
+    /// Like [`Cluster::sdep`], as a plain command to spawn and signal.
+    pub fn sdep_std(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_seldon-deploy"));
+        cmd.env_remove("KUBECONFIG")
+            .env("NO_COLOR", "1")
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig);
+        cmd
+    }
+}
+
+fn rand_suffix() -> u32 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::SystemTime::now()) as u32
+}
+
+/// A namespace owned by one test.
+pub struct TestNamespace {
+    /// Its name.
+    pub name: String,
+    /// An admin client.
+    pub client: Client,
+}
+
+/// The SeldonDeployment resource at version v1.
+pub fn sdep_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("machinelearning.seldon.io", "v1", "SeldonDeployment"),
+        "seldondeployments",
+    )
+}
+
+impl TestNamespace {
+    /// SeldonDeployments in this namespace.
+    pub fn sdeps(&self) -> Api<DynamicObject> {
+        Api::namespaced_with(self.client.clone(), &self.name, &sdep_resource())
+    }
+
+    /// Deployments in this namespace.
+    pub fn deployments(&self) -> Api<Deployment> {
+        Api::namespaced(self.client.clone(), &self.name)
+    }
+
+    /// The SeldonDeployment as JSON, if it exists.
+    pub async fn get_sdep(&self, name: &str) -> Option<Value> {
+        self.sdeps()
+            .get_opt(name)
+            .await
+            .expect("get sdep")
+            .map(|o| serde_json::to_value(o).unwrap())
+    }
+
+    /// Names of the Deployments the operator made for `sdep`.
+    pub async fn child_deployments(&self, sdep: &str) -> Vec<String> {
+        self.deployments()
+            .list(&ListParams::default().labels(&format!("seldon-deployment-id={sdep}")))
+            .await
+            .expect("list deployments")
+            .items
+            .into_iter()
+            .filter_map(|d| d.metadata.name)
+            .collect()
+    }
+
+    /// Asserts that neither the SeldonDeployment nor any of its Deployments exists.
+    pub async fn assert_nothing_left(&self, sdep: &str) {
+        assert_eq!(self.get_sdep(sdep).await, None, "SeldonDeployment {sdep} was left behind");
+        assert_eq!(
+            self.child_deployments(sdep).await,
+            Vec::<String>::new(),
+            "Deployments of {sdep} were left behind"
+        );
+    }
+
+    /// Creates a SeldonDeployment directly (as another user of the cluster would).
+    pub async fn create_sdep(&self, manifest: &Value) -> Value {
+        let obj: DynamicObject = serde_json::from_value(manifest.clone()).unwrap();
+        let created = self
+            .sdeps()
+            .create(&PostParams::default(), &obj)
+            .await
+            .expect("create sdep");
+        serde_json::to_value(created).unwrap()
+    }
+
+    /// Deletes the namespace; the tests call it at the end, whatever happened before.
+    pub async fn cleanup(self) {
+        let _ = Api::<Namespace>::all(self.client.clone())
+            .delete(&self.name, &DeleteParams::background())
+            .await;
+    }
+}
+
+/// Path of a file under `examples/`.
+pub fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name)
+}
+
+/// Reads an example manifest as JSON.
+pub fn example_json(name: &str) -> Value {
+    let text = std::fs::read_to_string(example(name)).expect("read example");
+    serde_saphyr::from_str(&text).expect("example parses")
+}
+
+/// stdout and stderr of a finished command, for assertion messages.
+pub fn describe(out: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Parses a `-o json` report from stdout.
+pub fn report(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}", describe(out)))
+}
+
+/// Asserts every field of `expected` is present with the same value in `actual` (extra fields
+/// in `actual`, e.g. server defaults, are allowed). Returns the paths that differ.
+pub fn missing_fields(expected: &Value, actual: &Value, path: &str) -> Vec<String> {
+    match (expected, actual) {
+        (Value::Object(e), Value::Object(a)) => e
+            .iter()
+            .flat_map(|(k, v)| match a.get(k) {
+                Some(av) => missing_fields(v, av, &format!("{path}/{k}")),
+                None => vec![format!("{path}/{k} (absent)")],
+            })
+            .collect(),
+        (Value::Array(e), Value::Array(a)) if e.len() == a.len() => e
+            .iter()
+            .zip(a)
+            .enumerate()
+            .flat_map(|(i, (ev, av))| missing_fields(ev, av, &format!("{path}/{i}")))
+            .collect(),
+        (e, a) if e == a => vec![],
+        (e, a) => vec![format!("{path}: expected {e}, found {a}")],
+    }
+}
+
+/// Spawns `cmd`, lets it run for `secs` seconds, sends SIGINT, and collects its output.
+pub fn run_then_interrupt(mut cmd: std::process::Command, secs: u64) -> Output {
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_secs(secs));
+    signal(child.id(), "INT");
+    child.wait_with_output().expect("wait")
+}
+
+/// Sends a signal by name (`INT`, `TERM`, ...) with kill(1): the tests stay free of `unsafe`.
+pub fn signal(pid: u32, name: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -{name} {pid}");
+}
+
+/// The admin kubeconfig as JSON, to derive variants from (JSON is valid kubeconfig YAML).
+pub fn kubeconfig_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).expect("read kubeconfig");
+    serde_saphyr::from_str(&text).expect("kubeconfig parses")
+}
+
+/// Writes `value` as a kubeconfig file in `dir` and returns its path.
+pub fn write_kubeconfig(dir: &Path, file: &str, value: &Value) -> PathBuf {
+    let path = dir.join(file);
+    std::fs::write(&path, serde_json::to_vec_pretty(value).unwrap()).expect("write kubeconfig");
+    path
+}
