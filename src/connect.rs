@@ -1,0 +1,187 @@
+//! Building a [`kube::Client`] the way kubectl does.
+//!
+//! Order: `--kubeconfig FILE`; else `KUBECONFIG` (several files merged, first value wins);
+//! else `~/.kube/config`; else the in-cluster service account. `--context` picks a context;
+//! the namespace is `-n`, else the context's namespace, else `default` (in-cluster: the
+//! service account's namespace). Exec credential plugins are run by kube as configured.
+//!
+//! Nothing here logs or returns credential material: errors name files and contexts only.
+
+use std::path::PathBuf;
+
+use kube::config::{Config, KubeConfigOptions, Kubeconfig};
+use kube::Client;
+
+use crate::error::{Error, Result};
+
+/// How to reach the cluster.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    /// Explicit kubeconfig file (`--kubeconfig`).
+    pub kubeconfig: Option<PathBuf>,
+    /// Context to use instead of `current-context` (`--context`).
+    pub context: Option<String>,
+    /// Namespace override (`-n`).
+    pub namespace: Option<String>,
+}
+
+/// A ready client plus the resolved namespace.
+#[derive(Clone)]
+pub struct Connection {
+    /// The client.
+    pub client: Client,
+    /// The namespace to work in.
+    pub namespace: String,
+    /// The API server URL (no credentials).
+    pub server: String,
+    /// Whether TLS verification is disabled by the kubeconfig.
+    pub insecure: bool,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("namespace", &self.namespace)
+            .field("server", &self.server)
+            .field("insecure", &self.insecure)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Resolves the configuration and builds a client. Must be called inside a Tokio runtime.
+///
+/// # Errors
+///
+/// [`Error::Config`] (exit 3) when no configuration can be loaded, the context does not
+/// exist, or the client cannot be built.
+pub async fn connect(opts: &ConnectOptions) -> Result<Connection> {
+    let config = load_config(opts).await?;
+    let namespace = opts
+        .namespace
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| config.default_namespace.clone());
+    let server = config.cluster_url.to_string();
+    let insecure = config.accept_invalid_certs;
+    let client = Client::try_from(config).map_err(|e| Error::Config {
+        message: format!("cannot build a client for {server}: {e}"),
+    })?;
+    Ok(Connection {
+        client,
+        namespace,
+        server,
+        insecure,
+    })
+}
+
+async fn load_config(opts: &ConnectOptions) -> Result<Config> {
+    let kc_opts = KubeConfigOptions {
+        context: opts.context.clone(),
+        ..KubeConfigOptions::default()
+    };
+    let from_file = |kc: Kubeconfig, origin: String| async move {
+        Config::from_custom_kubeconfig(kc, &kc_opts)
+            .await
+            .map_err(|e| Error::Config {
+                message: format!("kubeconfig {origin}: {e}"),
+            })
+    };
+    if let Some(path) = &opts.kubeconfig {
+        let kc = Kubeconfig::read_from(path).map_err(|e| Error::Config {
+            message: format!("cannot read kubeconfig {}: {e}", path.display()),
+        })?;
+        return from_file(kc, path.display().to_string()).await;
+    }
+    match Kubeconfig::from_env() {
+        Ok(Some(kc)) => return from_file(kc, "from $KUBECONFIG".into()).await,
+        Ok(None) => {}
+        Err(e) => {
+            return Err(Error::Config {
+                message: format!("cannot read the files in $KUBECONFIG: {e}"),
+            });
+        }
+    }
+    if let Some(home) = home_kubeconfig().filter(|p| p.exists()) {
+        let kc = Kubeconfig::read_from(&home).map_err(|e| Error::Config {
+            message: format!("cannot read kubeconfig {}: {e}", home.display()),
+        })?;
+        return from_file(kc, home.display().to_string()).await;
+    }
+    if opts.context.is_some() {
+        return Err(Error::Config {
+            message: "--context given but no kubeconfig found ($KUBECONFIG, ~/.kube/config)".into(),
+        });
+    }
+    Config::incluster().map_err(|e| Error::Config {
+        message: format!(
+            "no kubeconfig found (--kubeconfig, $KUBECONFIG, ~/.kube/config) and not running in a cluster: {e}"
+        ),
+    })
+}
+
+fn home_kubeconfig() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(|h| PathBuf::from(h).join(".kube").join("config"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KC: &str = "apiVersion: v1
+kind: Config
+current-context: a
+clusters:
+- name: c
+  cluster: {server: 'https://127.0.0.1:1', insecure-skip-tls-verify: true}
+users:
+- name: u
+  user: {token: secret-token-value}
+contexts:
+- name: a
+  context: {cluster: c, user: u, namespace: team-a}
+- name: b
+  context: {cluster: c, user: u}
+";
+
+    #[tokio::test]
+    async fn namespace_and_context_resolution() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kc");
+        std::fs::write(&path, KC).unwrap();
+        let base = ConnectOptions {
+            kubeconfig: Some(path.clone()),
+            ..Default::default()
+        };
+        let c = connect(&base).await.unwrap();
+        assert_eq!(c.namespace, "team-a");
+        assert!(c.insecure);
+        assert!(!format!("{c:?}").contains("secret-token-value"));
+
+        let b = connect(&ConnectOptions {
+            context: Some("b".into()),
+            ..base.clone()
+        })
+        .await
+        .unwrap();
+        assert_eq!(b.namespace, "default");
+
+        let n = connect(&ConnectOptions {
+            namespace: Some("explicit".into()),
+            ..base.clone()
+        })
+        .await
+        .unwrap();
+        assert_eq!(n.namespace, "explicit");
+
+        let missing = connect(&ConnectOptions {
+            context: Some("nope".into()),
+            ..base
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(missing.exit_code(), 3);
+        assert!(!missing.to_string().contains("secret-token-value"));
+    }
+}

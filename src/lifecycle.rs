@@ -1,0 +1,612 @@
+//! The lifecycle steps as an async API: create, wait, scale, delete, status.
+//!
+//! Every step takes a deadline ([`tokio::time::Instant`]) and returns an [`Error`] whose
+//! [`Error::exit_code`] matches the CLI's documented codes. Reads and waits use the storage
+//! version `v1`; the create is sent to the version the manifest names.
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
+    PropagationPolicy,
+};
+use kube::core::params::Preconditions;
+use kube::Client;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::error::{Error, Op, Result, is_transient, retry_after};
+use crate::manifest::{GROUP, Manifest};
+use crate::readiness::{self, Readiness, Verdict};
+use crate::replicas::{self, Target};
+use crate::scale::{ScalePlan, scale_patch};
+use crate::watch::{self, SELDON_ID_LABEL, Snapshot, Stats};
+
+/// Field manager recorded on every write.
+pub const FIELD_MANAGER: &str = "seldon-deploy";
+/// How many times a scale is re-read and re-sent after a conflict.
+const MAX_SCALE_ATTEMPTS: u32 = 8;
+
+/// Tuning for the wait steps.
+#[derive(Debug, Clone)]
+pub struct WaitOptions {
+    /// How long `status.state == Failed` must persist before a wait gives up (transient
+    /// `Failed` happens during reconciles). Default 30 s.
+    pub failed_grace: Duration,
+    /// After this long without any status from the operator, a hint is emitted. Default 30 s.
+    pub status_hint_after: Duration,
+}
+
+impl Default for WaitOptions {
+    fn default() -> Self {
+        WaitOptions {
+            failed_grace: Duration::from_secs(30),
+            status_hint_after: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Identifies the object a run created: name plus UID, so a re-created namesake is never
+/// mistaken for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Handle {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// UID assigned by the API server.
+    pub uid: String,
+    /// `metadata.creationTimestamp` (server clock), used to skip older events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+}
+
+impl Handle {
+    fn from_object(obj: &Value, namespace: &str) -> Result<Self> {
+        let s = |p: &str| obj.pointer(p).and_then(Value::as_str).map(str::to_owned);
+        Ok(Handle {
+            namespace: s("/metadata/namespace").unwrap_or_else(|| namespace.to_owned()),
+            name: s("/metadata/name").unwrap_or_default(),
+            uid: s("/metadata/uid").ok_or_else(|| Error::Config {
+                message: "the API server returned an object without metadata.uid".into(),
+            })?,
+            created_at: s("/metadata/creationTimestamp"),
+        })
+    }
+}
+
+/// What a wait reports while it runs.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum WaitEvent<'a> {
+    /// The predicate's latest evaluation (sent when it changes).
+    Readiness(&'a Readiness),
+    /// Deletion progress: whether the SeldonDeployment still exists and which owned
+    /// Deployments remain.
+    Deleting {
+        /// The SeldonDeployment (this UID) still exists.
+        sdep_present: bool,
+        /// Owned Deployments not yet gone.
+        deployments: &'a [String],
+    },
+    /// Advice for the user, e.g. that the operator has not written any status.
+    Hint(&'a str),
+}
+
+/// A callback receiving [`WaitEvent`]s.
+pub type Observer<'o> = &'o mut (dyn FnMut(WaitEvent<'_>) + Send);
+
+/// The client-side handle for one namespace: creates, waits, scales and deletes.
+#[derive(Clone)]
+pub struct Deployer {
+    client: Client,
+    namespace: String,
+    sdeps: Api<DynamicObject>,
+    deployments: Api<Deployment>,
+    options: WaitOptions,
+    stats: Stats,
+}
+
+/// The `ApiResource` of SeldonDeployment at `version`.
+#[must_use]
+pub fn sdep_resource(version: &str) -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(GROUP, version, "SeldonDeployment"),
+        "seldondeployments",
+    )
+}
+
+impl Deployer {
+    /// A deployer for `namespace` with default [`WaitOptions`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), seldon_deploy::Error> {
+    /// use seldon_deploy::{Deployer, manifest, replicas::Target};
+    /// use tokio::time::{Duration, Instant};
+    ///
+    /// let conn = seldon_deploy::connect::connect(&Default::default()).await?;
+    /// let deployer = Deployer::new(conn.client, &conn.namespace);
+    /// let m = &manifest::load("examples/iris-v1alpha2.yaml")?[0];
+    /// let deadline = || Instant::now() + Duration::from_secs(300);
+    /// let h = deployer.create(m, deadline()).await?;
+    /// deployer.wait_ready(&h, Target::Initial, deadline(), &mut |_| {}).await?;
+    /// deployer.scale(&h, 2, deadline()).await?;
+    /// deployer.wait_ready(&h, Target::Replicas(2), deadline(), &mut |_| {}).await?;
+    /// deployer.delete(&h, deadline(), &mut |_| {}).await?;
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn new(client: Client, namespace: &str) -> Self {
+        Deployer {
+            sdeps: Api::namespaced_with(client.clone(), namespace, &sdep_resource("v1")),
+            deployments: Api::namespaced(client.clone(), namespace),
+            namespace: namespace.to_owned(),
+            client,
+            options: WaitOptions::default(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// Replaces the wait tuning.
+    #[must_use]
+    pub fn with_options(mut self, options: WaitOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The namespace this deployer works in.
+    #[must_use]
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The underlying client.
+    #[must_use]
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Watch and retry counters of this deployer (shared by its clones).
+    #[must_use]
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    fn op(&self, verb: &'static str, name: &str) -> Op {
+        Op::sdep(verb, &self.namespace, Some(name))
+    }
+
+    /// Creates the SeldonDeployment exactly as written, posting to the version the manifest
+    /// names with `fieldValidation=Strict` (unknown fields are rejected, not pruned).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Manifest`] if `metadata.namespace` conflicts; [`Error::Invalid`] (exit 2) with
+    /// the server's message for 400/422; [`Error::AlreadyExists`] (exit 3) if the name is
+    /// taken; [`Error::MissingCrd`] / [`Error::MissingNamespace`] / [`Error::Forbidden`] /
+    /// [`Error::Access`] for cluster problems.
+    pub async fn create(&self, manifest: &Manifest, deadline: Instant) -> Result<Handle> {
+        manifest.check_namespace(&self.namespace)?;
+        let url = format!(
+            "/apis/{GROUP}/{}/namespaces/{}/seldondeployments?fieldValidation=Strict&fieldManager={FIELD_MANAGER}",
+            manifest.version, self.namespace
+        );
+        let body = serde_json::to_vec(&manifest.object).map_err(|e| Error::Manifest {
+            source_name: manifest.origin(),
+            message: format!("cannot encode as JSON: {e}"),
+        })?;
+        let op = self.op("create", &manifest.name);
+        // A POST is retried only on answers proving it was not applied (429/503), so a lost
+        // response can never turn into "already exists" for our own object.
+        let created: Value = self
+            .retrying(deadline, false, || {
+                let req = http::Request::post(url.as_str())
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .body(body.clone())
+                    .expect("static request parts are valid");
+                self.client.request::<Value>(req)
+            })
+            .await
+            .map_err(|e| match Error::from_kube(e, &op) {
+                Error::MissingCrd { message, .. } => Error::MissingCrd {
+                    version: manifest.version.clone(),
+                    message,
+                },
+                other => other,
+            })?;
+        Handle::from_object(&created, &self.namespace)
+    }
+
+    /// Reads the SeldonDeployment as JSON.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] if it does not exist, or an access error.
+    pub async fn get(&self, name: &str, deadline: Instant) -> Result<Value> {
+        let obj = self
+            .retrying(deadline, true, || self.sdeps.get(name))
+            .await
+            .map_err(|e| Error::from_kube(e, &self.op("get", name)))?;
+        serde_json::to_value(obj).map_err(|e| Error::Config {
+            message: format!("cannot re-encode the object: {e}"),
+        })
+    }
+
+    /// Reads the SeldonDeployment and returns its [`Handle`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Deployer::get`].
+    pub async fn handle(&self, name: &str, deadline: Instant) -> Result<Handle> {
+        let obj = self.get(name, deadline).await?;
+        Handle::from_object(&obj, &self.namespace)
+    }
+
+    /// One-shot readiness: reads the SeldonDeployment and its Deployments once.
+    /// `replicas` overrides the counts from the object's own spec.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] or an access error.
+    pub async fn status(
+        &self,
+        name: &str,
+        replicas: Option<i32>,
+        deadline: Instant,
+    ) -> Result<(Handle, Readiness)> {
+        let obj = self.get(name, deadline).await?;
+        let handle = Handle::from_object(&obj, &self.namespace)?;
+        let lp = kube::api::ListParams::default().labels(SELDON_ID_LABEL);
+        let deps = self
+            .retrying(deadline, true, || self.deployments.list(&lp))
+            .await
+            .map_err(|e| {
+                Error::from_kube(e, &Op::other("list", "deployments.apps", &self.namespace))
+            })?;
+        let target = replicas.map_or(Target::Initial, Target::Replicas);
+        let r = readiness::evaluate(
+            Some(&obj),
+            &handle.uid,
+            &deps.items,
+            &replicas::components(&obj),
+            target,
+        );
+        Ok((handle, r))
+    }
+
+    /// Waits until the predicate in [`crate::readiness`] holds for `target`, watching the
+    /// SeldonDeployment and the namespace's Seldon Deployments.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] at `deadline` (with the last readiness summary);
+    /// [`Error::DeploymentFailed`] when `Failed` persists past the grace period;
+    /// [`Error::Gone`] when the object is deleted or replaced; a fatal watch error (403, …).
+    pub async fn wait_ready(
+        &self,
+        handle: &Handle,
+        target: Target,
+        deadline: Instant,
+        observer: Observer<'_>,
+    ) -> Result<Readiness> {
+        let started = Instant::now();
+        let phase = match target {
+            Target::Initial => "readiness at the manifest's replica counts".to_owned(),
+            Target::Replicas(n) => format!("readiness at {n} replicas"),
+        };
+        let mut views = Views::new(self, handle);
+        let mut last: Option<Readiness> = None;
+        let mut failed_since: Option<Instant> = None;
+        let mut hinted = false;
+        let hint_at = started + self.options.status_hint_after;
+
+        loop {
+            let failed_deadline = failed_since.map(|t| t + self.options.failed_grace);
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => {
+                    let detail = last.as_ref().map_or_else(
+                        || "no data from the API server yet".to_owned(),
+                        Readiness::summary,
+                    );
+                    return Err(Error::Timeout { phase, after: deadline - started, detail });
+                }
+                () = sleep_until_opt(failed_deadline) => {
+                    let description = last
+                        .as_ref()
+                        .and_then(|r| r.description.clone())
+                        .unwrap_or_else(|| "no description".into());
+                    return Err(Error::DeploymentFailed { name: handle.name.clone(), description });
+                }
+                () = tokio::time::sleep_until(hint_at), if !hinted => {
+                    hinted = true;
+                    if last.as_ref().is_none_or(|r| r.state.is_none()) {
+                        observer(WaitEvent::Hint(
+                            "the operator has not written any status yet: is it running, watching this \
+                             namespace, and does its CONTROLLER_ID match the seldon.io/controller-id label?",
+                        ));
+                    }
+                }
+                changed = views.next() => {
+                    if !changed? || !views.synced() {
+                        continue;
+                    }
+                    let sdep = views.sdep_json();
+                    let comps = sdep.as_ref().map(replicas::components).unwrap_or_default();
+                    let deps: Vec<Deployment> = views.deps.objects().cloned().collect();
+                    let r = readiness::evaluate(sdep.as_ref(), &handle.uid, &deps, &comps, target);
+                    if last.as_ref() != Some(&r) {
+                        observer(WaitEvent::Readiness(&r));
+                    }
+                    match r.verdict {
+                        Verdict::Ready => return Ok(r),
+                        Verdict::Gone => {
+                            return Err(Error::Gone {
+                                name: handle.name.clone(),
+                                uid: handle.uid.clone(),
+                                how: gone_how(r.reason.as_deref()),
+                            });
+                        }
+                        Verdict::Failed => {
+                            failed_since.get_or_insert_with(Instant::now);
+                        }
+                        Verdict::NotReady => failed_since = None,
+                    }
+                    last = Some(r);
+                }
+            }
+        }
+    }
+
+    /// Scales every component to `n` with a JSON Patch computed from a fresh read (see
+    /// [`crate::scale`]); on a conflict or a failed `test` it re-reads and retries with
+    /// bounded backoff.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Autoscaled`] for hpaSpec/kedaSpec components; [`Error::Gone`] if the object
+    /// was deleted or replaced; [`Error::Forbidden`] and other access errors.
+    pub async fn scale(&self, handle: &Handle, n: i32, deadline: Instant) -> Result<ScalePlan> {
+        let op = self.op("patch", &handle.name);
+        let mut delay = Duration::from_millis(10);
+        let gone = |how| Error::Gone {
+            name: handle.name.clone(),
+            uid: handle.uid.clone(),
+            how,
+        };
+        for attempt in 1..=MAX_SCALE_ATTEMPTS {
+            let live = match self.get(&handle.name, deadline).await {
+                Err(Error::NotFound { .. }) => return Err(gone("deleted")),
+                other => other?,
+            };
+            if live.pointer("/metadata/uid").and_then(Value::as_str) != Some(&handle.uid) {
+                return Err(gone("replaced"));
+            }
+            let plan = scale_patch(&live, n)?;
+            let pp = PatchParams {
+                field_manager: Some(FIELD_MANAGER.into()),
+                ..PatchParams::default()
+            };
+            let patch: Patch<()> = Patch::Json(plan.patch.clone());
+            match self
+                .retrying(deadline, true, || self.sdeps.patch(&handle.name, &pp, &patch))
+                .await
+            {
+                Ok(_) => return Ok(plan),
+                Err(kube::Error::Api(s)) if s.code == 404 => return Err(gone("deleted")),
+                Err(kube::Error::Api(s))
+                    if (s.code == 409 || (s.code == 422 && s.message.contains("test")))
+                        && attempt < MAX_SCALE_ATTEMPTS
+                        && Instant::now() + delay < deadline =>
+                {
+                    tracing::debug!(attempt, code = s.code, "scale conflict, re-reading: {}", s.message);
+                    self.stats.retry();
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 5).min(Duration::from_secs(2));
+                }
+                Err(e) => return Err(Error::from_kube(e, &op)),
+            }
+        }
+        Err(Error::Access {
+            op,
+            source: Box::new(kube::Error::Api(Box::new(
+                kube::core::Status::failure("the object kept changing; gave up after repeated conflicts", "Conflict")
+                    .with_code(409),
+            ))),
+        })
+    }
+
+    /// Deletes the object with foreground propagation and a UID precondition (a namesake
+    /// with another UID is never touched), then waits until it and its Deployments are gone.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] at `deadline` naming what remains; access errors (403 names the verb).
+    pub async fn delete(&self, handle: &Handle, deadline: Instant, observer: Observer<'_>) -> Result<()> {
+        let dp = DeleteParams {
+            propagation_policy: Some(PropagationPolicy::Foreground),
+            preconditions: Some(Preconditions {
+                uid: Some(handle.uid.clone()),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        match self
+            .retrying(deadline, true, || self.sdeps.delete(&handle.name, &dp))
+            .await
+        {
+            Ok(_) => {}
+            // Already gone, or the name now belongs to another object: ours is gone either way.
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {
+                tracing::debug!("delete: {}", s.message);
+            }
+            Err(e) => return Err(Error::from_kube(e, &self.op("delete", &handle.name))),
+        }
+        self.wait_gone(handle, deadline, observer).await
+    }
+
+    /// Waits until the object (by UID) and the Deployments it owned are gone.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] naming what remains, or a fatal watch error.
+    pub async fn wait_gone(&self, handle: &Handle, deadline: Instant, observer: Observer<'_>) -> Result<()> {
+        let started = Instant::now();
+        let mut views = Views::new(self, handle);
+        let mut remaining = String::from("no data from the API server yet");
+        let mut last: Option<(bool, Vec<String>)> = None;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => {
+                    return Err(Error::Timeout {
+                        phase: "deletion".into(),
+                        after: deadline - started,
+                        detail: remaining,
+                    });
+                }
+                changed = views.next() => {
+                    if !changed? || !views.synced() {
+                        continue;
+                    }
+                    let present = views.sdep_json().is_some_and(|o| {
+                        o.pointer("/metadata/uid").and_then(Value::as_str) == Some(handle.uid.as_str())
+                    });
+                    let left: Vec<String> = views
+                        .deps
+                        .objects()
+                        .filter(|d| readiness::owned_by(d, &handle.uid))
+                        .filter_map(|d| d.metadata.name.clone())
+                        .collect();
+                    if !present && left.is_empty() {
+                        return Ok(());
+                    }
+                    remaining = format!(
+                        "{}{} Deployment(s) left{}",
+                        if present { "SeldonDeployment still present; " } else { "" },
+                        left.len(),
+                        if left.is_empty() { String::new() } else { format!(": {}", left.join(", ")) }
+                    );
+                    let now = (present, left);
+                    if last.as_ref() != Some(&now) {
+                        observer(WaitEvent::Deleting { sdep_present: now.0, deployments: &now.1 });
+                        last = Some(now);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs `f` again after transient errors (429, 503, transport errors when `idempotent`),
+    /// sleeping the server's `retryAfterSeconds` if given, else an exponential backoff, while
+    /// the deadline allows.
+    async fn retrying<T, F, Fut>(&self, deadline: Instant, idempotent: bool, mut f: F) -> Result<T, kube::Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, kube::Error>>,
+    {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            match f().await {
+                Err(e) if is_transient(&e, idempotent) => {
+                    let wait = retry_after(&e).unwrap_or(backoff);
+                    if Instant::now() + wait >= deadline {
+                        return Err(e);
+                    }
+                    tracing::debug!(wait_ms = wait.as_millis() as u64, "transient API error, retrying: {e}");
+                    self.stats.retry();
+                    tokio::time::sleep(wait).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+fn gone_how(reason: Option<&str>) -> &'static str {
+    match reason {
+        Some("replaced") => "replaced",
+        Some("marked for deletion") => "marked for deletion",
+        _ => "deleted",
+    }
+}
+
+async fn sleep_until_opt(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The two watches a wait needs: the SeldonDeployment by name, and the namespace's Seldon
+/// Deployments (label `seldon-deployment-id` present; ownership is checked by UID later).
+struct Views {
+    stream: futures::stream::BoxStream<'static, Side>,
+    sdep: Snapshot<DynamicObject>,
+    deps: Snapshot<Deployment>,
+    name: String,
+    stats: Stats,
+    sdep_op: Op,
+    deps_op: Op,
+}
+
+enum Side {
+    Sdep(Result<kube::runtime::watcher::Event<DynamicObject>, kube::runtime::watcher::Error>),
+    Deps(Result<kube::runtime::watcher::Event<Deployment>, kube::runtime::watcher::Error>),
+}
+
+impl Views {
+    fn new(d: &Deployer, handle: &Handle) -> Self {
+        let sdeps = watch::stream(
+            d.sdeps.clone(),
+            watch::config().fields(&format!("metadata.name={}", handle.name)),
+        )
+        .map(Side::Sdep);
+        let deps = watch::stream(d.deployments.clone(), watch::config().labels(SELDON_ID_LABEL))
+            .map(Side::Deps);
+        Views {
+            stream: futures::stream::select(sdeps, deps).boxed(),
+            sdep: Snapshot::new(),
+            deps: Snapshot::new(),
+            name: handle.name.clone(),
+            stats: d.stats.clone(),
+            sdep_op: Op::sdep("watch", &d.namespace, Some(&handle.name)),
+            deps_op: Op::other("watch", "deployments.apps", &d.namespace),
+        }
+    }
+
+    /// Waits for the next watch item; `Ok(true)` if the view changed.
+    async fn next(&mut self) -> Result<bool> {
+        let Some(item) = self.stream.next().await else {
+            // The backoff-wrapped watcher never ends; treat it as "nothing changed".
+            return Ok(false);
+        };
+        let (err, op) = match item {
+            Side::Sdep(Ok(ev)) => return Ok(self.sdep.apply(ev, &self.stats)),
+            Side::Deps(Ok(ev)) => return Ok(self.deps.apply(ev, &self.stats)),
+            Side::Sdep(Err(e)) => (e, &self.sdep_op),
+            Side::Deps(Err(e)) => (e, &self.deps_op),
+        };
+        if let Some(fatal) = watch::fatal(&err, op) {
+            return Err(fatal);
+        }
+        self.stats.watch_error();
+        tracing::debug!("watch error (will retry): {err}");
+        Ok(false)
+    }
+
+    fn synced(&self) -> bool {
+        self.sdep.is_synced() && self.deps.is_synced()
+    }
+
+    fn sdep_json(&self) -> Option<Value> {
+        self.sdep
+            .get(&self.name)
+            .and_then(|o| serde_json::to_value(o).ok())
+    }
+}
