@@ -279,3 +279,70 @@ pub fn write_kubeconfig(dir: &Path, file: &str, value: &Value) -> PathBuf {
     std::fs::write(&path, serde_json::to_vec_pretty(value).unwrap()).expect("write kubeconfig");
     path
 }
+
+/// The apiserver's `host:port` from a kubeconfig's first cluster.
+pub fn apiserver_addr(kubeconfig: &Value) -> std::net::SocketAddr {
+    let server = kubeconfig["clusters"][0]["cluster"]["server"]
+        .as_str()
+        .expect("server");
+    server
+        .trim_start_matches("https://")
+        .parse()
+        .expect("server is https://IP:PORT")
+}
+
+/// A TCP proxy in front of the apiserver that drops every open connection at a fixed
+/// interval, as a flaky load balancer would.
+pub struct CuttingProxy {
+    /// Where clients connect.
+    pub addr: std::net::SocketAddr,
+    /// How many connections were cut so far.
+    pub cuts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl CuttingProxy {
+    /// Starts the proxy on 127.0.0.1 in the current runtime.
+    pub async fn start(upstream: std::net::SocketAddr, every: Duration) -> Self {
+        use std::sync::atomic::Ordering;
+        use std::sync::{Arc, Mutex};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let open: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let cuts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let accept_open = open.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                accept_open.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        let cut_cuts = cuts.clone();
+        let cutter = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                for task in open.lock().unwrap().drain(..) {
+                    if !task.is_finished() {
+                        task.abort();
+                        cut_cuts.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        });
+        CuttingProxy {
+            addr,
+            cuts,
+            tasks: vec![accept, cutter],
+        }
+    }
+}
+
+impl Drop for CuttingProxy {
+    fn drop(&mut self) {
+        self.tasks.iter().for_each(|t| t.abort());
+    }
+}

@@ -1,0 +1,276 @@
+//! End to end: identities, permissions and cluster access on the real apiserver (RBAC on).
+
+mod support;
+
+use base64::Engine as _;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::api::{Api, PostParams};
+use serde_json::{Value, json};
+use support::{Cluster, TestNamespace, describe, example, kubeconfig_json, write_kubeconfig};
+
+/// Everything the lifecycle needs, by resource.
+fn full_rules() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
+    let all = vec!["get", "list", "watch", "create", "patch", "update", "delete"];
+    vec![
+        ("machinelearning.seldon.io", "seldondeployments", all),
+        ("apps", "deployments", vec!["get", "list", "watch"]),
+        ("apps", "replicasets", vec!["get", "list", "watch"]),
+        ("", "pods", vec!["get", "list", "watch"]),
+        ("", "events", vec!["get", "list", "watch"]),
+        ("events.k8s.io", "events", vec!["get", "list", "watch"]),
+    ]
+}
+
+/// Mints a client-certificate user bound to a Role with `full_rules()` minus the `missing`
+/// (verb, resource) pairs and returns its kubeconfig.
+async fn restricted_user(
+    cluster: &Cluster,
+    ns: &TestNamespace,
+    user: &str,
+    missing: &[(&str, &str)],
+) -> String {
+    let kubeconfig = cluster.script(&["mint-user", user]);
+    let rules: Vec<Value> = full_rules()
+        .into_iter()
+        .map(|(group, resource, verbs)| {
+            let verbs: Vec<&str> = verbs
+                .into_iter()
+                .filter(|v| !missing.contains(&(*v, resource)))
+                .collect();
+            json!({"apiGroups": [group], "resources": [resource], "verbs": verbs})
+        })
+        .collect();
+    let role: Role =
+        serde_json::from_value(json!({"metadata": {"name": user}, "rules": rules})).unwrap();
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": user},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": user},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]
+    }))
+    .unwrap();
+    Api::<Role>::namespaced(ns.client.clone(), &ns.name)
+        .create(&PostParams::default(), &role)
+        .await
+        .unwrap();
+    Api::<RoleBinding>::namespaced(ns.client.clone(), &ns.name)
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    kubeconfig
+}
+
+fn run_as(kubeconfig: &str, ns: &str, timeout: &str) -> std::process::Output {
+    assert_cmd::Command::new(env!("CARGO_BIN_EXE_seldon-deploy"))
+        .env_remove("KUBECONFIG")
+        .args(["run", "-n", ns, "-f"])
+        .arg(example("spec-replicas.yaml"))
+        .args(["--timeout", timeout, "--kubeconfig", kubeconfig])
+        .timeout(std::time::Duration::from_secs(300))
+        .output()
+        .unwrap()
+}
+
+fn assert_names_denied(out: &std::process::Output, verb: &str, resource: &str, ns: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for word in [verb, resource, ns] {
+        assert!(stderr.contains(word), "message names {word:?}: {}", describe(out));
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn without_patch_the_scale_fails_with_exit_3_naming_the_verb_and_cleans_up() {
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("nopatch").await;
+    let user = format!("nopatch-{}", ns.name);
+    // The tool may scale with patch or update; deny both so either path is covered.
+    let denied = [("patch", "seldondeployments"), ("update", "seldondeployments")];
+    let kc = restricted_user(&cluster, &ns, &user, &denied).await;
+    let out = run_as(&kc, &ns.name, "1m");
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    assert_names_denied(&out, "patch", "seldondeployments", &ns.name);
+    ns.assert_nothing_left("seldon-scale").await;
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn without_delete_the_tool_names_the_object_it_could_not_delete() {
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("nodelete").await;
+    let user = format!("nodelete-{}", ns.name);
+    let kc = restricted_user(&cluster, &ns, &user, &[("delete", "seldondeployments")]).await;
+    let out = run_as(&kc, &ns.name, "1m");
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    assert_names_denied(&out, "delete", "seldondeployments", &ns.name);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("seldon-scale"), "names the object left: {}", describe(&out));
+    assert!(ns.get_sdep("seldon-scale").await.is_some(), "it could not be deleted");
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn without_watch_on_events_the_run_fails_naming_watch_events() {
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("noevents").await;
+    let user = format!("noevents-{}", ns.name);
+    let kc = restricted_user(&cluster, &ns, &user, &[("watch", "events")]).await;
+    let out = run_as(&kc, &ns.name, "1m");
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    assert_names_denied(&out, "watch", "events", &ns.name);
+    ns.assert_nothing_left("seldon-scale").await;
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn a_missing_namespace_is_exit_3_with_a_hint() {
+    let cluster = Cluster::get();
+    let out = run_as(
+        cluster.kubeconfig.to_str().unwrap(),
+        "no-such-namespace-e2e",
+        "30s",
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no-such-namespace-e2e"),
+        "{}",
+        describe(&out)
+    );
+}
+
+/// A variant of the admin kubeconfig, changed by `f`, in `dir`.
+fn variant(cluster: &Cluster, dir: &std::path::Path, f: impl FnOnce(&mut Value)) -> String {
+    let mut kc = kubeconfig_json(&cluster.kubeconfig);
+    f(&mut kc);
+    write_kubeconfig(dir, "config", &kc)
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+fn assert_access_error(kubeconfig: &str, hint: &str) {
+    let out = run_as(kubeconfig, "default", "20s");
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    assert!(stderr.contains(hint), "mentions {hint:?}: {}", describe(&out));
+    assert!(!stderr.contains("panicked"), "{}", describe(&out));
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn an_unreachable_apiserver_is_exit_3() {
+    let cluster = Cluster::get();
+    let tmp = tempfile::tempdir().unwrap();
+    let kc = variant(&cluster, tmp.path(), |kc| {
+        kc["clusters"][0]["cluster"]["server"] = json!("https://127.0.0.1:1");
+    });
+    assert_access_error(&kc, "127.0.0.1:1");
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn a_wrong_ca_is_exit_3_naming_tls() {
+    let cluster = Cluster::get();
+    let tmp = tempfile::tempdir().unwrap();
+    let wrong_ca = cluster.state_dir().join("pki/client-ca.crt");
+    let kc = variant(&cluster, tmp.path(), |kc| {
+        kc["clusters"][0]["cluster"]["certificate-authority"] = json!(wrong_ca);
+    });
+    assert_access_error(&kc, "certificate");
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn an_invalid_token_is_exit_3_naming_authentication() {
+    let cluster = Cluster::get();
+    let tmp = tempfile::tempdir().unwrap();
+    let kc = variant(&cluster, tmp.path(), |kc| {
+        kc["users"][0]["user"]["token"] = json!("not-a-valid-token-0123456789");
+    });
+    assert_access_error(&kc, "unauthorized");
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn insecure_skip_tls_verify_prints_a_warning() {
+    let cluster = Cluster::get();
+    let tmp = tempfile::tempdir().unwrap();
+    let kc = variant(&cluster, tmp.path(), |kc| {
+        let c = kc["clusters"][0]["cluster"].as_object_mut().unwrap();
+        c.remove("certificate-authority");
+        c.insert("insecure-skip-tls-verify".into(), json!(true));
+    });
+    let out = assert_cmd::Command::new(env!("CARGO_BIN_EXE_seldon-deploy"))
+        .env_remove("KUBECONFIG")
+        .args(["status", "anything", "-n", "default", "--kubeconfig", &kc])
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    assert!(
+        stderr.contains("insecure"),
+        "warns about skipped TLS verification: {}",
+        describe(&out)
+    );
+}
+
+/// Runs the whole lifecycle at maximum verbosity and returns everything it printed.
+fn verbose_run(kubeconfig: &str, ns: &str) -> String {
+    let out = assert_cmd::Command::new(env!("CARGO_BIN_EXE_seldon-deploy"))
+        .env_remove("KUBECONFIG")
+        .env("RUST_LOG", "trace")
+        .args(["run", "-vvv", "-n", ns, "-f"])
+        .arg(example("spec-replicas.yaml"))
+        .args(["--timeout", "2m", "--kubeconfig", kubeconfig])
+        .timeout(std::time::Duration::from_secs(300))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn a_bearer_token_never_appears_in_the_output() {
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("token").await;
+    let kc = kubeconfig_json(&cluster.kubeconfig);
+    let token = kc["users"][0]["user"]["token"].as_str().unwrap().to_string();
+    let printed = verbose_run(cluster.kubeconfig.to_str().unwrap(), &ns.name);
+    assert!(printed.len() > 200, "verbose output is not empty");
+    assert!(!printed.contains(&token), "the token leaked into the output");
+    assert!(!printed.contains(&token[..12]), "part of the token leaked");
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn client_key_material_never_appears_in_the_output() {
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("cert").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let users = cluster.state_dir().join("users");
+    let key = std::fs::read_to_string(users.join("admin-cert.key")).unwrap();
+    let crt = std::fs::read_to_string(users.join("admin-cert.crt")).unwrap();
+    let encode = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let kc = variant(&cluster, tmp.path(), |kc| {
+        kc["users"][0]["user"] = json!({
+            "client-certificate-data": encode(crt.as_bytes()),
+            "client-key-data": encode(key.as_bytes()),
+        });
+    });
+    let printed = verbose_run(&kc, &ns.name);
+    let key_body: Vec<&str> = key.lines().filter(|l| !l.starts_with("-----")).collect();
+    for line in &key_body {
+        assert!(!printed.contains(line), "a line of the private key leaked");
+    }
+    let key_b64 = encode(key.as_bytes());
+    assert!(!printed.contains(&key_b64[..40]), "the base64 key leaked");
+    ns.cleanup().await;
+}
