@@ -274,3 +274,30 @@ async fn client_key_material_never_appears_in_the_output() {
     assert!(!printed.contains(&key_b64[..40]), "the base64 key leaked");
     ns.cleanup().await;
 }
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn a_cluster_without_the_crd_is_exit_3_with_a_hint() {
+    let cluster = Cluster::get();
+    // A second, bare cluster: etcd and kube-apiserver only, so no SeldonDeployment CRD.
+    let state = tempfile::tempdir().unwrap();
+    let script = |arg: &str| {
+        std::process::Command::new(&cluster.script)
+            .args(arg.split(' '))
+            .env("SDEP_TESTENV_DIR", state.path())
+            .output()
+            .unwrap()
+    };
+    let up = script("up --bare");
+    assert!(up.status.success(), "bare cluster: {}", describe(&up));
+    let out = run_as(
+        state.path().join("admin.kubeconfig").to_str().unwrap(),
+        "default",
+        "20s",
+    );
+    script("down");
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("seldondeployments"), "names the missing resource: {}", describe(&out));
+    assert!(stderr.to_lowercase().contains("seldon core"), "hints at installing Seldon Core: {}", describe(&out));
+}
