@@ -10,10 +10,13 @@
 
 pub mod connect;
 pub mod error;
+pub mod events;
 pub mod lifecycle;
 pub mod manifest;
 pub mod readiness;
 pub mod replicas;
+pub mod report;
+pub mod run;
 pub mod scale;
 pub mod watch;
 

@@ -1,0 +1,415 @@
+//! Following the Events about a SeldonDeployment and its children.
+//!
+//! Events about child Deployments, ReplicaSets and Pods point at those objects, not at the
+//! SeldonDeployment, and carry no labels. So one namespace-wide Event watch runs next to a
+//! watch of the namespace's Seldon Deployments, and an Event is kept when its involved object
+//! is:
+//! - the SeldonDeployment (by UID; by name when the event has no UID);
+//! - a Deployment owned by it (by UID or name), or one of the Deployment names predicted from
+//!   the manifest;
+//! - a ReplicaSet or Pod whose name starts with `<one of those Deployment names>-`.
+//!
+//! Events older than `since` (the object's creation time, server clock) are dropped, so a
+//! namesake's history is not replayed. Relists re-deliver everything; an Event is emitted again
+//! only when its resourceVersion changed (its count went up). Candidates that might belong to a
+//! Deployment not seen yet are held briefly and re-checked when one appears.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+
+use futures::stream::{self, BoxStream, StreamExt};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Event;
+use k8s_openapi::jiff::Timestamp;
+use kube::Client;
+use kube::api::Api;
+use kube::runtime::watcher;
+use serde::Serialize;
+
+use crate::error::{Error, Op, Result};
+use crate::readiness::owned_by;
+use crate::watch::{self, SELDON_ID_LABEL, Stats};
+
+/// Candidates kept while waiting to learn about their Deployment.
+const MAX_PENDING: usize = 512;
+
+/// One Event, flattened for printing and reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventRecord {
+    /// Last time it happened (RFC 3339), if the Event says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+    /// `Normal` or `Warning`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// Reason, e.g. `CreateDeployment`, `ScalingReplicaSet`, `FailedScheduling`.
+    pub reason: String,
+    /// Reporting component, e.g. `seldon-controller-manager`, `deployment-controller`.
+    pub source: String,
+    /// Involved object as `Kind/name`.
+    pub object: String,
+    /// Message.
+    pub message: String,
+    /// How many times it happened (aggregated by the recorder).
+    pub count: i32,
+}
+
+impl EventRecord {
+    fn from_event(e: &Event) -> Self {
+        let time = e
+            .last_timestamp
+            .as_ref()
+            .map(|t| t.0)
+            .or_else(|| e.series.as_ref().and_then(|s| s.last_observed_time.as_ref()).map(|t| t.0))
+            .or_else(|| e.event_time.as_ref().map(|t| t.0))
+            .or_else(|| e.metadata.creation_timestamp.as_ref().map(|t| t.0));
+        let source = e
+            .reporting_component
+            .clone()
+            .filter(|s| !s.is_empty())
+            .or_else(|| e.source.as_ref().and_then(|s| s.component.clone()))
+            .unwrap_or_default();
+        let count = e
+            .series
+            .as_ref()
+            .and_then(|s| s.count)
+            .or(e.count)
+            .unwrap_or(1);
+        EventRecord {
+            time: time.map(|t| t.to_string()),
+            type_: e.type_.clone().unwrap_or_else(|| "Normal".into()),
+            reason: e.reason.clone().unwrap_or_default(),
+            source,
+            object: format!(
+                "{}/{}",
+                e.involved_object.kind.as_deref().unwrap_or("?"),
+                e.involved_object.name.as_deref().unwrap_or("?")
+            ),
+            message: e.message.clone().unwrap_or_default().trim_end().to_owned(),
+            count,
+        }
+    }
+}
+
+impl std::fmt::Display for EventRecord {
+    /// `Warning FailedScheduling default-scheduler Pod/x-1: 0/1 nodes are available (x3)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} {} {}: {}",
+            self.type_, self.reason, self.source, self.object, self.message
+        )?;
+        if self.count > 1 {
+            write!(f, " (x{})", self.count)?;
+        }
+        Ok(())
+    }
+}
+
+/// Which Events to follow.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// SeldonDeployment name.
+    pub name: String,
+    /// Its UID.
+    pub uid: String,
+    /// Drop Events last seen before this instant (use the object's creation time).
+    pub since: Option<Timestamp>,
+    /// Emit matching Events that already exist when the watch starts (true right after a
+    /// create, so nothing between the create and the watch is lost; false to show only new ones).
+    pub replay_existing: bool,
+    /// Child Deployment names predicted from the manifest, known before the operator acts.
+    pub deployment_names: Vec<String>,
+}
+
+/// The relevance rule, separate from the watching so it can be tested.
+#[derive(Debug, Clone, Default)]
+pub struct Relevance {
+    name: String,
+    uid: String,
+    deployment_names: BTreeSet<String>,
+    deployment_uids: BTreeSet<String>,
+}
+
+impl Relevance {
+    /// A rule for the SeldonDeployment `name`/`uid` and predicted child names.
+    #[must_use]
+    pub fn new(filter: &EventFilter) -> Self {
+        Relevance {
+            name: filter.name.clone(),
+            uid: filter.uid.clone(),
+            deployment_names: filter.deployment_names.iter().cloned().collect(),
+            deployment_uids: BTreeSet::new(),
+        }
+    }
+
+    /// Records a Deployment if it is owned by the SeldonDeployment; returns whether it was new.
+    pub fn learn(&mut self, d: &Deployment) -> bool {
+        if !owned_by(d, &self.uid) {
+            return false;
+        }
+        let mut new = false;
+        if let Some(n) = &d.metadata.name {
+            new |= self.deployment_names.insert(n.clone());
+        }
+        if let Some(u) = &d.metadata.uid {
+            new |= self.deployment_uids.insert(u.clone());
+        }
+        new
+    }
+
+    /// Whether the Event is about the SeldonDeployment or one of its children.
+    #[must_use]
+    pub fn matches(&self, e: &Event) -> bool {
+        let io = &e.involved_object;
+        let name = io.name.as_deref().unwrap_or_default();
+        let uid = io.uid.as_deref().unwrap_or_default();
+        match io.kind.as_deref().unwrap_or_default() {
+            "SeldonDeployment" => uid == self.uid || (uid.is_empty() && name == self.name),
+            "Deployment" => {
+                self.deployment_uids.contains(uid) || self.deployment_names.contains(name)
+            }
+            "ReplicaSet" | "Pod" => self.deployment_names.iter().any(|d| {
+                name.len() > d.len() && name.starts_with(d.as_str()) && name.as_bytes()[d.len()] == b'-'
+            }),
+            _ => false,
+        }
+    }
+
+    /// Whether the Event could match once more Deployments are known.
+    fn could_match_later(e: &Event) -> bool {
+        matches!(
+            e.involved_object.kind.as_deref(),
+            Some("Deployment" | "ReplicaSet" | "Pod")
+        )
+    }
+}
+
+fn last_seen(e: &Event) -> Option<Timestamp> {
+    e.last_timestamp
+        .as_ref()
+        .map(|t| t.0)
+        .or_else(|| e.series.as_ref().and_then(|s| s.last_observed_time.as_ref()).map(|t| t.0))
+        .or_else(|| e.event_time.as_ref().map(|t| t.0))
+        .or_else(|| e.metadata.creation_timestamp.as_ref().map(|t| t.0))
+}
+
+enum Input {
+    Event(Result<watcher::Event<Event>, watcher::Error>),
+    Deployment(Result<watcher::Event<Deployment>, watcher::Error>),
+}
+
+struct Follower {
+    input: BoxStream<'static, Input>,
+    filter: EventFilter,
+    relevance: Relevance,
+    seen: HashMap<String, String>,
+    pending: VecDeque<Event>,
+    out: VecDeque<EventRecord>,
+    first_list_done: bool,
+    stats: Stats,
+    events_op: Op,
+    deps_op: Op,
+    failed: bool,
+}
+
+impl Follower {
+    fn on_event(&mut self, ev: watcher::Event<Event>) {
+        match ev {
+            watcher::Event::InitApply(e) => {
+                let replay = self.first_list_done || self.filter.replay_existing;
+                self.consider(e, replay);
+            }
+            watcher::Event::Apply(e) => self.consider(e, true),
+            watcher::Event::InitDone => self.first_list_done = true,
+            watcher::Event::Init | watcher::Event::Delete(_) => {}
+        }
+    }
+
+    fn consider(&mut self, e: Event, emit: bool) {
+        let uid = e.metadata.uid.clone().unwrap_or_default();
+        let rv = e.metadata.resource_version.clone().unwrap_or_default();
+        if self.seen.get(&uid) == Some(&rv) {
+            return;
+        }
+        self.seen.insert(uid, rv);
+        if !emit {
+            return;
+        }
+        if let (Some(since), Some(at)) = (self.filter.since, last_seen(&e)) {
+            if at < since {
+                return;
+            }
+        }
+        if self.relevance.matches(&e) {
+            self.out.push_back(EventRecord::from_event(&e));
+        } else if Relevance::could_match_later(&e) {
+            if self.pending.len() >= MAX_PENDING {
+                self.pending.pop_front();
+            }
+            self.pending.push_back(e);
+        }
+    }
+
+    fn on_deployment(&mut self, ev: watcher::Event<Deployment>) {
+        let learned = match &ev {
+            watcher::Event::Apply(d) | watcher::Event::InitApply(d) => self.relevance.learn(d),
+            _ => false,
+        };
+        if learned {
+            let pending = std::mem::take(&mut self.pending);
+            for e in pending {
+                if self.relevance.matches(&e) {
+                    self.out.push_back(EventRecord::from_event(&e));
+                } else {
+                    self.pending.push_back(e);
+                }
+            }
+        }
+    }
+
+    /// Handles a watch error: `Some` when it is fatal.
+    fn on_error(&mut self, err: &watcher::Error, events: bool) -> Option<Error> {
+        let op = if events { &self.events_op } else { &self.deps_op };
+        if let Some(f) = watch::fatal(err, op) {
+            return Some(f);
+        }
+        self.stats.watch_error();
+        tracing::debug!("event watch error (will retry): {err}");
+        None
+    }
+}
+
+/// Follows the Events selected by `filter` in `namespace`, forever (drop the stream to stop).
+///
+/// Yields an `Err` (and then ends) only for errors retrying cannot fix, such as a 403 on
+/// listing or watching Events; the message names the verb, resource and namespace.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn demo(client: kube::Client) {
+/// use futures::StreamExt;
+/// use seldon_deploy::events::{follow, EventFilter};
+///
+/// let filter = EventFilter { name: "iris".into(), uid: "…".into(), ..Default::default() };
+/// let mut events = follow(client, "seldon", filter, Default::default());
+/// while let Some(Ok(e)) = events.next().await {
+///     println!("{e}");
+/// }
+/// # }
+/// ```
+pub fn follow(
+    client: Client,
+    namespace: &str,
+    filter: EventFilter,
+    stats: Stats,
+) -> BoxStream<'static, Result<EventRecord>> {
+    let events = watch::stream(
+        Api::<Event>::namespaced(client.clone(), namespace),
+        watch::config().any_semantic(),
+    )
+    .map(Input::Event);
+    let deps = watch::stream(
+        Api::<Deployment>::namespaced(client, namespace),
+        watch::config().labels(SELDON_ID_LABEL),
+    )
+    .map(Input::Deployment);
+    let follower = Follower {
+        input: stream::select(events, deps).boxed(),
+        relevance: Relevance::new(&filter),
+        filter,
+        seen: HashMap::new(),
+        pending: VecDeque::new(),
+        out: VecDeque::new(),
+        first_list_done: false,
+        stats,
+        events_op: Op::other("watch", "events", namespace),
+        deps_op: Op::other("watch", "deployments.apps", namespace),
+        failed: false,
+    };
+    stream::unfold(follower, |mut f| async move {
+        loop {
+            if let Some(r) = f.out.pop_front() {
+                return Some((Ok(r), f));
+            }
+            if f.failed {
+                return None;
+            }
+            let fatal = match f.input.next().await? {
+                Input::Event(Ok(ev)) => {
+                    f.on_event(ev);
+                    None
+                }
+                Input::Deployment(Ok(ev)) => {
+                    f.on_deployment(ev);
+                    None
+                }
+                Input::Event(Err(e)) => f.on_error(&e, true),
+                Input::Deployment(Err(e)) => f.on_error(&e, false),
+            };
+            if let Some(e) = fatal {
+                f.failed = true;
+                return Some((Err(e), f));
+            }
+        }
+    })
+    .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(kind: &str, name: &str, uid: &str) -> Event {
+        serde_json::from_value(json!({
+            "metadata": {"name": "e", "uid": "e1", "resourceVersion": "1"},
+            "involvedObject": {"kind": kind, "name": name, "uid": uid},
+            "reason": "R", "message": "m", "type": "Normal", "count": 3,
+            "source": {"component": "deployment-controller"},
+            "lastTimestamp": "2026-01-01T00:00:10Z"
+        }))
+        .unwrap()
+    }
+
+    fn rel() -> Relevance {
+        Relevance::new(&EventFilter {
+            name: "iris".into(),
+            uid: "sdep-uid".into(),
+            deployment_names: vec!["iris-default-0-classifier".into()],
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn relevance_rule() {
+        let mut r = rel();
+        assert!(r.matches(&event("SeldonDeployment", "iris", "sdep-uid")));
+        assert!(!r.matches(&event("SeldonDeployment", "iris", "old-uid")));
+        assert!(r.matches(&event("SeldonDeployment", "iris", "")));
+        assert!(r.matches(&event("Deployment", "iris-default-0-classifier", "d")));
+        assert!(r.matches(&event("ReplicaSet", "iris-default-0-classifier-5d8f", "")));
+        assert!(r.matches(&event("Pod", "iris-default-0-classifier-5d8f-abcde", "")));
+        assert!(!r.matches(&event("Pod", "iris-default-0-classifierx-1", "")));
+        assert!(!r.matches(&event("Pod", "other-1", "")));
+
+        let d: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "seldon-abc", "uid": "dep-uid",
+                "ownerReferences": [{"apiVersion": "v1", "kind": "SeldonDeployment", "name": "iris", "uid": "sdep-uid"}]},
+            "spec": {"selector": {}, "template": {}}
+        }))
+        .unwrap();
+        assert!(r.learn(&d));
+        assert!(!r.learn(&d));
+        assert!(r.matches(&event("Pod", "seldon-abc-77-x", "")));
+    }
+
+    #[test]
+    fn record_formatting() {
+        let r = EventRecord::from_event(&event("Pod", "p-1", ""));
+        assert_eq!(r.to_string(), "Normal R deployment-controller Pod/p-1: m (x3)");
+        assert_eq!(r.time.as_deref(), Some("2026-01-01T00:00:10Z"));
+        let j = serde_json::to_value(&r).unwrap();
+        assert_eq!(j["type"], "Normal");
+    }
+}

@@ -1,0 +1,588 @@
+//! The lifecycle driver: runs steps as timed phases, streams events and progress, and cleans
+//! up what it created on failure, timeout or interruption.
+//!
+//! Clean-up rules:
+//! - only an object this run created is ever deleted, and only by its UID;
+//! - if the create fails (including "already exists"), nothing is deleted;
+//! - with `keep`, nothing is deleted and the report says how to delete later;
+//! - if the object was removed by someone else, there is nothing to clean up;
+//! - the clean-up delete gets its own bounded deadline and is not cancelled by the first
+//!   interrupt (the CLI exits at once on a second one, printing the [`Ledger`]).
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::jiff::Timestamp;
+use serde::Serialize;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, Result, Signal};
+use crate::events::{self, EventFilter, EventRecord};
+use crate::lifecycle::{Deployer, Handle, WaitEvent};
+use crate::manifest::Manifest;
+use crate::readiness::Readiness;
+use crate::replicas::Target;
+use crate::report::{PhaseRecord, PhaseTimer, Report, Summary};
+
+/// How long events are still collected after the last step.
+const EVENT_DRAIN: Duration = Duration::from_millis(300);
+
+/// Options of a run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Replica count to scale to (default 2).
+    pub replicas: i32,
+    /// Bound on each phase (default 5 minutes).
+    pub timeout: Duration,
+    /// Skip the final delete and any clean-up.
+    pub keep: bool,
+    /// Bound on the clean-up delete after a failure or interrupt (default 30 s).
+    pub cleanup_timeout: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            replicas: 2,
+            timeout: Duration::from_secs(300),
+            keep: false,
+            cleanup_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// One step of a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Create from the manifest (`create`).
+    Create,
+    /// Wait for readiness (`wait-ready` for the manifest's counts, `wait-scaled` for N).
+    Wait(Target),
+    /// Scale every component to N (`scale`).
+    Scale(i32),
+    /// Delete and wait until gone (`delete`).
+    Delete,
+}
+
+impl Step {
+    /// The phase name used in output and reports.
+    #[must_use]
+    pub fn phase_name(self) -> &'static str {
+        match self {
+            Step::Create => "create",
+            Step::Wait(Target::Initial) => "wait-ready",
+            Step::Wait(Target::Replicas(_)) => "wait-scaled",
+            Step::Scale(_) => "scale",
+            Step::Delete => "delete",
+        }
+    }
+}
+
+/// The full lifecycle: create, wait, scale to `n`, wait, delete.
+#[must_use]
+pub fn lifecycle_steps(n: i32, keep: bool) -> Vec<Step> {
+    let mut s = vec![
+        Step::Create,
+        Step::Wait(Target::Initial),
+        Step::Scale(n),
+        Step::Wait(Target::Replicas(n)),
+    ];
+    if !keep {
+        s.push(Step::Delete);
+    }
+    s
+}
+
+/// What the steps act on.
+#[derive(Debug, Clone, Copy)]
+pub enum Subject<'a> {
+    /// A manifest to create (plans starting with [`Step::Create`]).
+    Manifest(&'a Manifest),
+    /// An existing object, by name.
+    Existing(&'a str),
+}
+
+/// Cancels a run and remembers which signal did it.
+#[derive(Debug, Clone, Default)]
+pub struct Interrupt {
+    token: CancellationToken,
+    signal: Arc<OnceLock<Signal>>,
+}
+
+impl Interrupt {
+    /// A fresh, untriggered interrupt.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Triggers it (the first signal wins).
+    pub fn trigger(&self, signal: Signal) {
+        let _ = self.signal.set(signal);
+        self.token.cancel();
+    }
+
+    /// The signal, once triggered.
+    #[must_use]
+    pub fn signal(&self) -> Option<Signal> {
+        self.signal.get().copied()
+    }
+
+    /// Completes when triggered.
+    pub async fn triggered(&self) {
+        self.token.cancelled().await;
+    }
+}
+
+/// Objects created and not yet deleted, for the "left behind" message on a hard exit.
+#[derive(Debug, Clone, Default)]
+pub struct Ledger(Arc<Mutex<Vec<Handle>>>);
+
+impl Ledger {
+    fn add(&self, h: &Handle) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push(h.clone());
+        }
+    }
+
+    fn remove(&self, h: &Handle) {
+        if let Ok(mut v) = self.0.lock() {
+            v.retain(|x| x.uid != h.uid);
+        }
+    }
+
+    /// What is currently left behind, as `seldondeployment/NAME -n NAMESPACE (uid …)`.
+    #[must_use]
+    pub fn describe(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .map(|v| v.iter().map(describe).collect())
+            .unwrap_or_default()
+    }
+}
+
+fn describe(h: &Handle) -> String {
+    format!("seldondeployment/{} -n {} (uid {})", h.name, h.namespace, h.uid)
+}
+
+/// A progress message from a run, tagged with the SeldonDeployment's name.
+#[derive(Debug, Clone)]
+pub struct Update {
+    /// SeldonDeployment name.
+    pub deployment: String,
+    /// What happened.
+    pub kind: UpdateKind,
+}
+
+/// Kinds of [`Update`].
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub enum UpdateKind {
+    /// A phase began.
+    PhaseStarted(String),
+    /// New readiness evaluation during a wait.
+    Readiness {
+        /// Phase name.
+        phase: String,
+        /// The evaluation.
+        readiness: Readiness,
+    },
+    /// Deletion progress.
+    Deleting {
+        /// Phase name.
+        phase: String,
+        /// The object itself still exists.
+        sdep_present: bool,
+        /// Owned Deployments left.
+        deployments: Vec<String>,
+    },
+    /// Advice for the user.
+    Hint(String),
+    /// An Event.
+    Event(EventRecord),
+    /// A phase ended.
+    PhaseFinished(PhaseRecord),
+}
+
+/// Everything a run needs besides its subject and options.
+#[derive(Clone)]
+pub struct Context {
+    /// The deployer (client + namespace).
+    pub deployer: Deployer,
+    /// Cancellation.
+    pub interrupt: Interrupt,
+    /// Objects created and not yet deleted.
+    pub ledger: Ledger,
+    /// Where progress goes (`None`: nowhere).
+    pub updates: Option<UnboundedSender<Update>>,
+}
+
+impl Context {
+    /// A context without progress output.
+    #[must_use]
+    pub fn new(deployer: Deployer) -> Self {
+        Context {
+            deployer,
+            interrupt: Interrupt::new(),
+            ledger: Ledger::default(),
+            updates: None,
+        }
+    }
+
+    fn send(&self, deployment: &str, kind: UpdateKind) {
+        if let Some(tx) = &self.updates {
+            let _ = tx.send(Update {
+                deployment: deployment.to_owned(),
+                kind,
+            });
+        }
+    }
+}
+
+/// Runs the full lifecycle of one manifest.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), seldon_deploy::Error> {
+/// use seldon_deploy::{connect, manifest, run, Deployer};
+///
+/// let conn = connect::connect(&Default::default()).await?;
+/// let ctx = run::Context::new(Deployer::new(conn.client, &conn.namespace));
+/// let m = &manifest::load("examples/spec-replicas.yaml")?[0];
+/// let report = run::run(&ctx, m, &run::RunOptions::default()).await;
+/// println!("{}", serde_json::to_string_pretty(&report).unwrap());
+/// # Ok(()) }
+/// ```
+pub async fn run(ctx: &Context, manifest: &Manifest, opts: &RunOptions) -> Report {
+    let steps = lifecycle_steps(opts.replicas, opts.keep);
+    execute(ctx, Subject::Manifest(manifest), &steps, opts).await
+}
+
+/// Runs the full lifecycle of several manifests, at most `concurrency` at a time. Each is
+/// isolated: one failing does not stop the others.
+pub async fn run_many(
+    ctx: &Context,
+    manifests: &[Manifest],
+    opts: &RunOptions,
+    concurrency: usize,
+) -> Summary {
+    let reports: Vec<Report> = futures::stream::iter(manifests.iter())
+        .map(|m| run(ctx, m, opts))
+        .buffered(concurrency.max(1))
+        .collect()
+        .await;
+    Summary::new(reports)
+}
+
+/// Background event collection for one run.
+struct EventTask {
+    collected: Arc<Mutex<Vec<EventRecord>>>,
+    failed: CancellationToken,
+    error: Arc<Mutex<Option<Error>>>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl EventTask {
+    fn start(ctx: &Context, handle: &Handle, predicted: Vec<String>, replay: bool) -> Self {
+        let since = handle
+            .created_at
+            .as_deref()
+            .and_then(|s| s.parse::<Timestamp>().ok());
+        let since = if replay { since } else { Some(Timestamp::now()) };
+        let filter = EventFilter {
+            name: handle.name.clone(),
+            uid: handle.uid.clone(),
+            since,
+            replay_existing: replay,
+            deployment_names: predicted,
+        };
+        let mut stream = events::follow(
+            ctx.deployer.client().clone(),
+            ctx.deployer.namespace(),
+            filter,
+            ctx.deployer.stats().clone(),
+        );
+        let collected = Arc::new(Mutex::new(Vec::new()));
+        let failed = CancellationToken::new();
+        let error = Arc::new(Mutex::new(None));
+        let (c2, f2, e2, ctx2, name) = (
+            collected.clone(),
+            failed.clone(),
+            error.clone(),
+            ctx.clone(),
+            handle.name.clone(),
+        );
+        let handle = tokio::spawn(async move {
+            while let Some(item) = stream.next().await {
+                match item {
+                    Ok(ev) => {
+                        ctx2.send(&name, UpdateKind::Event(ev.clone()));
+                        if let Ok(mut v) = c2.lock() {
+                            v.push(ev);
+                        }
+                    }
+                    Err(e) => {
+                        if let Ok(mut slot) = e2.lock() {
+                            *slot = Some(e);
+                        }
+                        f2.cancel();
+                        return;
+                    }
+                }
+            }
+        });
+        EventTask {
+            collected,
+            failed,
+            error,
+            handle,
+        }
+    }
+
+    fn take_error(&self) -> Error {
+        self.error
+            .lock()
+            .ok()
+            .and_then(|mut e| e.take())
+            .unwrap_or_else(|| Error::Config {
+                message: "the event watch failed".into(),
+            })
+    }
+
+    async fn stop(self, drain: bool) -> Vec<EventRecord> {
+        if drain {
+            tokio::time::sleep(EVENT_DRAIN).await;
+        }
+        self.handle.abort();
+        let _ = self.handle.await;
+        self.collected
+            .lock()
+            .map(|v| v.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// Runs `steps` on `subject` as timed phases, with events, clean-up and a report.
+///
+/// A plan on an [`Subject::Existing`] object never deletes anything unless it contains
+/// [`Step::Delete`]; a plan with [`Step::Create`] cleans up on failure unless `opts.keep`.
+pub async fn execute(
+    ctx: &Context,
+    subject: Subject<'_>,
+    steps: &[Step],
+    opts: &RunOptions,
+) -> Report {
+    let d = &ctx.deployer;
+    let name = match subject {
+        Subject::Manifest(m) => m.name.clone(),
+        Subject::Existing(n) => n.to_owned(),
+    };
+    let mut report = Report::new(&name, d.namespace());
+    if let Subject::Manifest(m) = subject {
+        report.source = Some(m.origin());
+    }
+    let predicted: Vec<String> = match subject {
+        Subject::Manifest(m) => m
+            .components
+            .iter()
+            .filter_map(|c| c.deployment_name.clone())
+            .collect(),
+        Subject::Existing(_) => Vec::new(),
+    };
+
+    let mut handle: Option<Handle> = None;
+    let mut events: Option<EventTask> = None;
+    let mut created = false;
+    let mut deleted = false;
+    let mut failure: Option<Error> = None;
+
+    if let Subject::Existing(n) = subject {
+        match d.handle(n, Instant::now() + opts.timeout).await {
+            Ok(h) => {
+                events = Some(EventTask::start(ctx, &h, predicted.clone(), false));
+                handle = Some(h);
+            }
+            Err(e) => failure = Some(e),
+        }
+    }
+
+    for step in steps {
+        if failure.is_some() {
+            break;
+        }
+        if let Some(sig) = ctx.interrupt.signal() {
+            failure = Some(Error::Interrupted { signal: sig });
+            break;
+        }
+        let phase = step.phase_name();
+        ctx.send(&name, UpdateKind::PhaseStarted(phase.into()));
+        let timer = PhaseTimer::start(phase);
+        let deadline = Instant::now() + opts.timeout;
+        let result: Result<Option<String>> = match (step, subject, handle.clone()) {
+            (Step::Create, Subject::Manifest(m), _) => {
+                // Not cancellable: dropping an in-flight POST could leave an object we do not
+                // know about. The interrupt is honoured right after it returns.
+                match d.create(m, deadline).await {
+                    Ok(h) => {
+                        ctx.ledger.add(&h);
+                        created = true;
+                        report.uid = Some(h.uid.clone());
+                        events = Some(EventTask::start(ctx, &h, predicted.clone(), true));
+                        let detail = format!("uid {}", h.uid);
+                        handle = Some(h);
+                        Ok(Some(detail))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            (Step::Create, Subject::Existing(_), _) => {
+                Err(Error::Usage("create needs a manifest".into()))
+            }
+            (_, _, None) => Err(Error::Usage("no object to act on".into())),
+            (Step::Wait(target), _, Some(h)) => {
+                let mut last: Option<Readiness> = None;
+                let mut obs = |ev: WaitEvent<'_>| forward(ctx, &name, phase, ev, &mut last);
+                let r = cancellable(ctx, events.as_ref(), d.wait_ready(&h, *target, deadline, &mut obs)).await;
+                report.final_status = match &r {
+                    Ok(r) => Some(r.clone()),
+                    Err(_) => last.or(report.final_status.take()),
+                };
+                r.map(|_| None)
+            }
+            (Step::Scale(n), _, Some(h)) => {
+                cancellable(ctx, events.as_ref(), d.scale(&h, *n, deadline))
+                    .await
+                    .map(|plan| Some(format!("set {}", plan.paths.join(", "))))
+            }
+            (Step::Delete, _, Some(h)) => {
+                let mut last = None;
+                let mut obs = |ev: WaitEvent<'_>| forward(ctx, &name, phase, ev, &mut last);
+                let r = cancellable(ctx, events.as_ref(), d.delete(&h, deadline, &mut obs)).await;
+                if r.is_ok() {
+                    deleted = true;
+                    ctx.ledger.remove(&h);
+                }
+                r.map(|()| None)
+            }
+        };
+        let record = match result {
+            Ok(detail) => timer.finish("ok", detail),
+            Err(e) => {
+                let rec = timer.finish(e.outcome(), Some(e.to_string()));
+                failure = Some(e);
+                rec
+            }
+        };
+        ctx.send(&name, UpdateKind::PhaseFinished(record.clone()));
+        report.phases.push(record);
+    }
+
+    if let (Some(e), Some(h)) = (&failure, &handle) {
+        let ours = created && !deleted;
+        if ours && matches!(e, Error::Gone { .. }) {
+            ctx.ledger.remove(h);
+        } else if ours && opts.keep {
+            report.kept = true;
+        } else if ours {
+            cleanup(ctx, h, opts, &mut report).await;
+        }
+    } else if created && !deleted {
+        report.kept = true;
+    }
+    if report.kept {
+        if let Some(h) = &handle {
+            ctx.ledger.remove(h);
+            ctx.send(
+                &name,
+                UpdateKind::Hint(format!(
+                    "kept seldondeployment/{} in namespace {}; delete it later with: seldon-deploy delete {} -n {} (or kubectl delete sdep {} -n {})",
+                    h.name, h.namespace, h.name, h.namespace, h.name, h.namespace
+                )),
+            );
+        }
+    }
+
+    if let Some(t) = events {
+        report.events = t.stop(failure.is_none()).await;
+    }
+    if let Some(e) = &failure {
+        report.fail(e);
+    }
+    report.watch = d.stats().snapshot();
+    report
+}
+
+/// Deletes what this run created after a failure, bounded by `cleanup_timeout`.
+async fn cleanup(ctx: &Context, h: &Handle, opts: &RunOptions, report: &mut Report) {
+    let phase = "cleanup";
+    ctx.send(&h.name, UpdateKind::PhaseStarted(phase.into()));
+    let timer = PhaseTimer::start(phase);
+    let mut last = None;
+    let mut obs = |ev: WaitEvent<'_>| forward(ctx, &h.name, phase, ev, &mut last);
+    let deadline = Instant::now() + opts.cleanup_timeout;
+    let rec = match ctx.deployer.delete(h, deadline, &mut obs).await {
+        Ok(()) => {
+            ctx.ledger.remove(h);
+            timer.finish("ok", None)
+        }
+        Err(e) => {
+            report.left_behind.push(describe(h));
+            timer.finish(
+                e.outcome(),
+                Some(format!("could not delete {}: {e}", describe(h))),
+            )
+        }
+    };
+    ctx.send(&h.name, UpdateKind::PhaseFinished(rec.clone()));
+    report.phases.push(rec);
+}
+
+/// Runs `fut` unless the run is interrupted or the event watch fails first.
+async fn cancellable<T>(
+    ctx: &Context,
+    events: Option<&EventTask>,
+    fut: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    let events_failed = async {
+        match events {
+            Some(t) => t.failed.cancelled().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        r = fut => r,
+        () = ctx.interrupt.triggered() => Err(Error::Interrupted {
+            signal: ctx.interrupt.signal().unwrap_or(Signal::Int),
+        }),
+        () = events_failed => Err(events.map_or_else(
+            || Error::Config { message: "event watch failed".into() },
+            EventTask::take_error,
+        )),
+    }
+}
+
+fn forward(ctx: &Context, name: &str, phase: &str, ev: WaitEvent<'_>, last: &mut Option<Readiness>) {
+    let kind = match ev {
+        WaitEvent::Readiness(r) => {
+            *last = Some(r.clone());
+            UpdateKind::Readiness {
+                phase: phase.into(),
+                readiness: r.clone(),
+            }
+        }
+        WaitEvent::Deleting {
+            sdep_present,
+            deployments,
+        } => UpdateKind::Deleting {
+            phase: phase.into(),
+            sdep_present,
+            deployments: deployments.to_vec(),
+        },
+        WaitEvent::Hint(h) => UpdateKind::Hint(h.into()),
+    };
+    ctx.send(name, kind);
+}
