@@ -772,3 +772,34 @@ spec:
         assert!(all[0].source.ends_with("a.yaml"));
     }
 }
+
+#[cfg(test)]
+mod example_tests {
+    use super::*;
+
+    #[test]
+    fn bundled_examples_load_with_expected_components() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/");
+        let iris = &load(&format!("{dir}iris-v1alpha2.yaml")).unwrap()[0];
+        assert_eq!((iris.version.as_str(), iris.components[0].initial_replicas), ("v1alpha2", 1));
+        let multi = &load(&format!("{dir}multi-component.yaml")).unwrap()[0];
+        let counts: Vec<_> = multi
+            .components
+            .iter()
+            .map(|c| (c.deployment_name.clone().unwrap(), c.initial_replicas))
+            .collect();
+        assert_eq!(
+            counts,
+            vec![
+                ("multi-default-0-classifier".to_owned(), 1),
+                ("multi-default-1-transformer".to_owned(), 2)
+            ]
+        );
+        let spec = &load(&format!("{dir}spec-replicas.yaml")).unwrap()[0];
+        assert_eq!(spec.components[0].initial_replicas, 1);
+        assert_eq!(
+            spec.components[0].deployment_name.as_deref(),
+            Some("seldon-scale-example-0-classifier")
+        );
+    }
+}

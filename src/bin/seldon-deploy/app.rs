@@ -1,0 +1,333 @@
+//! Subcommand dispatch: validate input, connect, run, print.
+
+use std::io::IsTerminal;
+
+use futures::StreamExt;
+use seldon_deploy::connect::{self, ConnectOptions, Connection};
+use seldon_deploy::error::{Error, Signal};
+use seldon_deploy::events::{self, EventFilter};
+use seldon_deploy::lifecycle::{Deployer, WaitOptions};
+use seldon_deploy::manifest::{self, Manifest};
+use seldon_deploy::replicas::Target;
+use seldon_deploy::report::{Report, Summary};
+use seldon_deploy::run::{self, Context, Interrupt, Ledger, RunOptions, Step, Subject};
+use tokio::time::{Duration, Instant};
+
+use crate::cli::{Cli, Command, ConnArgs, Output, WaitFlags};
+use crate::output::{self, Renderer};
+
+/// Runs the subcommand and returns the exit code.
+pub async fn dispatch(cli: Cli) -> u8 {
+    match dispatch_inner(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+async fn dispatch_inner(cli: Cli) -> Result<u8, Error> {
+    let out = cli.output;
+    match cli.command {
+        Command::Run(a) => {
+            // Everything that can be checked locally is checked before any client exists.
+            let manifests = manifest::load_all(&a.filename)?;
+            for m in &manifests {
+                m.ensure_manually_scalable()?;
+            }
+            check_unique(&manifests)?;
+            let opts = run_options(&a.wait, a.replicas, a.keep);
+            let conn = connect_checked(&cli.conn, &manifests).await?;
+            let ctx = context(&conn, &a.wait);
+            let steps = run::lifecycle_steps(a.replicas, a.keep);
+            drive(ctx, out, &manifests, &steps, &opts, usize::from(a.concurrency)).await
+        }
+        Command::Create(a) => {
+            let manifests = manifest::load_all(&a.filename)?;
+            check_unique(&manifests)?;
+            let opts = run_options(&a.wait, 1, a.keep);
+            let conn = connect_checked(&cli.conn, &manifests).await?;
+            let ctx = context(&conn, &a.wait);
+            let steps = [Step::Create, Step::Wait(Target::Initial)];
+            drive(ctx, out, &manifests, &steps, &opts, 4).await
+        }
+        Command::Scale(a) => {
+            let steps = [Step::Scale(a.replicas), Step::Wait(Target::Replicas(a.replicas))];
+            existing(&cli.conn, out, &a.name, &steps, &a.wait).await
+        }
+        Command::Wait(a) => {
+            let target = a.replicas.map_or(Target::Initial, Target::Replicas);
+            existing(&cli.conn, out, &a.name, &[Step::Wait(target)], &a.wait).await
+        }
+        Command::Delete(a) => existing(&cli.conn, out, &a.name, &[Step::Delete], &a.wait).await,
+        Command::Status(a) => status(&cli.conn, out, &a.name, a.replicas).await,
+        Command::Events(a) => follow_events(&cli.conn, out, &a.name, a.timeout).await,
+        Command::Completions { .. } | Command::Man => Ok(0),
+    }
+}
+
+fn run_options(w: &WaitFlags, replicas: i32, keep: bool) -> RunOptions {
+    RunOptions {
+        replicas,
+        timeout: w.timeout,
+        keep,
+        ..RunOptions::default()
+    }
+}
+
+fn check_unique(manifests: &[Manifest]) -> Result<(), Error> {
+    let mut seen = std::collections::BTreeMap::new();
+    for m in manifests {
+        if let Some(first) = seen.insert(m.name.clone(), m.origin()) {
+            return Err(Error::Usage(format!(
+                "SeldonDeployment {:?} appears twice: in {first} and {}",
+                m.name,
+                m.origin()
+            )));
+        }
+    }
+    Ok(())
+}
+
+async fn connect_plain(c: &ConnArgs) -> Result<Connection, Error> {
+    let conn = connect::connect(&ConnectOptions {
+        kubeconfig: c.kubeconfig.clone(),
+        context: c.context.clone(),
+        namespace: c.namespace.clone(),
+    })
+    .await?;
+    if conn.insecure {
+        eprintln!(
+            "warning: the kubeconfig sets insecure-skip-tls-verify for {}: the API server's identity is not verified",
+            conn.server
+        );
+    }
+    Ok(conn)
+}
+
+/// Connects (no request is sent yet) and checks every manifest's namespace first.
+async fn connect_checked(c: &ConnArgs, manifests: &[Manifest]) -> Result<Connection, Error> {
+    if let Some(ns) = &c.namespace {
+        for m in manifests {
+            m.check_namespace(ns)?;
+        }
+    }
+    let conn = connect_plain(c).await?;
+    for m in manifests {
+        m.check_namespace(&conn.namespace)?;
+    }
+    Ok(conn)
+}
+
+fn context(conn: &Connection, w: &WaitFlags) -> Context {
+    let deployer = Deployer::new(conn.client.clone(), &conn.namespace).with_options(WaitOptions {
+        failed_grace: w.failed_grace,
+        ..WaitOptions::default()
+    });
+    Context::new(deployer)
+}
+
+/// Installs the signal handlers: the first SIGINT/SIGTERM triggers clean-up, a second SIGINT
+/// exits at once naming what is left.
+fn install_signals(interrupt: Interrupt, ledger: Ledger) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut count = 0;
+        loop {
+            #[cfg(unix)]
+            let sig = tokio::select! {
+                r = tokio::signal::ctrl_c() => { if r.is_err() { return; } Signal::Int }
+                Some(()) = async { match term.as_mut() { Some(t) => t.recv().await, None => std::future::pending().await } } => Signal::Term,
+            };
+            #[cfg(not(unix))]
+            let sig = {
+                if tokio::signal::ctrl_c().await.is_err() {
+                    return;
+                }
+                Signal::Int
+            };
+            count += 1;
+            if count == 1 {
+                eprintln!(
+                    "\n{sig} received: cleaning up what this run created (press Ctrl-C again to exit at once)"
+                );
+                interrupt.trigger(sig);
+            } else {
+                let left = ledger.describe();
+                if left.is_empty() {
+                    eprintln!("\nexiting at once; nothing created by this run is left behind");
+                } else {
+                    eprintln!("\nexiting at once; left behind:");
+                    for l in left {
+                        eprintln!("  {l}");
+                    }
+                }
+                std::process::exit(i32::from(sig.exit_code()));
+            }
+        }
+    });
+}
+
+/// Runs a plan over the manifests with progress output and prints the result.
+async fn drive(
+    mut ctx: Context,
+    out: Output,
+    manifests: &[Manifest],
+    steps: &[Step],
+    opts: &RunOptions,
+    concurrency: usize,
+) -> Result<u8, Error> {
+    install_signals(ctx.interrupt.clone(), ctx.ledger.clone());
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    ctx.updates = Some(tx);
+    let many = manifests.len() > 1;
+    let live = out == Output::Text && std::io::stdout().is_terminal();
+    let renderer = Renderer::new(live, out == Output::Json, many);
+    let render = tokio::spawn(output::render(rx, renderer));
+
+    let reports: Vec<Report> = futures::stream::iter(manifests.iter())
+        .map(|m| run::execute(&ctx, Subject::Manifest(m), steps, opts))
+        .buffered(concurrency.max(1))
+        .collect()
+        .await;
+    drop(ctx);
+    let _ = render.await;
+    Ok(print_reports(out, reports))
+}
+
+fn print_reports(out: Output, mut reports: Vec<Report>) -> u8 {
+    if reports.len() == 1 {
+        let rep = reports.remove(0);
+        match out {
+            Output::Json => println!("{}", to_json(&rep)),
+            Output::Text => print!("{}", output::closing_text(&rep)),
+        }
+        rep.exit_code
+    } else {
+        let sum = Summary::new(reports);
+        match out {
+            Output::Json => println!("{}", to_json(&sum)),
+            Output::Text => print!("{}", output::closing_summary(&sum)),
+        }
+        sum.exit_code
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+async fn existing(
+    c: &ConnArgs,
+    out: Output,
+    name: &str,
+    steps: &[Step],
+    w: &WaitFlags,
+) -> Result<u8, Error> {
+    let conn = connect_plain(c).await?;
+    let mut ctx = context(&conn, w);
+    install_signals(ctx.interrupt.clone(), ctx.ledger.clone());
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    ctx.updates = Some(tx);
+    let live = out == Output::Text && std::io::stdout().is_terminal();
+    let render = tokio::spawn(output::render(rx, Renderer::new(live, out == Output::Json, false)));
+    let opts = run_options(w, 1, true);
+    let rep = run::execute(&ctx, Subject::Existing(name), steps, &opts).await;
+    drop(ctx);
+    let _ = render.await;
+    Ok(print_reports(out, vec![rep]))
+}
+
+async fn status(c: &ConnArgs, out: Output, name: &str, replicas: Option<i32>) -> Result<u8, Error> {
+    let conn = connect_plain(c).await?;
+    let d = Deployer::new(conn.client.clone(), &conn.namespace);
+    let (handle, r) = d
+        .status(name, replicas, Instant::now() + Duration::from_secs(30))
+        .await?;
+    let code = match r.verdict {
+        seldon_deploy::readiness::Verdict::Failed | seldon_deploy::readiness::Verdict::Gone => 1,
+        _ => 0,
+    };
+    match out {
+        Output::Json => println!(
+            "{}",
+            to_json(&serde_json::json!({
+                "name": handle.name,
+                "namespace": handle.namespace,
+                "uid": handle.uid,
+                "ready": r.is_ready(),
+                "readiness": r,
+            }))
+        ),
+        Output::Text => {
+            println!(
+                "seldondeployment/{} in {}: {}",
+                handle.name,
+                handle.namespace,
+                if r.is_ready() { "READY" } else { "NOT READY" }
+            );
+            println!("state: {}", r.state.as_deref().unwrap_or("<none>"));
+            if let Some(d) = &r.description {
+                println!("description: {d}");
+            }
+            if let Some(reason) = &r.reason {
+                println!("reason: {reason}");
+            }
+            println!("{:<45} {:>9} {:>6}", "DEPLOYMENT", "AVAILABLE", "READY");
+            for comp in &r.components {
+                println!("{:<45} {:>9} {:>6}", comp.name, comp.ratio(), comp.ready);
+            }
+        }
+    }
+    Ok(code)
+}
+
+async fn follow_events(
+    c: &ConnArgs,
+    out: Output,
+    name: &str,
+    timeout: Option<Duration>,
+) -> Result<u8, Error> {
+    let conn = connect_plain(c).await?;
+    let d = Deployer::new(conn.client.clone(), &conn.namespace);
+    let h = d.handle(name, Instant::now() + Duration::from_secs(30)).await?;
+    let interrupt = Interrupt::new();
+    install_signals(interrupt.clone(), Ledger::default());
+    let filter = EventFilter {
+        name: h.name.clone(),
+        uid: h.uid.clone(),
+        since: Some(k8s_openapi::jiff::Timestamp::now()),
+        replay_existing: false,
+        deployment_names: Vec::new(),
+    };
+    let mut stream = events::follow(conn.client.clone(), &conn.namespace, filter, Default::default());
+    let until = async {
+        match timeout {
+            Some(t) => tokio::time::sleep(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(until);
+    loop {
+        tokio::select! {
+            () = &mut until => return Ok(0),
+            () = interrupt.triggered() => {
+                return Ok(interrupt.signal().map_or(130, Signal::exit_code));
+            }
+            item = stream.next() => match item {
+                Some(Ok(e)) => match out {
+                    Output::Json => println!("{}", serde_json::to_string(&e).unwrap_or_default()),
+                    Output::Text => println!(
+                        "{} {e}",
+                        e.time.as_deref().unwrap_or("-")
+                    ),
+                },
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! Flag definitions (clap derive) and the argv compatibility rewrite.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Shown under `--help`; the README carries the same table.
+pub const AFTER_HELP: &str = "\
+Exit codes:
+  0        success
+  1        the deployment failed: the operator reported Failed (after a grace period),
+           or the object was removed by someone else
+  2        invalid usage or input, including a manifest the API server rejects (400/422)
+           and an autoscaled (hpaSpec/kedaSpec) component given to run
+  3        cluster access: unreachable, TLS, authentication, authorization, missing CRD or
+           namespace, name already taken (the existing object is left untouched)
+  4        timed out waiting (--timeout bounds each wait phase)
+  130/143  interrupted by SIGINT/SIGTERM, after clean-up (a second Ctrl-C exits at once)
+
+Compatibility: `seldon-deploy -namespace NS -filename FILE` (the original program's flags)
+means `seldon-deploy run -n NS -f FILE`.";
+
+/// Create, wait for, scale and delete a Seldon Core v1 SeldonDeployment, streaming its events.
+#[derive(Debug, Parser)]
+#[command(name = "seldon-deploy", version, about, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Connection flags, accepted before or after the subcommand.
+    #[command(flatten)]
+    pub conn: ConnArgs,
+
+    /// More detail on stderr (-v: debug, -vv: trace incl. HTTP requests; never credentials).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Output::Text, global = true)]
+    pub output: Output,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How to reach the cluster (like kubectl).
+#[derive(Debug, Clone, Args)]
+pub struct ConnArgs {
+    /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then in-cluster).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Kubeconfig context to use (default: current-context).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+
+    /// Namespace (default: the context's namespace, else "default").
+    #[arg(short, long, global = true, value_name = "NS")]
+    pub namespace: Option<String>,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Progress and a summary table (live lines on a terminal, timestamped lines otherwise).
+    Text,
+    /// One JSON document on stdout at the end (progress lines go to stderr).
+    Json,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Full lifecycle: create, wait ready, scale to N, wait ready at N, delete.
+    Run(RunArgs),
+    /// Create from a manifest and wait until ready at its own replica counts.
+    Create(CreateArgs),
+    /// Scale every component of an existing SeldonDeployment to N and wait until ready.
+    Scale(ScaleArgs),
+    /// Wait until an existing SeldonDeployment is ready.
+    Wait(WaitArgs),
+    /// Delete (foreground, UID precondition) and wait until it and its Deployments are gone.
+    Delete(NameArgs),
+    /// One-shot readiness summary (exit 0 when readable, 1 when Failed or missing).
+    Status(StatusArgs),
+    /// Follow the Events of a SeldonDeployment and its Deployments, ReplicaSets and Pods.
+    Events(EventsArgs),
+    /// Print a shell completion script.
+    Completions {
+        /// Shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
+}
+
+/// Waiting flags shared by the commands that wait.
+#[derive(Debug, Clone, Args)]
+pub struct WaitFlags {
+    /// Bound on each wait phase (e.g. 90s, 5m).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "5m", value_name = "DURATION")]
+    pub timeout: Duration,
+
+    /// How long the operator's Failed state must persist before giving up.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s", value_name = "DURATION")]
+    pub failed_grace: Duration,
+}
+
+/// `run` flags.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Manifest file(s) or directories; `-` reads stdin. YAML (multi-document) or JSON.
+    #[arg(short, long = "filename", value_name = "FILE", required = true, num_args = 1)]
+    pub filename: Vec<String>,
+
+    /// Replica count to scale every component to.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i32).range(1..))]
+    pub replicas: i32,
+
+    /// Keep the SeldonDeployment: skip the final delete and any clean-up.
+    #[arg(long)]
+    pub keep: bool,
+
+    /// How many SeldonDeployments to drive at once when several are given.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: u16,
+
+    /// Waiting flags.
+    #[command(flatten)]
+    pub wait: WaitFlags,
+}
+
+/// `create` flags.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Manifest file; `-` reads stdin.
+    #[arg(short, long = "filename", value_name = "FILE", required = true, num_args = 1)]
+    pub filename: Vec<String>,
+
+    /// Do not delete the object if waiting fails.
+    #[arg(long)]
+    pub keep: bool,
+
+    /// Waiting flags.
+    #[command(flatten)]
+    pub wait: WaitFlags,
+}
+
+/// `scale` flags.
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    /// SeldonDeployment name.
+    pub name: String,
+
+    /// Replica count for every component.
+    #[arg(long, required = true, value_parser = clap::value_parser!(i32).range(1..))]
+    pub replicas: i32,
+
+    /// Waiting flags.
+    #[command(flatten)]
+    pub wait: WaitFlags,
+}
+
+/// `wait` flags.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// SeldonDeployment name.
+    pub name: String,
+
+    /// Wait for this count on every component (default: the object's own counts).
+    #[arg(long, value_parser = clap::value_parser!(i32).range(0..))]
+    pub replicas: Option<i32>,
+
+    /// Waiting flags.
+    #[command(flatten)]
+    pub wait: WaitFlags,
+}
+
+/// A name plus timeout.
+#[derive(Debug, Args)]
+pub struct NameArgs {
+    /// SeldonDeployment name.
+    pub name: String,
+
+    /// Waiting flags.
+    #[command(flatten)]
+    pub wait: WaitFlags,
+}
+
+/// `status` flags.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// SeldonDeployment name.
+    pub name: String,
+
+    /// Judge readiness against this count (default: the object's own counts).
+    #[arg(long, value_parser = clap::value_parser!(i32).range(0..))]
+    pub replicas: Option<i32>,
+}
+
+/// `events` flags.
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// SeldonDeployment name.
+    pub name: String,
+
+    /// Stop after this long and exit 0 (default: follow until interrupted).
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub timeout: Option<Duration>,
+}
+
+/// Whether the program was invoked as the kubectl plugin `kubectl-sdep`.
+pub fn is_kubectl_plugin(argv0: Option<&OsString>) -> bool {
+    argv0
+        .and_then(|a| std::path::Path::new(a).file_stem().map(|s| s.to_os_string()))
+        .is_some_and(|s| s == "kubectl-sdep")
+}
+
+/// Rewrites the original program's spelling into this CLI's:
+/// `-namespace X -filename F` (also `--namespace`/`--filename` and `=` forms) without a
+/// subcommand becomes `run --namespace X --filename F`.
+pub fn rewrite_args(args: Vec<OsString>) -> Vec<OsString> {
+    let mut out: Vec<OsString> = Vec::with_capacity(args.len() + 1);
+    for (i, a) in args.into_iter().enumerate() {
+        let s = a.to_string_lossy();
+        let fixed = if i == 0 {
+            None
+        } else if let Some(rest) = s.strip_prefix("-namespace") {
+            (rest.is_empty() || rest.starts_with('=')).then(|| format!("--namespace{rest}"))
+        } else if let Some(rest) = s.strip_prefix("-filename") {
+            (rest.is_empty() || rest.starts_with('=')).then(|| format!("--filename{rest}"))
+        } else {
+            None
+        };
+        out.push(fixed.map_or(a, OsString::from));
+    }
+    let has_subcommand = out.iter().skip(1).any(|a| {
+        let s = a.to_string_lossy();
+        SUBCOMMANDS.contains(&s.as_ref())
+    });
+    let has_filename = out.iter().skip(1).any(|a| {
+        let s = a.to_string_lossy();
+        s == "-f" || s == "--filename" || s.starts_with("--filename=")
+    });
+    let first_is_flag = out
+        .get(1)
+        .is_some_and(|a| a.to_string_lossy().starts_with('-'));
+    if !has_subcommand && has_filename && first_is_flag {
+        out.insert(1, OsString::from("run"));
+    }
+    out
+}
+
+const SUBCOMMANDS: [&str; 10] = [
+    "run",
+    "create",
+    "scale",
+    "wait",
+    "delete",
+    "status",
+    "events",
+    "completions",
+    "man",
+    "help",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, FromArgMatches};
+
+    fn args(s: &str) -> Vec<OsString> {
+        s.split_whitespace().map(OsString::from).collect()
+    }
+
+    fn parse(s: &str) -> Cli {
+        let m = Cli::command()
+            .try_get_matches_from(rewrite_args(args(s)))
+            .unwrap();
+        Cli::from_arg_matches(&m).unwrap()
+    }
+
+    #[test]
+    fn original_spelling_means_run() {
+        let cli = parse("seldon-deploy -namespace seldon -filename deployment.yml");
+        assert_eq!(cli.conn.namespace.as_deref(), Some("seldon"));
+        let Command::Run(r) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(r.filename, vec!["deployment.yml"]);
+        assert_eq!(r.replicas, 2);
+        assert_eq!(r.wait.timeout, Duration::from_secs(300));
+
+        let cli = parse("seldon-deploy --namespace=a --filename=x.yaml");
+        assert!(matches!(cli.command, Command::Run(_)));
+        let cli = parse("seldon-deploy -filename=x.yaml -namespace=b");
+        assert_eq!(cli.conn.namespace.as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn subcommands_untouched_and_flags_global() {
+        assert_eq!(
+            rewrite_args(args("sd scale x --replicas 3")),
+            args("sd scale x --replicas 3")
+        );
+        let cli = parse("sd run -f a.yaml -f b.yaml -n ns --timeout 90s --keep -o json");
+        let Command::Run(r) = cli.command else {
+            panic!()
+        };
+        assert_eq!(r.filename.len(), 2);
+        assert!(r.keep);
+        assert_eq!(cli.output, Output::Json);
+        // Names that merely start with the old flags are not rewritten.
+        assert_eq!(
+            rewrite_args(args("sd status -namespaced")),
+            args("sd status -namespaced")
+        );
+    }
+
+    #[test]
+    fn replicas_must_be_positive_for_scaling() {
+        let r = Cli::command().try_get_matches_from(args("sd run -f x --replicas 0"));
+        assert!(r.is_err());
+    }
+
+    #[test]
+    fn plugin_name_detection() {
+        assert!(is_kubectl_plugin(Some(&OsString::from("/usr/bin/kubectl-sdep"))));
+        assert!(!is_kubectl_plugin(Some(&OsString::from("seldon-deploy"))));
+        Cli::command().debug_assert();
+    }
+}

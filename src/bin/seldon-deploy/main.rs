@@ -1,0 +1,80 @@
+//! `seldon-deploy` (also installable as the kubectl plugin `kubectl-sdep`).
+#![forbid(unsafe_code)]
+
+mod app;
+mod cli;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches};
+
+fn main() -> ExitCode {
+    let args = cli::rewrite_args(std::env::args_os().collect());
+    let mut command = cli::Cli::command();
+    if cli::is_kubectl_plugin(args.first()) {
+        command = command.bin_name("kubectl sdep").name("kubectl-sdep");
+    }
+    let parsed = command
+        .clone()
+        .try_get_matches_from(args)
+        .and_then(|m| cli::Cli::from_arg_matches(&m));
+    let cli = match parsed {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    init_tracing(cli.verbose);
+    // rustls needs one process-wide provider; choose ring explicitly so no other dependency's
+    // choice can make it ambiguous.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+
+    match cli.command {
+        cli::Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut command, "seldon-deploy", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        cli::Command::Man => {
+            return match clap_mangen::Man::new(command).render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            };
+        }
+        _ => {}
+    }
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let code = runtime.block_on(app::dispatch(cli));
+    // Exec credential plugins may leave blocking tasks behind; do not wait for them.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    ExitCode::from(code)
+}
+
+/// Logs go to stderr. Only this crate's and kube's targets are enabled, and never below
+/// `debug` for kube, so request headers (tokens) are not printed at any verbosity.
+fn init_tracing(verbose: u8) {
+    let filter = match verbose {
+        0 => "warn",
+        1 => "warn,seldon_deploy=debug",
+        _ => "warn,seldon_deploy=trace,kube_runtime=debug,kube_client=debug",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_target(verbose > 1)
+        .init();
+}
