@@ -1,0 +1,191 @@
+//! A scripted fake API server on `tower_test::mock::pair`, routing by method, path and query,
+//! so concurrent watches can be answered in any order.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use http::{Request, Response};
+use kube::client::Body;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+/// One request as the fake server saw it.
+#[derive(Debug, Clone)]
+pub struct Req {
+    pub method: String,
+    pub path: String,
+    pub query: HashMap<String, String>,
+    pub headers: http::HeaderMap,
+    pub body: Value,
+    pub at: Instant,
+}
+
+impl Req {
+    pub fn is_watch(&self) -> bool {
+        self.query.get("watch").is_some_and(|v| v == "true" || v == "1")
+    }
+    pub fn is_list(&self) -> bool {
+        self.method == "GET" && !self.is_watch() && !self.path.rsplit('/').next().is_some_and(|l| l == "iris" || l.starts_with("name-"))
+    }
+    pub fn resource(&self) -> &str {
+        if self.path.contains("/seldondeployments") {
+            "sdep"
+        } else if self.path.contains("/deployments") {
+            "deployments"
+        } else if self.path.contains("/events") {
+            "events"
+        } else {
+            "other"
+        }
+    }
+}
+
+/// What the script answers.
+pub enum Reply {
+    /// Send this response.
+    Send(Response<Body>),
+    /// Never answer (a watch that stays open and silent).
+    Hang,
+}
+
+pub type Script = Box<dyn FnMut(&Req) -> Reply + Send>;
+
+/// Starts the fake server; returns a client and the log of requests.
+pub fn serve(mut script: Script) -> (kube::Client, Arc<Mutex<Vec<Req>>>) {
+    let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let log2 = log.clone();
+    tokio::spawn(async move {
+        let mut parked = Vec::new();
+        while let Some((req, send)) = handle.next_request().await {
+            let (parts, body) = req.into_parts();
+            let bytes = body.collect_bytes().await.unwrap_or_default();
+            let r = Req {
+                method: parts.method.to_string(),
+                path: parts.uri.path().to_owned(),
+                query: parse_query(parts.uri.query().unwrap_or_default()),
+                headers: parts.headers.clone(),
+                body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+                at: Instant::now(),
+            };
+            log2.lock().unwrap().push(r.clone());
+            match script(&r) {
+                Reply::Send(resp) => send.send_response(resp),
+                Reply::Hang => parked.push(send),
+            }
+        }
+    });
+    (kube::Client::new(svc, "default"), log)
+}
+
+fn parse_query(q: &str) -> HashMap<String, String> {
+    q.split('&')
+        .filter(|s| !s.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if b[i] == b'+' { b' ' } else { b[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+pub fn respond(code: u16, body: &Value) -> Reply {
+    Reply::Send(
+        Response::builder()
+            .status(code)
+            .header("content-type", "application/json")
+            .body(Body::from(serde_json::to_vec(body).unwrap()))
+            .unwrap(),
+    )
+}
+
+pub fn respond_with_header(code: u16, body: &Value, name: &str, value: &str) -> Reply {
+    Reply::Send(
+        Response::builder()
+            .status(code)
+            .header("content-type", "application/json")
+            .header(name, value)
+            .body(Body::from(serde_json::to_vec(body).unwrap()))
+            .unwrap(),
+    )
+}
+
+/// A watch response carrying these events, then closing.
+pub fn watch_events(events: &[Value]) -> Reply {
+    let mut body = Vec::new();
+    for e in events {
+        body.extend(serde_json::to_vec(e).unwrap());
+        body.push(b'\n');
+    }
+    Reply::Send(Response::builder().status(200).body(Body::from(body)).unwrap())
+}
+
+pub fn status(code: u16, reason: &str, message: &str) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "reason": reason, "message": message})
+}
+
+pub fn list(kind: &str, rv: &str, items: Vec<Value>) -> Value {
+    json!({"kind": kind, "apiVersion": "v1", "metadata": {"resourceVersion": rv}, "items": items})
+}
+
+pub const UID: &str = "11111111-2222-3333-4444-555555555555";
+
+/// A SeldonDeployment named iris with one predictor (replicas 1) and the given status state.
+pub fn sdep(rv: &str, state: Option<&str>, available: i64) -> Value {
+    let mut o = json!({
+        "apiVersion": "machinelearning.seldon.io/v1", "kind": "SeldonDeployment",
+        "metadata": {"name": "iris", "namespace": "ns", "uid": UID, "resourceVersion": rv,
+                     "creationTimestamp": "2026-01-01T00:00:00Z", "generation": 1},
+        "spec": {"predictors": [{"name": "default", "replicas": 1,
+                 "graph": {"name": "classifier", "implementation": "SKLEARN_SERVER"}}]}
+    });
+    if let Some(s) = state {
+        o["status"] = json!({"state": s, "deploymentStatus": {
+            "iris-default-0-classifier": {"replicas": available, "availableReplicas": available}}});
+    }
+    o
+}
+
+/// The child Deployment of `sdep`, owned by UID, at `spec` replicas with `avail` available.
+pub fn deployment(rv: &str, spec: i64, avail: i64) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "iris-default-0-classifier", "namespace": "ns", "uid": "dep-uid",
+            "resourceVersion": rv, "generation": 1, "labels": {"seldon-deployment-id": "iris"},
+            "ownerReferences": [{"apiVersion": "machinelearning.seldon.io/v1", "kind": "SeldonDeployment",
+                                 "name": "iris", "uid": UID, "controller": true}]},
+        "spec": {"replicas": spec, "selector": {"matchLabels": {"a": "b"}}, "template": {}},
+        "status": {"observedGeneration": 1, "replicas": avail, "updatedReplicas": avail, "availableReplicas": avail}
+    })
+}
+
+pub fn handle() -> seldon_deploy::Handle {
+    seldon_deploy::Handle {
+        namespace: "ns".into(),
+        name: "iris".into(),
+        uid: UID.into(),
+        created_at: Some("2026-01-01T00:00:00Z".into()),
+    }
+}
+
+pub fn count(log: &Arc<Mutex<Vec<Req>>>, f: impl Fn(&Req) -> bool) -> usize {
+    log.lock().unwrap().iter().filter(|r| f(r)).count()
+}

@@ -1,0 +1,219 @@
+//! Mock-API tests of the waits: 410 Gone, dropped watches, timeouts and Failed grace.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use seldon_deploy::Deployer;
+use seldon_deploy::error::Error;
+use seldon_deploy::lifecycle::{WaitEvent, WaitOptions};
+use seldon_deploy::readiness::Verdict;
+use seldon_deploy::replicas::Target;
+use serde_json::json;
+use tokio::time::Instant;
+
+fn deps_script(r: &Req) -> Option<Reply> {
+    if r.resource() != "deployments" {
+        return None;
+    }
+    Some(if r.is_watch() {
+        Reply::Hang
+    } else {
+        respond(200, &list("DeploymentList", "5", vec![deployment("5", 1, 1)]))
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn gone_410_mid_watch_relists_and_continues() {
+    let mut sdep_lists = 0;
+    let mut sdep_watches = 0;
+    let (client, log) = serve(Box::new(move |r| {
+        if let Some(reply) = deps_script(r) {
+            return reply;
+        }
+        if r.is_watch() {
+            sdep_watches += 1;
+            if sdep_watches == 1 {
+                return watch_events(&[json!({"type": "ERROR", "object":
+                    status(410, "Expired", "too old resource version: 10 (15)")})]);
+            }
+            return Reply::Hang;
+        }
+        sdep_lists += 1;
+        let obj = if sdep_lists == 1 {
+            sdep("10", Some("Creating"), 0)
+        } else {
+            sdep("20", Some("Available"), 1)
+        };
+        respond(200, &list("SeldonDeploymentList", if sdep_lists == 1 { "10" } else { "20" }, vec![obj]))
+    }));
+    let d = Deployer::new(client, "ns");
+    let r = d
+        .wait_ready(&handle(), Target::Initial, Instant::now() + Duration::from_secs(60), &mut |_| {})
+        .await
+        .expect("ready after relist");
+    assert_eq!(r.verdict, Verdict::Ready);
+    assert_eq!(count(&log, |q| q.resource() == "sdep" && q.is_list()), 2, "one relist after 410");
+    assert_eq!(d.stats().snapshot().relists, 1);
+    // The relist is a fresh consistent list, not a resume from the expired version.
+    let second_list = log.lock().unwrap().iter().filter(|q| q.resource() == "sdep" && q.is_list()).nth(1).cloned().unwrap();
+    assert!(second_list.query.get("resourceVersion").is_none_or(|v| v.is_empty()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropped_watch_rewatches_from_last_version() {
+    let mut sdep_watches = 0;
+    let (client, log) = serve(Box::new(move |r| {
+        if let Some(reply) = deps_script(r) {
+            return reply;
+        }
+        if r.is_watch() {
+            sdep_watches += 1;
+            return match sdep_watches {
+                // One update, then the connection closes.
+                1 => watch_events(&[json!({"type": "MODIFIED", "object": sdep("11", Some("Creating"), 0)})]),
+                2 => watch_events(&[json!({"type": "MODIFIED", "object": sdep("12", Some("Available"), 1)})]),
+                _ => Reply::Hang,
+            };
+        }
+        respond(200, &list("SeldonDeploymentList", "10", vec![sdep("10", None, 0)]))
+    }));
+    let d = Deployer::new(client, "ns");
+    let mut seen = Vec::new();
+    let r = d
+        .wait_ready(&handle(), Target::Initial, Instant::now() + Duration::from_secs(60), &mut |e| {
+            if let WaitEvent::Readiness(r) = e {
+                seen.push(r.state.clone());
+            }
+        })
+        .await
+        .unwrap();
+    assert!(r.is_ready());
+    assert!(seen.contains(&Some("Creating".to_owned())));
+    let watches: Vec<_> = log.lock().unwrap().iter().filter(|q| q.resource() == "sdep" && q.is_watch()).cloned().collect();
+    assert_eq!(watches[0].query["resourceVersion"], "10");
+    assert_eq!(watches[1].query["resourceVersion"], "11", "resumes, no relist");
+    assert_eq!(count(&log, |q| q.resource() == "sdep" && q.is_list()), 1);
+    assert_eq!(watches[0].query["fieldSelector"], "metadata.name=iris");
+}
+
+#[tokio::test(start_paused = true)]
+async fn stale_available_does_not_end_the_scaled_wait_and_timeout_names_components() {
+    // Status still says Available at 1 and the Deployment is at 1: waiting for 2 must time out.
+    let (client, _log) = serve(Box::new(|r| {
+        if let Some(reply) = deps_script(r) {
+            return reply;
+        }
+        if r.is_watch() {
+            return Reply::Hang;
+        }
+        respond(200, &list("SeldonDeploymentList", "10", vec![sdep("10", Some("Available"), 1)]))
+    }));
+    let d = Deployer::new(client, "ns");
+    let started = Instant::now();
+    let err = d
+        .wait_ready(&handle(), Target::Replicas(2), started + Duration::from_secs(90), &mut |_| {})
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 4);
+    let msg = err.to_string();
+    assert!(msg.contains("1m 30s"), "{msg}");
+    assert!(msg.contains("iris-default-0-classifier 1/2"), "{msg}");
+    assert!(msg.contains("at 2 replicas"), "{msg}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn persistent_failed_ends_after_grace_with_description() {
+    let (client, _log) = serve(Box::new(|r| {
+        if let Some(reply) = deps_script(r) {
+            return reply;
+        }
+        if r.is_watch() {
+            return Reply::Hang;
+        }
+        let mut o = sdep("10", Some("Failed"), 0);
+        o["status"]["description"] = json!("Failed to get server config for SKLEARN_SERVER");
+        respond(200, &list("SeldonDeploymentList", "10", vec![o]))
+    }));
+    let d = Deployer::new(client, "ns").with_options(WaitOptions {
+        failed_grace: Duration::from_secs(10),
+        ..WaitOptions::default()
+    });
+    let started = Instant::now();
+    let err = d
+        .wait_ready(&handle(), Target::Initial, started + Duration::from_secs(300), &mut |_| {})
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::DeploymentFailed { .. }), "{err}");
+    assert_eq!(err.exit_code(), 1);
+    assert!(err.to_string().contains("SKLEARN_SERVER"));
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_secs(10) && waited < Duration::from_secs(300), "{waited:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn transient_failed_is_forgiven() {
+    let mut watches = 0;
+    let (client, _log) = serve(Box::new(move |r| {
+        if let Some(reply) = deps_script(r) {
+            return reply;
+        }
+        if r.is_watch() {
+            watches += 1;
+            return if watches == 1 {
+                watch_events(&[json!({"type": "MODIFIED", "object": sdep("11", Some("Available"), 1)})])
+            } else {
+                Reply::Hang
+            };
+        }
+        respond(200, &list("SeldonDeploymentList", "10", vec![sdep("10", Some("Failed"), 0)]))
+    }));
+    let d = Deployer::new(client, "ns");
+    let r = d
+        .wait_ready(&handle(), Target::Initial, Instant::now() + Duration::from_secs(300), &mut |_| {})
+        .await
+        .unwrap();
+    assert!(r.is_ready());
+}
+
+#[tokio::test(start_paused = true)]
+async fn deleted_by_someone_else_is_exit_1() {
+    let (client, _log) = serve(Box::new(|r| {
+        if let Some(reply) = deps_script(r) {
+            return reply;
+        }
+        if r.is_watch() {
+            return watch_events(&[json!({"type": "DELETED", "object": sdep("11", Some("Creating"), 0)})]);
+        }
+        respond(200, &list("SeldonDeploymentList", "10", vec![sdep("10", Some("Creating"), 0)]))
+    }));
+    let d = Deployer::new(client, "ns");
+    let err = d
+        .wait_ready(&handle(), Target::Initial, Instant::now() + Duration::from_secs(300), &mut |_| {})
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Gone { how: "deleted", .. }), "{err}");
+    assert_eq!(err.exit_code(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn forbidden_watch_fails_fast_naming_verb_resource_namespace() {
+    let (client, _log) = serve(Box::new(|r| {
+        if r.resource() == "deployments" {
+            return respond(403, &status(403, "Forbidden", "deployments.apps is forbidden: User \"u\" cannot list resource \"deployments\""));
+        }
+        if r.is_watch() {
+            return Reply::Hang;
+        }
+        respond(200, &list("SeldonDeploymentList", "10", vec![sdep("10", Some("Creating"), 0)]))
+    }));
+    let d = Deployer::new(client, "ns");
+    let err = d
+        .wait_ready(&handle(), Target::Initial, Instant::now() + Duration::from_secs(300), &mut |_| {})
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert_eq!(err.exit_code(), 3);
+    assert!(msg.contains("cannot list deployments.apps in namespace \"ns\""), "{msg}");
+}
