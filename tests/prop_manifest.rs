@@ -494,7 +494,7 @@ fn check_round_trip(g: &Generated, encoding: &str, text: &str) -> Result<(), Tes
 // Properties
 
 proptest! {
-    #![proptest_config(config(384))]
+    #![proptest_config(config(1000))]
 
     #[test]
     fn arbitrary_bytes_are_rejected_cleanly(bytes in prop::collection::vec(any::<u8>(), 0..1024)) {
@@ -513,7 +513,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(config(128))]
+    #![proptest_config(config(256))]
 
     #[test]
     fn generated_manifests_round_trip_every_field(g in seldon_deployment()) {

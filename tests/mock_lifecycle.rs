@@ -1,0 +1,296 @@
+//! Mock-API tests of create, scale, delete and the run driver: conflicts, throttling,
+//! name clashes, invalid manifests, interrupts and the full lifecycle.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use seldon_deploy::Deployer;
+use seldon_deploy::error::Signal;
+use seldon_deploy::manifest;
+use seldon_deploy::run::{self, Context, RunOptions};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+const IRIS: &str = include_str!("../examples/iris-v1alpha2.yaml");
+
+fn iris_manifest() -> manifest::Manifest {
+    manifest::parse("iris.yaml", IRIS.replace("name: sklearn", "name: iris").as_bytes())
+        .unwrap()
+        .remove(0)
+}
+
+#[tokio::test(start_paused = true)]
+async fn scale_conflict_retries_against_fresh_object_and_keeps_concurrent_changes() {
+    let stored = Arc::new(Mutex::new(sdep("1", Some("Available"), 1)));
+    let st = stored.clone();
+    let mut gets = 0;
+    let mut patches = 0;
+    let (client, log) = serve(Box::new(move |r| match r.method.as_str() {
+        "GET" => {
+            gets += 1;
+            if gets == 2 {
+                // A concurrent writer added an annotation between our two attempts.
+                let mut s = st.lock().unwrap();
+                s["metadata"]["annotations"] = json!({"writer": "was-here"});
+                s["metadata"]["resourceVersion"] = json!("2");
+            }
+            respond(200, &st.lock().unwrap())
+        }
+        "PATCH" => {
+            patches += 1;
+            if patches == 1 {
+                return respond(409, &status(409, "Conflict", "Operation cannot be fulfilled: the object has been modified"));
+            }
+            let patch: json_patch::Patch = serde_json::from_value(r.body.clone()).unwrap();
+            let mut s = st.lock().unwrap();
+            json_patch::patch(&mut s, &patch).unwrap();
+            respond(200, &s)
+        }
+        _ => respond(500, &status(500, "Unexpected", "unexpected request")),
+    }));
+    let d = Deployer::new(client, "ns");
+    let plan = d.scale(&handle(), 2, Instant::now() + Duration::from_secs(30)).await.unwrap();
+    assert_eq!(plan.paths, vec!["/spec/predictors/0/replicas"]);
+
+    let s = stored.lock().unwrap();
+    assert_eq!(s["spec"]["predictors"][0]["replicas"], 2);
+    assert_eq!(s["metadata"]["annotations"]["writer"], "was-here", "concurrent change survives");
+    assert_eq!(count(&log, |r| r.method == "GET"), 2, "re-read after the conflict");
+    let patches: Vec<Req> = log.lock().unwrap().iter().filter(|r| r.method == "PATCH").cloned().collect();
+    assert_eq!(patches.len(), 2);
+    assert_eq!(patches[1].headers["content-type"], "application/json-patch+json");
+    for op in patches[1].body.as_array().unwrap() {
+        let path = op["path"].as_str().unwrap();
+        assert!(op["op"] == "test" || path.ends_with("/replicas"), "unexpected op {op}");
+    }
+    assert_eq!(d.stats().snapshot().retries, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn throttled_429_waits_for_retry_after() {
+    let mut gets = 0;
+    let (client, log) = serve(Box::new(move |r| {
+        assert_eq!(r.method, "GET");
+        gets += 1;
+        if gets == 1 {
+            let mut body = status(429, "TooManyRequests", "too many requests, please try again later");
+            body["details"] = json!({"retryAfterSeconds": 3});
+            return respond_with_header(429, &body, "Retry-After", "3");
+        }
+        respond(200, &sdep("1", None, 0))
+    }));
+    let d = Deployer::new(client, "ns");
+    let obj = d.get("iris", Instant::now() + Duration::from_secs(30)).await.unwrap();
+    assert_eq!(obj["metadata"]["uid"], UID);
+    let times: Vec<Instant> = log.lock().unwrap().iter().map(|r| r.at).collect();
+    assert_eq!(times.len(), 2);
+    assert!(times[1] - times[0] >= Duration::from_secs(3), "retried after {:?}", times[1] - times[0]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn throttling_beyond_the_deadline_gives_up() {
+    let (client, log) = serve(Box::new(|_| {
+        let mut body = status(429, "TooManyRequests", "slow down");
+        body["details"] = json!({"retryAfterSeconds": 20});
+        respond(429, &body)
+    }));
+    let d = Deployer::new(client, "ns");
+    let err = d.get("iris", Instant::now() + Duration::from_secs(30)).await.unwrap_err();
+    assert_eq!(err.exit_code(), 3);
+    assert_eq!(count(&log, |_| true), 2, "one retry fits in 30 s, a second does not");
+}
+
+#[tokio::test(start_paused = true)]
+async fn create_name_taken_exits_3_and_deletes_nothing() {
+    let (client, log) = serve(Box::new(|r| {
+        if r.method == "POST" {
+            return respond(409, &status(409, "AlreadyExists", "seldondeployments.machinelearning.seldon.io \"iris\" already exists"));
+        }
+        respond(500, &status(500, "Unexpected", "no other request expected"))
+    }));
+    let ctx = Context::new(Deployer::new(client, "ns"));
+    let report = run::run(&ctx, &iris_manifest(), &RunOptions::default()).await;
+    assert_eq!(report.exit_code, 3, "{report:?}");
+    assert!(report.error.as_deref().unwrap().contains("already exists"));
+    assert_eq!(count(&log, |r| r.method == "DELETE"), 0, "must not touch someone else's object");
+    assert_eq!(count(&log, |_| true), 1);
+    let post = log.lock().unwrap()[0].clone();
+    assert_eq!(post.path, "/apis/machinelearning.seldon.io/v1alpha2/namespaces/ns/seldondeployments");
+    assert_eq!(post.query["fieldValidation"], "Strict");
+    assert_eq!(post.body["spec"]["name"], "iris", "manifest sent as written");
+    assert_eq!(report.phases.len(), 1);
+    assert_eq!(report.phases[0].outcome, "access");
+}
+
+#[tokio::test(start_paused = true)]
+async fn create_rejected_by_strict_validation_exits_2_with_server_message() {
+    let msg = "SeldonDeployment in version \"v1alpha2\" cannot be handled as a SeldonDeployment: strict decoding error: unknown field \"spec.predictors[0].replica\"";
+    let (client, log) = serve(Box::new(move |_| respond(400, &status(400, "BadRequest", msg))));
+    let ctx = Context::new(Deployer::new(client, "ns"));
+    let report = run::run(&ctx, &iris_manifest(), &RunOptions::default()).await;
+    assert_eq!(report.exit_code, 2);
+    assert!(report.error.as_deref().unwrap().contains("unknown field \"spec.predictors[0].replica\""));
+    assert_eq!(count(&log, |_| true), 1);
+
+    let (client, _log) = serve(Box::new(|_| {
+        respond(422, &status(422, "Invalid", "SeldonDeployment.machinelearning.seldon.io \"iris\" is invalid: spec.predictors: Required value"))
+    }));
+    let d = Deployer::new(client, "ns");
+    let err = d.create(&iris_manifest(), Instant::now() + Duration::from_secs(5)).await.unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+    assert!(err.to_string().contains("Required value"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn missing_crd_and_namespace_are_access_errors() {
+    let (client, _l) = serve(Box::new(|_| respond(404, &status(404, "NotFound", "the server could not find the requested resource"))));
+    let err = Deployer::new(client, "ns").create(&iris_manifest(), Instant::now() + Duration::from_secs(5)).await.unwrap_err();
+    assert_eq!(err.exit_code(), 3);
+    assert!(err.to_string().contains("v1alpha2") && err.to_string().contains("CRD"), "{err}");
+
+    let (client, _l) = serve(Box::new(|_| {
+        let mut s = status(404, "NotFound", "namespaces \"ns\" not found");
+        s["details"] = json!({"name": "ns", "kind": "namespaces"});
+        respond(404, &s)
+    }));
+    let err = Deployer::new(client, "ns").create(&iris_manifest(), Instant::now() + Duration::from_secs(5)).await.unwrap_err();
+    assert_eq!(err.exit_code(), 3);
+    assert!(err.to_string().contains("namespace \"ns\" not found"), "{err}");
+}
+
+/// A small stateful fake of the API server + operator + deployment controller for iris.
+fn lifecycle_server(stuck_after_create: bool) -> (kube::Client, Arc<Mutex<Vec<Req>>>) {
+    let state = Arc::new(Mutex::new(None::<Value>));
+    let mut rv = 100;
+    serve(Box::new(move |r| {
+        rv += 1;
+        let mut st = state.lock().unwrap();
+        match (r.method.as_str(), r.resource()) {
+            ("POST", "sdep") => {
+                let mut o = r.body.clone();
+                o["apiVersion"] = json!("machinelearning.seldon.io/v1");
+                o["metadata"]["uid"] = json!(UID);
+                o["metadata"]["namespace"] = json!("ns");
+                o["metadata"]["creationTimestamp"] = json!("2026-01-01T00:00:00Z");
+                o["metadata"]["resourceVersion"] = json!(rv.to_string());
+                *st = Some(o.clone());
+                respond(201, &o)
+            }
+            ("GET", "sdep") if !r.is_watch() && r.path.ends_with("/iris") => match st.as_ref() {
+                Some(o) => respond(200, o),
+                None => respond(404, &status(404, "NotFound", "not found")),
+            },
+            ("PATCH", "sdep") => {
+                let patch: json_patch::Patch = serde_json::from_value(r.body.clone()).unwrap();
+                let o = st.as_mut().unwrap();
+                json_patch::patch(o, &patch).unwrap();
+                respond(200, o)
+            }
+            ("DELETE", "sdep") => {
+                assert_eq!(r.body["propagationPolicy"], "Foreground");
+                assert_eq!(r.body["preconditions"]["uid"], UID);
+                let o = st.take().unwrap();
+                respond(200, &o)
+            }
+            (_, "sdep") if r.is_watch() => Reply::Hang,
+            (_, "deployments") if r.is_watch() => Reply::Hang,
+            (_, "events") if r.is_watch() => Reply::Hang,
+            ("GET", "sdep") => {
+                // List: the "operator" has reconciled the current spec, unless stuck.
+                let items = match st.as_ref() {
+                    None => vec![],
+                    Some(o) => {
+                        let mut o = o.clone();
+                        let n = o["spec"]["predictors"][0]["replicas"].as_i64().unwrap_or(1);
+                        if !stuck_after_create {
+                            o["status"] = json!({"state": "Available", "deploymentStatus": {
+                                "iris-default-0-classifier": {"replicas": n, "availableReplicas": n}}});
+                        }
+                        vec![o]
+                    }
+                };
+                respond(200, &list("SeldonDeploymentList", &rv.to_string(), items))
+            }
+            ("GET", "deployments") => {
+                let items = match st.as_ref() {
+                    None => vec![],
+                    Some(o) => {
+                        let n = o["spec"]["predictors"][0]["replicas"].as_i64().unwrap_or(1);
+                        vec![deployment(&rv.to_string(), n, if stuck_after_create { 0 } else { n })]
+                    }
+                };
+                respond(200, &list("DeploymentList", &rv.to_string(), items))
+            }
+            ("GET", "events") => respond(200, &list("EventList", &rv.to_string(), vec![json!({
+                "metadata": {"name": "e1", "namespace": "ns", "uid": "ev-1", "resourceVersion": "7"},
+                "involvedObject": {"kind": "SeldonDeployment", "name": "iris", "uid": UID},
+                "reason": "CreateDeployment", "message": "Created Deployment \"iris-default-0-classifier\"",
+                "type": "Normal", "source": {"component": "seldon-controller-manager"},
+                "lastTimestamp": "2026-01-01T00:00:01Z", "count": 1
+            })])),
+            _ => respond(500, &status(500, "Unexpected", "unexpected request")),
+        }
+    }))
+}
+
+#[tokio::test(start_paused = true)]
+async fn full_lifecycle_on_a_fake_server() {
+    // Each wait relists after its watch: the fake reports the reconciled state on every list.
+    let (client, log) = lifecycle_server(false);
+    let ctx = Context::new(Deployer::new(client, "ns"));
+    let report = run::run(&ctx, &iris_manifest(), &RunOptions::default()).await;
+    assert_eq!(report.exit_code, 0, "{:?}", report.error);
+    let names: Vec<&str> = report.phases.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["create", "wait-ready", "scale", "wait-scaled", "delete"]);
+    assert!(report.phases.iter().all(|p| p.outcome == "ok"));
+    assert_eq!(report.uid.as_deref(), Some(UID));
+    assert_eq!(report.events.len(), 1);
+    assert_eq!(report.events[0].reason, "CreateDeployment");
+    assert!(report.final_status.as_ref().unwrap().is_ready());
+    assert_eq!(count(&log, |r| r.method == "DELETE"), 1);
+    assert!(ctx.ledger.describe().is_empty());
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["outcome"], "success");
+    assert!(json["phases"][0]["start"].as_str().unwrap().ends_with('Z'));
+}
+
+#[tokio::test(start_paused = true)]
+async fn interrupt_during_wait_cleans_up_by_uid() {
+    let (client, log) = lifecycle_server(true);
+    let ctx = Context::new(Deployer::new(client, "ns"));
+    let interrupt = ctx.interrupt.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        interrupt.trigger(Signal::Term);
+    });
+    let report = run::run(&ctx, &iris_manifest(), &RunOptions::default()).await;
+    assert_eq!(report.exit_code, 143);
+    let names: Vec<&str> = report.phases.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["create", "wait-ready", "cleanup"]);
+    assert_eq!(report.phases[1].outcome, "interrupted");
+    assert_eq!(report.phases[2].outcome, "ok");
+    assert_eq!(count(&log, |r| r.method == "DELETE"), 1);
+    assert!(report.left_behind.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn timeout_cleans_up_unless_keep() {
+    let (client, log) = lifecycle_server(true);
+    let ctx = Context::new(Deployer::new(client, "ns"));
+    let opts = RunOptions { timeout: Duration::from_secs(20), ..RunOptions::default() };
+    let report = run::run(&ctx, &iris_manifest(), &opts).await;
+    assert_eq!(report.exit_code, 4);
+    assert!(report.error.as_deref().unwrap().contains("iris-default-0-classifier 0/1"), "{:?}", report.error);
+    assert_eq!(count(&log, |r| r.method == "DELETE"), 1);
+
+    let (client, log) = lifecycle_server(true);
+    let ctx = Context::new(Deployer::new(client, "ns"));
+    let opts = RunOptions { timeout: Duration::from_secs(20), keep: true, ..RunOptions::default() };
+    let report = run::run(&ctx, &iris_manifest(), &opts).await;
+    assert_eq!(report.exit_code, 4);
+    assert!(report.kept);
+    assert_eq!(count(&log, |r| r.method == "DELETE"), 0);
+}
