@@ -192,7 +192,7 @@ pub enum Error {
     },
 
     /// The cluster could not be reached or the request failed at transport level (exit 3).
-    #[error("cannot {verb} {target} in namespace {namespace:?}: {source}", verb = op.verb, target = op.target(), namespace = op.namespace)]
+    #[error("cannot {verb} {target} in namespace {namespace:?}: {cause}", verb = op.verb, target = op.target(), namespace = op.namespace, cause = root_cause(source))]
     Access {
         /// The request.
         op: Op,
@@ -351,6 +351,26 @@ impl Error {
             },
         }
     }
+}
+
+/// The client error plus its innermost cause ("connection refused", a TLS verification
+/// failure, …), which is what a user can act on.
+fn root_cause(e: &kube::Error) -> String {
+    let mut msg = e.to_string();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    let mut last = None;
+    while let Some(c) = cur {
+        last = Some(c.to_string());
+        cur = c.source();
+    }
+    if let Some(l) = last.filter(|l| !msg.contains(l.as_str())) {
+        msg.push_str(": ");
+        msg.push_str(&l);
+    }
+    if matches!(e, kube::Error::HyperError(_) | kube::Error::Service(_)) {
+        msg.push_str(" (is the API server reachable, and is the kubeconfig's server URL and CA right?)");
+    }
+    msg
 }
 
 /// The server's message plus any per-field causes it listed.

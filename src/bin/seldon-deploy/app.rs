@@ -202,15 +202,31 @@ fn print_reports(out: Output, mut reports: Vec<Report>) -> u8 {
     if reports.len() == 1 {
         let rep = reports.remove(0);
         match out {
-            Output::Json => println!("{}", to_json(&rep)),
-            Output::Text => print!("{}", output::closing_text(&rep)),
+            Output::Json => {
+                println!("{}", to_json(&rep));
+                if !rep.succeeded() {
+                    eprint!("{}", output::result_line(&rep));
+                }
+            }
+            Output::Text => {
+                let (stdout, stderr) = output::closing_text(&rep);
+                print!("{stdout}");
+                eprint!("{stderr}");
+            }
         }
         rep.exit_code
     } else {
         let sum = Summary::new(reports);
+        let (stdout, stderr) = output::closing_summary(&sum);
         match out {
-            Output::Json => println!("{}", to_json(&sum)),
-            Output::Text => print!("{}", output::closing_summary(&sum)),
+            Output::Json => {
+                println!("{}", to_json(&sum));
+                eprint!("{stderr}");
+            }
+            Output::Text => {
+                print!("{stdout}");
+                eprint!("{stderr}");
+            }
         }
         sum.exit_code
     }

@@ -174,15 +174,19 @@ pub async fn render(mut rx: UnboundedReceiver<Update>, mut r: Renderer) {
     r.finish();
 }
 
-/// The closing text for one report.
-pub fn closing_text(rep: &Report) -> String {
-    let mut s = String::from("\n");
-    s.push_str(&report::phase_table(rep));
-    s.push_str(&result_line(rep));
-    s
+/// The closing text for one report: the phase table (stdout) and the result (stdout on
+/// success, stderr on failure, so pipelines capture it where they look for errors).
+pub fn closing_text(rep: &Report) -> (String, String) {
+    let table = format!("\n{}", report::phase_table(rep));
+    let result = result_line(rep);
+    if rep.succeeded() && rep.left_behind.is_empty() {
+        (format!("{table}{result}"), String::new())
+    } else {
+        (table, result)
+    }
 }
 
-fn result_line(rep: &Report) -> String {
+pub fn result_line(rep: &Report) -> String {
     let mut s = String::new();
     match &rep.error {
         None => s.push_str(&format!(
@@ -211,10 +215,10 @@ fn result_line(rep: &Report) -> String {
     s
 }
 
-/// The closing text for several reports.
-pub fn closing_summary(sum: &Summary) -> String {
-    let mut s = String::from("\n");
-    s.push_str(&report::summary_table(sum));
+/// The closing text for several reports: table (stdout) and per-deployment failures (stderr).
+pub fn closing_summary(sum: &Summary) -> (String, String) {
+    let table = format!("\n{}", report::summary_table(sum));
+    let mut s = String::new();
     for r in &sum.deployments {
         if r.error.is_some() || !r.left_behind.is_empty() {
             s.push_str(&format!("[{}] ", r.name));
@@ -227,5 +231,9 @@ pub fn closing_summary(sum: &Summary) -> String {
         sum.deployments.len(),
         sum.exit_code
     ));
-    s
+    if sum.exit_code == 0 {
+        (format!("{table}{s}"), String::new())
+    } else {
+        (table, s)
+    }
 }

@@ -1,0 +1,239 @@
+//! CLI tests that need no cluster: help, argument compatibility, and input validation that
+//! must fail (exit 2, naming the file) before any request is sent.
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use std::path::{Path, PathBuf};
+
+const TOKEN: &str = "very-secret-token-0123456789";
+
+fn bin() -> Command {
+    Command::cargo_bin("seldon-deploy").unwrap()
+}
+
+/// A kubeconfig pointing at a port where nothing listens; any request would fail with exit 3.
+fn dead_kubeconfig(dir: &Path) -> PathBuf {
+    let p = dir.join("kubeconfig");
+    std::fs::write(
+        &p,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: dead\nclusters:\n- name: dead\n  cluster: {{server: 'https://127.0.0.1:1', insecure-skip-tls-verify: true}}\nusers:\n- name: u\n  user: {{token: {TOKEN}}}\ncontexts:\n- name: dead\n  context: {{cluster: dead, user: u, namespace: from-context}}\n"
+        ),
+    )
+    .unwrap();
+    p
+}
+
+fn write(dir: &Path, name: &str, content: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, content).unwrap();
+    p
+}
+
+const GOOD: &str = "apiVersion: machinelearning.seldon.io/v1\nkind: SeldonDeployment\nmetadata:\n  name: good\nspec:\n  predictors:\n  - name: p\n    graph: {name: c}\n";
+
+#[test]
+fn help_documents_exit_codes() {
+    bin()
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Exit codes:"))
+        .stdout(predicate::str::contains("130/143"))
+        .stdout(predicate::str::contains("timed out waiting"));
+    bin()
+        .args(["run", "--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("--replicas"))
+        .stdout(predicate::str::contains("[default: 5m]"));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    bin().assert().code(2);
+    bin().args(["run"]).assert().code(2);
+    bin().args(["scale", "x", "--replicas", "-1"]).assert().code(2);
+    bin().args(["run", "-f", "x.yaml", "--timeout", "soon"]).assert().code(2);
+}
+
+#[test]
+fn bad_inputs_exit_2_naming_the_file_without_contacting_the_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dead_kubeconfig(dir.path());
+    let hpa = GOOD.replace(
+        "    graph: {name: c}\n",
+        "    graph: {name: c}\n    componentSpecs:\n    - hpaSpec: {maxReplicas: 3}\n      spec: {containers: [{name: c, image: i}]}\n",
+    );
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("empty.yaml", b"".to_vec(), "no YAML or JSON document"),
+        ("comments.yaml", b"# nothing\n".to_vec(), "no YAML or JSON document"),
+        ("garbage.bin", vec![0x7f, b'E', b'L', b'F', 0, 1, 2, 0xff], "not UTF-8"),
+        ("latin1.yaml", b"kind: caf\xe9\n".to_vec(), "line 1 column 10"),
+        ("syntax.yaml", b"apiVersion: [\n".to_vec(), "line"),
+        ("deployment.yaml", b"apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n".to_vec(), "not a SeldonDeployment"),
+        ("v2.yaml", b"apiVersion: mlops.seldon.io/v1alpha1\nkind: Model\nmetadata: {name: m}\n".to_vec(), "Seldon Core v2"),
+        ("noname.yaml", GOOD.replace("  name: good\n", "  labels: {}\n").into_bytes(), "metadata.name is required"),
+        ("strrep.yaml", GOOD.replace("spec:\n", "spec:\n  replicas: \"2\"\n").into_bytes(), "spec.replicas must be an integer"),
+        ("neg.yaml", GOOD.replace("spec:\n", "spec:\n  replicas: -2\n").into_bytes(), "negative"),
+        ("huge.yaml", GOOD.replace("spec:\n", "spec:\n  replicas: 4294967296\n").into_bytes(), "larger than the maximum"),
+        ("nopred.yaml", GOOD.replace("  - name: p\n    graph: {name: c}\n", "").replace("predictors:", "predictors: []").into_bytes(), "at least one predictor"),
+        ("nospec.yaml", GOOD.split("spec:").next().unwrap().to_owned().into_bytes(), "spec is missing"),
+        ("hpa.yaml", hpa.into_bytes(), "hpaSpec"),
+        ("dup.yaml", format!("{GOOD}kind: SeldonDeployment\n").into_bytes(), "uplicate"),
+    ];
+    for (name, content, want) in cases {
+        let p = write(dir.path(), name, &content);
+        let out = bin()
+            .args(["run", "-f"])
+            .arg(&p)
+            .arg("--kubeconfig")
+            .arg(&kc)
+            .timeout(std::time::Duration::from_secs(20))
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(name))
+            .stderr(predicate::str::contains(want));
+        let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+        assert!(!stderr.contains("panicked"), "{name}: {stderr}");
+    }
+}
+
+#[test]
+fn missing_file_and_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dead_kubeconfig(dir.path());
+    bin()
+        .args(["run", "-f", "/definitely/not/here.yaml", "--kubeconfig"])
+        .arg(&kc)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("/definitely/not/here.yaml: no such file"));
+    let empty = dir.path().join("empty-dir");
+    std::fs::create_dir(&empty).unwrap();
+    bin()
+        .args(["run", "-f"])
+        .arg(&empty)
+        .arg("--kubeconfig")
+        .arg(&kc)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("directory"));
+}
+
+#[test]
+fn namespace_conflict_fails_before_sending() {
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dead_kubeconfig(dir.path());
+    let p = write(
+        dir.path(),
+        "ns.yaml",
+        GOOD.replace("  name: good\n", "  name: good\n  namespace: team-a\n").as_bytes(),
+    );
+    // Against -n.
+    bin()
+        .args(["run", "-n", "team-b", "-f"])
+        .arg(&p)
+        .arg("--kubeconfig")
+        .arg(&kc)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("\"team-a\""));
+    // Against the context's namespace.
+    bin()
+        .args(["create", "-f"])
+        .arg(&p)
+        .arg("--kubeconfig")
+        .arg(&kc)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("from-context"));
+}
+
+#[test]
+fn original_flag_spelling_is_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dead_kubeconfig(dir.path());
+    let p = write(dir.path(), "deployment.yml", b"kind: [\n");
+    bin()
+        .args(["-namespace", "seldon", "-filename"])
+        .arg(&p)
+        .arg("--kubeconfig")
+        .arg(&kc)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("deployment.yml"));
+}
+
+#[test]
+fn stdin_is_named_in_errors() {
+    bin()
+        .args(["run", "-n", "x", "-f", "-"])
+        .write_stdin("apiVersion: v1\nkind: ConfigMap\n")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("<stdin>"));
+}
+
+#[test]
+fn unreachable_cluster_is_exit_3_and_never_prints_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dead_kubeconfig(dir.path());
+    let p = write(dir.path(), "good.yaml", GOOD.as_bytes());
+    let out = bin()
+        .args(["-vv", "run", "-f"])
+        .arg(&p)
+        .arg("--kubeconfig")
+        .arg(&kc)
+        .timeout(std::time::Duration::from_secs(60))
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("insecure-skip-tls-verify"))
+        .stderr(predicate::str::contains("cannot create"));
+    let o = out.get_output();
+    for stream in [&o.stdout, &o.stderr] {
+        assert!(!String::from_utf8_lossy(stream).contains(TOKEN), "token leaked");
+    }
+}
+
+#[test]
+fn json_output_on_failure_is_one_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dead_kubeconfig(dir.path());
+    let p = write(dir.path(), "good.yaml", GOOD.as_bytes());
+    let out = bin()
+        .args(["run", "-o", "json", "-f"])
+        .arg(&p)
+        .arg("--kubeconfig")
+        .arg(&kc)
+        .timeout(std::time::Duration::from_secs(60))
+        .assert()
+        .code(3);
+    let doc: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(doc["exit_code"], 3);
+    assert_eq!(doc["outcome"], "access");
+    assert_eq!(doc["namespace"], "from-context");
+    assert_eq!(doc["phases"][0]["name"], "create");
+}
+
+#[test]
+fn completions_man_and_plugin_name() {
+    bin()
+        .args(["completions", "bash"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("seldon-deploy"));
+    bin()
+        .arg("man")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(".TH"));
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = dir.path().join("kubectl-sdep");
+    std::fs::copy(assert_cmd::cargo::cargo_bin("seldon-deploy"), &plugin).unwrap();
+    Command::new(&plugin)
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("kubectl sdep"));
+}
