@@ -9,8 +9,8 @@
 
 use std::path::PathBuf;
 
-use kube::config::{Config, KubeConfigOptions, Kubeconfig};
 use kube::Client;
+use kube::config::{Config, KubeConfigOptions, Kubeconfig};
 
 use crate::error::{Error, Result};
 

@@ -156,7 +156,9 @@ pub enum Error {
     },
 
     /// 401 from the API server (exit 3).
-    #[error("unauthorized: the cluster rejected the credentials ({message}); check the kubeconfig user or refresh the token")]
+    #[error(
+        "unauthorized: the cluster rejected the credentials ({message}); check the kubeconfig user or refresh the token"
+    )]
     Unauthorized {
         /// Server message.
         message: String,
@@ -368,7 +370,9 @@ fn root_cause(e: &kube::Error) -> String {
         msg.push_str(&l);
     }
     if matches!(e, kube::Error::HyperError(_) | kube::Error::Service(_)) {
-        msg.push_str(" (is the API server reachable, and is the kubeconfig's server URL and CA right?)");
+        msg.push_str(
+            " (is the API server reachable, and is the kubeconfig's server URL and CA right?)",
+        );
     }
     msg
 }

@@ -59,7 +59,12 @@ impl EventRecord {
             .last_timestamp
             .as_ref()
             .map(|t| t.0)
-            .or_else(|| e.series.as_ref().and_then(|s| s.last_observed_time.as_ref()).map(|t| t.0))
+            .or_else(|| {
+                e.series
+                    .as_ref()
+                    .and_then(|s| s.last_observed_time.as_ref())
+                    .map(|t| t.0)
+            })
             .or_else(|| e.event_time.as_ref().map(|t| t.0))
             .or_else(|| e.metadata.creation_timestamp.as_ref().map(|t| t.0));
         let source = e
@@ -169,7 +174,9 @@ impl Relevance {
                 self.deployment_uids.contains(uid) || self.deployment_names.contains(name)
             }
             "ReplicaSet" | "Pod" => self.deployment_names.iter().any(|d| {
-                name.len() > d.len() && name.starts_with(d.as_str()) && name.as_bytes()[d.len()] == b'-'
+                name.len() > d.len()
+                    && name.starts_with(d.as_str())
+                    && name.as_bytes()[d.len()] == b'-'
             }),
             _ => false,
         }
@@ -188,14 +195,19 @@ fn last_seen(e: &Event) -> Option<Timestamp> {
     e.last_timestamp
         .as_ref()
         .map(|t| t.0)
-        .or_else(|| e.series.as_ref().and_then(|s| s.last_observed_time.as_ref()).map(|t| t.0))
+        .or_else(|| {
+            e.series
+                .as_ref()
+                .and_then(|s| s.last_observed_time.as_ref())
+                .map(|t| t.0)
+        })
         .or_else(|| e.event_time.as_ref().map(|t| t.0))
         .or_else(|| e.metadata.creation_timestamp.as_ref().map(|t| t.0))
 }
 
 enum Input {
-    Event(Result<watcher::Event<Event>, watcher::Error>),
-    Deployment(Result<watcher::Event<Deployment>, watcher::Error>),
+    Event(Box<Result<watcher::Event<Event>, watcher::Error>>),
+    Deployment(Box<Result<watcher::Event<Deployment>, watcher::Error>>),
 }
 
 struct Follower {
@@ -235,10 +247,10 @@ impl Follower {
         if !emit {
             return;
         }
-        if let (Some(since), Some(at)) = (self.filter.since, last_seen(&e)) {
-            if at < since {
-                return;
-            }
+        if let (Some(since), Some(at)) = (self.filter.since, last_seen(&e))
+            && at < since
+        {
+            return;
         }
         if self.relevance.matches(&e) {
             self.out.push_back(EventRecord::from_event(&e));
@@ -269,7 +281,11 @@ impl Follower {
 
     /// Handles a watch error: `Some` when it is fatal.
     fn on_error(&mut self, err: &watcher::Error, events: bool) -> Option<Error> {
-        let op = if events { &self.events_op } else { &self.deps_op };
+        let op = if events {
+            &self.events_op
+        } else {
+            &self.deps_op
+        };
         if let Some(f) = watch::fatal(err, op) {
             return Some(f);
         }
@@ -308,12 +324,12 @@ pub fn follow(
         Api::<Event>::namespaced(client.clone(), namespace),
         watch::config().any_semantic(),
     )
-    .map(Input::Event);
+    .map(|e| Input::Event(Box::new(e)));
     let deps = watch::stream(
         Api::<Deployment>::namespaced(client, namespace),
         watch::config().labels(SELDON_ID_LABEL),
     )
-    .map(Input::Deployment);
+    .map(|e| Input::Deployment(Box::new(e)));
     let follower = Follower {
         input: stream::select(events, deps).boxed(),
         relevance: Relevance::new(&filter),
@@ -336,16 +352,20 @@ pub fn follow(
                 return None;
             }
             let fatal = match f.input.next().await? {
-                Input::Event(Ok(ev)) => {
-                    f.on_event(ev);
-                    None
-                }
-                Input::Deployment(Ok(ev)) => {
-                    f.on_deployment(ev);
-                    None
-                }
-                Input::Event(Err(e)) => f.on_error(&e, true),
-                Input::Deployment(Err(e)) => f.on_error(&e, false),
+                Input::Event(item) => match *item {
+                    Ok(ev) => {
+                        f.on_event(ev);
+                        None
+                    }
+                    Err(e) => f.on_error(&e, true),
+                },
+                Input::Deployment(item) => match *item {
+                    Ok(ev) => {
+                        f.on_deployment(ev);
+                        None
+                    }
+                    Err(e) => f.on_error(&e, false),
+                },
             };
             if let Some(e) = fatal {
                 f.failed = true;
@@ -407,7 +427,10 @@ mod tests {
     #[test]
     fn record_formatting() {
         let r = EventRecord::from_event(&event("Pod", "p-1", ""));
-        assert_eq!(r.to_string(), "Normal R deployment-controller Pod/p-1: m (x3)");
+        assert_eq!(
+            r.to_string(),
+            "Normal R deployment-controller Pod/p-1: m (x3)"
+        );
         assert_eq!(r.time.as_deref(), Some("2026-01-01T00:00:10Z"));
         let j = serde_json::to_value(&r).unwrap();
         assert_eq!(j["type"], "Normal");

@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
+use kube::Client;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
     PropagationPolicy,
 };
 use kube::core::params::Preconditions;
-use kube::Client;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::time::Instant;
@@ -394,7 +394,9 @@ impl Deployer {
             };
             let patch: Patch<()> = Patch::Json(plan.patch.clone());
             match self
-                .retrying(deadline, true, || self.sdeps.patch(&handle.name, &pp, &patch))
+                .retrying(deadline, true, || {
+                    self.sdeps.patch(&handle.name, &pp, &patch)
+                })
                 .await
             {
                 Ok(_) => return Ok(plan),
@@ -404,7 +406,12 @@ impl Deployer {
                         && attempt < MAX_SCALE_ATTEMPTS
                         && Instant::now() + delay < deadline =>
                 {
-                    tracing::debug!(attempt, code = s.code, "scale conflict, re-reading: {}", s.message);
+                    tracing::debug!(
+                        attempt,
+                        code = s.code,
+                        "scale conflict, re-reading: {}",
+                        s.message
+                    );
                     self.stats.retry();
                     tokio::time::sleep(delay).await;
                     delay = (delay * 5).min(Duration::from_secs(2));
@@ -415,8 +422,11 @@ impl Deployer {
         Err(Error::Access {
             op,
             source: Box::new(kube::Error::Api(Box::new(
-                kube::core::Status::failure("the object kept changing; gave up after repeated conflicts", "Conflict")
-                    .with_code(409),
+                kube::core::Status::failure(
+                    "the object kept changing; gave up after repeated conflicts",
+                    "Conflict",
+                )
+                .with_code(409),
             ))),
         })
     }
@@ -427,7 +437,12 @@ impl Deployer {
     /// # Errors
     ///
     /// [`Error::Timeout`] at `deadline` naming what remains; access errors (403 names the verb).
-    pub async fn delete(&self, handle: &Handle, deadline: Instant, observer: Observer<'_>) -> Result<()> {
+    pub async fn delete(
+        &self,
+        handle: &Handle,
+        deadline: Instant,
+        observer: Observer<'_>,
+    ) -> Result<()> {
         let dp = DeleteParams {
             propagation_policy: Some(PropagationPolicy::Foreground),
             preconditions: Some(Preconditions {
@@ -455,7 +470,12 @@ impl Deployer {
     /// # Errors
     ///
     /// [`Error::Timeout`] naming what remains, or a fatal watch error.
-    pub async fn wait_gone(&self, handle: &Handle, deadline: Instant, observer: Observer<'_>) -> Result<()> {
+    pub async fn wait_gone(
+        &self,
+        handle: &Handle,
+        deadline: Instant,
+        observer: Observer<'_>,
+    ) -> Result<()> {
         let started = Instant::now();
         let mut views = Views::new(self, handle);
         let mut remaining = String::from("no data from the API server yet");
@@ -504,7 +524,12 @@ impl Deployer {
     /// Runs `f` again after transient errors (429, 503, transport errors when `idempotent`),
     /// sleeping the server's `retryAfterSeconds` if given, else an exponential backoff, while
     /// the deadline allows.
-    async fn retrying<T, F, Fut>(&self, deadline: Instant, idempotent: bool, mut f: F) -> Result<T, kube::Error>
+    async fn retrying<T, F, Fut>(
+        &self,
+        deadline: Instant,
+        idempotent: bool,
+        mut f: F,
+    ) -> Result<T, kube::Error>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, kube::Error>>,
@@ -517,7 +542,10 @@ impl Deployer {
                     if Instant::now() + wait >= deadline {
                         return Err(e);
                     }
-                    tracing::debug!(wait_ms = wait.as_millis() as u64, "transient API error, retrying: {e}");
+                    tracing::debug!(
+                        wait_ms = wait.as_millis() as u64,
+                        "transient API error, retrying: {e}"
+                    );
                     self.stats.retry();
                     tokio::time::sleep(wait).await;
                     backoff = (backoff * 2).min(Duration::from_secs(10));
@@ -556,8 +584,8 @@ struct Views {
 }
 
 enum Side {
-    Sdep(Result<kube::runtime::watcher::Event<DynamicObject>, kube::runtime::watcher::Error>),
-    Deps(Result<kube::runtime::watcher::Event<Deployment>, kube::runtime::watcher::Error>),
+    Sdep(Box<Result<kube::runtime::watcher::Event<DynamicObject>, kube::runtime::watcher::Error>>),
+    Deps(Box<Result<kube::runtime::watcher::Event<Deployment>, kube::runtime::watcher::Error>>),
 }
 
 impl Views {
@@ -566,9 +594,12 @@ impl Views {
             d.sdeps.clone(),
             watch::config().fields(&format!("metadata.name={}", handle.name)),
         )
-        .map(Side::Sdep);
-        let deps = watch::stream(d.deployments.clone(), watch::config().labels(SELDON_ID_LABEL))
-            .map(Side::Deps);
+        .map(|e| Side::Sdep(Box::new(e)));
+        let deps = watch::stream(
+            d.deployments.clone(),
+            watch::config().labels(SELDON_ID_LABEL),
+        )
+        .map(|e| Side::Deps(Box::new(e)));
         Views {
             stream: futures::stream::select(sdeps, deps).boxed(),
             sdep: Snapshot::new(),
@@ -587,10 +618,14 @@ impl Views {
             return Ok(false);
         };
         let (err, op) = match item {
-            Side::Sdep(Ok(ev)) => return Ok(self.sdep.apply(ev, &self.stats)),
-            Side::Deps(Ok(ev)) => return Ok(self.deps.apply(ev, &self.stats)),
-            Side::Sdep(Err(e)) => (e, &self.sdep_op),
-            Side::Deps(Err(e)) => (e, &self.deps_op),
+            Side::Sdep(item) => match *item {
+                Ok(ev) => return Ok(self.sdep.apply(ev, &self.stats)),
+                Err(e) => (e, &self.sdep_op),
+            },
+            Side::Deps(item) => match *item {
+                Ok(ev) => return Ok(self.deps.apply(ev, &self.stats)),
+                Err(e) => (e, &self.deps_op),
+            },
         };
         if let Some(fatal) = watch::fatal(&err, op) {
             return Err(fatal);

@@ -272,10 +272,11 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<Vec<Manifest>> {
 
     let mut docs: Vec<Value> = docs.into_iter().filter(|d| !d.is_null()).collect();
     // kubectl accepts `kind: List`; expand it so such files work here too.
-    if docs.len() == 1 && docs[0].get("kind").and_then(Value::as_str) == Some("List") {
-        if let Some(items) = docs[0].get("items").and_then(Value::as_array) {
-            docs = items.clone();
-        }
+    if docs.len() == 1
+        && docs[0].get("kind").and_then(Value::as_str) == Some("List")
+        && let Some(items) = docs[0].get("items").and_then(Value::as_array)
+    {
+        docs = items.clone();
     }
     if docs.is_empty() {
         return Err(fail(
@@ -352,7 +353,12 @@ fn depth(v: &Value) -> usize {
 
 fn line_col(prefix: &[u8]) -> (usize, usize) {
     let line = prefix.iter().filter(|b| **b == b'\n').count() + 1;
-    let col = prefix.len() - prefix.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1) + 1;
+    let col = prefix.len()
+        - prefix
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |p| p + 1)
+        + 1;
     (line, col)
 }
 
@@ -401,7 +407,12 @@ fn validate(doc: Value, source: &str, document: usize) -> std::result::Result<Ma
             );
         }
         Some(Value::String(_)) | None => return Err("metadata.name is required".into()),
-        Some(v) => return Err(format!("metadata.name must be a string, found {}", type_name(v))),
+        Some(v) => {
+            return Err(format!(
+                "metadata.name must be a string, found {}",
+                type_name(v)
+            ));
+        }
     };
     if let Err(why) = check_dns1123_subdomain(&name) {
         return Err(format!("metadata.name {name:?} is not a valid name: {why}"));
@@ -491,19 +502,14 @@ fn check_replicas(v: Option<&Value>, at: &str) -> std::result::Result<(), String
         Some(Value::Number(n)) => match n.as_i64() {
             Some(i) if (0..=i64::from(i32::MAX)).contains(&i) => Ok(()),
             Some(i) if i < 0 => Err(format!("{at} is {i}; replicas cannot be negative")),
-            Some(i) => Err(format!(
-                "{at} is {i}, larger than the maximum {}",
-                i32::MAX
-            )),
-            None if n.as_u64().is_some() => Err(format!(
-                "{at} is {n}, larger than the maximum {}",
-                i32::MAX
-            )),
+            Some(i) => Err(format!("{at} is {i}, larger than the maximum {}", i32::MAX)),
+            None if n.as_u64().is_some() => {
+                Err(format!("{at} is {n}, larger than the maximum {}", i32::MAX))
+            }
             None => match n.as_f64() {
-                Some(f) if f.fract() == 0.0 && f > 0.0 => Err(format!(
-                    "{at} is {n}, larger than the maximum {}",
-                    i32::MAX
-                )),
+                Some(f) if f.fract() == 0.0 && f > 0.0 => {
+                    Err(format!("{at} is {n}, larger than the maximum {}", i32::MAX))
+                }
                 Some(f) if f.fract() == 0.0 && f < 0.0 => {
                     Err(format!("{at} is {n}; replicas cannot be negative"))
                 }
@@ -591,7 +597,10 @@ spec:
         assert_eq!(m.version, "v1alpha2");
         assert_eq!(m.name, "sklearn");
         assert_eq!(m.object["spec"]["name"], "iris");
-        assert_eq!(m.object["spec"]["predictors"][0]["graph"]["children"], serde_json::json!([]));
+        assert_eq!(
+            m.object["spec"]["predictors"][0]["graph"]["children"],
+            serde_json::json!([])
+        );
         assert_eq!(m.components.len(), 1);
         assert_eq!(
             m.components[0].deployment_name.as_deref(),
@@ -613,7 +622,10 @@ spec:
             "metadata":{"name":"j"},"spec":{"predictors":[{"name":"p","graph":{"name":"g"}}]}}"#;
         assert_eq!(parse("m.json", json.as_bytes()).unwrap()[0].name, "j");
 
-        let two = format!("{IRIS}---\n{}", IRIS.replace("name: sklearn", "name: second"));
+        let two = format!(
+            "{IRIS}---\n{}",
+            IRIS.replace("name: sklearn", "name: second")
+        );
         let m = parse("m.yaml", two.as_bytes()).unwrap();
         assert_eq!(m.len(), 2);
         assert_eq!(m[1].name, "second");
@@ -628,7 +640,9 @@ spec:
         assert!(e.contains("line "), "{e}");
         assert!(e.contains("column"), "{e}");
 
-        let e = parse("m.json", b"{\"a\": 1,\n  \"b\": }").unwrap_err().to_string();
+        let e = parse("m.json", b"{\"a\": 1,\n  \"b\": }")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("line 2"), "{e}");
     }
 
@@ -646,10 +660,15 @@ spec:
         assert!(err("").contains("no YAML or JSON document"));
         assert!(err("# just a comment\n\n").contains("no YAML or JSON document"));
         assert!(err("---\n...\n").contains("no YAML or JSON document"));
-        let e = parse("b.bin", b"\x7fELF\x02\x01\x01\0\0\0").unwrap_err().to_string();
+        let e = parse("b.bin", b"\x7fELF\x02\x01\x01\0\0\0")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("binary"), "{e}");
         let e = parse("l.yaml", b"kind: caf\xe9\n").unwrap_err().to_string();
-        assert!(e.contains("not UTF-8") && e.contains("line 1 column 10"), "{e}");
+        assert!(
+            e.contains("not UTF-8") && e.contains("line 1 column 10"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -667,7 +686,9 @@ spec:
 
         let deep = "[".repeat(100_000);
         assert!(err(&deep).starts_with("m.yaml: invalid"));
-        let deep_yaml: String = (0..200).map(|i| format!("{}k:\n", " ".repeat(i * 2))).collect();
+        let deep_yaml: String = (0..200)
+            .map(|i| format!("{}k:\n", " ".repeat(i * 2)))
+            .collect();
         assert!(err(&deep_yaml).contains("invalid YAML"));
     }
 
@@ -714,12 +735,30 @@ spec:
     #[test]
     fn replicas_must_be_int32() {
         let cases = [
-            ("  replicas: \"2\"\n  predictors: [{name: p}]\n", "spec.replicas must be an integer"),
-            ("  replicas: -1\n  predictors: [{name: p}]\n", "cannot be negative"),
-            ("  replicas: 2147483648\n  predictors: [{name: p}]\n", "larger than the maximum"),
-            ("  replicas: 99999999999999999999\n  predictors: [{name: p}]\n", "larger than"),
-            ("  replicas: 1.5\n  predictors: [{name: p}]\n", "whole number"),
-            ("  predictors: [{name: p, replicas: x}]\n", "spec.predictors[0].replicas"),
+            (
+                "  replicas: \"2\"\n  predictors: [{name: p}]\n",
+                "spec.replicas must be an integer",
+            ),
+            (
+                "  replicas: -1\n  predictors: [{name: p}]\n",
+                "cannot be negative",
+            ),
+            (
+                "  replicas: 2147483648\n  predictors: [{name: p}]\n",
+                "larger than the maximum",
+            ),
+            (
+                "  replicas: 99999999999999999999\n  predictors: [{name: p}]\n",
+                "larger than",
+            ),
+            (
+                "  replicas: 1.5\n  predictors: [{name: p}]\n",
+                "whole number",
+            ),
+            (
+                "  predictors: [{name: p, replicas: x}]\n",
+                "spec.predictors[0].replicas",
+            ),
             (
                 "  predictors: [{name: p, componentSpecs: [{replicas: -3}]}]\n",
                 "spec.predictors[0].componentSpecs[0].replicas",
@@ -729,7 +768,13 @@ spec:
             let e = err(&with_spec(spec));
             assert!(e.contains(want), "{spec:?} -> {e}");
         }
-        assert!(parse("m", with_spec("  replicas: 2147483647\n  predictors: [{name: p}]\n").as_bytes()).is_ok());
+        assert!(
+            parse(
+                "m",
+                with_spec("  replicas: 2147483647\n  predictors: [{name: p}]\n").as_bytes()
+            )
+            .is_ok()
+        );
     }
 
     #[test]
@@ -753,8 +798,15 @@ spec:
         let e = m.ensure_manually_scalable().unwrap_err();
         assert_eq!(e.exit_code(), 2);
         let text = e.to_string();
-        assert!(text.contains("hpaSpec") && text.contains("h.yaml"), "{text}");
-        assert!(parse("i", IRIS.as_bytes()).unwrap()[0].ensure_manually_scalable().is_ok());
+        assert!(
+            text.contains("hpaSpec") && text.contains("h.yaml"),
+            "{text}"
+        );
+        assert!(
+            parse("i", IRIS.as_bytes()).unwrap()[0]
+                .ensure_manually_scalable()
+                .is_ok()
+        );
     }
 
     #[test]
@@ -781,7 +833,10 @@ mod example_tests {
     fn bundled_examples_load_with_expected_components() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/");
         let iris = &load(&format!("{dir}iris-v1alpha2.yaml")).unwrap()[0];
-        assert_eq!((iris.version.as_str(), iris.components[0].initial_replicas), ("v1alpha2", 1));
+        assert_eq!(
+            (iris.version.as_str(), iris.components[0].initial_replicas),
+            ("v1alpha2", 1)
+        );
         let multi = &load(&format!("{dir}multi-component.yaml")).unwrap()[0];
         let counts: Vec<_> = multi
             .components

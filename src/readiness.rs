@@ -167,7 +167,10 @@ pub fn evaluate(
     if sdep.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid) {
         return Readiness::gone("replaced");
     }
-    if sdep.pointer("/metadata/deletionTimestamp").is_some_and(|v| !v.is_null()) {
+    if sdep
+        .pointer("/metadata/deletionTimestamp")
+        .is_some_and(|v| !v.is_null())
+    {
         return Readiness::gone("marked for deletion");
     }
     let state = sdep
@@ -261,7 +264,9 @@ fn assign(components: &[Component], owned: &[&Deployment]) -> Vec<Option<usize>>
     let free: Vec<usize> = (0..owned.len())
         .filter(|i| !taken[*i] && !is_auxiliary(owned[*i]))
         .collect();
-    let unmatched: Vec<usize> = (0..components.len()).filter(|i| out[*i].is_none()).collect();
+    let unmatched: Vec<usize> = (0..components.len())
+        .filter(|i| out[*i].is_none())
+        .collect();
     if !unmatched.is_empty() && free.len() == unmatched.len() {
         for (c, d) in unmatched.into_iter().zip(free) {
             out[c] = Some(d);
@@ -365,7 +370,15 @@ mod tests {
         })
     }
 
-    fn dep(name: &str, spec: i32, gen_: i64, observed: i64, reps: i32, upd: i32, avail: i32) -> Deployment {
+    fn dep(
+        name: &str,
+        spec: i32,
+        gen_: i64,
+        observed: i64,
+        reps: i32,
+        upd: i32,
+        avail: i32,
+    ) -> Deployment {
         serde_json::from_value(json!({
             "metadata": {"name": name, "generation": gen_,
                 "ownerReferences": [{"apiVersion": "machinelearning.seldon.io/v1", "kind": "SeldonDeployment", "name": "s", "uid": UID}]},
@@ -386,7 +399,10 @@ mod tests {
     #[test]
     fn ready_at_initial_counts() {
         let s = sdep("Available", status(1, 2));
-        let deps = [dep("s-p-0-a", 1, 1, 1, 1, 1, 1), dep("s-p-1-b", 2, 1, 1, 2, 2, 2)];
+        let deps = [
+            dep("s-p-0-a", 1, 1, 1, 1, 1, 1),
+            dep("s-p-1-b", 2, 1, 1, 2, 2, 2),
+        ];
         let r = eval(&s, &deps, Target::Initial);
         assert_eq!(r.verdict, Verdict::Ready, "{}", r.summary());
         assert_eq!(r.components[1].ratio(), "2/2");
@@ -396,31 +412,59 @@ mod tests {
     fn stale_available_after_scale_is_not_ready() {
         // The scale was written; the operator's status and the Deployments still show the old counts.
         let s = sdep("Available", status(1, 2));
-        let old = [dep("s-p-0-a", 1, 1, 1, 1, 1, 1), dep("s-p-1-b", 2, 1, 1, 2, 2, 2)];
+        let old = [
+            dep("s-p-0-a", 1, 1, 1, 1, 1, 1),
+            dep("s-p-1-b", 2, 1, 1, 2, 2, 2),
+        ];
         let r = eval(&s, &old, Target::Replicas(2));
         assert_eq!(r.verdict, Verdict::NotReady);
-        assert!(r.reason.as_ref().unwrap().contains("spec.replicas is 1"), "{}", r.summary());
+        assert!(
+            r.reason.as_ref().unwrap().contains("spec.replicas is 1"),
+            "{}",
+            r.summary()
+        );
 
         // Deployment spec updated, but its status has not been observed yet.
-        let stale = [dep("s-p-0-a", 2, 2, 1, 1, 1, 1), dep("s-p-1-b", 2, 1, 1, 2, 2, 2)];
+        let stale = [
+            dep("s-p-0-a", 2, 2, 1, 1, 1, 1),
+            dep("s-p-1-b", 2, 1, 1, 2, 2, 2),
+        ];
         let r = eval(&s, &stale, Target::Replicas(2));
         assert_eq!(r.verdict, Verdict::NotReady);
-        assert!(r.reason.as_ref().unwrap().contains("observedGeneration"), "{}", r.summary());
+        assert!(
+            r.reason.as_ref().unwrap().contains("observedGeneration"),
+            "{}",
+            r.summary()
+        );
 
         // Deployments done, but the operator's Available still carries the old counts.
-        let done = [dep("s-p-0-a", 2, 2, 2, 2, 2, 2), dep("s-p-1-b", 2, 1, 1, 2, 2, 2)];
+        let done = [
+            dep("s-p-0-a", 2, 2, 2, 2, 2, 2),
+            dep("s-p-1-b", 2, 1, 1, 2, 2, 2),
+        ];
         let r = eval(&s, &done, Target::Replicas(2));
         assert_eq!(r.verdict, Verdict::NotReady);
-        assert!(r.reason.as_ref().unwrap().contains("status still reports 1/2"));
+        assert!(
+            r.reason
+                .as_ref()
+                .unwrap()
+                .contains("status still reports 1/2")
+        );
 
         let fresh = sdep("Available", status(2, 2));
-        assert_eq!(eval(&fresh, &done, Target::Replicas(2)).verdict, Verdict::Ready);
+        assert_eq!(
+            eval(&fresh, &done, Target::Replicas(2)).verdict,
+            Verdict::Ready
+        );
     }
 
     #[test]
     fn surge_or_terminating_pods_block_readiness() {
         let s = sdep("Available", status(1, 2));
-        let deps = [dep("s-p-0-a", 1, 1, 1, 2, 1, 1), dep("s-p-1-b", 2, 1, 1, 2, 2, 2)];
+        let deps = [
+            dep("s-p-0-a", 1, 1, 1, 2, 1, 1),
+            dep("s-p-1-b", 2, 1, 1, 2, 2, 2),
+        ];
         let r = eval(&s, &deps, Target::Initial);
         assert_eq!(r.verdict, Verdict::NotReady);
         assert_eq!(r.components[0].ratio(), "1/1");
@@ -436,27 +480,45 @@ mod tests {
         assert!(r.summary().contains("s-p-1-b 0/2"), "{}", r.summary());
 
         let creating = sdep("Creating", status(1, 2));
-        let deps = [dep("s-p-0-a", 1, 1, 1, 1, 1, 1), dep("s-p-1-b", 2, 1, 1, 2, 2, 2)];
-        assert_eq!(eval(&creating, &deps, Target::Initial).reason.as_deref(), Some("state is Creating"));
+        let deps = [
+            dep("s-p-0-a", 1, 1, 1, 1, 1, 1),
+            dep("s-p-1-b", 2, 1, 1, 2, 2, 2),
+        ];
+        assert_eq!(
+            eval(&creating, &deps, Target::Initial).reason.as_deref(),
+            Some("state is Creating")
+        );
 
         let mut nostatus = sdep("x", json!({}));
         nostatus.as_object_mut().unwrap().remove("status");
-        assert!(eval(&nostatus, &deps, Target::Initial).reason.unwrap().contains("not reported"));
+        assert!(
+            eval(&nostatus, &deps, Target::Initial)
+                .reason
+                .unwrap()
+                .contains("not reported")
+        );
     }
 
     #[test]
     fn failed_carries_description() {
         let mut s = sdep("Failed", status(0, 0));
-        s["status"]["description"] = json!("Deployment is no longer progressing and not available.");
+        s["status"]["description"] =
+            json!("Deployment is no longer progressing and not available.");
         let r = eval(&s, &[], Target::Initial);
         assert_eq!(r.verdict, Verdict::Failed);
-        assert_eq!(r.description.as_deref(), Some("Deployment is no longer progressing and not available."));
+        assert_eq!(
+            r.description.as_deref(),
+            Some("Deployment is no longer progressing and not available.")
+        );
     }
 
     #[test]
     fn gone_replaced_or_deleting() {
         let s = sdep("Available", status(1, 2));
-        assert_eq!(evaluate(None, UID, &[], &[], Target::Initial).verdict, Verdict::Gone);
+        assert_eq!(
+            evaluate(None, UID, &[], &[], Target::Initial).verdict,
+            Verdict::Gone
+        );
         let r = evaluate(Some(&s), "other", &[], &components(&s), Target::Initial);
         assert_eq!(r.verdict, Verdict::Gone);
         assert_eq!(r.reason.as_deref(), Some("replaced"));
@@ -490,9 +552,12 @@ mod tests {
 
     #[test]
     fn hashed_names_fall_back_to_order_and_aux_deployments_must_roll_out() {
-        let s = sdep("Available", json!({"seldon-1": {"replicas": 1, "availableReplicas": 1},
+        let s = sdep(
+            "Available",
+            json!({"seldon-1": {"replicas": 1, "availableReplicas": 1},
             "seldon-2": {"replicas": 2, "availableReplicas": 2},
-            "s-p-explainer": {"replicas": 1, "availableReplicas": 1, "explainerFor": "p"}}));
+            "s-p-explainer": {"replicas": 1, "availableReplicas": 1, "explainerFor": "p"}}),
+        );
         let mut comps = components(&s);
         for c in &mut comps {
             c.deployment_name = None;

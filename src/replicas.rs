@@ -301,7 +301,9 @@ mod tests {
         hpa["hpaSpec"] = json!({"maxReplicas": 3});
         let mut keda = container_spec("d", None);
         keda["kedaSpec"] = json!({"triggers": []});
-        let s = sdep(json!({"predictors": [{"name": "p", "componentSpecs": [hpa, keda], "graph": {"name": "c"}}]}));
+        let s = sdep(
+            json!({"predictors": [{"name": "p", "componentSpecs": [hpa, keda], "graph": {"name": "c"}}]}),
+        );
         let c = components(&s);
         assert_eq!(c[0].autoscaler, Some(Autoscaler::Hpa));
         assert_eq!(c[1].autoscaler, Some(Autoscaler::Keda));

@@ -192,7 +192,12 @@ pub fn phase_table(report: &Report) -> String {
         ));
     }
     let total: u64 = report.phases.iter().map(|p| p.duration_ms).sum();
-    out.push_str(&format!("{:<13} {:<12} {:>10}\n", "total", report.outcome, fmt_ms(total)));
+    out.push_str(&format!(
+        "{:<13} {:<12} {:>10}\n",
+        "total",
+        report.outcome,
+        fmt_ms(total)
+    ));
     out
 }
 
@@ -258,12 +263,24 @@ mod tests {
             detail: None,
         });
         let j = serde_json::to_value(&r).unwrap();
-        for k in ["outcome", "exit_code", "phases", "events", "final_status", "error"] {
+        for k in [
+            "outcome",
+            "exit_code",
+            "phases",
+            "events",
+            "final_status",
+            "error",
+        ] {
             assert!(j.get(k).is_some(), "missing {k}");
         }
         assert_eq!(j["phases"][0]["duration_ms"], 1234);
         let t = phase_table(&r);
-        assert!(t.lines().nth(1).is_some_and(|l| l.starts_with("create") && l.ends_with("1.234s")), "{t}");
+        assert!(
+            t.lines()
+                .nth(1)
+                .is_some_and(|l| l.starts_with("create") && l.ends_with("1.234s")),
+            "{t}"
+        );
         let s = Summary::new(vec![r]);
         assert!(summary_table(&s).contains("iris"));
         assert_eq!(fmt_ms(125_400), "2m05.4s");

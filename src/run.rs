@@ -165,7 +165,10 @@ impl Ledger {
 }
 
 fn describe(h: &Handle) -> String {
-    format!("seldondeployment/{} -n {} (uid {})", h.name, h.namespace, h.uid)
+    format!(
+        "seldondeployment/{} -n {} (uid {})",
+        h.name, h.namespace, h.uid
+    )
 }
 
 /// A progress message from a run, tagged with the SeldonDeployment's name.
@@ -292,7 +295,11 @@ impl EventTask {
             .created_at
             .as_deref()
             .and_then(|s| s.parse::<Timestamp>().ok());
-        let since = if replay { since } else { Some(Timestamp::now()) };
+        let since = if replay {
+            since
+        } else {
+            Some(Timestamp::now())
+        };
         let filter = EventFilter {
             name: handle.name.clone(),
             uid: handle.uid.clone(),
@@ -359,10 +366,7 @@ impl EventTask {
         }
         self.handle.abort();
         let _ = self.handle.await;
-        self.collected
-            .lock()
-            .map(|v| v.clone())
-            .unwrap_or_default()
+        self.collected.lock().map(|v| v.clone()).unwrap_or_default()
     }
 }
 
@@ -446,7 +450,12 @@ pub async fn execute(
             (Step::Wait(target), _, Some(h)) => {
                 let mut last: Option<Readiness> = None;
                 let mut obs = |ev: WaitEvent<'_>| forward(ctx, &name, phase, ev, &mut last);
-                let r = cancellable(ctx, events.as_ref(), d.wait_ready(&h, *target, deadline, &mut obs)).await;
+                let r = cancellable(
+                    ctx,
+                    events.as_ref(),
+                    d.wait_ready(&h, *target, deadline, &mut obs),
+                )
+                .await;
                 report.final_status = match &r {
                     Ok(r) => Some(r.clone()),
                     Err(_) => last.or(report.final_status.take()),
@@ -493,17 +502,17 @@ pub async fn execute(
     } else if created && !deleted {
         report.kept = true;
     }
-    if report.kept {
-        if let Some(h) = &handle {
-            ctx.ledger.remove(h);
-            ctx.send(
+    if report.kept
+        && let Some(h) = &handle
+    {
+        ctx.ledger.remove(h);
+        ctx.send(
                 &name,
                 UpdateKind::Hint(format!(
                     "kept seldondeployment/{} in namespace {}; delete it later with: seldon-deploy delete {} -n {} (or kubectl delete sdep {} -n {})",
                     h.name, h.namespace, h.name, h.namespace, h.name, h.namespace
                 )),
             );
-        }
     }
 
     if let Some(t) = events {
@@ -565,7 +574,13 @@ async fn cancellable<T>(
     }
 }
 
-fn forward(ctx: &Context, name: &str, phase: &str, ev: WaitEvent<'_>, last: &mut Option<Readiness>) {
+fn forward(
+    ctx: &Context,
+    name: &str,
+    phase: &str,
+    ev: WaitEvent<'_>,
+    last: &mut Option<Readiness>,
+) {
     let kind = match ev {
         WaitEvent::Readiness(r) => {
             *last = Some(r.clone());

@@ -47,7 +47,9 @@ pub struct ScalePlan {
 /// ```
 pub fn scale_patch(live: &Value, n: i32) -> Result<ScalePlan> {
     if n < 0 {
-        return Err(Error::Usage(format!("replicas must not be negative (got {n})")));
+        return Err(Error::Usage(format!(
+            "replicas must not be negative (got {n})"
+        )));
     }
     let uid = live
         .pointer("/metadata/uid")
@@ -59,7 +61,10 @@ pub fn scale_patch(live: &Value, n: i32) -> Result<ScalePlan> {
         .unwrap_or_default();
     let auto: Vec<String> = replicas::components(live)
         .iter()
-        .filter_map(|c| c.autoscaler.map(|a| format!("{} ({})", c.label(), a.field())))
+        .filter_map(|c| {
+            c.autoscaler
+                .map(|a| format!("{} ({})", c.label(), a.field()))
+        })
         .collect();
     if !auto.is_empty() {
         return Err(Error::Autoscaled(format!(
@@ -83,7 +88,9 @@ pub fn scale_patch(live: &Value, n: i32) -> Result<ScalePlan> {
         .unwrap_or_default();
     for (i, p) in predictors.iter().enumerate() {
         if let Some(pname) = p.get("name") {
-            ops.push(json!({"op": "test", "path": format!("/spec/predictors/{i}/name"), "value": pname}));
+            ops.push(
+                json!({"op": "test", "path": format!("/spec/predictors/{i}/name"), "value": pname}),
+            );
         }
         let p_set = p.get("replicas").is_some_and(|v| !v.is_null());
         if p_set {
@@ -148,11 +155,18 @@ mod tests {
         );
         let out = apply(&doc, &plan);
         assert_eq!(out["spec"]["replicas"], 4);
-        assert_eq!(out["spec"]["predictors"][0]["componentSpecs"][0]["replicas"], 4);
+        assert_eq!(
+            out["spec"]["predictors"][0]["componentSpecs"][0]["replicas"],
+            4
+        );
         assert!(out["spec"]["predictors"][1].get("replicas").is_none());
         assert_eq!(out["metadata"]["annotations"]["keep"], "me");
         // Every component now resolves to 4.
-        assert!(replicas::components(&out).iter().all(|c| c.initial_replicas == 4));
+        assert!(
+            replicas::components(&out)
+                .iter()
+                .all(|c| c.initial_replicas == 4)
+        );
     }
 
     #[test]
@@ -162,9 +176,16 @@ mod tests {
             {"name": "b", "graph": {"name": "h"}}
         ]}));
         let plan = scale_patch(&doc, 3).unwrap();
-        assert_eq!(plan.paths, vec!["/spec/replicas", "/spec/predictors/0/replicas"]);
+        assert_eq!(
+            plan.paths,
+            vec!["/spec/replicas", "/spec/predictors/0/replicas"]
+        );
         let out = apply(&doc, &plan);
-        assert!(replicas::components(&out).iter().all(|c| c.initial_replicas == 3));
+        assert!(
+            replicas::components(&out)
+                .iter()
+                .all(|c| c.initial_replicas == 3)
+        );
     }
 
     #[test]

@@ -151,7 +151,9 @@ impl<K: Resource + Clone> Snapshot<K> {
             }
             watcher::Event::InitApply(obj) => {
                 let name = obj.meta().name.clone().unwrap_or_default();
-                self.buffer.get_or_insert_with(BTreeMap::new).insert(name, obj);
+                self.buffer
+                    .get_or_insert_with(BTreeMap::new)
+                    .insert(name, obj);
                 false
             }
             watcher::Event::InitDone => {

@@ -53,8 +53,14 @@ fn help_documents_exit_codes() {
 fn usage_errors_exit_2() {
     bin().assert().code(2);
     bin().args(["run"]).assert().code(2);
-    bin().args(["scale", "x", "--replicas", "-1"]).assert().code(2);
-    bin().args(["run", "-f", "x.yaml", "--timeout", "soon"]).assert().code(2);
+    bin()
+        .args(["scale", "x", "--replicas", "-1"])
+        .assert()
+        .code(2);
+    bin()
+        .args(["run", "-f", "x.yaml", "--timeout", "soon"])
+        .assert()
+        .code(2);
 }
 
 #[test]
@@ -67,20 +73,74 @@ fn bad_inputs_exit_2_naming_the_file_without_contacting_the_cluster() {
     );
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("empty.yaml", b"".to_vec(), "no YAML or JSON document"),
-        ("comments.yaml", b"# nothing\n".to_vec(), "no YAML or JSON document"),
-        ("garbage.bin", vec![0x7f, b'E', b'L', b'F', 0, 1, 2, 0xff], "not UTF-8"),
-        ("latin1.yaml", b"kind: caf\xe9\n".to_vec(), "line 1 column 10"),
+        (
+            "comments.yaml",
+            b"# nothing\n".to_vec(),
+            "no YAML or JSON document",
+        ),
+        (
+            "garbage.bin",
+            vec![0x7f, b'E', b'L', b'F', 0, 1, 2, 0xff],
+            "not UTF-8",
+        ),
+        (
+            "latin1.yaml",
+            b"kind: caf\xe9\n".to_vec(),
+            "line 1 column 10",
+        ),
         ("syntax.yaml", b"apiVersion: [\n".to_vec(), "line"),
-        ("deployment.yaml", b"apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n".to_vec(), "not a SeldonDeployment"),
-        ("v2.yaml", b"apiVersion: mlops.seldon.io/v1alpha1\nkind: Model\nmetadata: {name: m}\n".to_vec(), "Seldon Core v2"),
-        ("noname.yaml", GOOD.replace("  name: good\n", "  labels: {}\n").into_bytes(), "metadata.name is required"),
-        ("strrep.yaml", GOOD.replace("spec:\n", "spec:\n  replicas: \"2\"\n").into_bytes(), "spec.replicas must be an integer"),
-        ("neg.yaml", GOOD.replace("spec:\n", "spec:\n  replicas: -2\n").into_bytes(), "negative"),
-        ("huge.yaml", GOOD.replace("spec:\n", "spec:\n  replicas: 4294967296\n").into_bytes(), "larger than the maximum"),
-        ("nopred.yaml", GOOD.replace("  - name: p\n    graph: {name: c}\n", "").replace("predictors:", "predictors: []").into_bytes(), "at least one predictor"),
-        ("nospec.yaml", GOOD.split("spec:").next().unwrap().to_owned().into_bytes(), "spec is missing"),
+        (
+            "deployment.yaml",
+            b"apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n".to_vec(),
+            "not a SeldonDeployment",
+        ),
+        (
+            "v2.yaml",
+            b"apiVersion: mlops.seldon.io/v1alpha1\nkind: Model\nmetadata: {name: m}\n".to_vec(),
+            "Seldon Core v2",
+        ),
+        (
+            "noname.yaml",
+            GOOD.replace("  name: good\n", "  labels: {}\n")
+                .into_bytes(),
+            "metadata.name is required",
+        ),
+        (
+            "strrep.yaml",
+            GOOD.replace("spec:\n", "spec:\n  replicas: \"2\"\n")
+                .into_bytes(),
+            "spec.replicas must be an integer",
+        ),
+        (
+            "neg.yaml",
+            GOOD.replace("spec:\n", "spec:\n  replicas: -2\n")
+                .into_bytes(),
+            "negative",
+        ),
+        (
+            "huge.yaml",
+            GOOD.replace("spec:\n", "spec:\n  replicas: 4294967296\n")
+                .into_bytes(),
+            "larger than the maximum",
+        ),
+        (
+            "nopred.yaml",
+            GOOD.replace("  - name: p\n    graph: {name: c}\n", "")
+                .replace("predictors:", "predictors: []")
+                .into_bytes(),
+            "at least one predictor",
+        ),
+        (
+            "nospec.yaml",
+            GOOD.split("spec:").next().unwrap().to_owned().into_bytes(),
+            "spec is missing",
+        ),
         ("hpa.yaml", hpa.into_bytes(), "hpaSpec"),
-        ("dup.yaml", format!("{GOOD}kind: SeldonDeployment\n").into_bytes(), "uplicate"),
+        (
+            "dup.yaml",
+            format!("{GOOD}kind: SeldonDeployment\n").into_bytes(),
+            "uplicate",
+        ),
     ];
     for (name, content, want) in cases {
         let p = write(dir.path(), name, &content);
@@ -108,7 +168,9 @@ fn missing_file_and_directory() {
         .arg(&kc)
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("/definitely/not/here.yaml: no such file"));
+        .stderr(predicate::str::contains(
+            "/definitely/not/here.yaml: no such file",
+        ));
     let empty = dir.path().join("empty-dir");
     std::fs::create_dir(&empty).unwrap();
     bin()
@@ -128,7 +190,8 @@ fn namespace_conflict_fails_before_sending() {
     let p = write(
         dir.path(),
         "ns.yaml",
-        GOOD.replace("  name: good\n", "  name: good\n  namespace: team-a\n").as_bytes(),
+        GOOD.replace("  name: good\n", "  name: good\n  namespace: team-a\n")
+            .as_bytes(),
     );
     // Against -n.
     bin()
@@ -192,7 +255,10 @@ fn unreachable_cluster_is_exit_3_and_never_prints_the_token() {
         .stderr(predicate::str::contains("cannot create"));
     let o = out.get_output();
     for stream in [&o.stdout, &o.stderr] {
-        assert!(!String::from_utf8_lossy(stream).contains(TOKEN), "token leaked");
+        assert!(
+            !String::from_utf8_lossy(stream).contains(TOKEN),
+            "token leaked"
+        );
     }
 }
 

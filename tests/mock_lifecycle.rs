@@ -17,9 +17,12 @@ use tokio::time::Instant;
 const IRIS: &str = include_str!("../examples/iris-v1alpha2.yaml");
 
 fn iris_manifest() -> manifest::Manifest {
-    manifest::parse("iris.yaml", IRIS.replace("name: sklearn", "name: iris").as_bytes())
-        .unwrap()
-        .remove(0)
+    manifest::parse(
+        "iris.yaml",
+        IRIS.replace("name: sklearn", "name: iris").as_bytes(),
+    )
+    .unwrap()
+    .remove(0)
 }
 
 #[tokio::test(start_paused = true)]
@@ -42,7 +45,14 @@ async fn scale_conflict_retries_against_fresh_object_and_keeps_concurrent_change
         "PATCH" => {
             patches += 1;
             if patches == 1 {
-                return respond(409, &status(409, "Conflict", "Operation cannot be fulfilled: the object has been modified"));
+                return respond(
+                    409,
+                    &status(
+                        409,
+                        "Conflict",
+                        "Operation cannot be fulfilled: the object has been modified",
+                    ),
+                );
             }
             let patch: json_patch::Patch = serde_json::from_value(r.body.clone()).unwrap();
             let mut s = st.lock().unwrap();
@@ -52,19 +62,41 @@ async fn scale_conflict_retries_against_fresh_object_and_keeps_concurrent_change
         _ => respond(500, &status(500, "Unexpected", "unexpected request")),
     }));
     let d = Deployer::new(client, "ns");
-    let plan = d.scale(&handle(), 2, Instant::now() + Duration::from_secs(30)).await.unwrap();
+    let plan = d
+        .scale(&handle(), 2, Instant::now() + Duration::from_secs(30))
+        .await
+        .unwrap();
     assert_eq!(plan.paths, vec!["/spec/predictors/0/replicas"]);
 
     let s = stored.lock().unwrap();
     assert_eq!(s["spec"]["predictors"][0]["replicas"], 2);
-    assert_eq!(s["metadata"]["annotations"]["writer"], "was-here", "concurrent change survives");
-    assert_eq!(count(&log, |r| r.method == "GET"), 2, "re-read after the conflict");
-    let patches: Vec<Req> = log.lock().unwrap().iter().filter(|r| r.method == "PATCH").cloned().collect();
+    assert_eq!(
+        s["metadata"]["annotations"]["writer"], "was-here",
+        "concurrent change survives"
+    );
+    assert_eq!(
+        count(&log, |r| r.method == "GET"),
+        2,
+        "re-read after the conflict"
+    );
+    let patches: Vec<Req> = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.method == "PATCH")
+        .cloned()
+        .collect();
     assert_eq!(patches.len(), 2);
-    assert_eq!(patches[1].headers["content-type"], "application/json-patch+json");
+    assert_eq!(
+        patches[1].headers["content-type"],
+        "application/json-patch+json"
+    );
     for op in patches[1].body.as_array().unwrap() {
         let path = op["path"].as_str().unwrap();
-        assert!(op["op"] == "test" || path.ends_with("/replicas"), "unexpected op {op}");
+        assert!(
+            op["op"] == "test" || path.ends_with("/replicas"),
+            "unexpected op {op}"
+        );
     }
     assert_eq!(d.stats().snapshot().retries, 1);
 }
@@ -76,18 +108,29 @@ async fn throttled_429_waits_for_retry_after() {
         assert_eq!(r.method, "GET");
         gets += 1;
         if gets == 1 {
-            let mut body = status(429, "TooManyRequests", "too many requests, please try again later");
+            let mut body = status(
+                429,
+                "TooManyRequests",
+                "too many requests, please try again later",
+            );
             body["details"] = json!({"retryAfterSeconds": 3});
             return respond_with_header(429, &body, "Retry-After", "3");
         }
         respond(200, &sdep("1", None, 0))
     }));
     let d = Deployer::new(client, "ns");
-    let obj = d.get("iris", Instant::now() + Duration::from_secs(30)).await.unwrap();
+    let obj = d
+        .get("iris", Instant::now() + Duration::from_secs(30))
+        .await
+        .unwrap();
     assert_eq!(obj["metadata"]["uid"], UID);
     let times: Vec<Instant> = log.lock().unwrap().iter().map(|r| r.at).collect();
     assert_eq!(times.len(), 2);
-    assert!(times[1] - times[0] >= Duration::from_secs(3), "retried after {:?}", times[1] - times[0]);
+    assert!(
+        times[1] - times[0] >= Duration::from_secs(3),
+        "retried after {:?}",
+        times[1] - times[0]
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -98,16 +141,30 @@ async fn throttling_beyond_the_deadline_gives_up() {
         respond(429, &body)
     }));
     let d = Deployer::new(client, "ns");
-    let err = d.get("iris", Instant::now() + Duration::from_secs(30)).await.unwrap_err();
+    let err = d
+        .get("iris", Instant::now() + Duration::from_secs(30))
+        .await
+        .unwrap_err();
     assert_eq!(err.exit_code(), 3);
-    assert_eq!(count(&log, |_| true), 2, "one retry fits in 30 s, a second does not");
+    assert_eq!(
+        count(&log, |_| true),
+        2,
+        "one retry fits in 30 s, a second does not"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn create_name_taken_exits_3_and_deletes_nothing() {
     let (client, log) = serve(Box::new(|r| {
         if r.method == "POST" {
-            return respond(409, &status(409, "AlreadyExists", "seldondeployments.machinelearning.seldon.io \"iris\" already exists"));
+            return respond(
+                409,
+                &status(
+                    409,
+                    "AlreadyExists",
+                    "seldondeployments.machinelearning.seldon.io \"iris\" already exists",
+                ),
+            );
         }
         respond(500, &status(500, "Unexpected", "no other request expected"))
     }));
@@ -115,12 +172,22 @@ async fn create_name_taken_exits_3_and_deletes_nothing() {
     let report = run::run(&ctx, &iris_manifest(), &RunOptions::default()).await;
     assert_eq!(report.exit_code, 3, "{report:?}");
     assert!(report.error.as_deref().unwrap().contains("already exists"));
-    assert_eq!(count(&log, |r| r.method == "DELETE"), 0, "must not touch someone else's object");
+    assert_eq!(
+        count(&log, |r| r.method == "DELETE"),
+        0,
+        "must not touch someone else's object"
+    );
     assert_eq!(count(&log, |_| true), 1);
     let post = log.lock().unwrap()[0].clone();
-    assert_eq!(post.path, "/apis/machinelearning.seldon.io/v1alpha2/namespaces/ns/seldondeployments");
+    assert_eq!(
+        post.path,
+        "/apis/machinelearning.seldon.io/v1alpha2/namespaces/ns/seldondeployments"
+    );
     assert_eq!(post.query["fieldValidation"], "Strict");
-    assert_eq!(post.body["spec"]["name"], "iris", "manifest sent as written");
+    assert_eq!(
+        post.body["spec"]["name"], "iris",
+        "manifest sent as written"
+    );
     assert_eq!(report.phases.len(), 1);
     assert_eq!(report.phases[0].outcome, "access");
 }
@@ -128,37 +195,76 @@ async fn create_name_taken_exits_3_and_deletes_nothing() {
 #[tokio::test(start_paused = true)]
 async fn create_rejected_by_strict_validation_exits_2_with_server_message() {
     let msg = "SeldonDeployment in version \"v1alpha2\" cannot be handled as a SeldonDeployment: strict decoding error: unknown field \"spec.predictors[0].replica\"";
-    let (client, log) = serve(Box::new(move |_| respond(400, &status(400, "BadRequest", msg))));
+    let (client, log) = serve(Box::new(move |_| {
+        respond(400, &status(400, "BadRequest", msg))
+    }));
     let ctx = Context::new(Deployer::new(client, "ns"));
     let report = run::run(&ctx, &iris_manifest(), &RunOptions::default()).await;
     assert_eq!(report.exit_code, 2);
-    assert!(report.error.as_deref().unwrap().contains("unknown field \"spec.predictors[0].replica\""));
+    assert!(
+        report
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("unknown field \"spec.predictors[0].replica\"")
+    );
     assert_eq!(count(&log, |_| true), 1);
 
     let (client, _log) = serve(Box::new(|_| {
-        respond(422, &status(422, "Invalid", "SeldonDeployment.machinelearning.seldon.io \"iris\" is invalid: spec.predictors: Required value"))
+        respond(
+            422,
+            &status(
+                422,
+                "Invalid",
+                "SeldonDeployment.machinelearning.seldon.io \"iris\" is invalid: spec.predictors: Required value",
+            ),
+        )
     }));
     let d = Deployer::new(client, "ns");
-    let err = d.create(&iris_manifest(), Instant::now() + Duration::from_secs(5)).await.unwrap_err();
+    let err = d
+        .create(&iris_manifest(), Instant::now() + Duration::from_secs(5))
+        .await
+        .unwrap_err();
     assert_eq!(err.exit_code(), 2);
     assert!(err.to_string().contains("Required value"));
 }
 
 #[tokio::test(start_paused = true)]
 async fn missing_crd_and_namespace_are_access_errors() {
-    let (client, _l) = serve(Box::new(|_| respond(404, &status(404, "NotFound", "the server could not find the requested resource"))));
-    let err = Deployer::new(client, "ns").create(&iris_manifest(), Instant::now() + Duration::from_secs(5)).await.unwrap_err();
+    let (client, _l) = serve(Box::new(|_| {
+        respond(
+            404,
+            &status(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            ),
+        )
+    }));
+    let err = Deployer::new(client, "ns")
+        .create(&iris_manifest(), Instant::now() + Duration::from_secs(5))
+        .await
+        .unwrap_err();
     assert_eq!(err.exit_code(), 3);
-    assert!(err.to_string().contains("v1alpha2") && err.to_string().contains("CRD"), "{err}");
+    assert!(
+        err.to_string().contains("v1alpha2") && err.to_string().contains("CRD"),
+        "{err}"
+    );
 
     let (client, _l) = serve(Box::new(|_| {
         let mut s = status(404, "NotFound", "namespaces \"ns\" not found");
         s["details"] = json!({"name": "ns", "kind": "namespaces"});
         respond(404, &s)
     }));
-    let err = Deployer::new(client, "ns").create(&iris_manifest(), Instant::now() + Duration::from_secs(5)).await.unwrap_err();
+    let err = Deployer::new(client, "ns")
+        .create(&iris_manifest(), Instant::now() + Duration::from_secs(5))
+        .await
+        .unwrap_err();
     assert_eq!(err.exit_code(), 3);
-    assert!(err.to_string().contains("namespace \"ns\" not found"), "{err}");
+    assert!(
+        err.to_string().contains("namespace \"ns\" not found"),
+        "{err}"
+    );
 }
 
 /// A small stateful fake of the API server + operator + deployment controller for iris.
@@ -219,18 +325,29 @@ fn lifecycle_server(stuck_after_create: bool) -> (kube::Client, Arc<Mutex<Vec<Re
                     None => vec![],
                     Some(o) => {
                         let n = o["spec"]["predictors"][0]["replicas"].as_i64().unwrap_or(1);
-                        vec![deployment(&rv.to_string(), n, if stuck_after_create { 0 } else { n })]
+                        vec![deployment(
+                            &rv.to_string(),
+                            n,
+                            if stuck_after_create { 0 } else { n },
+                        )]
                     }
                 };
                 respond(200, &list("DeploymentList", &rv.to_string(), items))
             }
-            ("GET", "events") => respond(200, &list("EventList", &rv.to_string(), vec![json!({
-                "metadata": {"name": "e1", "namespace": "ns", "uid": "ev-1", "resourceVersion": "7"},
-                "involvedObject": {"kind": "SeldonDeployment", "name": "iris", "uid": UID},
-                "reason": "CreateDeployment", "message": "Created Deployment \"iris-default-0-classifier\"",
-                "type": "Normal", "source": {"component": "seldon-controller-manager"},
-                "lastTimestamp": "2026-01-01T00:00:01Z", "count": 1
-            })])),
+            ("GET", "events") => respond(
+                200,
+                &list(
+                    "EventList",
+                    &rv.to_string(),
+                    vec![json!({
+                        "metadata": {"name": "e1", "namespace": "ns", "uid": "ev-1", "resourceVersion": "7"},
+                        "involvedObject": {"kind": "SeldonDeployment", "name": "iris", "uid": UID},
+                        "reason": "CreateDeployment", "message": "Created Deployment \"iris-default-0-classifier\"",
+                        "type": "Normal", "source": {"component": "seldon-controller-manager"},
+                        "lastTimestamp": "2026-01-01T00:00:01Z", "count": 1
+                    })],
+                ),
+            ),
             _ => respond(500, &status(500, "Unexpected", "unexpected request")),
         }
     }))
@@ -244,7 +361,10 @@ async fn full_lifecycle_on_a_fake_server() {
     let report = run::run(&ctx, &iris_manifest(), &RunOptions::default()).await;
     assert_eq!(report.exit_code, 0, "{:?}", report.error);
     let names: Vec<&str> = report.phases.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(names, ["create", "wait-ready", "scale", "wait-scaled", "delete"]);
+    assert_eq!(
+        names,
+        ["create", "wait-ready", "scale", "wait-scaled", "delete"]
+    );
     assert!(report.phases.iter().all(|p| p.outcome == "ok"));
     assert_eq!(report.uid.as_deref(), Some(UID));
     assert_eq!(report.events.len(), 1);
@@ -280,15 +400,30 @@ async fn interrupt_during_wait_cleans_up_by_uid() {
 async fn timeout_cleans_up_unless_keep() {
     let (client, log) = lifecycle_server(true);
     let ctx = Context::new(Deployer::new(client, "ns"));
-    let opts = RunOptions { timeout: Duration::from_secs(20), ..RunOptions::default() };
+    let opts = RunOptions {
+        timeout: Duration::from_secs(20),
+        ..RunOptions::default()
+    };
     let report = run::run(&ctx, &iris_manifest(), &opts).await;
     assert_eq!(report.exit_code, 4);
-    assert!(report.error.as_deref().unwrap().contains("iris-default-0-classifier 0/1"), "{:?}", report.error);
+    assert!(
+        report
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("iris-default-0-classifier 0/1"),
+        "{:?}",
+        report.error
+    );
     assert_eq!(count(&log, |r| r.method == "DELETE"), 1);
 
     let (client, log) = lifecycle_server(true);
     let ctx = Context::new(Deployer::new(client, "ns"));
-    let opts = RunOptions { timeout: Duration::from_secs(20), keep: true, ..RunOptions::default() };
+    let opts = RunOptions {
+        timeout: Duration::from_secs(20),
+        keep: true,
+        ..RunOptions::default()
+    };
     let report = run::run(&ctx, &iris_manifest(), &opts).await;
     assert_eq!(report.exit_code, 4);
     assert!(report.kept);

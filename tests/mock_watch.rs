@@ -20,7 +20,10 @@ fn deps_script(r: &Req) -> Option<Reply> {
     Some(if r.is_watch() {
         Reply::Hang
     } else {
-        respond(200, &list("DeploymentList", "5", vec![deployment("5", 1, 1)]))
+        respond(
+            200,
+            &list("DeploymentList", "5", vec![deployment("5", 1, 1)]),
+        )
     })
 }
 
@@ -46,19 +49,47 @@ async fn gone_410_mid_watch_relists_and_continues() {
         } else {
             sdep("20", Some("Available"), 1)
         };
-        respond(200, &list("SeldonDeploymentList", if sdep_lists == 1 { "10" } else { "20" }, vec![obj]))
+        respond(
+            200,
+            &list(
+                "SeldonDeploymentList",
+                if sdep_lists == 1 { "10" } else { "20" },
+                vec![obj],
+            ),
+        )
     }));
     let d = Deployer::new(client, "ns");
     let r = d
-        .wait_ready(&handle(), Target::Initial, Instant::now() + Duration::from_secs(60), &mut |_| {})
+        .wait_ready(
+            &handle(),
+            Target::Initial,
+            Instant::now() + Duration::from_secs(60),
+            &mut |_| {},
+        )
         .await
         .expect("ready after relist");
     assert_eq!(r.verdict, Verdict::Ready);
-    assert_eq!(count(&log, |q| q.resource() == "sdep" && q.is_list()), 2, "one relist after 410");
+    assert_eq!(
+        count(&log, |q| q.resource() == "sdep" && q.is_list()),
+        2,
+        "one relist after 410"
+    );
     assert_eq!(d.stats().snapshot().relists, 1);
     // The relist is a fresh consistent list, not a resume from the expired version.
-    let second_list = log.lock().unwrap().iter().filter(|q| q.resource() == "sdep" && q.is_list()).nth(1).cloned().unwrap();
-    assert!(second_list.query.get("resourceVersion").is_none_or(|v| v.is_empty()));
+    let second_list = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|q| q.resource() == "sdep" && q.is_list())
+        .nth(1)
+        .cloned()
+        .unwrap();
+    assert!(
+        second_list
+            .query
+            .get("resourceVersion")
+            .is_none_or(|v| v.is_empty())
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -72,28 +103,49 @@ async fn dropped_watch_rewatches_from_last_version() {
             sdep_watches += 1;
             return match sdep_watches {
                 // One update, then the connection closes.
-                1 => watch_events(&[json!({"type": "MODIFIED", "object": sdep("11", Some("Creating"), 0)})]),
-                2 => watch_events(&[json!({"type": "MODIFIED", "object": sdep("12", Some("Available"), 1)})]),
+                1 => watch_events(&[
+                    json!({"type": "MODIFIED", "object": sdep("11", Some("Creating"), 0)}),
+                ]),
+                2 => watch_events(&[
+                    json!({"type": "MODIFIED", "object": sdep("12", Some("Available"), 1)}),
+                ]),
                 _ => Reply::Hang,
             };
         }
-        respond(200, &list("SeldonDeploymentList", "10", vec![sdep("10", None, 0)]))
+        respond(
+            200,
+            &list("SeldonDeploymentList", "10", vec![sdep("10", None, 0)]),
+        )
     }));
     let d = Deployer::new(client, "ns");
     let mut seen = Vec::new();
     let r = d
-        .wait_ready(&handle(), Target::Initial, Instant::now() + Duration::from_secs(60), &mut |e| {
-            if let WaitEvent::Readiness(r) = e {
-                seen.push(r.state.clone());
-            }
-        })
+        .wait_ready(
+            &handle(),
+            Target::Initial,
+            Instant::now() + Duration::from_secs(60),
+            &mut |e| {
+                if let WaitEvent::Readiness(r) = e {
+                    seen.push(r.state.clone());
+                }
+            },
+        )
         .await
         .unwrap();
     assert!(r.is_ready());
     assert!(seen.contains(&Some("Creating".to_owned())));
-    let watches: Vec<_> = log.lock().unwrap().iter().filter(|q| q.resource() == "sdep" && q.is_watch()).cloned().collect();
+    let watches: Vec<_> = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|q| q.resource() == "sdep" && q.is_watch())
+        .cloned()
+        .collect();
     assert_eq!(watches[0].query["resourceVersion"], "10");
-    assert_eq!(watches[1].query["resourceVersion"], "11", "resumes, no relist");
+    assert_eq!(
+        watches[1].query["resourceVersion"], "11",
+        "resumes, no relist"
+    );
     assert_eq!(count(&log, |q| q.resource() == "sdep" && q.is_list()), 1);
     assert_eq!(watches[0].query["fieldSelector"], "metadata.name=iris");
 }
@@ -108,12 +160,24 @@ async fn stale_available_does_not_end_the_scaled_wait_and_timeout_names_componen
         if r.is_watch() {
             return Reply::Hang;
         }
-        respond(200, &list("SeldonDeploymentList", "10", vec![sdep("10", Some("Available"), 1)]))
+        respond(
+            200,
+            &list(
+                "SeldonDeploymentList",
+                "10",
+                vec![sdep("10", Some("Available"), 1)],
+            ),
+        )
     }));
     let d = Deployer::new(client, "ns");
     let started = Instant::now();
     let err = d
-        .wait_ready(&handle(), Target::Replicas(2), started + Duration::from_secs(90), &mut |_| {})
+        .wait_ready(
+            &handle(),
+            Target::Replicas(2),
+            started + Duration::from_secs(90),
+            &mut |_| {},
+        )
         .await
         .unwrap_err();
     assert_eq!(err.exit_code(), 4);
@@ -142,14 +206,22 @@ async fn persistent_failed_ends_after_grace_with_description() {
     });
     let started = Instant::now();
     let err = d
-        .wait_ready(&handle(), Target::Initial, started + Duration::from_secs(300), &mut |_| {})
+        .wait_ready(
+            &handle(),
+            Target::Initial,
+            started + Duration::from_secs(300),
+            &mut |_| {},
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, Error::DeploymentFailed { .. }), "{err}");
     assert_eq!(err.exit_code(), 1);
     assert!(err.to_string().contains("SKLEARN_SERVER"));
     let waited = started.elapsed();
-    assert!(waited >= Duration::from_secs(10) && waited < Duration::from_secs(300), "{waited:?}");
+    assert!(
+        waited >= Duration::from_secs(10) && waited < Duration::from_secs(300),
+        "{waited:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -162,16 +234,30 @@ async fn transient_failed_is_forgiven() {
         if r.is_watch() {
             watches += 1;
             return if watches == 1 {
-                watch_events(&[json!({"type": "MODIFIED", "object": sdep("11", Some("Available"), 1)})])
+                watch_events(&[
+                    json!({"type": "MODIFIED", "object": sdep("11", Some("Available"), 1)}),
+                ])
             } else {
                 Reply::Hang
             };
         }
-        respond(200, &list("SeldonDeploymentList", "10", vec![sdep("10", Some("Failed"), 0)]))
+        respond(
+            200,
+            &list(
+                "SeldonDeploymentList",
+                "10",
+                vec![sdep("10", Some("Failed"), 0)],
+            ),
+        )
     }));
     let d = Deployer::new(client, "ns");
     let r = d
-        .wait_ready(&handle(), Target::Initial, Instant::now() + Duration::from_secs(300), &mut |_| {})
+        .wait_ready(
+            &handle(),
+            Target::Initial,
+            Instant::now() + Duration::from_secs(300),
+            &mut |_| {},
+        )
         .await
         .unwrap();
     assert!(r.is_ready());
@@ -184,13 +270,27 @@ async fn deleted_by_someone_else_is_exit_1() {
             return reply;
         }
         if r.is_watch() {
-            return watch_events(&[json!({"type": "DELETED", "object": sdep("11", Some("Creating"), 0)})]);
+            return watch_events(&[
+                json!({"type": "DELETED", "object": sdep("11", Some("Creating"), 0)}),
+            ]);
         }
-        respond(200, &list("SeldonDeploymentList", "10", vec![sdep("10", Some("Creating"), 0)]))
+        respond(
+            200,
+            &list(
+                "SeldonDeploymentList",
+                "10",
+                vec![sdep("10", Some("Creating"), 0)],
+            ),
+        )
     }));
     let d = Deployer::new(client, "ns");
     let err = d
-        .wait_ready(&handle(), Target::Initial, Instant::now() + Duration::from_secs(300), &mut |_| {})
+        .wait_ready(
+            &handle(),
+            Target::Initial,
+            Instant::now() + Duration::from_secs(300),
+            &mut |_| {},
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Gone { how: "deleted", .. }), "{err}");
@@ -201,19 +301,41 @@ async fn deleted_by_someone_else_is_exit_1() {
 async fn forbidden_watch_fails_fast_naming_verb_resource_namespace() {
     let (client, _log) = serve(Box::new(|r| {
         if r.resource() == "deployments" {
-            return respond(403, &status(403, "Forbidden", "deployments.apps is forbidden: User \"u\" cannot list resource \"deployments\""));
+            return respond(
+                403,
+                &status(
+                    403,
+                    "Forbidden",
+                    "deployments.apps is forbidden: User \"u\" cannot list resource \"deployments\"",
+                ),
+            );
         }
         if r.is_watch() {
             return Reply::Hang;
         }
-        respond(200, &list("SeldonDeploymentList", "10", vec![sdep("10", Some("Creating"), 0)]))
+        respond(
+            200,
+            &list(
+                "SeldonDeploymentList",
+                "10",
+                vec![sdep("10", Some("Creating"), 0)],
+            ),
+        )
     }));
     let d = Deployer::new(client, "ns");
     let err = d
-        .wait_ready(&handle(), Target::Initial, Instant::now() + Duration::from_secs(300), &mut |_| {})
+        .wait_ready(
+            &handle(),
+            Target::Initial,
+            Instant::now() + Duration::from_secs(300),
+            &mut |_| {},
+        )
         .await
         .unwrap_err();
     let msg = err.to_string();
     assert_eq!(err.exit_code(), 3);
-    assert!(msg.contains("cannot list deployments.apps in namespace \"ns\""), "{msg}");
+    assert!(
+        msg.contains("cannot list deployments.apps in namespace \"ns\""),
+        "{msg}"
+    );
 }

@@ -23,10 +23,18 @@ pub struct Req {
 
 impl Req {
     pub fn is_watch(&self) -> bool {
-        self.query.get("watch").is_some_and(|v| v == "true" || v == "1")
+        self.query
+            .get("watch")
+            .is_some_and(|v| v == "true" || v == "1")
     }
     pub fn is_list(&self) -> bool {
-        self.method == "GET" && !self.is_watch() && !self.path.rsplit('/').next().is_some_and(|l| l == "iris" || l.starts_with("name-"))
+        self.method == "GET"
+            && !self.is_watch()
+            && !self
+                .path
+                .rsplit('/')
+                .next()
+                .is_some_and(|l| l == "iris" || l.starts_with("name-"))
     }
     pub fn resource(&self) -> &str {
         if self.path.contains("/seldondeployments") {
@@ -94,12 +102,13 @@ fn decode(s: &str) -> String {
     let mut out = Vec::new();
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
         }
         out.push(if b[i] == b'+' { b' ' } else { b[i] });
         i += 1;
@@ -135,7 +144,12 @@ pub fn watch_events(events: &[Value]) -> Reply {
         body.extend(serde_json::to_vec(e).unwrap());
         body.push(b'\n');
     }
-    Reply::Send(Response::builder().status(200).body(Body::from(body)).unwrap())
+    Reply::Send(
+        Response::builder()
+            .status(200)
+            .body(Body::from(body))
+            .unwrap(),
+    )
 }
 
 pub fn status(code: u16, reason: &str, message: &str) -> Value {

@@ -41,7 +41,15 @@ async fn dispatch_inner(cli: Cli) -> Result<u8, Error> {
             let conn = connect_checked(&cli.conn, &manifests).await?;
             let ctx = context(&conn, &a.wait);
             let steps = run::lifecycle_steps(a.replicas, a.keep);
-            drive(ctx, out, &manifests, &steps, &opts, usize::from(a.concurrency)).await
+            drive(
+                ctx,
+                out,
+                &manifests,
+                &steps,
+                &opts,
+                usize::from(a.concurrency),
+            )
+            .await
         }
         Command::Create(a) => {
             let manifests = manifest::load_all(&a.filename)?;
@@ -53,7 +61,10 @@ async fn dispatch_inner(cli: Cli) -> Result<u8, Error> {
             drive(ctx, out, &manifests, &steps, &opts, 4).await
         }
         Command::Scale(a) => {
-            let steps = [Step::Scale(a.replicas), Step::Wait(Target::Replicas(a.replicas))];
+            let steps = [
+                Step::Scale(a.replicas),
+                Step::Wait(Target::Replicas(a.replicas)),
+            ];
             existing(&cli.conn, out, &a.name, &steps, &a.wait).await
         }
         Command::Wait(a) => {
@@ -249,7 +260,10 @@ async fn existing(
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     ctx.updates = Some(tx);
     let live = out == Output::Text && std::io::stdout().is_terminal();
-    let render = tokio::spawn(output::render(rx, Renderer::new(live, out == Output::Json, false)));
+    let render = tokio::spawn(output::render(
+        rx,
+        Renderer::new(live, out == Output::Json, false),
+    ));
     let opts = run_options(w, 1, true);
     let rep = run::execute(&ctx, Subject::Existing(name), steps, &opts).await;
     drop(ctx);
@@ -309,7 +323,9 @@ async fn follow_events(
 ) -> Result<u8, Error> {
     let conn = connect_plain(c).await?;
     let d = Deployer::new(conn.client.clone(), &conn.namespace);
-    let h = d.handle(name, Instant::now() + Duration::from_secs(30)).await?;
+    let h = d
+        .handle(name, Instant::now() + Duration::from_secs(30))
+        .await?;
     let interrupt = Interrupt::new();
     install_signals(interrupt.clone(), Ledger::default());
     let filter = EventFilter {
@@ -319,7 +335,12 @@ async fn follow_events(
         replay_existing: false,
         deployment_names: Vec::new(),
     };
-    let mut stream = events::follow(conn.client.clone(), &conn.namespace, filter, Default::default());
+    let mut stream = events::follow(
+        conn.client.clone(),
+        &conn.namespace,
+        filter,
+        Default::default(),
+    );
     let until = async {
         match timeout {
             Some(t) => tokio::time::sleep(t).await,

@@ -110,7 +110,13 @@ pub struct WaitFlags {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Manifest file(s) or directories; `-` reads stdin. YAML (multi-document) or JSON.
-    #[arg(short, long = "filename", value_name = "FILE", required = true, num_args = 1)]
+    #[arg(
+        short,
+        long = "filename",
+        value_name = "FILE",
+        required = true,
+        num_args = 1
+    )]
     pub filename: Vec<String>,
 
     /// Replica count to scale every component to.
@@ -134,7 +140,13 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct CreateArgs {
     /// Manifest file; `-` reads stdin.
-    #[arg(short, long = "filename", value_name = "FILE", required = true, num_args = 1)]
+    #[arg(
+        short,
+        long = "filename",
+        value_name = "FILE",
+        required = true,
+        num_args = 1
+    )]
     pub filename: Vec<String>,
 
     /// Do not delete the object if waiting fails.
@@ -212,7 +224,11 @@ pub struct EventsArgs {
 /// Whether the program was invoked as the kubectl plugin `kubectl-sdep`.
 pub fn is_kubectl_plugin(argv0: Option<&OsString>) -> bool {
     argv0
-        .and_then(|a| std::path::Path::new(a).file_stem().map(|s| s.to_os_string()))
+        .and_then(|a| {
+            std::path::Path::new(a)
+                .file_stem()
+                .map(|s| s.to_os_string())
+        })
         .is_some_and(|s| s == "kubectl-sdep")
 }
 
@@ -325,7 +341,9 @@ mod tests {
 
     #[test]
     fn plugin_name_detection() {
-        assert!(is_kubectl_plugin(Some(&OsString::from("/usr/bin/kubectl-sdep"))));
+        assert!(is_kubectl_plugin(Some(&OsString::from(
+            "/usr/bin/kubectl-sdep"
+        ))));
         assert!(!is_kubectl_plugin(Some(&OsString::from("seldon-deploy"))));
         Cli::command().debug_assert();
     }

@@ -68,7 +68,7 @@ fn main() -> ExitCode {
 /// `debug` for kube, so request headers (tokens) are not printed at any verbosity.
 fn init_tracing(verbose: u8) {
     let filter = match verbose {
-        0 => "warn",
+        0 => "off,seldon_deploy=warn",
         1 => "warn,seldon_deploy=debug",
         _ => "warn,seldon_deploy=trace,kube_runtime=debug,kube_client=debug",
     };

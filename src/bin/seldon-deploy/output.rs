@@ -133,7 +133,12 @@ impl Renderer {
                 self.phase = None;
                 self.line(
                     d,
-                    &format!("{}: {} in {}{detail}", rec.name, rec.outcome, fmt_ms(rec.duration_ms)),
+                    &format!(
+                        "{}: {} in {}{detail}",
+                        rec.name,
+                        rec.outcome,
+                        fmt_ms(rec.duration_ms)
+                    ),
                 );
             }
             _ => {}
