@@ -231,7 +231,7 @@ pub enum Error {
     },
 
     /// A wait phase ran out of time (exit 4).
-    #[error("timed out after {} waiting for {phase}: {detail}", humantime::format_duration(*.after))]
+    #[error("timed out after {} waiting for {phase}: {detail}", humantime::format_duration(whole_seconds(*.after)))]
     Timeout {
         /// Phase name.
         phase: String,
@@ -251,6 +251,14 @@ pub enum Error {
     /// The request was refused because a component is autoscaled (exit 2).
     #[error("{0}")]
     Autoscaled(String),
+}
+
+/// Rounds up to whole seconds (deadlines are measured a moment after they are set).
+fn whole_seconds(d: Duration) -> Duration {
+    if d < Duration::from_secs(1) {
+        return d;
+    }
+    Duration::from_secs(u64::try_from(d.as_millis().div_ceil(1000)).unwrap_or(u64::MAX))
 }
 
 /// Shorthand result type.

@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
-use crate::replicas::{self, replicas_at};
+use crate::replicas;
 
 /// A computed scale change.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -75,8 +75,7 @@ pub fn scale_patch(live: &Value, n: i32) -> Result<ScalePlan> {
 
     let mut ops = vec![json!({"op": "test", "path": "/metadata/uid", "value": uid})];
     let mut paths = Vec::new();
-    let spec_set = replicas_at(live.pointer("/spec/replicas")).is_some()
-        || live.pointer("/spec/replicas").is_some_and(|v| !v.is_null());
+    let spec_set = live.pointer("/spec/replicas").is_some_and(|v| !v.is_null());
     if spec_set {
         paths.push("/spec/replicas".to_owned());
     }

@@ -1,6 +1,6 @@
 //! Robust watches: list, then watch from that resourceVersion, forever.
 //!
-//! Built on [`kube::runtime::watcher`] with its default backoff (800 ms → 30 s, as client-go):
+//! Built on [`kube::runtime::watcher()`] with its default backoff (800 ms → 30 s, as client-go):
 //! a dropped connection re-watches from the last resourceVersion, a `410 Gone` relists, and a
 //! watch that goes silent is abandoned after the server timeout plus 5 s. Errors are logged and
 //! counted, never returned, except those that retrying cannot fix (401, 403, 404 on the
