@@ -110,13 +110,20 @@ fn seeds() -> &'static [Vec<u8>] {
     SEEDS.get_or_init(|| {
         let mut paths: Vec<PathBuf> = files_in(&data_dir("examples"))
             .into_iter()
-            .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml" || e == "json"))
+            .filter(|p| {
+                p.extension()
+                    .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
+            })
             .collect();
-        paths.extend(files_in(&data_dir("tests/data/fuzz-corpus")).into_iter().filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("ok-"))
-        }));
+        paths.extend(
+            files_in(&data_dir("tests/data/fuzz-corpus"))
+                .into_iter()
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("ok-"))
+                }),
+        );
         let seeds: Vec<Vec<u8>> = paths
             .iter()
             .map(|p| std::fs::read(p).expect("read seed"))
@@ -129,20 +136,102 @@ fn seeds() -> &'static [Vec<u8>] {
 /// Text dropped into mutated manifests: YAML syntax, odd scalars, and characters the loader
 /// treats specially.
 const TOKENS: &[&str] = &[
-    ": ", "- ", "-", ":", "[", "]", "{", "}", ",", "&a ", "*a", "&b ", "*b", "!!str ", "!!int ",
-    "!!binary ", "!custom ", "---\n", "...\n", "? ", "|\n", ">-\n", "# c", "\"", "'", "\t", "\n",
-    "  ", "%YAML 1.2\n", "%TAG ! tag:x,2000:\n", "<<: *a\n", "~", "null", "true", "yes", "-1",
-    "2147483648", "99999999999999999999", "1e309", "1.5", ".nan", ".inf", "0x10", "0o17", "\"2\"",
-    "[[[[[[[[", "{{{{", "\u{feff}", "\0", "\u{7f}", "\u{85}", "\u{2028}", "é", "\\u0000",
-    "\"\\ud800\"", "replicas", "replica", "predictors", "componentSpecs", "hpaSpec: {}",
-    "namespace: other", "apiVersion", "kind", "SeldonDeployment", "metadata", "name",
+    ": ",
+    "- ",
+    "-",
+    ":",
+    "[",
+    "]",
+    "{",
+    "}",
+    ",",
+    "&a ",
+    "*a",
+    "&b ",
+    "*b",
+    "!!str ",
+    "!!int ",
+    "!!binary ",
+    "!custom ",
+    "---\n",
+    "...\n",
+    "? ",
+    "|\n",
+    ">-\n",
+    "# c",
+    "\"",
+    "'",
+    "\t",
+    "\n",
+    "  ",
+    "%YAML 1.2\n",
+    "%TAG ! tag:x,2000:\n",
+    "<<: *a\n",
+    "~",
+    "null",
+    "true",
+    "yes",
+    "-1",
+    "2147483648",
+    "99999999999999999999",
+    "1e309",
+    "1.5",
+    ".nan",
+    ".inf",
+    "0x10",
+    "0o17",
+    "\"2\"",
+    "[[[[[[[[",
+    "{{{{",
+    "\u{feff}",
+    "\0",
+    "\u{7f}",
+    "\u{85}",
+    "\u{2028}",
+    "é",
+    "\\u0000",
+    "\"\\ud800\"",
+    "replicas",
+    "replica",
+    "predictors",
+    "componentSpecs",
+    "hpaSpec: {}",
+    "namespace: other",
+    "apiVersion",
+    "kind",
+    "SeldonDeployment",
+    "metadata",
+    "name",
 ];
 
 /// Replacement values for the text after the first `: ` of a line.
 const VALUES: &[&str] = &[
-    "-1", "\"2\"", "2147483648", "99999999999", "18446744073709551616", "null", "~", "[]", "{}",
-    "true", "*a", "&a x", "&a [1, *a]", ".inf", "1.5", "0x10", "''", "|\n  text", "!!binary aGk=",
-    "[[[[", "{a: 1, a: 2}", "v2", "mlops.seldon.io/v1alpha1", "Model", "Deployment", "A_B",
+    "-1",
+    "\"2\"",
+    "2147483648",
+    "99999999999",
+    "18446744073709551616",
+    "null",
+    "~",
+    "[]",
+    "{}",
+    "true",
+    "*a",
+    "&a x",
+    "&a [1, *a]",
+    ".inf",
+    "1.5",
+    "0x10",
+    "''",
+    "|\n  text",
+    "!!binary aGk=",
+    "[[[[",
+    "{a: 1, a: 2}",
+    "v2",
+    "mlops.seldon.io/v1alpha1",
+    "Model",
+    "Deployment",
+    "A_B",
 ];
 
 #[derive(Debug, Clone)]
@@ -243,11 +332,12 @@ fn mutated_seed() -> impl Strategy<Value = Input> {
         prop::sample::select(seeds()),
         prop::collection::vec(mutation(), 1..6),
     )
-        .prop_map(|(seed, ms)| Input(ms.iter().fold(seed, |b, m| apply(b, m))))
+        .prop_map(|(seed, ms)| Input(ms.iter().fold(seed, apply)))
 }
 
 fn token_soup() -> impl Strategy<Value = Input> {
-    prop::collection::vec(prop::sample::select(TOKENS), 0..64).prop_map(|ts| Input(ts.concat().into_bytes()))
+    prop::collection::vec(prop::sample::select(TOKENS), 0..64)
+        .prop_map(|ts| Input(ts.concat().into_bytes()))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -287,8 +377,33 @@ fn scalar() -> impl Strategy<Value = Value> {
             .prop_map(Value::from),
         "\\PC{0,16}".prop_map(Value::from),
         prop::sample::select(vec![
-            "yes", "no", "null", "~", "1e3", "0x10", "0o7", "+1", ".5", "-", ": ", "#", "- a",
-            "*a", "&a", "!tag", "'", "\"", "\\", "@", "`", "%", "a: b", "[x]", "{}", "\n", " x ",
+            "yes",
+            "no",
+            "null",
+            "~",
+            "1e3",
+            "0x10",
+            "0o7",
+            "+1",
+            ".5",
+            "-",
+            ": ",
+            "#",
+            "- a",
+            "*a",
+            "&a",
+            "!tag",
+            "'",
+            "\"",
+            "\\",
+            "@",
+            "`",
+            "%",
+            "a: b",
+            "[x]",
+            "{}",
+            "\n",
+            " x ",
             "2147483648",
         ])
         .prop_map(Value::from),
@@ -325,7 +440,8 @@ struct Generated {
 
 fn component_spec() -> impl Strategy<Value = Value> {
     (dns_label(), replicas(), extras()).prop_map(|(container, r, extra)| {
-        let mut c = json!({"spec": {"containers": [{"name": container, "image": "seldonio/mock:1.19.0"}]}});
+        let mut c =
+            json!({"spec": {"containers": [{"name": container, "image": "seldonio/mock:1.19.0"}]}});
         if let Some(r) = r {
             c["replicas"] = json!(r);
         }
@@ -367,8 +483,20 @@ fn seldon_deployment() -> impl Strategy<Value = Generated> {
         extras(),
     )
         .prop_map(
-            |(version, (first, rest), namespace, annotations, r, predictors, spec_extra, top_extra)| {
-                let name = std::iter::once(first).chain(rest).collect::<Vec<_>>().join(".");
+            |(
+                version,
+                (first, rest),
+                namespace,
+                annotations,
+                r,
+                predictors,
+                spec_extra,
+                top_extra,
+            )| {
+                let name = std::iter::once(first)
+                    .chain(rest)
+                    .collect::<Vec<_>>()
+                    .join(".");
                 let mut metadata = json!({"name": name});
                 if let Some(ns) = namespace {
                     metadata["namespace"] = json!(ns);
@@ -405,7 +533,8 @@ fn to_block_yaml(v: &Value) -> String {
         }
     }
     fn nested(v: &Value) -> bool {
-        matches!(v, Value::Array(a) if !a.is_empty()) || matches!(v, Value::Object(o) if !o.is_empty())
+        matches!(v, Value::Array(a) if !a.is_empty())
+            || matches!(v, Value::Object(o) if !o.is_empty())
     }
     fn emit(v: &Value, indent: usize, out: &mut String) {
         let pad = " ".repeat(indent);
@@ -480,10 +609,27 @@ fn check_round_trip(g: &Generated, encoding: &str, text: &str) -> Result<(), Tes
     // The body `Deployer::create` sends is `serde_json::to_vec(&manifest.object)`.
     let body = serde_json::to_vec(&m.object).expect("encode body");
     let sent: Value = serde_json::from_slice(&body).expect("decode body");
-    prop_assert_eq!(&sent, &g.object, "{}: fields changed on the way\n{}", encoding, text);
-    prop_assert_eq!(m.name.as_str(), g.object["metadata"]["name"].as_str().unwrap());
-    prop_assert_eq!(m.namespace.as_deref(), g.object["metadata"]["namespace"].as_str());
-    let version = g.object["apiVersion"].as_str().unwrap().rsplit('/').next().unwrap();
+    prop_assert_eq!(
+        &sent,
+        &g.object,
+        "{}: fields changed on the way\n{}",
+        encoding,
+        text
+    );
+    prop_assert_eq!(
+        m.name.as_str(),
+        g.object["metadata"]["name"].as_str().unwrap()
+    );
+    prop_assert_eq!(
+        m.namespace.as_deref(),
+        g.object["metadata"]["namespace"].as_str()
+    );
+    let version = g.object["apiVersion"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap();
     prop_assert_eq!(m.version.as_str(), version);
     let replicas: Vec<i32> = m.components.iter().map(|c| c.initial_replicas).collect();
     prop_assert_eq!(replicas, expected_replicas(&g.object), "{}", encoding);
@@ -542,7 +688,11 @@ fn fuzz_corpus_replays() {
         let bytes = std::fs::read(&path).unwrap();
         let loaded = check(&source, &bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
         if name.starts_with("ok-") {
-            assert!(loaded.is_some(), "{name} should load: {:?}", manifest::parse(&source, &bytes));
+            assert!(
+                loaded.is_some(),
+                "{name} should load: {:?}",
+                manifest::parse(&source, &bytes)
+            );
         } else if name.starts_with("bad-") {
             assert!(loaded.is_none(), "{name} should be rejected");
         }
@@ -564,7 +714,10 @@ fn bad_input_corpus_keeps_the_contract() {
 #[test]
 fn examples_load() {
     for path in files_in(&data_dir("examples")) {
-        if path.extension().is_some_and(|e| e == "yaml" || e == "yml" || e == "json") {
+        if path
+            .extension()
+            .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
+        {
             let source = path.to_string_lossy().into_owned();
             if let Err(e) = manifest::load(&source) {
                 panic!("{e}");
