@@ -536,7 +536,17 @@ impl Deployer {
     {
         let mut backoff = Duration::from_millis(200);
         loop {
-            match f().await {
+            // The client has no read timeout (watches need none), so a hung request is
+            // bounded here by the phase deadline.
+            let attempt = match tokio::time::timeout_at(deadline, f()).await {
+                Ok(r) => r,
+                Err(_) => {
+                    return Err(kube::Error::Service(
+                        "no answer from the API server before the phase deadline".into(),
+                    ));
+                }
+            };
+            match attempt {
                 Err(e) if is_transient(&e, idempotent) => {
                     let wait = retry_after(&e).unwrap_or(backoff);
                     if Instant::now() + wait >= deadline {

@@ -429,3 +429,19 @@ async fn timeout_cleans_up_unless_keep() {
     assert!(report.kept);
     assert_eq!(count(&log, |r| r.method == "DELETE"), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn hung_api_server_is_bounded_by_the_phase_deadline() {
+    let (client, log) = serve(Box::new(|_| Reply::Hang));
+    let ctx = Context::new(Deployer::new(client, "ns"));
+    let opts = RunOptions {
+        timeout: Duration::from_secs(45),
+        ..RunOptions::default()
+    };
+    let started = Instant::now();
+    let report = run::run(&ctx, &iris_manifest(), &opts).await;
+    assert_eq!(report.exit_code, 3, "{:?}", report.error);
+    assert!(report.error.as_deref().unwrap().contains("no answer"));
+    assert!(started.elapsed() >= Duration::from_secs(45));
+    assert_eq!(count(&log, |r| r.method == "DELETE"), 0);
+}
