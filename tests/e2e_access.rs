@@ -10,7 +10,9 @@ use support::{Cluster, TestNamespace, describe, example, kubeconfig_json, write_
 
 /// Everything the lifecycle needs, by resource.
 fn full_rules() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
-    let all = vec!["get", "list", "watch", "create", "patch", "update", "delete"];
+    let all = vec![
+        "get", "list", "watch", "create", "patch", "update", "delete",
+    ];
     vec![
         ("machinelearning.seldon.io", "seldondeployments", all),
         ("apps", "deployments", vec!["get", "list", "watch"]),
@@ -73,7 +75,11 @@ fn run_as(kubeconfig: &str, ns: &str, timeout: &str) -> std::process::Output {
 fn assert_names_denied(out: &std::process::Output, verb: &str, resource: &str, ns: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     for word in [verb, resource, ns] {
-        assert!(stderr.contains(word), "message names {word:?}: {}", describe(out));
+        assert!(
+            stderr.contains(word),
+            "message names {word:?}: {}",
+            describe(out)
+        );
     }
 }
 
@@ -84,7 +90,10 @@ async fn without_patch_the_scale_fails_with_exit_3_naming_the_verb_and_cleans_up
     let ns = cluster.namespace("nopatch").await;
     let user = format!("nopatch-{}", ns.name);
     // The tool may scale with patch or update; deny both so either path is covered.
-    let denied = [("patch", "seldondeployments"), ("update", "seldondeployments")];
+    let denied = [
+        ("patch", "seldondeployments"),
+        ("update", "seldondeployments"),
+    ];
     let kc = restricted_user(&cluster, &ns, &user, &denied).await;
     let out = run_as(&kc, &ns.name, "1m");
     assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
@@ -104,8 +113,15 @@ async fn without_delete_the_tool_names_the_object_it_could_not_delete() {
     assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
     assert_names_denied(&out, "delete", "seldondeployments", &ns.name);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("seldon-scale"), "names the object left: {}", describe(&out));
-    assert!(ns.get_sdep("seldon-scale").await.is_some(), "it could not be deleted");
+    assert!(
+        stderr.contains("seldon-scale"),
+        "names the object left: {}",
+        describe(&out)
+    );
+    assert!(
+        ns.get_sdep("seldon-scale").await.is_some(),
+        "it could not be deleted"
+    );
     ns.cleanup().await;
 }
 
@@ -154,7 +170,11 @@ fn assert_access_error(kubeconfig: &str, hint: &str) {
     let out = run_as(kubeconfig, "default", "20s");
     assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
     let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase();
-    assert!(stderr.contains(hint), "mentions {hint:?}: {}", describe(&out));
+    assert!(
+        stderr.contains(hint),
+        "mentions {hint:?}: {}",
+        describe(&out)
+    );
     assert!(!stderr.contains("panicked"), "{}", describe(&out));
 }
 
@@ -241,10 +261,16 @@ async fn a_bearer_token_never_appears_in_the_output() {
     let cluster = Cluster::get();
     let ns = cluster.namespace("token").await;
     let kc = kubeconfig_json(&cluster.kubeconfig);
-    let token = kc["users"][0]["user"]["token"].as_str().unwrap().to_string();
+    let token = kc["users"][0]["user"]["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let printed = verbose_run(cluster.kubeconfig.to_str().unwrap(), &ns.name);
     assert!(printed.len() > 200, "verbose output is not empty");
-    assert!(!printed.contains(&token), "the token leaked into the output");
+    assert!(
+        !printed.contains(&token),
+        "the token leaked into the output"
+    );
     assert!(!printed.contains(&token[..12]), "part of the token leaked");
     ns.cleanup().await;
 }
@@ -298,6 +324,14 @@ async fn a_cluster_without_the_crd_is_exit_3_with_a_hint() {
     script("down");
     assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("seldondeployments"), "names the missing resource: {}", describe(&out));
-    assert!(stderr.to_lowercase().contains("seldon core"), "hints at installing Seldon Core: {}", describe(&out));
+    assert!(
+        stderr.contains("seldondeployments"),
+        "names the missing resource: {}",
+        describe(&out)
+    );
+    assert!(
+        stderr.to_lowercase().contains("seldon core"),
+        "hints at installing Seldon Core: {}",
+        describe(&out)
+    );
 }

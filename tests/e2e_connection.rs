@@ -38,7 +38,10 @@ async fn without_n_the_namespace_comes_from_the_current_context() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-    assert!(ns.get_sdep(&spec_replicas_name()).await.is_some(), "created in the context's namespace");
+    assert!(
+        ns.get_sdep(&spec_replicas_name()).await.is_some(),
+        "created in the context's namespace"
+    );
     ns.cleanup().await;
 }
 
@@ -118,11 +121,15 @@ async fn home_kube_config_is_the_fallback() {
     kc["contexts"][0]["context"]["namespace"] = json!(ns.name);
     write_kubeconfig(&home.path().join(".kube"), "config", &kc);
 
-    let out = bare_sdep(&["create", "-f", example("spec-replicas.yaml").to_str().unwrap()])
-        .env("HOME", home.path())
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .output()
-        .unwrap();
+    let out = bare_sdep(&[
+        "create",
+        "-f",
+        example("spec-replicas.yaml").to_str().unwrap(),
+    ])
+    .env("HOME", home.path())
+    .env_remove("KUBERNETES_SERVICE_HOST")
+    .output()
+    .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     assert!(ns.get_sdep(&spec_replicas_name()).await.is_some());
     ns.cleanup().await;

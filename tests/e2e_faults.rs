@@ -56,7 +56,10 @@ where
 {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     while !f().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -100,7 +103,10 @@ async fn wait_for_phase(ns: &TestNamespace, name: &str, phase: Phase) {
             .await
         }
         Phase::Delete => {
-            eventually(90, "the deletion to start", || async { being_deleted(ns, name).await }).await
+            eventually(90, "the deletion to start", || async {
+                being_deleted(ns, name).await
+            })
+            .await
         }
     }
 }
@@ -113,7 +119,17 @@ async fn apiserver_restart_in(phase: Phase) {
     // Slow pods keep each wait phase open long enough to restart the apiserver inside it.
     let file = write_manifest(&tmp, &slow("restart", "6s"));
     let child = cluster
-        .sdep_std(&["run", "-n", &ns.name, "-f", &file, "--timeout", "3m", "-o", "json"])
+        .sdep_std(&[
+            "run",
+            "-n",
+            &ns.name,
+            "-f",
+            &file,
+            "--timeout",
+            "3m",
+            "-o",
+            "json",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -121,7 +137,12 @@ async fn apiserver_restart_in(phase: Phase) {
     wait_for_phase(&ns, "restart", phase).await;
     crash_and_restart(&cluster, "kube-apiserver");
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "restart in {phase:?}: {}", describe(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "restart in {phase:?}: {}",
+        describe(&out)
+    );
     ns.assert_nothing_left("restart").await;
     ns.cleanup().await;
 }
@@ -161,7 +182,11 @@ async fn operator_down_times_out_with_exit_4_names_the_phase_and_cleans_up() {
     assert_eq!(out.status.code(), Some(4), "{}", describe(&out));
     let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase();
     assert!(stderr.contains("timed out"), "{}", describe(&out));
-    assert!(stderr.contains("opdown"), "names the deployment: {}", describe(&out));
+    assert!(
+        stderr.contains("opdown"),
+        "names the deployment: {}",
+        describe(&out)
+    );
     ns.assert_nothing_left("opdown").await;
     ns.cleanup().await;
 }
@@ -185,7 +210,17 @@ async fn operator_failed_state_exits_1_with_its_description_before_the_timeout()
     let file = write_manifest(&tmp, &m);
     let started = std::time::Instant::now();
     let out = cluster
-        .sdep(&["run", "-n", &ns.name, "-f", &file, "--timeout", "10m", "-o", "json"])
+        .sdep(&[
+            "run",
+            "-n",
+            &ns.name,
+            "-f",
+            &file,
+            "--timeout",
+            "10m",
+            "-o",
+            "json",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
@@ -196,7 +231,11 @@ async fn operator_failed_state_exits_1_with_its_description_before_the_timeout()
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(text.contains("TRITON_SERVER"), "operator's description: {}", describe(&out));
+    assert!(
+        text.contains("TRITON_SERVER"),
+        "operator's description: {}",
+        describe(&out)
+    );
     ns.assert_nothing_left("failing").await;
     ns.cleanup().await;
 }
@@ -220,7 +259,11 @@ async fn pods_that_never_become_ready_time_out_with_exit_4() {
         .unwrap();
     assert_eq!(out.status.code(), Some(4), "{}", describe(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("0/1"), "shows ready/desired: {}", describe(&out));
+    assert!(
+        stderr.contains("0/1"),
+        "shows ready/desired: {}",
+        describe(&out)
+    );
     ns.assert_nothing_left("never").await;
     ns.cleanup().await;
 }
@@ -244,7 +287,17 @@ async fn an_unschedulable_second_replica_times_out_and_shows_failed_scheduling()
     );
     let file = write_manifest(&tmp, &m);
     let out = cluster
-        .sdep(&["run", "-n", &ns.name, "-f", &file, "--timeout", "8s", "-o", "json"])
+        .sdep(&[
+            "run",
+            "-n",
+            &ns.name,
+            "-f",
+            &file,
+            "--timeout",
+            "8s",
+            "-o",
+            "json",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(4), "{}", describe(&out));
@@ -315,7 +368,10 @@ async fn an_existing_name_exits_3_and_leaves_the_object_untouched() {
     );
     let after = ns.get_sdep("taken").await.expect("still there");
     assert_eq!(after["metadata"]["uid"], theirs["metadata"]["uid"]);
-    assert!(after["metadata"]["deletionTimestamp"].is_null(), "not being deleted");
+    assert!(
+        after["metadata"]["deletionTimestamp"].is_null(),
+        "not being deleted"
+    );
     assert_eq!(after["spec"], theirs["spec"], "spec unchanged");
     ns.cleanup().await;
 }
@@ -335,7 +391,12 @@ async fn interrupt_in(sig: &str, phase: Phase, expected: i32) {
     wait_for_phase(&ns, "sig", phase).await;
     signal(child.id(), sig);
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(expected), "{sig} in {phase:?}: {}", describe(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(expected),
+        "{sig} in {phase:?}: {}",
+        describe(&out)
+    );
     ns.assert_nothing_left("sig").await;
     ns.cleanup().await;
 }
@@ -400,13 +461,24 @@ async fn a_second_sigint_during_clean_up_exits_at_once_and_names_what_is_left() 
     wait_for_phase(&ns, "twice", Phase::FirstWait).await;
     cluster.script(&["stop", "kube-controller-manager"]);
     signal(child.id(), "INT");
-    eventually(30, "clean-up to start", || async { being_deleted(&ns, "twice").await }).await;
+    eventually(30, "clean-up to start", || async {
+        being_deleted(&ns, "twice").await
+    })
+    .await;
     signal(child.id(), "INT");
     let out = child.wait_with_output().unwrap();
     cluster.script(&["start", "kube-controller-manager"]);
     assert_eq!(out.status.code(), Some(130), "{}", describe(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("twice"), "names what is left: {}", describe(&out));
-    assert!(stderr.contains(&ns.name), "with its namespace: {}", describe(&out));
+    assert!(
+        stderr.contains("twice"),
+        "names what is left: {}",
+        describe(&out)
+    );
+    assert!(
+        stderr.contains(&ns.name),
+        "with its namespace: {}",
+        describe(&out)
+    );
     ns.cleanup().await;
 }

@@ -15,7 +15,17 @@ async fn full_run(example_file: &str, prefix: &str) {
     let file = example(example_file);
 
     let out = cluster
-        .sdep(&["run", "-n", &ns.name, "-f", file.to_str().unwrap(), "--timeout", "2m", "-o", "json"])
+        .sdep(&[
+            "run",
+            "-n",
+            &ns.name,
+            "-f",
+            file.to_str().unwrap(),
+            "--timeout",
+            "2m",
+            "-o",
+            "json",
+        ])
         .output()
         .unwrap();
     let report = report(&out);
@@ -94,21 +104,46 @@ async fn keep_leaves_the_deployment_with_every_field_of_the_manifest() {
     let name = manifest["metadata"]["name"].as_str().unwrap().to_string();
 
     let out = cluster
-        .sdep(&["run", "-n", &ns.name, "-f", file.to_str().unwrap(), "--replicas", "3", "--keep"])
+        .sdep(&[
+            "run",
+            "-n",
+            &ns.name,
+            "-f",
+            file.to_str().unwrap(),
+            "--replicas",
+            "3",
+            "--keep",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("delete"), "--keep says how to delete later:\n{stdout}");
+    assert!(
+        stdout.contains("delete"),
+        "--keep says how to delete later:\n{stdout}"
+    );
 
-    let live = ns.get_sdep(&name).await.expect("kept SeldonDeployment exists");
+    let live = ns
+        .get_sdep(&name)
+        .await
+        .expect("kept SeldonDeployment exists");
     let expected = with_replicas(manifest["spec"].clone(), 3);
     let diff = missing_fields(&expected, &live["spec"], "/spec");
-    assert!(diff.is_empty(), "fields lost or changed on the server: {diff:#?}");
-    for (k, v) in manifest["metadata"]["labels"].as_object().into_iter().flatten() {
+    assert!(
+        diff.is_empty(),
+        "fields lost or changed on the server: {diff:#?}"
+    );
+    for (k, v) in manifest["metadata"]["labels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
         assert_eq!(&live["metadata"]["labels"][k], v, "label {k}");
     }
-    assert!(!ns.child_deployments(&name).await.is_empty(), "children kept too");
+    assert!(
+        !ns.child_deployments(&name).await.is_empty(),
+        "children kept too"
+    );
     ns.cleanup().await;
 }
 
@@ -124,11 +159,17 @@ async fn standalone_steps_create_status_scale_wait_events_delete() {
         .to_string();
     let n = ns.name.as_str();
 
-    let out = cluster.sdep(&["create", "-n", n, "-f", file.to_str().unwrap()]).output().unwrap();
+    let out = cluster
+        .sdep(&["create", "-n", n, "-f", file.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0), "create: {}", describe(&out));
     assert!(ns.get_sdep(&name).await.is_some());
 
-    let out = cluster.sdep(&["status", &name, "-n", n, "-o", "json"]).output().unwrap();
+    let out = cluster
+        .sdep(&["status", &name, "-n", n, "-o", "json"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0), "status: {}", describe(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("Available"),
@@ -137,7 +178,16 @@ async fn standalone_steps_create_status_scale_wait_events_delete() {
     );
 
     let out = cluster
-        .sdep(&["scale", &name, "--replicas", "2", "-n", n, "--timeout", "2m"])
+        .sdep(&[
+            "scale",
+            &name,
+            "--replicas",
+            "2",
+            "-n",
+            n,
+            "--timeout",
+            "2m",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "scale: {}", describe(&out));
@@ -158,9 +208,16 @@ async fn standalone_steps_create_status_scale_wait_events_delete() {
     // from the start of the object's life.
     let out = support::run_then_interrupt(cluster.sdep_std(&["events", &name, "-n", n]), 4);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("CreateDeployment"), "events: {}", describe(&out));
+    assert!(
+        stdout.contains("CreateDeployment"),
+        "events: {}",
+        describe(&out)
+    );
 
-    let out = cluster.sdep(&["delete", &name, "-n", n, "--timeout", "1m"]).output().unwrap();
+    let out = cluster
+        .sdep(&["delete", &name, "-n", n, "--timeout", "1m"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0), "delete: {}", describe(&out));
     ns.assert_nothing_left(&name).await;
     ns.cleanup().await;

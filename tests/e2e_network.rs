@@ -46,9 +46,14 @@ async fn run_completes_while_connections_are_cut_every_two_seconds() {
     let report = report(&out);
     // Re-watches are expected after every cut; full relists only after a 410 or a failed
     // re-watch. Either way they stay bounded by the cuts, not by how long the cluster took.
-    let relists = report["watch"]["relists"].as_u64().expect("watch.relists in the report");
+    let relists = report["watch"]["relists"]
+        .as_u64()
+        .expect("watch.relists in the report");
     eprintln!("connections cut: {cuts}, relists reported: {relists}");
-    assert!(relists <= 4 * cuts as u64 + 8, "relists bounded: {relists} for {cuts} cuts");
+    assert!(
+        relists <= 4 * cuts as u64 + 8,
+        "relists bounded: {relists} for {cuts} cuts"
+    );
     ns.assert_nothing_left("cut").await;
     ns.cleanup().await;
 }
@@ -88,8 +93,14 @@ async fn a_concurrent_writers_changes_survive_the_scale() {
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     assert!(last > 5, "the writer really wrote ({last} writes)");
     let live = ns.get_sdep("writer").await.expect("kept");
-    assert_eq!(live["metadata"]["annotations"]["writer.example.com/seq"], json!(last.to_string()));
-    assert_eq!(live["metadata"]["labels"]["writer-seq"], json!(last.to_string()));
+    assert_eq!(
+        live["metadata"]["annotations"]["writer.example.com/seq"],
+        json!(last.to_string())
+    );
+    assert_eq!(
+        live["metadata"]["labels"]["writer-seq"],
+        json!(last.to_string())
+    );
     assert_eq!(live["spec"]["replicas"], json!(2), "the scale landed");
     ns.cleanup().await;
 }

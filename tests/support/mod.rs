@@ -169,7 +169,11 @@ impl TestNamespace {
 
     /// Asserts that neither the SeldonDeployment nor any of its Deployments exists.
     pub async fn assert_nothing_left(&self, sdep: &str) {
-        assert_eq!(self.get_sdep(sdep).await, None, "SeldonDeployment {sdep} was left behind");
+        assert_eq!(
+            self.get_sdep(sdep).await,
+            None,
+            "SeldonDeployment {sdep} was left behind"
+        );
         assert_eq!(
             self.child_deployments(sdep).await,
             Vec::<String>::new(),
@@ -198,7 +202,9 @@ impl TestNamespace {
 
 /// Path of a file under `examples/`.
 pub fn example(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
 }
 
 /// Reads an example manifest as JSON.
