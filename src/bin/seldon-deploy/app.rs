@@ -162,9 +162,13 @@ fn install_signals(interrupt: Interrupt, ledger: Ledger) {
             };
             count += 1;
             if count == 1 {
-                eprintln!(
-                    "\n{sig} received: cleaning up what this run created (press Ctrl-C again to exit at once)"
-                );
+                if ledger.describe().is_empty() {
+                    eprintln!("\n{sig} received: stopping");
+                } else {
+                    eprintln!(
+                        "\n{sig} received: cleaning up what this run created (press Ctrl-C again to exit at once)"
+                    );
+                }
                 interrupt.trigger(sig);
             } else {
                 let left = ledger.describe();
@@ -328,11 +332,13 @@ async fn follow_events(
         .await?;
     let interrupt = Interrupt::new();
     install_signals(interrupt.clone(), Ledger::default());
+    // Like `kubectl events --for`: the object's history first (from its creation, so a
+    // previous object of the same name does not show), then new events as they come.
     let filter = EventFilter {
         name: h.name.clone(),
         uid: h.uid.clone(),
-        since: Some(k8s_openapi::jiff::Timestamp::now()),
-        replay_existing: false,
+        since: h.created_at.as_deref().and_then(|t| t.parse().ok()),
+        replay_existing: true,
         deployment_names: Vec::new(),
     };
     let mut stream = events::follow(
