@@ -16,15 +16,27 @@ use tokio::time::{Duration, Instant};
 use crate::cli::{Cli, Command, ConnArgs, Output, WaitFlags};
 use crate::output::{self, Renderer};
 
+/// The API server this process talks to, once connected: named after any cluster-access
+/// failure, since transport errors themselves do not carry the URL.
+static SERVER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 /// Runs the subcommand and returns the exit code.
 pub async fn dispatch(cli: Cli) -> u8 {
-    match dispatch_inner(cli).await {
+    let code = match dispatch_inner(cli).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
             e.exit_code()
         }
+    };
+    if code == 3
+        && let Some(server) = SERVER.get()
+    {
+        eprintln!(
+            "cluster: {server} (from the kubeconfig; --kubeconfig and --context choose another)"
+        );
     }
+    code
 }
 
 async fn dispatch_inner(cli: Cli) -> Result<u8, Error> {
@@ -108,6 +120,7 @@ async fn connect_plain(c: &ConnArgs) -> Result<Connection, Error> {
         namespace: c.namespace.clone(),
     })
     .await?;
+    let _ = SERVER.set(conn.server.clone());
     if conn.insecure {
         eprintln!(
             "warning: the kubeconfig sets insecure-skip-tls-verify for {}: the API server's identity is not verified",
