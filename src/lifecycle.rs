@@ -17,6 +17,8 @@ use kube::api::{
 use kube::core::params::Preconditions;
 use serde::Serialize;
 use serde_json::Value;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::time::Instant;
 
 use crate::error::{Error, Op, Result, is_transient, retry_after};
@@ -109,6 +111,10 @@ pub struct Deployer {
     deployments: Api<Deployment>,
     options: WaitOptions,
     stats: Stats,
+    /// Whether the API server has answered at least once. Transport errors are retried only
+    /// after that: a server that was up is restarting, one never reached is misconfigured,
+    /// and saying so at once beats waiting out the deadline.
+    contacted: Arc<AtomicBool>,
 }
 
 /// The `ApiResource` of SeldonDeployment at `version`.
@@ -150,6 +156,7 @@ impl Deployer {
             client,
             options: WaitOptions::default(),
             stats: Stats::default(),
+            contacted: Arc::default(),
         }
     }
 
@@ -546,7 +553,15 @@ impl Deployer {
                     ));
                 }
             };
+            let transport = matches!(
+                attempt,
+                Err(kube::Error::HyperError(_) | kube::Error::Service(_))
+            );
+            if !transport {
+                self.contacted.store(true, Ordering::Relaxed);
+            }
             match attempt {
+                Err(e) if transport && !self.contacted.load(Ordering::Relaxed) => return Err(e),
                 Err(e) if is_transient(&e, idempotent) => {
                     let wait = retry_after(&e).unwrap_or(backoff);
                     if Instant::now() + wait >= deadline {

@@ -66,8 +66,17 @@ async fn a_concurrent_writers_changes_survive_the_scale() {
     let tmp = tempfile::tempdir().unwrap();
     let file = slow_manifest(tmp.path(), "writer", "2s");
 
-    let mut cmd = cluster.sdep_std(&["run", "-n", &ns.name, "--keep", "--timeout", "2m", "-f"]);
-    cmd.arg(&file);
+    let file = file.to_str().unwrap();
+    let mut cmd = cluster.sdep_std(&[
+        "run",
+        "-n",
+        &ns.name,
+        "--keep",
+        "--timeout",
+        "2m",
+        "-f",
+        file,
+    ]);
     let run = tokio::task::spawn_blocking(move || cmd.output().unwrap());
 
     // Another writer keeps changing labels and annotations for the whole run.
