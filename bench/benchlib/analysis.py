@@ -1,0 +1,149 @@
+"""When did the cluster really reach each state, and when did a peer move on?
+
+Input: the independent watcher's event log (benchlib.watcher), one dict per watch event, in
+arrival order, each stamped with the time the watcher received it. A timeline replays them and
+keeps, per SeldonDeployment, the transitions of one status:
+
+* ``("ready", N)``: the strict rule: the SDep exists with ``status.state == "Available"``, it owns
+  at least one Deployment, and every Deployment it owns has ``spec.replicas == N``,
+  ``status.observedGeneration >= metadata.generation`` and
+  ``availableReplicas == updatedReplicas == replicas == N``;
+* ``("gone",)``: neither the SDep nor any Deployment it owns exists;
+* ``("other",)``: anything else.
+
+Detection lag of a wait phase = (time the peer moved on) - (time the condition first held).
+A negative lag means the peer moved on before the condition held (it trusted stale status or
+did not wait).
+"""
+from __future__ import annotations
+
+from typing import Iterable, Optional
+
+OTHER = ("other",)
+GONE = ("gone",)
+
+
+def deployment_ready_at(d: dict) -> Optional[int]:
+    """N if this Deployment is rolled out at N replicas by the rollout-status rule, else None."""
+    n = d.get("spec")
+    if n is None:
+        return None
+    if (d.get("ogen") or 0) < (d.get("gen") or 0):
+        return None
+    if d.get("available", 0) == d.get("updated", 0) == d.get("replicas", 0) == n:
+        return n
+    return None
+
+
+def sdep_status(sdep: Optional[dict], deps: list[dict]) -> tuple:
+    if sdep is None:
+        return GONE if not deps else OTHER
+    if sdep.get("state") != "Available" or not deps:
+        return OTHER
+    ns = {deployment_ready_at(d) for d in deps}
+    if len(ns) == 1:
+        (n,) = ns
+        if n is not None:
+            return ("ready", n)
+    return OTHER
+
+
+class Timeline:
+    """Per-SDep status transitions, built from the watcher's events in one pass."""
+
+    def __init__(self) -> None:
+        self.sdeps: dict[tuple[str, str], dict] = {}
+        self.deps: dict[tuple[str, str], dict] = {}          # (ns, deployment name) -> record
+        self.owned: dict[tuple[str, str], set[str]] = {}     # (ns, sdep) -> deployment names
+        self.status: dict[tuple[str, str], tuple] = {}
+        self.transitions: dict[tuple[str, str], list[tuple[float, tuple]]] = {}
+
+    def feed(self, events: Iterable[dict]) -> "Timeline":
+        for ev in events:
+            self.apply(ev)
+        return self
+
+    def apply(self, ev: dict) -> None:
+        ns, name, kind = ev.get("ns", ""), ev.get("name", ""), ev.get("kind")
+        deleted = ev.get("type") == "DELETED"
+        if kind == "SeldonDeployment":
+            key = (ns, name)
+            if deleted:
+                self.sdeps.pop(key, None)
+            else:
+                self.sdeps[key] = ev
+            self._update(key, ev["t"])
+        elif kind == "Deployment":
+            owner = ev.get("sdep")
+            dkey = (ns, name)
+            old = self.deps.get(dkey)
+            if deleted:
+                self.deps.pop(dkey, None)
+            else:
+                self.deps[dkey] = ev
+            owners = {o for o in (owner, old.get("sdep") if old else None) if o}
+            for o in owners:
+                s = self.owned.setdefault((ns, o), set())
+                if deleted or (o != owner):
+                    s.discard(name)
+                else:
+                    s.add(name)
+                self._update((ns, o), ev["t"])
+
+    def _update(self, key: tuple[str, str], t: float) -> None:
+        ns = key[0]
+        deps = [self.deps[(ns, d)] for d in self.owned.get(key, ()) if (ns, d) in self.deps]
+        st = sdep_status(self.sdeps.get(key), deps)
+        if key not in self.status:
+            # First sighting: the SDep did not exist before, record "gone" as the prior state.
+            self.status[key] = GONE
+            self.transitions[key] = []
+        if st != self.status[key]:
+            self.status[key] = st
+            self.transitions[key].append((t, st))
+
+    def first(self, ns: str, name: str, status: tuple, after: float = 0.0) -> Optional[float]:
+        """First time >= after at which the SDep entered (or was already in) ``status``."""
+        trans = self.transitions.get((ns, name), [])
+        current = GONE
+        for t, st in trans:
+            if t > after:
+                break
+            current = st
+        if current == status and trans:
+            # Already in that state at `after`: the condition held at `after` itself.
+            return after
+        for t, st in trans:
+            if t > after and st == status:
+                return t
+        return None
+
+    def names(self, ns: str) -> list[str]:
+        return sorted(n for (s, n) in self.transitions if s == ns)
+
+
+def lag(moved_on: Optional[float], condition: Optional[float]) -> Optional[float]:
+    if moved_on is None or condition is None:
+        return None
+    return moved_on - condition
+
+
+def lifecycle_lags(tl: Timeline, ns: str, name: str, *, n1: int, n2: int, create: Optional[float],
+                   scale: Optional[float], delete: Optional[float], done: Optional[float]) -> dict:
+    """Condition times and lags for the three wait phases of one lifecycle.
+
+    create/scale/delete: when the peer's requests reached the apiserver (audit log);
+    done: when the peer said it was finished (process exit, or its own report)."""
+    out: dict = {}
+    c1 = tl.first(ns, name, ("ready", n1), after=create) if create is not None else None
+    c2 = tl.first(ns, name, ("ready", n2), after=scale) if scale is not None else None
+    cg = tl.first(ns, name, GONE, after=delete) if delete is not None else None
+    out["ready1_at"], out["ready2_at"], out["gone_at"] = c1, c2, cg
+    out["lag_ready1"] = lag(scale, c1)
+    out["lag_ready2"] = lag(delete, c2)
+    out["lag_gone"] = lag(done, cg)
+    # Moved on before the condition held: a negative lag, or a condition that never held at all
+    # (e.g. it deleted the SDep before it was ever ready at N).
+    for phase, moved, cond in (("ready1", scale, c1), ("ready2", delete, c2), ("gone", done, cg)):
+        out[f"early_{phase}"] = moved is not None and (cond is None or moved < cond)
+    return out

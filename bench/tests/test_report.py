@@ -1,0 +1,60 @@
+import unittest
+
+import _path  # noqa: F401
+from benchlib import report, selfreport
+
+
+class ReportTest(unittest.TestCase):
+    def test_fmt_stat(self):
+        self.assertEqual(report.fmt_stat(None), "–")
+        self.assertEqual(report.fmt_stat({"n": 0}), "–")
+        self.assertEqual(report.fmt_stat({"n": 1, "median": 1.234, "min": 1.234, "max": 1.234}), "1.23")
+        self.assertEqual(report.fmt_stat({"n": 3, "median": 0.2, "min": 0.1, "max": 0.35}, 1000, 0), "200 [100–350]")
+
+    def test_fmt_lag(self):
+        sm = {"ok": 3, "lag_ready2": {"n": 1, "median": -0.05, "min": -0.05, "max": -0.05}, "early_ready2": 3}
+        self.assertEqual(report.fmt_lag(sm, "ready2"), "-50 (3/3 early)")
+        self.assertEqual(report.fmt_lag({"ok": 1}, "gone"), "–")
+
+    def test_fmt_verbs(self):
+        self.assertEqual(report.fmt_verbs({"get": 3, "watch": 1.0, "total": 4}), "get 3, watch 1")
+        self.assertEqual(report.fmt_verbs({}), "–")
+
+    def test_table_escapes_and_aligns(self):
+        t = report.table(["a", "b"], [["x|y", 1]])
+        self.assertEqual(t.splitlines(), ["| a | b |", "| :--- | ---: |", "| x\\|y | 1 |"])
+
+    def test_render_minimal(self):
+        res = {"meta": {"command": "bench/run --quick", "date": "2026-01-01", "mode": "quick", "duration_s": 1,
+                        "reps": 3, "machine": {"nproc": 2, "cpu_model": "X", "mem_gib": 1.0, "kernel": "Linux"},
+                        "versions": {}, "fixture": "iris", "notes": ["n1"]},
+               "peers": {"p": {"label": "P", "available": True}, "q": {"label": "Q", "available": False, "reason": "r"}},
+               "single": {"order": ["p"], "summary": {"p": {"wall_s": {"n": 1, "median": 1.0, "min": 1.0, "max": 1.0},
+                                                           "requests_median": {"get": 2}}}},
+               "slow": {}, "scale": {"runs": [{"n": 10, "peer": "p", "skipped": "too big"}]}}
+        md = report.render(res)
+        self.assertIn("| P | 1.00 |", md)
+        self.assertIn("Not measured: **Q**: r.", md)
+        self.assertIn("skipped: too big", md)
+        self.assertIn("- n1", md)
+
+
+class SelfReportTest(unittest.TestCase):
+    def test_bench_marks(self):
+        out = "BENCH 10.5 start\nnoise\nBENCH 11.25 ready1\nBENCH x bad\n"
+        self.assertEqual(selfreport.bench_marks(out), {"start": 10.5, "ready1": 11.25})
+
+    def test_tool_phases_single_and_multi(self):
+        single = '{"name": "s", "phases": [{"name": "create", "start": "1970-01-01T00:00:10Z", "duration_ms": 500, "outcome": "ok"}]}'
+        got = selfreport.tool_phases(single)
+        self.assertEqual(got, [{"name": "s", "phases": [{"name": "create", "start": 10.0, "end": 10.5, "outcome": "ok"}]}])
+        multi = '{"deployments": [{"name": "a", "phases": []}, {"name": "b", "phases": [{"name": "x", "start": 20000000000000}]}]}'
+        got = selfreport.tool_phases(multi)
+        self.assertEqual([d["name"] for d in got], ["a", "b"])
+        self.assertEqual(got[1]["phases"][0]["start"], 20000000000.0)
+        self.assertIsNone(got[1]["phases"][0]["end"])
+        self.assertEqual(selfreport.tool_phases("not json"), [])
+
+
+if __name__ == "__main__":
+    unittest.main()
