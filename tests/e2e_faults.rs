@@ -8,6 +8,7 @@ mod support;
 
 use std::time::Duration;
 
+use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
 use support::{Cluster, TestNamespace, describe, report, signal};
 use tokio::sync::RwLock;
@@ -103,11 +104,37 @@ async fn wait_for_phase(ns: &TestNamespace, name: &str, phase: Phase) {
             .await
         }
         Phase::Delete => {
+            // Foreground deletion on KWOK takes well under a second: a finalizer on the child
+            // Deployments holds it open until `release_deletion`.
+            eventually(60, "the child Deployments", || async {
+                !ns.child_deployments(name).await.is_empty()
+            })
+            .await;
+            set_hold(ns, name, json!([HOLD])).await;
             eventually(90, "the deletion to start", || async {
                 being_deleted(ns, name).await
             })
             .await
         }
+    }
+}
+
+const HOLD: &str = "e2e.seldon-deploy/hold";
+
+async fn set_hold(ns: &TestNamespace, name: &str, finalizers: Value) {
+    let patch = json!({"metadata": {"finalizers": finalizers}});
+    for d in ns.child_deployments(name).await {
+        ns.deployments()
+            .patch(&d, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .expect("patch finalizers");
+    }
+}
+
+/// Lets a deletion held by [`wait_for_phase`]`(Phase::Delete)` finish.
+async fn release_deletion(ns: &TestNamespace, name: &str, phase: Phase) {
+    if let Phase::Delete = phase {
+        set_hold(ns, name, Value::Null).await;
     }
 }
 
@@ -136,6 +163,7 @@ async fn apiserver_restart_in(phase: Phase) {
         .unwrap();
     wait_for_phase(&ns, "restart", phase).await;
     crash_and_restart(&cluster, "kube-apiserver");
+    release_deletion(&ns, "restart", phase).await;
     let out = child.wait_with_output().unwrap();
     assert_eq!(
         out.status.code(),
@@ -390,6 +418,7 @@ async fn interrupt_in(sig: &str, phase: Phase, expected: i32) {
         .unwrap();
     wait_for_phase(&ns, "sig", phase).await;
     signal(child.id(), sig);
+    release_deletion(&ns, "sig", phase).await;
     let out = child.wait_with_output().unwrap();
     assert_eq!(
         out.status.code(),
