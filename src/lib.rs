@@ -5,6 +5,20 @@
 //! [`manifest::load`] → [`Deployer::create`] → [`Deployer::wait_ready`] → [`Deployer::scale`]
 //! → [`Deployer::wait_ready`] → [`Deployer::delete`], with [`events::follow`] for the event
 //! stream and [`run::run`] driving the whole lifecycle with clean-up and a [`report::Report`].
+//!
+//! The whole lifecycle of one manifest, as `seldon-deploy run` does it:
+//!
+//! ```no_run
+//! use seldon_deploy::{Deployer, connect, manifest, run};
+//!
+//! # async fn demo() -> Result<(), seldon_deploy::Error> {
+//! let conn = connect::connect(&connect::ConnectOptions::default()).await?;
+//! let manifests = manifest::load("examples/iris-v1alpha2.yaml")?;
+//! let ctx = run::Context::new(Deployer::new(conn.client, &conn.namespace));
+//! let report = run::run(&ctx, &manifests[0], &run::RunOptions::default()).await;
+//! println!("{} in {} phases", report.outcome, report.phases.len());
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
