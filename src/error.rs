@@ -413,7 +413,9 @@ pub fn is_transient(err: &kube::Error, idempotent: bool) -> bool {
         kube::Error::Api(s) => match s.code {
             429 | 503 => true,
             504 => idempotent,
-            500 => idempotent && retry_after(err).is_some(),
+            // A 500 on a read or a precondition-guarded write is worth another try within the
+            // deadline; on a create it may have been applied, so it is not retried.
+            500 => idempotent,
             _ => false,
         },
         kube::Error::HyperError(_) | kube::Error::Service(_) => idempotent,
@@ -511,6 +513,8 @@ mod tests {
         assert!(is_transient(&api(429, "TooManyRequests", ""), false));
         assert!(is_transient(&api(503, "ServiceUnavailable", ""), true));
         assert!(!is_transient(&api(504, "Timeout", ""), false));
+        assert!(is_transient(&api(500, "InternalError", ""), true));
+        assert!(!is_transient(&api(500, "InternalError", ""), false));
         assert!(!is_transient(&api(409, "Conflict", ""), true));
         assert!(!is_transient(&api(403, "Forbidden", ""), true));
     }

@@ -134,6 +134,57 @@ async fn throttled_429_waits_for_retry_after() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn server_errors_500_and_503_are_retried_with_growing_backoff() {
+    let mut gets = 0;
+    let (client, log) = serve(Box::new(move |r| {
+        assert_eq!(r.method, "GET");
+        gets += 1;
+        match gets {
+            1 => respond(500, &status(500, "InternalError", "etcd leader changed")),
+            2 | 3 => respond(
+                503,
+                &status(503, "ServiceUnavailable", "apiserver is shutting down"),
+            ),
+            _ => respond(200, &sdep("1", None, 0)),
+        }
+    }));
+    let d = Deployer::new(client, "ns");
+    let obj = d
+        .get("iris", Instant::now() + Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(obj["metadata"]["uid"], UID);
+    let times: Vec<Instant> = log.lock().unwrap().iter().map(|r| r.at).collect();
+    assert_eq!(times.len(), 4, "three failures, then success");
+    let gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(gaps[0] > Duration::ZERO, "waited before retrying: {gaps:?}");
+    assert!(
+        gaps[1] > gaps[0] && gaps[2] > gaps[1],
+        "backoff grows: {gaps:?}"
+    );
+    assert_eq!(d.stats().snapshot().retries, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_500_on_create_is_not_retried() {
+    let (client, log) = serve(Box::new(|r| {
+        assert_eq!(r.method, "POST");
+        respond(500, &status(500, "InternalError", "etcd request timed out"))
+    }));
+    let d = Deployer::new(client, "ns");
+    let err = d
+        .create(&iris_manifest(), Instant::now() + Duration::from_secs(30))
+        .await
+        .unwrap_err();
+    assert_ne!(err.exit_code(), 0);
+    assert_eq!(
+        count(&log, |_| true),
+        1,
+        "a create may have been applied: never re-sent"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn throttling_beyond_the_deadline_gives_up() {
     let (client, log) = serve(Box::new(|_| {
         let mut body = status(429, "TooManyRequests", "slow down");
