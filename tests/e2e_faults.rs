@@ -145,22 +145,17 @@ async fn apiserver_restart_in(phase: Phase) {
     let tmp = tempfile::tempdir().unwrap();
     // Slow pods keep each wait phase open long enough to restart the apiserver inside it.
     let file = write_manifest(&tmp, &slow("restart", "6s"));
-    let child = cluster
-        .sdep_std(&[
-            "run",
-            "-n",
-            &ns.name,
-            "-f",
-            &file,
-            "--timeout",
-            "3m",
-            "-o",
-            "json",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = cluster.spawn(&[
+        "run",
+        "-n",
+        &ns.name,
+        "-f",
+        &file,
+        "--timeout",
+        "3m",
+        "-o",
+        "json",
+    ]);
     wait_for_phase(&ns, "restart", phase).await;
     crash_and_restart(&cluster, "kube-apiserver");
     release_deletion(&ns, "restart", phase).await;
@@ -330,13 +325,11 @@ async fn an_unschedulable_second_replica_times_out_and_shows_failed_scheduling()
         .unwrap();
     assert_eq!(out.status.code(), Some(4), "{}", describe(&out));
     let report = report(&out);
-    let reasons: Vec<&str> = report["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .filter_map(|e| e["reason"].as_str())
-        .collect();
-    assert!(reasons.contains(&"FailedScheduling"), "events: {reasons:?}");
+    let reasons = support::event_reasons(&report);
+    assert!(
+        reasons.iter().any(|r| r == "FailedScheduling"),
+        "events: {reasons:?}"
+    );
     ns.assert_nothing_left("full").await;
     ns.cleanup().await;
 }
@@ -349,12 +342,7 @@ async fn someone_else_deleting_it_mid_wait_exits_1_without_recreating() {
     let ns = cluster.namespace("stolen").await;
     let tmp = tempfile::tempdir().unwrap();
     let file = write_manifest(&tmp, &slow("stolen", "20s"));
-    let child = cluster
-        .sdep_std(&["run", "-n", &ns.name, "-f", &file, "--timeout", "2m"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = cluster.spawn(&["run", "-n", &ns.name, "-f", &file, "--timeout", "2m"]);
     wait_for_phase(&ns, "stolen", Phase::FirstWait).await;
     ns.sdeps()
         .delete("stolen", &kube::api::DeleteParams::background())
@@ -410,12 +398,7 @@ async fn interrupt_in(sig: &str, phase: Phase, expected: i32) {
     let ns = cluster.namespace("sig").await;
     let tmp = tempfile::tempdir().unwrap();
     let file = write_manifest(&tmp, &slow("sig", "5s"));
-    let child = cluster
-        .sdep_std(&["run", "-n", &ns.name, "-f", &file, "--timeout", "2m"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = cluster.spawn(&["run", "-n", &ns.name, "-f", &file, "--timeout", "2m"]);
     wait_for_phase(&ns, "sig", phase).await;
     signal(child.id(), sig);
     release_deletion(&ns, "sig", phase).await;
@@ -456,12 +439,7 @@ async fn sigint_right_after_start_leaves_nothing_behind() {
     let ns = cluster.namespace("early").await;
     let tmp = tempfile::tempdir().unwrap();
     let file = write_manifest(&tmp, &slow("early", "5s"));
-    let child = cluster
-        .sdep_std(&["run", "-n", &ns.name, "-f", &file, "--timeout", "2m"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = cluster.spawn(&["run", "-n", &ns.name, "-f", &file, "--timeout", "2m"]);
     std::thread::sleep(Duration::from_millis(150));
     signal(child.id(), "INT");
     let out = child.wait_with_output().unwrap();
@@ -481,12 +459,7 @@ async fn a_second_sigint_during_clean_up_exits_at_once_and_names_what_is_left() 
     let file = write_manifest(&tmp, &slow("twice", "30s"));
     // Without the controller manager, the foreground deletion cannot finish, so clean-up is
     // still running when the second SIGINT arrives.
-    let child = cluster
-        .sdep_std(&["run", "-n", &ns.name, "-f", &file, "--timeout", "2m"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = cluster.spawn(&["run", "-n", &ns.name, "-f", &file, "--timeout", "2m"]);
     wait_for_phase(&ns, "twice", Phase::FirstWait).await;
     cluster.script(&["stop", "kube-controller-manager"]);
     signal(child.id(), "INT");

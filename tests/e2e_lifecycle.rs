@@ -42,13 +42,11 @@ async fn full_run(example_file: &str, prefix: &str) {
         assert!(phase["duration_ms"].is_u64(), "duration_ms in {phase}");
     }
     // The operator's own events about the SeldonDeployment reached the report.
-    let reasons: Vec<&str> = report["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .filter_map(|e| e["reason"].as_str())
-        .collect();
-    assert!(reasons.contains(&"CreateDeployment"), "events: {reasons:?}");
+    let reasons = support::event_reasons(&report);
+    assert!(
+        reasons.iter().any(|r| r == "CreateDeployment"),
+        "events: {reasons:?}"
+    );
 
     ns.assert_nothing_left(&name).await;
     ns.cleanup().await;

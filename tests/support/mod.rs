@@ -102,6 +102,16 @@ impl Cluster {
         cmd
     }
 
+    /// Starts `seldon-deploy ARGS` in the background with its output captured, to signal it
+    /// or disturb the cluster while it runs.
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        self.sdep_std(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn seldon-deploy")
+    }
+
     /// Like [`Cluster::sdep`], as a plain command to spawn and signal.
     pub fn sdep_std(&self, args: &[&str]) -> std::process::Command {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_seldon-deploy"));
@@ -227,6 +237,16 @@ pub fn describe(out: &Output) -> String {
 pub fn report(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}", describe(out)))
+}
+
+/// The `reason` of every event in a `-o json` report.
+pub fn event_reasons(report: &Value) -> Vec<String> {
+    report["events"]
+        .as_array()
+        .expect("events in the report")
+        .iter()
+        .filter_map(|e| e["reason"].as_str().map(str::to_owned))
+        .collect()
 }
 
 /// Asserts every field of `expected` is present with the same value in `actual` (extra fields
