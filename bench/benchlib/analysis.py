@@ -35,7 +35,10 @@ def deployment_ready_at(d: dict) -> Optional[int]:
     return None
 
 
-def sdep_status(sdep: Optional[dict], deps: list[dict]) -> tuple:
+def sdep_status(sdep: Optional[dict], deps: list[dict], confirmed: bool = False) -> tuple:
+    """The status above. With confirmed=True, ready at N also needs the SDep's own
+    status.deploymentStatus to say so (every entry replicas == available == N): the moment the
+    operator has caught up, which a client reading only the SDep must wait for."""
     if sdep is None:
         return GONE if not deps else OTHER
     if sdep.get("state") != "Available" or not deps:
@@ -44,6 +47,10 @@ def sdep_status(sdep: Optional[dict], deps: list[dict]) -> tuple:
     if len(ns) == 1:
         (n,) = ns
         if n is not None:
+            if confirmed:
+                entries = list((sdep.get("deps") or {}).values())
+                if not entries or any(e.get("replicas") != n or e.get("available") != n for e in entries):
+                    return OTHER
             return ("ready", n)
     return OTHER
 
@@ -57,6 +64,8 @@ class Timeline:
         self.owned: dict[tuple[str, str], set[str]] = {}     # (ns, sdep) -> deployment names
         self.status: dict[tuple[str, str], tuple] = {}
         self.transitions: dict[tuple[str, str], list[tuple[float, tuple]]] = {}
+        self.cstatus: dict[tuple[str, str], tuple] = {}   # the same with confirmed=True
+        self.ctransitions: dict[tuple[str, str], list[tuple[float, tuple]]] = {}
 
     def feed(self, events: Iterable[dict]) -> "Timeline":
         for ev in events:
@@ -93,18 +102,20 @@ class Timeline:
     def _update(self, key: tuple[str, str], t: float) -> None:
         ns = key[0]
         deps = [self.deps[(ns, d)] for d in self.owned.get(key, ()) if (ns, d) in self.deps]
-        st = sdep_status(self.sdeps.get(key), deps)
-        if key not in self.status:
-            # First sighting: the SDep did not exist before, record "gone" as the prior state.
-            self.status[key] = GONE
-            self.transitions[key] = []
-        if st != self.status[key]:
-            self.status[key] = st
-            self.transitions[key].append((t, st))
+        for confirmed, status, transitions in ((False, self.status, self.transitions),
+                                               (True, self.cstatus, self.ctransitions)):
+            st = sdep_status(self.sdeps.get(key), deps, confirmed)
+            if key not in status:
+                # First sighting: the SDep did not exist before, record "gone" as the prior state.
+                status[key] = GONE
+                transitions[key] = []
+            if st != status[key]:
+                status[key] = st
+                transitions[key].append((t, st))
 
-    def first(self, ns: str, name: str, status: tuple, after: float = 0.0) -> Optional[float]:
+    def first(self, ns: str, name: str, status: tuple, after: float = 0.0, confirmed: bool = False) -> Optional[float]:
         """First time >= after at which the SDep entered (or was already in) ``status``."""
-        trans = self.transitions.get((ns, name), [])
+        trans = (self.ctransitions if confirmed else self.transitions).get((ns, name), [])
         current = GONE
         for t, st in trans:
             if t > after:
@@ -139,6 +150,9 @@ def lifecycle_lags(tl: Timeline, ns: str, name: str, *, n1: int, n2: int, create
     c2 = tl.first(ns, name, ("ready", n2), after=scale) if scale is not None else None
     cg = tl.first(ns, name, GONE, after=delete) if delete is not None else None
     out["ready1_at"], out["ready2_at"], out["gone_at"] = c1, c2, cg
+    # The same moments once the SDep's own status also says so (the operator caught up).
+    out["ready1c_at"] = tl.first(ns, name, ("ready", n1), after=create, confirmed=True) if create is not None else None
+    out["ready2c_at"] = tl.first(ns, name, ("ready", n2), after=scale, confirmed=True) if scale is not None else None
     out["lag_ready1"] = lag(scale, c1)
     out["lag_ready2"] = lag(delete, c2)
     out["lag_gone"] = lag(done, cg)

@@ -143,3 +143,14 @@ def sdep_actions(requests: Iterable[Request], *, user: str, namespace: str) -> d
         elif r.verb == "delete":
             out["delete"].append(r.received)
     return out
+
+
+def sdep_actions_by_name(requests: Iterable[Request], *, user: str, namespace: str) -> dict[str, dict[str, list[float]]]:
+    """sdep_actions per SeldonDeployment name. A create is a POST on the collection, so its name
+    comes from the audit objectRef, which the apiserver fills in from the body."""
+    names = {r.name for r in requests if r.user == user and r.namespace == namespace
+             and r.resource == "seldondeployments" and r.name}
+    out = {}
+    for n in sorted(names):
+        out[n] = sdep_actions([r for r in requests if r.name == n], user=user, namespace=namespace)
+    return out

@@ -84,6 +84,18 @@ class TimelineTest(unittest.TestCase):
         self.assertAlmostEqual(lg["lag_ready2"], -0.5)
         self.assertIsNone(lg["lag_gone"])
 
+    def test_confirmed_waits_for_the_sdep_status(self):
+        evs = [dict(sdep(0.1, "Available", "ADDED"), deps={"s-d": {"replicas": 1, "available": 1}}),
+               dep(0.2, 1, 1, 1, 1, typ="ADDED"),
+               dep(1.0, 2, 2, 2, 2, gen=2, ogen=2),
+               dict(sdep(1.5, "Available"), deps={"s-d": {"replicas": 2, "available": 2}})]
+        tl = Timeline().feed(evs)
+        self.assertEqual(tl.first("ns", "s", ("ready", 2)), 1.0)
+        self.assertEqual(tl.first("ns", "s", ("ready", 2), confirmed=True), 1.5)
+        self.assertEqual(tl.first("ns", "s", ("ready", 1), confirmed=True), 0.2)
+        lg = analysis.lifecycle_lags(tl, "ns", "s", n1=1, n2=2, create=0.0, scale=0.5, delete=None, done=None)
+        self.assertEqual((lg["ready2_at"], lg["ready2c_at"]), (1.0, 1.5))
+
     def test_early_flags(self):
         tl = Timeline().feed(lifecycle())
         lg = analysis.lifecycle_lags(tl, "ns", "s", n1=1, n2=2, create=0.05, scale=2.25, delete=3.5, done=5.0)

@@ -57,6 +57,18 @@ class AuditTest(unittest.TestCase):
         t = audit.parse_ts("2026-01-01T00:00:00Z")
         self.assertEqual(acts, {"create": [t + 1], "scale": [t + 3], "delete": [t + 4]})
 
+    def test_sdep_actions_by_name(self):
+        reqs = list(audit.parse_lines([
+            line("1", "create", "u", "2026-01-01T00:00:01Z", name="a"),
+            line("2", "create", "u", "2026-01-01T00:00:02Z", name="b"),
+            line("3", "patch", "u", "2026-01-01T00:00:03Z", name="a"),
+        ]))
+        got = audit.sdep_actions_by_name(reqs, user="u", namespace="bench-1")
+        t = audit.parse_ts("2026-01-01T00:00:00Z")
+        self.assertEqual(sorted(got), ["a", "b"])
+        self.assertEqual(got["a"]["scale"], [t + 3])
+        self.assertEqual(got["b"], {"create": [t + 2], "scale": [], "delete": []})
+
     def test_components(self):
         self.assertEqual(audit.component_of("kube-controller-manager/v1.35.4 (linux/amd64) kubernetes/none/x"),
                          "kube-controller-manager")
