@@ -21,13 +21,13 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Event;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
-use kube::api::Api;
 use kube::runtime::watcher;
 use serde::Serialize;
 
 use crate::error::{Error, Op, Result};
 use crate::readiness::owned_by;
-use crate::watch::{self, SELDON_ID_LABEL, Stats};
+use crate::shared::Hub;
+use crate::watch::{self, Item, Stats};
 
 /// Candidates kept while waiting to learn about their Deployment.
 const MAX_PENDING: usize = 512;
@@ -206,8 +206,8 @@ fn last_seen(e: &Event) -> Option<Timestamp> {
 }
 
 enum Input {
-    Event(Box<Result<watcher::Event<Event>, watcher::Error>>),
-    Deployment(Box<Result<watcher::Event<Deployment>, watcher::Error>>),
+    Event(Item<Event>),
+    Deployment(Item<Deployment>),
 }
 
 struct Follower {
@@ -218,14 +218,13 @@ struct Follower {
     pending: VecDeque<Event>,
     out: VecDeque<EventRecord>,
     first_list_done: bool,
-    stats: Stats,
     events_op: Op,
     deps_op: Op,
     failed: bool,
 }
 
 impl Follower {
-    fn on_event(&mut self, ev: watcher::Event<Event>) {
+    fn on_event(&mut self, ev: &watcher::Event<Event>) {
         match ev {
             watcher::Event::InitApply(e) => {
                 let replay = self.first_list_done || self.filter.replay_existing;
@@ -237,7 +236,7 @@ impl Follower {
         }
     }
 
-    fn consider(&mut self, e: Event, emit: bool) {
+    fn consider(&mut self, e: &Event, emit: bool) {
         let uid = e.metadata.uid.clone().unwrap_or_default();
         let rv = e.metadata.resource_version.clone().unwrap_or_default();
         if self.seen.get(&uid) == Some(&rv) {
@@ -247,23 +246,23 @@ impl Follower {
         if !emit {
             return;
         }
-        if let (Some(since), Some(at)) = (self.filter.since, last_seen(&e))
+        if let (Some(since), Some(at)) = (self.filter.since, last_seen(e))
             && at < since
         {
             return;
         }
-        if self.relevance.matches(&e) {
-            self.out.push_back(EventRecord::from_event(&e));
-        } else if Relevance::could_match_later(&e) {
+        if self.relevance.matches(e) {
+            self.out.push_back(EventRecord::from_event(e));
+        } else if Relevance::could_match_later(e) {
             if self.pending.len() >= MAX_PENDING {
                 self.pending.pop_front();
             }
-            self.pending.push_back(e);
+            self.pending.push_back(e.clone());
         }
     }
 
-    fn on_deployment(&mut self, ev: watcher::Event<Deployment>) {
-        let learned = match &ev {
+    fn on_deployment(&mut self, ev: &watcher::Event<Deployment>) {
+        let learned = match ev {
             watcher::Event::Apply(d) | watcher::Event::InitApply(d) => self.relevance.learn(d),
             _ => false,
         };
@@ -279,19 +278,14 @@ impl Follower {
         }
     }
 
-    /// Handles a watch error: `Some` when it is fatal.
-    fn on_error(&mut self, err: &watcher::Error, events: bool) -> Option<Error> {
+    /// Handles a watch error: `Some` when it is fatal (the feed counted and logged the others).
+    fn on_error(&self, err: &watcher::Error, events: bool) -> Option<Error> {
         let op = if events {
             &self.events_op
         } else {
             &self.deps_op
         };
-        if let Some(f) = watch::fatal(err, op) {
-            return Some(f);
-        }
-        self.stats.watch_error();
-        tracing::debug!("event watch error (will retry): {err}");
-        None
+        watch::fatal(err, op)
     }
 }
 
@@ -320,16 +314,23 @@ pub fn follow(
     filter: EventFilter,
     stats: Stats,
 ) -> BoxStream<'static, Result<EventRecord>> {
-    let events = watch::stream(
-        Api::<Event>::namespaced(client.clone(), namespace),
-        watch::config().any_semantic(),
-    )
-    .map(|e| Input::Event(Box::new(e)));
-    let deps = watch::stream(
-        Api::<Deployment>::namespaced(client, namespace),
-        watch::config().labels(SELDON_ID_LABEL),
-    )
-    .map(|e| Input::Deployment(Box::new(e)));
+    follow_in(&Hub::new(client, namespace, false, stats), filter)
+}
+
+/// As [`follow`], on the watches of `hub` (shared with other followers and waits when the hub
+/// is shared; see [`crate::shared`]).
+pub fn follow_in(hub: &Hub, filter: EventFilter) -> BoxStream<'static, Result<EventRecord>> {
+    let namespace = hub.namespace();
+    let events = hub
+        .events()
+        .subscribe(|_| true)
+        .into_stream()
+        .map(Input::Event);
+    let deps = hub
+        .deployments()
+        .subscribe(|_| true)
+        .into_stream()
+        .map(Input::Deployment);
     let follower = Follower {
         input: stream::select(events, deps).boxed(),
         relevance: Relevance::new(&filter),
@@ -338,7 +339,6 @@ pub fn follow(
         pending: VecDeque::new(),
         out: VecDeque::new(),
         first_list_done: false,
-        stats,
         events_op: Op::other("watch", "events", namespace),
         deps_op: Op::other("watch", "deployments.apps", namespace),
         failed: false,
@@ -352,19 +352,19 @@ pub fn follow(
                 return None;
             }
             let fatal = match f.input.next().await? {
-                Input::Event(item) => match *item {
+                Input::Event(item) => match &*item {
                     Ok(ev) => {
                         f.on_event(ev);
                         None
                     }
-                    Err(e) => f.on_error(&e, true),
+                    Err(e) => f.on_error(e, true),
                 },
-                Input::Deployment(item) => match *item {
+                Input::Deployment(item) => match &*item {
                     Ok(ev) => {
                         f.on_deployment(ev);
                         None
                     }
-                    Err(e) => f.on_error(&e, false),
+                    Err(e) => f.on_error(e, false),
                 },
             };
             if let Some(e) = fatal {

@@ -32,6 +32,7 @@ pub mod replicas;
 pub mod report;
 pub mod run;
 pub mod scale;
+pub mod shared;
 pub mod watch;
 
 pub use error::{Error, Result};

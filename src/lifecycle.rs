@@ -7,7 +7,6 @@
 use std::future::Future;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Client;
 use kube::api::{
@@ -26,7 +25,8 @@ use crate::manifest::{GROUP, Manifest};
 use crate::readiness::{self, Readiness, Verdict};
 use crate::replicas::{self, Target};
 use crate::scale::{ScalePlan, scale_patch};
-use crate::watch::{self, SELDON_ID_LABEL, Snapshot, Stats};
+use crate::shared::{Hub, Lease};
+use crate::watch::{self, SELDON_ID_LABEL, Snapshot, Stats, Subscription};
 
 /// Field manager recorded on every write.
 pub const FIELD_MANAGER: &str = "seldon-deploy";
@@ -111,6 +111,7 @@ pub struct Deployer {
     deployments: Api<Deployment>,
     options: WaitOptions,
     stats: Stats,
+    hub: Hub,
     /// Whether the API server has answered at least once. Transport errors are retried only
     /// after that: a server that was up is restarting, one never reached is misconfigured,
     /// and saying so at once beats waiting out the deadline.
@@ -149,15 +150,43 @@ impl Deployer {
     /// ```
     #[must_use]
     pub fn new(client: Client, namespace: &str) -> Self {
+        let stats = Stats::default();
         Deployer {
             sdeps: Api::namespaced_with(client.clone(), namespace, &sdep_resource("v1")),
             deployments: Api::namespaced(client.clone(), namespace),
             namespace: namespace.to_owned(),
+            hub: Hub::new(client.clone(), namespace, false, stats.clone()),
             client,
             options: WaitOptions::default(),
-            stats: Stats::default(),
+            stats,
             contacted: Arc::default(),
         }
+    }
+
+    /// Shares one watch per resource across everything this deployer (and its clones) does in
+    /// the namespace, instead of opening watches per wait; see [`crate::shared`]. Use it to
+    /// drive many deployments at once: the API load then stays flat as their number grows.
+    #[must_use]
+    pub fn with_shared_watches(mut self, shared: bool) -> Self {
+        self.hub = Hub::new(
+            self.client.clone(),
+            &self.namespace,
+            shared,
+            self.stats.clone(),
+        );
+        self
+    }
+
+    /// The watches of this deployer's namespace.
+    #[must_use]
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// Keeps the shared watches running while the lease lives (a no-op when unshared).
+    #[must_use]
+    pub fn lease(&self) -> Lease {
+        self.hub.lease()
     }
 
     /// Replaces the wait tuning.
@@ -345,8 +374,15 @@ impl Deployer {
                     }
                     let sdep = views.sdep_json();
                     let comps = sdep.as_ref().map(replicas::components).unwrap_or_default();
-                    let deps: Vec<Deployment> = views.deps.objects().cloned().collect();
+                    let deps = views.owned_deployments();
                     let r = readiness::evaluate(sdep.as_ref(), &handle.uid, &deps, &comps, target);
+                    if r.verdict == Verdict::Gone
+                        && r.reason.as_deref() != Some("marked for deletion")
+                        && self.still_ours(handle, deadline).await?
+                    {
+                        // A shared store that has not caught up with our create yet.
+                        continue;
+                    }
                     if last.as_ref() != Some(&r) {
                         observer(WaitEvent::Readiness(&r));
                     }
@@ -504,12 +540,11 @@ impl Deployer {
                         o.pointer("/metadata/uid").and_then(Value::as_str) == Some(handle.uid.as_str())
                     });
                     let left: Vec<String> = views
-                        .deps
-                        .objects()
-                        .filter(|d| readiness::owned_by(d, &handle.uid))
-                        .filter_map(|d| d.metadata.name.clone())
+                        .owned_deployments()
+                        .into_iter()
+                        .filter_map(|d| d.metadata.name)
                         .collect();
-                    if !present && left.is_empty() {
+                    if !present && left.is_empty() && !self.still_ours(handle, deadline).await? {
                         return Ok(());
                     }
                     remaining = format!(
@@ -525,6 +560,23 @@ impl Deployer {
                     }
                 }
             }
+        }
+    }
+
+    /// With shared watches, whether the object still exists with our UID according to a GET:
+    /// the shared store can lag behind this process's own create. Unshared watches listed
+    /// after the create, so their absence is trusted as is (`false`).
+    async fn still_ours(&self, handle: &Handle, deadline: Instant) -> Result<bool> {
+        if !self.hub.is_shared() {
+            return Ok(false);
+        }
+        match self.get(&handle.name, deadline).await {
+            Err(Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+            Ok(o) => Ok(o.pointer("/metadata/uid").and_then(Value::as_str)
+                == Some(handle.uid.as_str())
+                && o.pointer("/metadata/deletionTimestamp")
+                    .is_none_or(Value::is_null)),
         }
     }
 
@@ -596,41 +648,35 @@ async fn sleep_until_opt(t: Option<Instant>) {
     }
 }
 
-/// The two watches a wait needs: the SeldonDeployment by name, and the namespace's Seldon
-/// Deployments (label `seldon-deployment-id` present; ownership is checked by UID later).
+/// The two watches a wait needs: the SeldonDeployment, and the namespace's Seldon
+/// Deployments (label `seldon-deployment-id` present; ownership is checked by UID).
+/// Subscriptions to the [`Hub`]'s feeds (shared, or fresh ones), folded into small local
+/// stores of this wait's own objects, so each item is evaluated on the view it produced.
 struct Views {
-    stream: futures::stream::BoxStream<'static, Side>,
+    sdep_sub: Subscription<DynamicObject>,
+    deps_sub: Subscription<Deployment>,
     sdep: Snapshot<DynamicObject>,
     deps: Snapshot<Deployment>,
     name: String,
-    stats: Stats,
     sdep_op: Op,
     deps_op: Op,
 }
 
-enum Side {
-    Sdep(Box<Result<kube::runtime::watcher::Event<DynamicObject>, kube::runtime::watcher::Error>>),
-    Deps(Box<Result<kube::runtime::watcher::Event<Deployment>, kube::runtime::watcher::Error>>),
-}
-
 impl Views {
     fn new(d: &Deployer, handle: &Handle) -> Self {
-        let sdeps = watch::stream(
-            d.sdeps.clone(),
-            watch::config().fields(&format!("metadata.name={}", handle.name)),
-        )
-        .map(|e| Side::Sdep(Box::new(e)));
-        let deps = watch::stream(
-            d.deployments.clone(),
-            watch::config().labels(SELDON_ID_LABEL),
-        )
-        .map(|e| Side::Deps(Box::new(e)));
+        let (name, uid) = (handle.name.clone(), handle.uid.clone());
         Views {
-            stream: futures::stream::select(sdeps, deps).boxed(),
+            sdep_sub: d
+                .hub
+                .sdeps(&handle.name)
+                .subscribe(move |o: &DynamicObject| o.metadata.name.as_deref() == Some(&name)),
+            deps_sub: d
+                .hub
+                .deployments()
+                .subscribe(move |dep: &Deployment| readiness::owned_by(dep, &uid)),
             sdep: Snapshot::new(),
             deps: Snapshot::new(),
             name: handle.name.clone(),
-            stats: d.stats.clone(),
             sdep_op: Op::sdep("watch", &d.namespace, Some(&handle.name)),
             deps_op: Op::other("watch", "deployments.apps", &d.namespace),
         }
@@ -638,26 +684,19 @@ impl Views {
 
     /// Waits for the next watch item; `Ok(true)` if the view changed.
     async fn next(&mut self) -> Result<bool> {
-        let Some(item) = self.stream.next().await else {
-            // The backoff-wrapped watcher never ends; treat it as "nothing changed".
-            return Ok(false);
-        };
-        let (err, op) = match item {
-            Side::Sdep(item) => match *item {
-                Ok(ev) => return Ok(self.sdep.apply(ev, &self.stats)),
-                Err(e) => (e, &self.sdep_op),
+        // Relists and retried errors were counted and logged once, by the feed.
+        let uncounted = Stats::default();
+        let fatal = tokio::select! {
+            item = self.sdep_sub.next() => match &*item {
+                Ok(ev) => return Ok(self.sdep.apply(ev.clone(), &uncounted)),
+                Err(e) => watch::fatal(e, &self.sdep_op),
             },
-            Side::Deps(item) => match *item {
-                Ok(ev) => return Ok(self.deps.apply(ev, &self.stats)),
-                Err(e) => (e, &self.deps_op),
+            item = self.deps_sub.next() => match &*item {
+                Ok(ev) => return Ok(self.deps.apply(ev.clone(), &uncounted)),
+                Err(e) => watch::fatal(e, &self.deps_op),
             },
         };
-        if let Some(fatal) = watch::fatal(&err, op) {
-            return Err(fatal);
-        }
-        self.stats.watch_error();
-        tracing::debug!("watch error (will retry): {err}");
-        Ok(false)
+        fatal.map_or(Ok(false), Err)
     }
 
     fn synced(&self) -> bool {
@@ -668,5 +707,9 @@ impl Views {
         self.sdep
             .get(&self.name)
             .and_then(|o| serde_json::to_value(o).ok())
+    }
+
+    fn owned_deployments(&self) -> Vec<Deployment> {
+        self.deps.objects().cloned().collect()
     }
 }

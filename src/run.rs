@@ -208,6 +208,13 @@ pub enum UpdateKind {
     Event(EventRecord),
     /// A phase ended.
     PhaseFinished(PhaseRecord),
+    /// The run of this deployment ended (its report is complete).
+    Finished {
+        /// The report's outcome (`success`, `failed`, …).
+        outcome: String,
+        /// The report's exit code.
+        exit_code: u8,
+    },
 }
 
 /// Everything a run needs besides its subject and options.
@@ -266,13 +273,19 @@ pub async fn run(ctx: &Context, manifest: &Manifest, opts: &RunOptions) -> Repor
 }
 
 /// Runs the full lifecycle of several manifests, at most `concurrency` at a time. Each is
-/// isolated: one failing does not stop the others.
+/// isolated: one failing does not stop the others. They share one watch per resource in the
+/// namespace (see [`crate::shared`]), so the API load does not grow with their number.
 pub async fn run_many(
     ctx: &Context,
     manifests: &[Manifest],
     opts: &RunOptions,
     concurrency: usize,
 ) -> Summary {
+    let mut ctx = ctx.clone();
+    if !ctx.deployer.hub().is_shared() {
+        ctx.deployer = ctx.deployer.with_shared_watches(true);
+    }
+    let ctx = &ctx;
     let reports: Vec<Report> = futures::stream::iter(manifests.iter())
         .map(|m| run(ctx, m, opts))
         .buffered(concurrency.max(1))
@@ -307,12 +320,7 @@ impl EventTask {
             replay_existing: replay,
             deployment_names: predicted,
         };
-        let mut stream = events::follow(
-            ctx.deployer.client().clone(),
-            ctx.deployer.namespace(),
-            filter,
-            ctx.deployer.stats().clone(),
-        );
+        let mut stream = events::follow_in(ctx.deployer.hub(), filter);
         let collected = Arc::new(Mutex::new(Vec::new()));
         let failed = CancellationToken::new();
         let error = Arc::new(Mutex::new(None));
@@ -400,6 +408,8 @@ pub async fn execute(
 
     let mut handle: Option<Handle> = None;
     let mut events: Option<EventTask> = None;
+    // Taken once there is an object: shared watches then stay up between phases.
+    let mut lease = None;
     let mut created = false;
     let mut deleted = false;
     let mut failure: Option<Error> = None;
@@ -407,6 +417,7 @@ pub async fn execute(
     if let Subject::Existing(n) = subject {
         match d.handle(n, Instant::now() + opts.timeout).await {
             Ok(h) => {
+                lease = Some(d.lease());
                 events = Some(EventTask::start(ctx, &h, predicted.clone(), false));
                 handle = Some(h);
             }
@@ -435,6 +446,7 @@ pub async fn execute(
                         ctx.ledger.add(&h);
                         created = true;
                         report.uid = Some(h.uid.clone());
+                        lease = Some(d.lease());
                         events = Some(EventTask::start(ctx, &h, predicted.clone(), true));
                         let detail = format!("uid {}", h.uid);
                         handle = Some(h);
@@ -521,7 +533,15 @@ pub async fn execute(
     if let Some(e) = &failure {
         report.fail(e);
     }
+    drop(lease);
     report.watch = d.stats().snapshot();
+    ctx.send(
+        &name,
+        UpdateKind::Finished {
+            outcome: report.outcome.clone(),
+            exit_code: report.exit_code,
+        },
+    );
     report
 }
 

@@ -8,10 +8,16 @@
 //!
 //! [`Snapshot`] folds the event stream into the current set of objects, so callers evaluate a
 //! level-triggered predicate on a consistent view instead of reacting to single events.
+//!
+//! [`Feed`] runs one such watch in a background task for any number of [`Subscription`]s: the
+//! store is kept once, every item is broadcast to every subscriber, and the watch stops when
+//! the last holder drops the feed. [`crate::shared::Hub`] decides which feeds are shared.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::broadcast;
 
 use futures::stream::{BoxStream, StreamExt};
 use kube::Resource;
@@ -199,6 +205,209 @@ impl<K: Resource + Clone> Snapshot<K> {
     #[must_use]
     pub fn lists(&self) -> u64 {
         self.lists
+    }
+
+    /// The items of a list in progress (after `Init`, before `InitDone`).
+    fn listing(&self) -> Option<impl Iterator<Item = &K>> {
+        self.buffer.as_ref().map(BTreeMap::values)
+    }
+}
+
+/// One watch item as every subscriber of a [`Feed`] sees it.
+pub type Item<K> = Arc<Result<watcher::Event<K>, watcher::Error>>;
+
+struct FeedShared<K> {
+    state: Mutex<FeedState<K>>,
+    tx: broadcast::Sender<Item<K>>,
+}
+
+struct FeedState<K> {
+    snapshot: Snapshot<K>,
+    /// The last error retrying cannot fix, until the next successful list; replayed to late
+    /// subscribers so they fail as fast as the first ones.
+    fatal: Option<Item<K>>,
+}
+
+impl<K> FeedShared<K> {
+    fn lock(&self) -> MutexGuard<'_, FeedState<K>> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// One running watch with its store, shared by its [`Subscription`]s; the watch stops when
+/// the last `Arc<Feed>` is dropped.
+pub struct Feed<K> {
+    shared: Arc<FeedShared<K>>,
+    task: tokio::task::AbortHandle,
+}
+
+impl<K> Drop for Feed<K> {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl<K> Feed<K>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    /// Starts watching `api` with `config` in a background task. Retried errors and relists
+    /// are counted once in `stats`, however many subscribers there are; `op` names the
+    /// resource in fatal errors. `capacity` bounds how far a subscriber may lag before it is
+    /// resynchronised from the store.
+    #[must_use]
+    pub fn start(
+        api: Api<K>,
+        config: watcher::Config,
+        op: Op,
+        stats: Stats,
+        capacity: usize,
+    ) -> Arc<Self> {
+        let (tx, _) = broadcast::channel(capacity.max(16));
+        let shared = Arc::new(FeedShared {
+            state: Mutex::new(FeedState {
+                snapshot: Snapshot::new(),
+                fatal: None,
+            }),
+            tx,
+        });
+        let task_shared = shared.clone();
+        let mut items = stream(api, config);
+        let task = tokio::spawn(async move {
+            while let Some(item) = items.next().await {
+                let item = Arc::new(item);
+                let mut st = task_shared.lock();
+                match &*item {
+                    Ok(ev) => {
+                        if matches!(ev, watcher::Event::InitDone) {
+                            st.fatal = None;
+                        }
+                        st.snapshot.apply(ev.clone(), &stats);
+                    }
+                    Err(e) if fatal(e, &op).is_some() => st.fatal = Some(item.clone()),
+                    Err(e) => {
+                        stats.watch_error();
+                        tracing::debug!("watch error (will retry): {e}");
+                    }
+                }
+                // Sent under the lock, so a subscriber's copy of the store and its place in
+                // the broadcast always line up.
+                let _ = task_shared.tx.send(item);
+            }
+        })
+        .abort_handle();
+        Arc::new(Feed { shared, task })
+    }
+
+    /// Subscribes to the items about objects that `keep` selects (`Init`, `InitDone` and
+    /// errors always pass). The current store comes first as a synthetic list (`Init`,
+    /// `InitApply`…, `InitDone`), then any list in progress, so a late subscriber sees what
+    /// an early one saw.
+    #[must_use]
+    pub fn subscribe(
+        self: &Arc<Self>,
+        keep: impl Fn(&K) -> bool + Send + Sync + 'static,
+    ) -> Subscription<K> {
+        let keep: Keep<K> = Arc::new(keep);
+        let st = self.shared.lock();
+        let rx = self.shared.tx.subscribe();
+        let mut backlog = VecDeque::new();
+        if let Some(f) = &st.fatal {
+            backlog.push_back(f.clone());
+        }
+        catch_up(&st.snapshot, &*keep, &mut backlog);
+        drop(st);
+        Subscription {
+            feed: self.clone(),
+            rx,
+            backlog,
+            keep,
+        }
+    }
+
+    /// Reads the store.
+    pub fn read<R>(&self, f: impl FnOnce(&Snapshot<K>) -> R) -> R {
+        f(&self.shared.lock().snapshot)
+    }
+}
+
+type Keep<K> = Arc<dyn Fn(&K) -> bool + Send + Sync>;
+
+fn catch_up<K: Resource + Clone>(
+    snap: &Snapshot<K>,
+    keep: &dyn Fn(&K) -> bool,
+    out: &mut VecDeque<Item<K>>,
+) {
+    let ok = |e| Arc::new(Ok(e));
+    let apply = |o: &K| keep(o).then(|| ok(watcher::Event::InitApply(o.clone())));
+    if snap.is_synced() {
+        out.push_back(ok(watcher::Event::Init));
+        out.extend(snap.objects().filter_map(apply));
+        out.push_back(ok(watcher::Event::InitDone));
+    }
+    if let Some(partial) = snap.listing() {
+        out.push_back(ok(watcher::Event::Init));
+        out.extend(partial.filter_map(apply));
+    }
+}
+
+/// A subscriber's view of a [`Feed`]; holding it keeps the watch running.
+pub struct Subscription<K> {
+    feed: Arc<Feed<K>>,
+    rx: broadcast::Receiver<Item<K>>,
+    backlog: VecDeque<Item<K>>,
+    keep: Keep<K>,
+}
+
+impl<K> Subscription<K>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    /// The next item. A subscriber that fell behind is resynchronised from the store, as
+    /// after a relist (consumers already cope with relists).
+    pub async fn next(&mut self) -> Item<K> {
+        loop {
+            if let Some(item) = self.backlog.pop_front() {
+                return item;
+            }
+            match self.rx.recv().await {
+                Ok(item) => {
+                    let wanted = match &*item {
+                        Ok(
+                            watcher::Event::Apply(o)
+                            | watcher::Event::InitApply(o)
+                            | watcher::Event::Delete(o),
+                        ) => (self.keep)(o),
+                        _ => true,
+                    };
+                    if wanted {
+                        return item;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::debug!(skipped = n, "slow watch subscriber, resynchronising");
+                    let st = self.feed.shared.lock();
+                    catch_up(&st.snapshot, &*self.keep, &mut self.backlog);
+                }
+                // The feed's task never ends while a subscription holds the feed.
+                Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+            }
+        }
+    }
+
+    /// The feed this subscription reads.
+    #[must_use]
+    pub fn feed(&self) -> &Arc<Feed<K>> {
+        &self.feed
+    }
+
+    /// This subscription as a stream (for `select`).
+    pub fn into_stream(self) -> BoxStream<'static, Item<K>> {
+        futures::stream::unfold(self, |mut s| async move {
+            let item = s.next().await;
+            Some((item, s))
+        })
+        .boxed()
     }
 }
 

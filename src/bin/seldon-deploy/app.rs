@@ -145,10 +145,13 @@ async fn connect_checked(c: &ConnArgs, manifests: &[Manifest]) -> Result<Connect
 }
 
 fn context(conn: &Connection, w: &WaitFlags) -> Context {
-    let deployer = Deployer::new(conn.client.clone(), &conn.namespace).with_options(WaitOptions {
-        failed_grace: w.failed_grace,
-        ..WaitOptions::default()
-    });
+    // One watch per resource for the namespace, shared by every lifecycle of this process.
+    let deployer = Deployer::new(conn.client.clone(), &conn.namespace)
+        .with_shared_watches(true)
+        .with_options(WaitOptions {
+            failed_grace: w.failed_grace,
+            ..WaitOptions::default()
+        });
     Context::new(deployer)
 }
 

@@ -1,0 +1,175 @@
+//! Watches shared by every lifecycle of one [`crate::Deployer`] (one client, one namespace).
+//!
+//! Unshared (the default of [`crate::Deployer::new`]), every wait and every event follower
+//! opens its own watches, the SeldonDeployment one narrowed to its name: a fresh list per wait.
+//! Shared ([`crate::Deployer::with_shared_watches`]), the namespace has ONE watch of
+//! SeldonDeployments, ONE of Seldon's Deployments and ONE of Events, started on first use and
+//! stopped when the last user drops them, so N lifecycles cost three lists and three watches
+//! instead of about 3N of each. [`Lease`] keeps them running between phases.
+//!
+//! A shared store may lag an answer this process just got (a create's object may not be in it
+//! yet), so the waits confirm with a GET before trusting an absence; see
+//! [`crate::lifecycle`].
+
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Event;
+use kube::Client;
+use kube::api::{Api, DynamicObject};
+
+use crate::error::Op;
+use crate::lifecycle::sdep_resource;
+use crate::watch::{self, Feed, SELDON_ID_LABEL, Stats};
+
+/// How many items a slow subscriber may fall behind before it is resynchronised.
+const CAPACITY: usize = 4096;
+
+/// Starts (or joins) the watches of one namespace. Cheap to clone; clones share the feeds.
+#[derive(Clone)]
+pub struct Hub(Arc<HubInner>);
+
+struct HubInner {
+    client: Client,
+    namespace: String,
+    shared: bool,
+    stats: Stats,
+    slots: Mutex<Slots>,
+}
+
+#[derive(Default)]
+struct Slots {
+    sdeps: Weak<Feed<DynamicObject>>,
+    deployments: Weak<Feed<Deployment>>,
+    events: Weak<Feed<Event>>,
+}
+
+/// Keeps a namespace's shared watches running (e.g. between the phases of a lifecycle).
+/// Empty for an unshared [`Hub`].
+pub struct Lease {
+    _feeds: Option<Feeds>,
+}
+
+type Feeds = (
+    Arc<Feed<DynamicObject>>,
+    Arc<Feed<Deployment>>,
+    Arc<Feed<Event>>,
+);
+
+/// Returns the live feed in `slot`, or starts one and remembers it (weakly: the feed stops
+/// when its last user goes).
+fn join<K>(slot: &mut Weak<Feed<K>>, start: impl FnOnce() -> Arc<Feed<K>>) -> Arc<Feed<K>> {
+    if let Some(f) = slot.upgrade() {
+        return f;
+    }
+    let f = start();
+    *slot = Arc::downgrade(&f);
+    f
+}
+
+impl Hub {
+    /// A hub for `namespace`; `shared` selects namespace-wide shared watches (see the module
+    /// documentation). Relists and retried watch errors are counted in `stats`.
+    #[must_use]
+    pub fn new(client: Client, namespace: &str, shared: bool, stats: Stats) -> Self {
+        Hub(Arc::new(HubInner {
+            client,
+            namespace: namespace.to_owned(),
+            shared,
+            stats,
+            slots: Mutex::default(),
+        }))
+    }
+
+    /// Whether the watches are shared namespace-wide.
+    #[must_use]
+    pub fn is_shared(&self) -> bool {
+        self.0.shared
+    }
+
+    /// The namespace.
+    #[must_use]
+    pub fn namespace(&self) -> &str {
+        &self.0.namespace
+    }
+
+    fn slots(&self) -> std::sync::MutexGuard<'_, Slots> {
+        self.0.slots.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// SeldonDeployments (storage version `v1`): the namespace's when shared, else only `name`.
+    #[must_use]
+    pub fn sdeps(&self, name: &str) -> Arc<Feed<DynamicObject>> {
+        let h = &self.0;
+        let start = |config: kube::runtime::watcher::Config, name: Option<&str>| {
+            Feed::start(
+                Api::namespaced_with(h.client.clone(), &h.namespace, &sdep_resource("v1")),
+                config,
+                Op::sdep("watch", &h.namespace, name),
+                h.stats.clone(),
+                CAPACITY,
+            )
+        };
+        if h.shared {
+            join(&mut self.slots().sdeps, || start(watch::config(), None))
+        } else {
+            start(
+                watch::config().fields(&format!("metadata.name={name}")),
+                Some(name),
+            )
+        }
+    }
+
+    /// The namespace's Deployments labelled `seldon-deployment-id` (ownership is checked by
+    /// UID by the readers).
+    #[must_use]
+    pub fn deployments(&self) -> Arc<Feed<Deployment>> {
+        let h = &self.0;
+        let start = || {
+            Feed::start(
+                Api::namespaced(h.client.clone(), &h.namespace),
+                watch::config().labels(SELDON_ID_LABEL),
+                Op::other("watch", "deployments.apps", &h.namespace),
+                h.stats.clone(),
+                CAPACITY,
+            )
+        };
+        if h.shared {
+            join(&mut self.slots().deployments, start)
+        } else {
+            start()
+        }
+    }
+
+    /// The namespace's Events.
+    #[must_use]
+    pub fn events(&self) -> Arc<Feed<Event>> {
+        let h = &self.0;
+        let start = || {
+            Feed::start(
+                Api::namespaced(h.client.clone(), &h.namespace),
+                watch::config().any_semantic(),
+                Op::other("watch", "events", &h.namespace),
+                h.stats.clone(),
+                CAPACITY,
+            )
+        };
+        if h.shared {
+            join(&mut self.slots().events, start)
+        } else {
+            start()
+        }
+    }
+
+    /// Starts (or joins) the three shared watches and keeps them running while the lease
+    /// lives; does nothing when unshared (each wait then opens its own).
+    #[must_use]
+    pub fn lease(&self) -> Lease {
+        Lease {
+            _feeds: self
+                .0
+                .shared
+                .then(|| (self.sdeps(""), self.deployments(), self.events())),
+        }
+    }
+}
