@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test: formatting and lints, unit and mock-API tests, the bounded fuzz run, and the
-# end-to-end tests against the local control plane (testenv/cluster, built on first use).
+# Runs every test: the benchmark harness's own tests, formatting and lints, unit and mock-API
+# tests, the bounded property test, and the end-to-end tests against the local control plane
+# (testenv/cluster, built on first use).
 #
 # If a cluster is already up (testenv/cluster up), it is used and left running; otherwise one is
 # started for the run and stopped afterwards. Under CI=true a cluster that cannot start fails the
@@ -9,6 +10,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
+
+step "benchmark harness unit tests"
+python3 -m unittest discover -s bench/tests
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
