@@ -528,7 +528,9 @@ pub async fn execute(
     }
 
     if let Some(t) = events {
-        report.events = t.stop(failure.is_none()).await;
+        // Late events are worth a short wait while the object lives on; once it and its
+        // Deployments are gone, waiting would only delay the answer.
+        report.events = t.stop(failure.is_none() && !deleted).await;
     }
     if let Some(e) = &failure {
         report.fail(e);
