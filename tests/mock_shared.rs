@@ -1,0 +1,243 @@
+//! Mock-API tests of the shared watches: several lifecycles in one process issue one list
+//! (and one watch at a time) per resource for the namespace, not one per lifecycle.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use seldon_deploy::Deployer;
+use seldon_deploy::manifest;
+use seldon_deploy::run::{self, Context, RunOptions};
+use serde_json::{Value, json};
+
+const IRIS: &str = include_str!("../examples/iris-v1alpha2.yaml");
+
+fn manifest_named(name: &str) -> manifest::Manifest {
+    manifest::parse(
+        &format!("{name}.yaml"),
+        IRIS.replace("name: sklearn", &format!("name: {name}"))
+            .as_bytes(),
+    )
+    .unwrap()
+    .remove(0)
+}
+
+/// A fake API server + operator + deployment controller for any number of
+/// SeldonDeployments: every write is reconciled at once. A watch gets the changes after its
+/// resourceVersion and closes; with none, it ends in a retryable error, so the client backs
+/// off (paused time skips the wait) and re-watches from the same version: the mock cannot
+/// hold a stream open and push into it later.
+#[derive(Default)]
+struct World {
+    rv: u64,
+    sdeps: BTreeMap<String, Value>,
+    /// (resourceVersion, resource, watch event type, object)
+    log: Vec<(u64, &'static str, &'static str, Value)>,
+}
+
+impl World {
+    fn reconcile(&mut self, name: &str, kind: &'static str) {
+        self.rv += 1;
+        let rv = self.rv;
+        let o = self.sdeps.get_mut(name).unwrap();
+        let n = o["spec"]["predictors"][0]["replicas"].as_i64().unwrap_or(1);
+        let uid = o["metadata"]["uid"].clone();
+        o["metadata"]["resourceVersion"] = json!(rv.to_string());
+        let child = format!("{name}-default-0-classifier");
+        o["status"] = json!({"state": "Available", "deploymentStatus": {
+            child.clone(): {"replicas": n, "availableReplicas": n}}});
+        let sdep = o.clone();
+        let dep = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": child, "namespace": "ns", "uid": format!("dep-{name}"),
+                "resourceVersion": rv.to_string(), "generation": 1,
+                "labels": {"seldon-deployment-id": name},
+                "ownerReferences": [{"apiVersion": "machinelearning.seldon.io/v1",
+                    "kind": "SeldonDeployment", "name": name, "uid": uid, "controller": true}]},
+            "spec": {"replicas": n, "selector": {"matchLabels": {"a": "b"}}, "template": {}},
+            "status": {"observedGeneration": 1, "replicas": n, "updatedReplicas": n,
+                       "availableReplicas": n}
+        });
+        self.log.push((rv, "sdep", kind, sdep));
+        self.log.push((rv, "deployments", kind, dep));
+    }
+
+    fn current(&self, resource: &str) -> Vec<Value> {
+        let mut latest: BTreeMap<String, (&str, Value)> = BTreeMap::new();
+        for (_, r, t, o) in &self.log {
+            if *r == resource {
+                let name = o["metadata"]["name"].as_str().unwrap().to_owned();
+                latest.insert(name, (t, o.clone()));
+            }
+        }
+        latest
+            .into_values()
+            .filter(|(t, _)| *t != "DELETED")
+            .map(|(_, o)| o)
+            .collect()
+    }
+}
+
+fn server() -> (kube::Client, Arc<Mutex<Vec<Req>>>) {
+    let world = Arc::new(Mutex::new(World::default()));
+    serve(Box::new(move |r| {
+        let mut w = world.lock().unwrap();
+        let name = r.path.rsplit('/').next().unwrap_or_default().to_owned();
+        match (r.method.as_str(), r.resource()) {
+            ("POST", "sdep") => {
+                let mut o = r.body.clone();
+                let name = o["metadata"]["name"].as_str().unwrap().to_owned();
+                o["apiVersion"] = json!("machinelearning.seldon.io/v1");
+                o["metadata"]["uid"] = json!(format!("uid-{name}"));
+                o["metadata"]["namespace"] = json!("ns");
+                o["metadata"]["creationTimestamp"] = json!("2026-01-01T00:00:00Z");
+                w.sdeps.insert(name.clone(), o);
+                w.reconcile(&name, "ADDED");
+                respond(201, &w.sdeps[&name])
+            }
+            ("PATCH", "sdep") => {
+                let patch: json_patch::Patch = serde_json::from_value(r.body.clone()).unwrap();
+                json_patch::patch(w.sdeps.get_mut(&name).unwrap(), &patch).unwrap();
+                w.reconcile(&name, "MODIFIED");
+                respond(200, &w.sdeps[&name])
+            }
+            ("DELETE", "sdep") => {
+                w.rv += 1;
+                let rv = w.rv;
+                // Like the real server, the DELETED object carries the deletion's version.
+                let mut o = w.sdeps.remove(&name).unwrap();
+                o["metadata"]["resourceVersion"] = json!(rv.to_string());
+                let mut dep = w
+                    .current("deployments")
+                    .into_iter()
+                    .find(|d| d["metadata"]["labels"]["seldon-deployment-id"] == name.as_str())
+                    .unwrap();
+                dep["metadata"]["resourceVersion"] = json!(rv.to_string());
+                w.log.push((rv, "sdep", "DELETED", o.clone()));
+                w.log.push((rv, "deployments", "DELETED", dep));
+                respond(200, &o)
+            }
+            ("GET", "sdep") if !r.is_watch() && w.sdeps.contains_key(&name) => {
+                respond(200, &w.sdeps[&name])
+            }
+            ("GET", "events") if !r.is_watch() => {
+                respond(200, &list("EventList", &w.rv.to_string(), vec![]))
+            }
+            (_, "events") => Reply::Hang,
+            ("GET", res) if r.is_watch() => {
+                let since: u64 = r.query["resourceVersion"].parse().unwrap();
+                let changes: Vec<Value> = w
+                    .log
+                    .iter()
+                    .filter(|(rv, rr, _, _)| *rr == res && *rv > since)
+                    .map(|(_, _, t, o)| json!({"type": t, "object": o}))
+                    .collect();
+                if changes.is_empty() {
+                    watch_events(&[json!({"type": "ERROR", "object":
+                        status(500, "InternalError", "nothing yet, come back")})])
+                } else {
+                    watch_events(&changes)
+                }
+            }
+            ("GET", res) => {
+                let kind = if res == "sdep" {
+                    "SeldonDeploymentList"
+                } else {
+                    "DeploymentList"
+                };
+                respond(200, &list(kind, &w.rv.to_string(), w.current(res)))
+            }
+            _ => respond(500, &status(500, "Unexpected", "unexpected request")),
+        }
+    }))
+}
+
+/// Lists of a collection (GETs of one object, by name, are not lists).
+fn lists(log: &Arc<Mutex<Vec<Req>>>, resource: &str) -> usize {
+    let collection = ["seldondeployments", "deployments", "events"];
+    count(log, |r| {
+        r.resource() == resource
+            && r.is_list()
+            && collection
+                .iter()
+                .any(|c| r.path.ends_with(&format!("/{c}")))
+    })
+}
+
+fn opts() -> RunOptions {
+    RunOptions {
+        timeout: Duration::from_secs(3600),
+        ..RunOptions::default()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn many_lifecycles_share_one_list_and_watch_per_resource() {
+    let (client, log) = server();
+    let ctx = Context::new(Deployer::new(client, "ns"));
+    let manifests: Vec<_> = ["a", "b", "c"].iter().map(|n| manifest_named(n)).collect();
+    let summary = run::run_many(&ctx, &manifests, &opts(), 3).await;
+    for r in &summary.deployments {
+        assert_eq!(r.exit_code, 0, "{}: {:?}", r.name, r.error);
+        assert_eq!(r.phases.len(), 5, "{}", r.name);
+    }
+    assert_eq!(summary.exit_code, 0);
+    // All three lifecycles ran together on one list per resource.
+    assert_eq!(lists(&log, "sdep"), 1);
+    assert_eq!(lists(&log, "deployments"), 1);
+    assert_eq!(lists(&log, "events"), 1);
+    // Namespace-scoped: no per-object field selector.
+    assert!(
+        log.lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.is_watch())
+            .all(|w| !w.query.contains_key("fieldSelector"))
+    );
+    assert_eq!(count(&log, |r| r.method == "DELETE"), 3);
+    assert!(ctx.ledger.describe().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn unshared_lifecycles_list_per_wait_for_comparison() {
+    // The pre-sharing behaviour, still the library default: every wait and follower lists.
+    let (client, log) = server();
+    let ctx = Context::new(Deployer::new(client, "ns"));
+    for n in ["a", "b"] {
+        let r = run::run(&ctx, &manifest_named(n), &opts()).await;
+        assert_eq!(r.exit_code, 0, "{:?}", r.error);
+    }
+    assert_eq!(lists(&log, "sdep"), 6, "three waits per lifecycle");
+    assert_eq!(
+        lists(&log, "deployments"),
+        8,
+        "three waits and the follower"
+    );
+    assert_eq!(lists(&log, "events"), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_shared_watches_stop_when_the_last_lifecycle_ends() {
+    let (client, log) = server();
+    let d = Deployer::new(client, "ns").with_shared_watches(true);
+    let ctx = Context::new(d.clone());
+    let r = run::run(&ctx, &manifest_named("a"), &opts()).await;
+    assert_eq!(r.exit_code, 0, "{:?}", r.error);
+    // A later run in the same process starts them again: a second list per resource.
+    let r = run::run(&ctx, &manifest_named("b"), &opts()).await;
+    assert_eq!(r.exit_code, 0, "{:?}", r.error);
+    assert_eq!(lists(&log, "sdep"), 2);
+    assert_eq!(lists(&log, "events"), 2);
+    // While one lease is held, joining costs nothing.
+    let lease = d.lease();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = count(&log, |_| true);
+    let r = run::run(&ctx, &manifest_named("c"), &opts()).await;
+    assert_eq!(r.exit_code, 0, "{:?}", r.error);
+    drop(lease);
+    assert_eq!(lists(&log, "sdep"), 3);
+    assert!(count(&log, |_| true) > before);
+}
