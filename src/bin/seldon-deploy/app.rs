@@ -216,7 +216,7 @@ async fn drive(
     ctx.updates = Some(tx);
     let many = manifests.len() > 1;
     let live = out == Output::Text && std::io::stdout().is_terminal();
-    let renderer = Renderer::new(live, out == Output::Json, many);
+    let renderer = Renderer::new(live, out == Output::Json, many).with_total(manifests.len());
     let render = tokio::spawn(output::render(rx, renderer));
 
     let reports: Vec<Report> = futures::stream::iter(manifests.iter())

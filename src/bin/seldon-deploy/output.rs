@@ -1,4 +1,6 @@
-//! Rendering progress updates: a live line on a terminal, timestamped lines otherwise.
+//! Rendering progress updates: on a terminal, a live line (one per deployment when several
+//! run) rewritten in place under the scrolling events; otherwise timestamped lines, tagged
+//! with the deployment's name when several run.
 
 use std::io::Write;
 use std::time::Duration;
@@ -19,18 +21,47 @@ pub struct Renderer {
     phase: Option<(String, Instant)>,
     status: String,
     live_shown: bool,
+    /// Several deployments on a terminal: one live row each, in first-seen order.
+    rows: Vec<Row>,
+    /// How many deployments the run has (for the footer).
+    total: usize,
+    /// Lines of the live block currently on screen.
+    block: usize,
+}
+
+/// One deployment's live row.
+struct Row {
+    name: String,
+    phase: Option<(String, Instant)>,
+    status: String,
+    /// The final outcome, once finished (the row then leaves the live block).
+    outcome: Option<(String, u8)>,
 }
 
 impl Renderer {
     pub fn new(live: bool, to_stderr: bool, tagged: bool) -> Self {
         Renderer {
-            live: live && !tagged,
+            live,
             to_stderr,
             tagged,
             phase: None,
             status: String::new(),
             live_shown: false,
+            rows: Vec::new(),
+            total: 0,
+            block: 0,
         }
+    }
+
+    /// Sets the number of deployments, shown in the footer of the live block.
+    pub fn with_total(mut self, total: usize) -> Self {
+        self.total = total;
+        self
+    }
+
+    /// Several deployments on a terminal.
+    fn multi(&self) -> bool {
+        self.live && self.tagged
     }
 
     fn write(&mut self, s: &str) {
@@ -44,6 +75,12 @@ impl Renderer {
     }
 
     fn clear_live(&mut self) {
+        if self.block > 0 {
+            // Up to the first line of the block, then clear to the end of the screen.
+            let up = format!("\x1b[{}F\x1b[J", self.block);
+            self.write(&up);
+            self.block = 0;
+        }
         if self.live_shown {
             self.write("\r\x1b[2K");
             self.live_shown = false;
@@ -53,7 +90,9 @@ impl Renderer {
     /// A permanent line (above the live line on a terminal).
     fn line(&mut self, deployment: &str, text: &str) {
         self.clear_live();
-        let line = if self.live {
+        let line = if self.multi() {
+            format!("[{deployment}] {text}\n")
+        } else if self.live {
             format!("{text}\n")
         } else {
             let ts = k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.3fZ");
@@ -68,6 +107,10 @@ impl Renderer {
     }
 
     fn draw_live(&mut self) {
+        if self.multi() {
+            self.draw_block();
+            return;
+        }
         if !self.live {
             return;
         }
@@ -82,7 +125,125 @@ impl Renderer {
         self.live_shown = true;
     }
 
+    /// Redraws the block of live rows: running deployments, then a footer with the counts.
+    /// Rows are cut to the terminal's width and their number to its height, so the cursor
+    /// arithmetic stays exact.
+    fn draw_block(&mut self) {
+        self.clear_live();
+        let (width, height) = terminal_dims();
+        let max_rows = height.saturating_sub(3).max(1);
+        let name_w = self
+            .rows
+            .iter()
+            .map(|r| r.name.len())
+            .max()
+            .unwrap_or(0)
+            .min(30);
+        let mut lines: Vec<String> = Vec::new();
+        let running: Vec<&Row> = self
+            .rows
+            .iter()
+            .filter(|r| r.outcome.is_none() && r.phase.is_some())
+            .collect();
+        for r in running.iter().take(max_rows) {
+            let (phase, started) = r.phase.as_ref().expect("filtered on phase");
+            let elapsed = fmt_ms(u64::try_from(started.elapsed().as_millis()).unwrap_or(0));
+            lines.push(format!(
+                "{:<name_w$}  [{phase} {elapsed}] {}",
+                r.name, r.status
+            ));
+        }
+        let done = self.rows.iter().filter(|r| r.outcome.is_some()).count();
+        let failed = self
+            .rows
+            .iter()
+            .filter(|r| r.outcome.as_ref().is_some_and(|(_, c)| *c != 0))
+            .count();
+        let hidden = running.len().saturating_sub(max_rows);
+        lines.push(format!(
+            "{done}/{} done, {failed} failed, {} running{}",
+            self.total.max(self.rows.len()),
+            running.len(),
+            if hidden > 0 {
+                format!(" ({hidden} not shown)")
+            } else {
+                String::new()
+            }
+        ));
+        let mut out = String::new();
+        for l in &lines {
+            let l: String = l.chars().take(width.saturating_sub(1)).collect();
+            out.push_str(&l);
+            out.push('\n');
+        }
+        self.write(&out);
+        self.block = lines.len();
+    }
+
+    fn row(&mut self, name: &str) -> &mut Row {
+        let i = match self.rows.iter().position(|r| r.name == name) {
+            Some(i) => i,
+            None => {
+                self.rows.push(Row {
+                    name: name.to_owned(),
+                    phase: None,
+                    status: String::new(),
+                    outcome: None,
+                });
+                self.rows.len() - 1
+            }
+        };
+        &mut self.rows[i]
+    }
+
+    /// Several deployments on a terminal: row updates redraw the block, the rest scrolls
+    /// above it.
+    fn handle_multi(&mut self, u: &Update) {
+        let d = u.deployment.as_str();
+        match &u.kind {
+            UpdateKind::PhaseStarted(p) => {
+                let row = self.row(d);
+                row.phase = Some((p.clone(), Instant::now()));
+                row.status = "started".into();
+                self.draw_block();
+            }
+            UpdateKind::Readiness { readiness, .. } => {
+                self.row(d).status = readiness.summary();
+                self.draw_block();
+            }
+            UpdateKind::Deleting {
+                sdep_present,
+                deployments,
+                ..
+            } => {
+                self.row(d).status = format!(
+                    "{}{} Deployment(s) left",
+                    if *sdep_present {
+                        "SeldonDeployment present; "
+                    } else {
+                        "SeldonDeployment gone; "
+                    },
+                    deployments.len()
+                );
+                self.draw_block();
+            }
+            UpdateKind::Finished { outcome, exit_code } => {
+                self.row(d).outcome = Some((outcome.clone(), *exit_code));
+                self.line(d, &format!("finished: {outcome} (exit {exit_code})"));
+            }
+            _ => self.handle_line(u),
+        }
+    }
+
     pub fn handle(&mut self, u: &Update) {
+        if self.multi() {
+            self.handle_multi(u);
+        } else {
+            self.handle_line(u);
+        }
+    }
+
+    fn handle_line(&mut self, u: &Update) {
         let d = u.deployment.as_str();
         match &u.kind {
             UpdateKind::PhaseStarted(p) => {
@@ -131,6 +292,9 @@ impl Renderer {
                     .map(|s| format!(" ({s})"))
                     .unwrap_or_default();
                 self.phase = None;
+                if self.multi() {
+                    self.row(d).phase = None;
+                }
                 self.line(
                     d,
                     &format!(
@@ -147,7 +311,11 @@ impl Renderer {
 
     /// Refreshes the elapsed time on the live line.
     pub fn tick(&mut self) {
-        if self.live && self.phase.is_some() {
+        if self.multi() {
+            if self.block > 0 {
+                self.draw_block();
+            }
+        } else if self.live && self.phase.is_some() {
             self.draw_live();
         }
     }
@@ -162,6 +330,17 @@ fn terminal_width() -> usize {
         .ok()
         .and_then(|c| c.parse().ok())
         .unwrap_or(120)
+}
+
+/// Width and height of the terminal on stdout: `$COLUMNS`/`$LINES`, else the terminal's own
+/// size, else 80×24.
+fn terminal_dims() -> (usize, usize) {
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<usize>().ok());
+    let tty = terminal_size::terminal_size().map(|(w, h)| (usize::from(w.0), usize::from(h.0)));
+    (
+        env("COLUMNS").or(tty.map(|t| t.0)).unwrap_or(80),
+        env("LINES").or(tty.map(|t| t.1)).unwrap_or(24),
+    )
 }
 
 /// Consumes updates until the channel closes.
