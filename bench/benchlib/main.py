@@ -7,6 +7,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -396,10 +397,12 @@ class Ctx:
         self.watcher: Optional[subprocess.Popen] = None
         self.events_path = os.path.join(self.scratch, "watch-events.jsonl")
         self.ns_counter = 0
+        self.run_id = datetime.now(timezone.utc).strftime("%H%M%S")
 
     def new_ns(self, label: str) -> str:
         self.ns_counter += 1
-        ns = f"bench-{self.ns_counter:03d}-{label}"[:63]
+        # The run's time in the name: a kept cluster (--keep-cluster) may hold an earlier run's namespaces.
+        ns = f"bench-{self.run_id}-{self.ns_counter:03d}-{label}"[:63]
         ensure_namespace(self.api, ns)  # type: ignore[arg-type]
         return ns
 
@@ -547,7 +550,10 @@ def phase_single(ctx: Ctx, peers: list[Peer], reps: int) -> list[dict]:
             if run["exit"] != 0:
                 log(f"{peer.key} exited {run['exit']}: {run.get('stderr_tail', '')[-300:]}")
             runs.append(run)
-            quiesce(ctx, run["ns"], 120)
+            if run["exit"] == 0:
+                quiesce(ctx, run["ns"], 120)
+            else:
+                force_clean(ctx.api, run["ns"])  # type: ignore[arg-type]
             time.sleep(0.3)
     return runs
 
@@ -593,10 +599,17 @@ def phase_scale(ctx: Ctx, peers: list[Peer], sizes: list[int], single_summary: d
             per_proc = (sm.get("maxrss_kb") or {}).get("median") or 60 * 1024
             concurrent = 1 if (isinstance(peer, Ours) and peer.multi) else n
             need_kb = per_proc * 1.15 * concurrent
+            how_est = f"{concurrent} × {per_proc / 1024:.0f} MB"
+            if p_rec is not None and p_rec.get("client_rss_kb"):
+                # Extrapolate linearly from the previous N (a floor if it grows faster).
+                ext = p_rec["client_rss_kb"] * n / p_rec["n"]
+                if ext > need_kb:
+                    need_kb, how_est = ext, f"{p_rec['client_rss_kb'] / 1024:.0f} MB at N={p_rec['n']}, × {n / p_rec['n']:.0f}"
             avail = mem_available_kb()
-            if need_kb > avail - reserve_kb:
-                rec["skipped"] = (f"needs ~{need_kb / 1024 / 1024:.1f} GiB ({concurrent} × {per_proc / 1024:.0f} MB) "
-                                  f"of {max(0, avail - reserve_kb) / 1024 / 1024:.1f} GiB allowed")
+            cap_kb = int(min(avail - reserve_kb, ctx.args.client_mem_cap_gib * 1024 * 1024))
+            if need_kb > cap_kb:
+                rec["skipped"] = (f"needs ~{need_kb / 1024 / 1024:.1f} GiB of client memory ({how_est}); "
+                                  f"cap {max(0, cap_kb) / 1024 / 1024:.1f} GiB")
                 log(f"scale N={n} {peer.key}: skipped ({rec['skipped']})")
                 results.append(rec)
                 prev[peer.key] = rec
@@ -609,13 +622,22 @@ def phase_scale(ctx: Ctx, peers: list[Peer], sizes: list[int], single_summary: d
             cpu0 = ctx.cluster.cpu_snapshot()
             t0 = time.time()
             plist, how = peer.start_many(ns, manifests, ns)
-            sampler = procs.RssSampler([p.pid for p in plist])
+            def kill_all(plist=plist) -> None:
+                for p in plist:
+                    try:
+                        os.killpg(p.pid, 9)
+                    except ProcessLookupError:
+                        pass
+            sampler = procs.RssSampler([p.pid for p in plist], limit_kb=cap_kb, on_limit=kill_all)
             sampler.start()
             deadline = t0 + ctx.args.scale_timeout_base + ctx.args.scale_timeout_per * n
             res = procs.wait_all(plist, deadline)
             t1 = time.time()
             cpu1 = ctx.cluster.cpu_snapshot()
             rec["client_rss_kb"] = sampler.stop()
+            if sampler.over_limit:
+                rec["killed"] = f"client RSS passed the {cap_kb / 1024 / 1024:.1f} GiB cap; killed"
+                log(f"scale N={n} {peer.key}: {rec['killed']}")
             rec["mode"] = how
             rec["start"], rec["end"], rec["wall_s"] = t0, t1, t1 - t0
             rec["timed_out"] = any(r.timed_out for r in res)
@@ -641,7 +663,10 @@ def phase_scale(ctx: Ctx, peers: list[Peer], sizes: list[int], single_summary: d
                 f"cluster CPU {rec['cluster_cpu_total_pct']:.0f}%")
             results.append(rec)
             prev[peer.key] = rec
-            quiesce(ctx, ns, 600)
+            if rec["ok"] == n:
+                quiesce(ctx, ns, 600)
+            else:  # killed or failed clients leave SeldonDeployments behind
+                force_clean(ctx.api, ns, 600)  # type: ignore[arg-type]
             time.sleep(1)
     return results, notes
 
@@ -713,6 +738,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--keep-cluster", action="store_true", help="leave the benchmark cluster running")
     ap.add_argument("--mem-reserve-gib", type=float, default=6.0,
                     help="scale runs are skipped when they would leave less memory available than this")
+    ap.add_argument("--client-mem-cap-gib", type=float, default=10.0,
+                    help="scale runs whose clients would need more are skipped; clients passing it are killed")
     ap.add_argument("--scale-timeout-base", type=float, default=120.0)
     ap.add_argument("--scale-timeout-per", type=float, default=1.5, help="seconds per SeldonDeployment")
     ap.add_argument("--scale-max-prev-wall", type=float, default=300.0,
@@ -724,6 +751,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     command = "bench/run" + (" --quick" if args.quick else "")
 
     t_start = time.time()
+    # Run the clean-up below on SIGTERM too, and on SIGINT even when started in the background.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     ctx = Ctx(args)
     log(f"scratch: {ctx.scratch}")
     sh(["cc", "-O2", "-o", ctx.rusage_exec, os.path.join(BENCH, "tools", "rusage-exec.c")])
@@ -794,6 +824,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         log(f"wrote {os.path.join(args.out, 'results.json')} and RESULTS.md in {time.time() - t_start:.0f} s")
         return 0
     finally:
+        procs.kill_live()
         ctx.stop_watcher()
         if not args.keep_cluster:
             log("stopping the benchmark cluster")

@@ -32,6 +32,14 @@ def _decode_status(status: int) -> int:
     return -1
 
 
+LIVE: set["Proc"] = set()  # started and not yet reaped: killed if the harness stops early
+
+
+def kill_live() -> None:
+    for p in list(LIVE):
+        p.kill()
+
+
 class Proc:
     """A started process whose stdout/stderr go to files; reaped with wait4 for its rusage."""
 
@@ -46,9 +54,11 @@ class Proc:
         out.close(); err.close()
         self.pid = self.popen.pid
         self.result: Optional[ProcResult] = None
+        LIVE.add(self)
 
     def _finish(self, status: int, ru, timed_out: bool = False) -> ProcResult:
         end = time.time()
+        LIVE.discard(self)
         self.popen.returncode = _decode_status(status)  # keep Popen from reaping again
         with open(self.stdout_path, errors="replace") as f:
             so = f.read()
@@ -76,6 +86,8 @@ class Proc:
             time.sleep(0.005)
 
     def kill(self) -> ProcResult:
+        if self.result:
+            return self.result
         try:
             os.killpg(self.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -129,11 +141,13 @@ def _rss_kb(pid: int) -> int:
 class RssSampler(threading.Thread):
     """Samples the summed RSS of the given root processes and all their descendants; keeps the peak."""
 
-    def __init__(self, roots: list[int], interval: float = 0.5):
+    def __init__(self, roots: list[int], interval: float = 0.5, limit_kb: Optional[int] = None,
+                 on_limit=None):
         super().__init__(daemon=True)
         self.roots, self.interval = list(roots), interval
         self.peak_kb = 0
         self.peak_procs = 0
+        self.limit_kb, self.on_limit, self.over_limit = limit_kb, on_limit, False
         self._halt = threading.Event()
 
     def sample(self) -> None:
@@ -149,6 +163,10 @@ class RssSampler(threading.Thread):
         total = sum(_rss_kb(p) for p in seen)
         if total > self.peak_kb:
             self.peak_kb, self.peak_procs = total, len(seen)
+        if self.limit_kb and total > self.limit_kb and not self.over_limit:
+            self.over_limit = True
+            if self.on_limit:
+                self.on_limit()
 
     def run(self) -> None:
         while not self._halt.is_set():

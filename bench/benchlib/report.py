@@ -168,7 +168,7 @@ def render(res: dict) -> str:
                 continue
             cl = r.get("cluster_cpu_pct") or {}
             top = ", ".join(f"{k} {v:.0f}%" for k, v in sorted(cl.items(), key=lambda kv: -kv[1])[:4])
-            rows.append([r["n"], peers[r["peer"]]["label"], r.get("mode", ""), f"{r['ok']}/{r['n']}" + (" (timeout)" if r.get("timed_out") else ""),
+            rows.append([r["n"], peers[r["peer"]]["label"], r.get("mode", ""), f"{r['ok']}/{r['n']}" + (" (killed: memory cap)" if r.get("killed") else " (timeout)" if r.get("timed_out") else ""),
                          fmt_num(r.get("wall_s")), fmt_num((r.get("client_rss_kb") or 0) / 1024, 0),
                          fmt_num(r.get("client_cpu_s")), r.get("requests", {}).get("total", "–"),
                          fmt_num(r.get("cluster_cpu_total_pct"), 0) + "%", top])
