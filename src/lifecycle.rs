@@ -378,7 +378,7 @@ impl Deployer {
                     let r = readiness::evaluate(sdep.as_ref(), &handle.uid, &deps, &comps, target);
                     if r.verdict == Verdict::Gone
                         && r.reason.as_deref() != Some("marked for deletion")
-                        && self.still_ours(handle, deadline).await?
+                        && self.still_ours(handle, false, deadline).await?
                     {
                         // A shared store that has not caught up with our create yet.
                         continue;
@@ -544,7 +544,7 @@ impl Deployer {
                         .into_iter()
                         .filter_map(|d| d.metadata.name)
                         .collect();
-                    if !present && left.is_empty() && !self.still_ours(handle, deadline).await? {
+                    if !present && left.is_empty() && !self.still_ours(handle, true, deadline).await? {
                         return Ok(());
                     }
                     remaining = format!(
@@ -563,10 +563,11 @@ impl Deployer {
         }
     }
 
-    /// With shared watches, whether the object still exists with our UID according to a GET:
-    /// the shared store can lag behind this process's own create. Unshared watches listed
-    /// after the create, so their absence is trusted as is (`false`).
-    async fn still_ours(&self, handle: &Handle, deadline: Instant) -> Result<bool> {
+    /// With shared watches, whether the object still exists with our UID according to a GET
+    /// (also while being deleted, if `deleting`): the shared store can lag behind this
+    /// process's own requests. Unshared watches listed after them, so their absence is
+    /// trusted as is (`false`).
+    async fn still_ours(&self, handle: &Handle, deleting: bool, deadline: Instant) -> Result<bool> {
         if !self.hub.is_shared() {
             return Ok(false);
         }
@@ -575,8 +576,9 @@ impl Deployer {
             Err(e) => Err(e),
             Ok(o) => Ok(o.pointer("/metadata/uid").and_then(Value::as_str)
                 == Some(handle.uid.as_str())
-                && o.pointer("/metadata/deletionTimestamp")
-                    .is_none_or(Value::is_null)),
+                && (deleting
+                    || o.pointer("/metadata/deletionTimestamp")
+                        .is_none_or(Value::is_null))),
         }
     }
 
