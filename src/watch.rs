@@ -2,7 +2,9 @@
 //!
 //! Built on [`kube::runtime::watcher()`] with its default backoff (800 ms → 30 s, as client-go):
 //! a dropped connection re-watches from the last resourceVersion, a `410 Gone` relists, and a
-//! watch that goes silent is abandoned after the server timeout plus 5 s. Errors are logged and
+//! watch that goes silent is abandoned after the server timeout plus 5 s. kube has no such bound
+//! on a watch request whose response never starts, so [`stream`] adds its own: a watch that
+//! yields nothing for [`WATCH_IDLE_SECS`] is restarted with a fresh list. Errors are logged and
 //! counted, never returned, except those that retrying cannot fix (401, 403, 404 on the
 //! list/watch itself), which [`fatal`] turns into an [`Error`].
 //!
@@ -30,6 +32,12 @@ use crate::error::{Error, Op};
 /// Server-side watch timeout in seconds. kube abandons a watch that sends nothing for this
 /// long plus 5 s, so a silently dead connection is noticed within about two minutes.
 pub const WATCH_TIMEOUT_SECS: u32 = 120;
+
+/// A watch stream that yields nothing for this long is restarted from a fresh list. kube's
+/// watcher re-watches every [`WATCH_TIMEOUT_SECS`] without yielding anything, so a quiet but
+/// healthy watch also restarts: one list per this period of silence, the price of never
+/// hanging on a request that was accepted but never answered.
+pub const WATCH_IDLE_SECS: u64 = WATCH_TIMEOUT_SECS as u64 + 30;
 
 /// The label the operator puts on every child Deployment and Service.
 pub const SELDON_ID_LABEL: &str = "seldon-deployment-id";
@@ -86,15 +94,37 @@ pub fn config() -> watcher::Config {
     watcher::Config::default().timeout(WATCH_TIMEOUT_SECS)
 }
 
-/// A never-ending watch stream with backoff on errors.
+/// A never-ending watch stream with backoff on errors, restarted after [`WATCH_IDLE_SECS`] of
+/// silence (yielding one retryable error, so the restart is logged and counted).
 pub fn stream<K>(
     api: Api<K>,
     config: watcher::Config,
 ) -> BoxStream<'static, Result<watcher::Event<K>, watcher::Error>>
 where
-    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
-    watcher(api, config).default_backoff().boxed()
+    let fresh = move || {
+        watcher(api.clone(), config.clone())
+            .default_backoff()
+            .boxed()
+    };
+    let idle = std::time::Duration::from_secs(WATCH_IDLE_SECS);
+    futures::stream::unfold(fresh(), move |mut inner| {
+        let fresh = fresh.clone();
+        async move {
+            match tokio::time::timeout(idle, inner.next()).await {
+                Ok(Some(item)) => Some((item, inner)),
+                Ok(None) => None,
+                Err(_) => {
+                    let silent = kube::Error::Service(
+                        format!("watch silent for {}s, restarting it", idle.as_secs()).into(),
+                    );
+                    Some((Err(watcher::Error::WatchStartFailed(silent)), fresh()))
+                }
+            }
+        }
+    })
+    .boxed()
 }
 
 /// Turns a watch error that retrying cannot fix into an [`Error`]; `None` means "retry".

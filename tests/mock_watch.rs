@@ -339,3 +339,52 @@ async fn forbidden_watch_fails_fast_naming_verb_resource_namespace() {
         "{msg}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_watch_is_abandoned_after_the_idle_timeout_and_restarted() {
+    let mut sdep_watches = 0;
+    let (client, log) = serve(Box::new(move |r| {
+        if let Some(reply) = deps_script(r) {
+            return reply;
+        }
+        if r.is_watch() {
+            sdep_watches += 1;
+            return match sdep_watches {
+                // The connection stays open but nothing ever arrives on it.
+                1 => Reply::Hang,
+                2 => watch_events(&[
+                    json!({"type": "MODIFIED", "object": sdep("12", Some("Available"), 1)}),
+                ]),
+                _ => Reply::Hang,
+            };
+        }
+        respond(
+            200,
+            &list("SeldonDeploymentList", "10", vec![sdep("10", None, 0)]),
+        )
+    }));
+    let d = Deployer::new(client, "ns");
+    let r = d
+        .wait_ready(
+            &handle(),
+            Target::Initial,
+            Instant::now() + Duration::from_secs(600),
+            &mut |_| {},
+        )
+        .await
+        .expect("ready once a new watch delivers the status");
+    assert!(r.is_ready());
+    let watches: Vec<Instant> = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|q| q.resource() == "sdep" && q.is_watch())
+        .map(|q| q.at)
+        .collect();
+    assert!(watches.len() >= 2, "the silent watch was replaced");
+    let silent_for = watches[1] - watches[0];
+    assert!(
+        silent_for >= Duration::from_secs(seldon_deploy::watch::WATCH_TIMEOUT_SECS.into()),
+        "abandoned only after the idle timeout, not before: {silent_for:?}"
+    );
+}
