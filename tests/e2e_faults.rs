@@ -15,40 +15,6 @@ use tokio::sync::RwLock;
 
 static CLUSTER: RwLock<()> = RwLock::const_new(());
 
-/// A one-component SeldonDeployment on a plain (fake) image, with the KWOK hooks in `pod_meta`
-/// and extra pod spec fields in `pod_spec`.
-fn manifest(name: &str, pod_meta: Value, pod_spec: Value) -> Value {
-    let mut spec = json!({"containers": [{"name": "classifier", "image": "seldonio/mock_classifier_rest:1.3"}]});
-    for (k, v) in pod_spec.as_object().into_iter().flatten() {
-        spec[k] = v.clone();
-    }
-    json!({
-        "apiVersion": "machinelearning.seldon.io/v1",
-        "kind": "SeldonDeployment",
-        "metadata": {"name": name},
-        "spec": {"predictors": [{
-            "name": "default",
-            "replicas": 1,
-            "componentSpecs": [{"metadata": pod_meta, "spec": spec}],
-            "graph": {"name": "classifier", "type": "MODEL", "endpoint": {"type": "REST"}}
-        }]}
-    })
-}
-
-fn slow(name: &str, delay: &str) -> Value {
-    manifest(
-        name,
-        json!({"annotations": {"test.seldon-deploy/ready-delay": delay}}),
-        json!({}),
-    )
-}
-
-fn write_manifest(dir: &tempfile::TempDir, v: &Value) -> String {
-    let path = dir.path().join("sdep.json");
-    std::fs::write(&path, serde_json::to_vec_pretty(v).unwrap()).unwrap();
-    path.to_str().unwrap().to_string()
-}
-
 /// Polls the cluster (test-side only) until `f` holds, for at most `secs` seconds.
 async fn eventually<F, Fut>(secs: u64, what: &str, mut f: F)
 where
@@ -144,7 +110,11 @@ async fn apiserver_restart_in(phase: Phase) {
     let ns = cluster.namespace("apirestart").await;
     let tmp = tempfile::tempdir().unwrap();
     // Slow pods keep each wait phase open long enough to restart the apiserver inside it.
-    let file = write_manifest(&tmp, &slow("restart", "6s"));
+    let file = support::write_json(
+        tmp.path(),
+        "sdep.json",
+        &support::slow_manifest("restart", "6s"),
+    );
     let child = cluster.spawn(&[
         "run",
         "-n",
@@ -195,7 +165,11 @@ async fn operator_down_times_out_with_exit_4_names_the_phase_and_cleans_up() {
     let cluster = Cluster::get();
     let ns = cluster.namespace("opdown").await;
     let tmp = tempfile::tempdir().unwrap();
-    let file = write_manifest(&tmp, &slow("opdown", "0s"));
+    let file = support::write_json(
+        tmp.path(),
+        "sdep.json",
+        &support::slow_manifest("opdown", "0s"),
+    );
     cluster.script(&["stop", "seldon-operator"]);
     let out = cluster
         .sdep(&["run", "-n", &ns.name, "-f", &file, "--timeout", "5s"])
@@ -221,16 +195,8 @@ async fn operator_failed_state_exits_1_with_its_description_before_the_timeout()
     let cluster = Cluster::get();
     let ns = cluster.namespace("failed").await;
     let tmp = tempfile::tempdir().unwrap();
-    // seldon-config has no TRITON_SERVER entry: the operator sets state Failed on reconcile.
-    let m = json!({
-        "apiVersion": "machinelearning.seldon.io/v1",
-        "kind": "SeldonDeployment",
-        "metadata": {"name": "failing"},
-        "spec": {"predictors": [{"name": "default", "graph": {
-            "name": "classifier", "implementation": "TRITON_SERVER",
-            "modelUri": "gs://seldon-models/triton/simple"}}]}
-    });
-    let file = write_manifest(&tmp, &m);
+    let m = support::failing_manifest("failing");
+    let file = support::write_json(tmp.path(), "sdep.json", &m);
     let started = std::time::Instant::now();
     let out = cluster
         .sdep(&[
@@ -270,12 +236,12 @@ async fn pods_that_never_become_ready_time_out_with_exit_4() {
     let cluster = Cluster::get();
     let ns = cluster.namespace("never").await;
     let tmp = tempfile::tempdir().unwrap();
-    let m = manifest(
+    let m = support::sdep_manifest(
         "never",
         json!({"labels": {"test.seldon-deploy/never-ready": "true"}}),
         json!({}),
     );
-    let file = write_manifest(&tmp, &m);
+    let file = support::write_json(tmp.path(), "sdep.json", &m);
     let out = cluster
         .sdep(&["run", "-n", &ns.name, "-f", &file, "--timeout", "6s"])
         .output()
@@ -299,7 +265,7 @@ async fn an_unschedulable_second_replica_times_out_and_shows_failed_scheduling()
     let ns = cluster.namespace("full").await;
     let tmp = tempfile::tempdir().unwrap();
     // Two pods of 20 CPUs cannot share one 32-CPU node.
-    let m = manifest(
+    let m = support::sdep_manifest(
         "full",
         json!({}),
         json!({
@@ -308,7 +274,7 @@ async fn an_unschedulable_second_replica_times_out_and_shows_failed_scheduling()
                             "resources": {"requests": {"cpu": "20"}}}]
         }),
     );
-    let file = write_manifest(&tmp, &m);
+    let file = support::write_json(tmp.path(), "sdep.json", &m);
     let out = cluster
         .sdep(&[
             "run",
@@ -341,7 +307,11 @@ async fn someone_else_deleting_it_mid_wait_exits_1_without_recreating() {
     let cluster = Cluster::get();
     let ns = cluster.namespace("stolen").await;
     let tmp = tempfile::tempdir().unwrap();
-    let file = write_manifest(&tmp, &slow("stolen", "20s"));
+    let file = support::write_json(
+        tmp.path(),
+        "sdep.json",
+        &support::slow_manifest("stolen", "20s"),
+    );
     let child = cluster.spawn(&["run", "-n", &ns.name, "-f", &file, "--timeout", "2m"]);
     wait_for_phase(&ns, "stolen", Phase::FirstWait).await;
     ns.sdeps()
@@ -370,8 +340,12 @@ async fn an_existing_name_exits_3_and_leaves_the_object_untouched() {
     let cluster = Cluster::get();
     let ns = cluster.namespace("taken").await;
     let tmp = tempfile::tempdir().unwrap();
-    let theirs = ns.create_sdep(&slow("taken", "0s")).await;
-    let file = write_manifest(&tmp, &slow("taken", "0s"));
+    let theirs = ns.create_sdep(&support::slow_manifest("taken", "0s")).await;
+    let file = support::write_json(
+        tmp.path(),
+        "sdep.json",
+        &support::slow_manifest("taken", "0s"),
+    );
     let out = cluster
         .sdep(&["run", "-n", &ns.name, "-f", &file, "--timeout", "30s"])
         .output()
@@ -397,7 +371,11 @@ async fn interrupt_in(sig: &str, phase: Phase, expected: i32) {
     let cluster = Cluster::get();
     let ns = cluster.namespace("sig").await;
     let tmp = tempfile::tempdir().unwrap();
-    let file = write_manifest(&tmp, &slow("sig", "5s"));
+    let file = support::write_json(
+        tmp.path(),
+        "sdep.json",
+        &support::slow_manifest("sig", "5s"),
+    );
     let child = cluster.spawn(&["run", "-n", &ns.name, "-f", &file, "--timeout", "2m"]);
     wait_for_phase(&ns, "sig", phase).await;
     signal(child.id(), sig);
@@ -438,7 +416,11 @@ async fn sigint_right_after_start_leaves_nothing_behind() {
     let cluster = Cluster::get();
     let ns = cluster.namespace("early").await;
     let tmp = tempfile::tempdir().unwrap();
-    let file = write_manifest(&tmp, &slow("early", "5s"));
+    let file = support::write_json(
+        tmp.path(),
+        "sdep.json",
+        &support::slow_manifest("early", "5s"),
+    );
     let child = cluster.spawn(&["run", "-n", &ns.name, "-f", &file, "--timeout", "2m"]);
     std::thread::sleep(Duration::from_millis(150));
     signal(child.id(), "INT");
@@ -456,7 +438,11 @@ async fn a_second_sigint_during_clean_up_exits_at_once_and_names_what_is_left() 
     let cluster = Cluster::get();
     let ns = cluster.namespace("twice").await;
     let tmp = tempfile::tempdir().unwrap();
-    let file = write_manifest(&tmp, &slow("twice", "30s"));
+    let file = support::write_json(
+        tmp.path(),
+        "sdep.json",
+        &support::slow_manifest("twice", "30s"),
+    );
     // Without the controller manager, the foreground deletion cannot finish, so clean-up is
     // still running when the second SIGINT arrives.
     let child = cluster.spawn(&["run", "-n", &ns.name, "-f", &file, "--timeout", "2m"]);

@@ -10,33 +10,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use support::{Cluster, TestNamespace, describe, report};
 
-/// A small SeldonDeployment that becomes ready at once; `pod_meta` tunes its pods (see the
-/// KWOK hooks in testenv/).
-fn sdep(name: &str, pod_meta: Value) -> Value {
-    json!({
-        "apiVersion": "machinelearning.seldon.io/v1",
-        "kind": "SeldonDeployment",
-        "metadata": {"name": name},
-        "spec": {"predictors": [{
-            "name": "default",
-            "replicas": 1,
-            "componentSpecs": [{"metadata": pod_meta, "spec": {"containers": [
-                {"name": "classifier", "image": "seldonio/mock_classifier_rest:1.3"}]}}],
-            "graph": {"name": "classifier", "type": "MODEL", "endpoint": {"type": "REST"}}
-        }]}
-    })
-}
-
-/// seldon-config has no TRITON_SERVER entry: the operator sets state Failed on reconcile.
-fn failing(name: &str) -> Value {
-    json!({
-        "apiVersion": "machinelearning.seldon.io/v1",
-        "kind": "SeldonDeployment",
-        "metadata": {"name": name},
-        "spec": {"predictors": [{"name": "default", "graph": {
-            "name": "classifier", "implementation": "TRITON_SERVER",
-            "modelUri": "gs://seldon-models/triton/simple"}}]}
-    })
+/// A SeldonDeployment whose pods turn Ready at once.
+fn ready(name: &str) -> Value {
+    support::sdep_manifest(name, json!({}), json!({}))
 }
 
 fn names(prefix: &str, n: usize) -> Vec<String> {
@@ -100,14 +76,14 @@ async fn run_with_several_files_a_directory_and_a_multi_document_file() {
     let tmp = tempfile::tempdir().unwrap();
     let all = names("m", 8);
     // m-0, m-1: one file each; m-2..m-4: a directory; m-5..m-7: one multi-document file.
-    let f0 = write(tmp.path(), "m0.yaml", &[sdep(&all[0], json!({}))]);
-    let f1 = write(tmp.path(), "m1.json", &[sdep(&all[1], json!({}))]);
+    let f0 = write(tmp.path(), "m0.yaml", &[ready(&all[0])]);
+    let f1 = write(tmp.path(), "m1.json", &[ready(&all[1])]);
     let dir = tmp.path().join("dir");
     std::fs::create_dir(&dir).unwrap();
     for n in &all[2..5] {
-        write(&dir, &format!("{n}.yaml"), &[sdep(n, json!({}))]);
+        write(&dir, &format!("{n}.yaml"), &[ready(n)]);
     }
-    let docs: Vec<Value> = all[5..].iter().map(|n| sdep(n, json!({}))).collect();
+    let docs: Vec<Value> = all[5..].iter().map(|n| ready(n)).collect();
     let multi = write(tmp.path(), "multi.yaml", &docs);
 
     let out = cluster
@@ -148,8 +124,8 @@ async fn a_failing_deployment_does_not_disturb_the_others_and_sets_the_exit_code
     let ns = cluster.namespace("manyfail").await;
     let tmp = tempfile::tempdir().unwrap();
     let good = names("ok", 4);
-    let mut docs: Vec<Value> = good.iter().map(|n| sdep(n, json!({}))).collect();
-    docs.insert(1, failing("broken"));
+    let mut docs: Vec<Value> = good.iter().map(|n| ready(n)).collect();
+    docs.insert(1, support::failing_manifest("broken"));
     let file = write(tmp.path(), "all.yaml", &docs);
 
     let out = cluster
@@ -194,12 +170,7 @@ async fn sigint_mid_run_cleans_up_every_deployment_in_flight() {
     // Pods become ready only after a minute: every lifecycle is still waiting at the signal.
     let docs: Vec<Value> = all
         .iter()
-        .map(|n| {
-            sdep(
-                n,
-                json!({"annotations": {"test.seldon-deploy/ready-delay": "60s"}}),
-            )
-        })
+        .map(|n| support::slow_manifest(n, "60s"))
         .collect();
     let file = write(tmp.path(), "slow.yaml", &docs);
 

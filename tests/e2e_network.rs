@@ -8,17 +8,6 @@ use kube::api::{Patch, PatchParams};
 use serde_json::json;
 use support::{Cluster, CuttingProxy, describe, kubeconfig_json, report, write_kubeconfig};
 
-/// A one-component manifest whose pods take `delay` to become ready, so waits last a while.
-fn slow_manifest(dir: &std::path::Path, name: &str, delay: &str) -> std::path::PathBuf {
-    let mut m = support::example_json("spec-replicas.yaml");
-    m["metadata"]["name"] = json!(name);
-    m["spec"]["predictors"][0]["componentSpecs"][0]["metadata"] =
-        json!({"annotations": {"test.seldon-deploy/ready-delay": delay}});
-    let path = dir.join(format!("{name}.json"));
-    std::fs::write(&path, serde_json::to_vec(&m).unwrap()).unwrap();
-    path
-}
-
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs the local control plane: run scripts/test.sh"]
 async fn run_completes_while_connections_are_cut_every_two_seconds() {
@@ -29,7 +18,7 @@ async fn run_completes_while_connections_are_cut_every_two_seconds() {
     let proxy = CuttingProxy::start(support::apiserver_addr(&kc), Duration::from_secs(2)).await;
     kc["clusters"][0]["cluster"]["server"] = json!(format!("https://{}", proxy.addr));
     let kc_path = write_kubeconfig(tmp.path(), "config", &kc);
-    let file = slow_manifest(tmp.path(), "cut", "4s");
+    let file = support::write_json(tmp.path(), "cut.json", &support::slow_manifest("cut", "4s"));
 
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_seldon-deploy"));
     cmd.env_remove("KUBECONFIG")
@@ -64,9 +53,12 @@ async fn a_concurrent_writers_changes_survive_the_scale() {
     let cluster = Cluster::get();
     let ns = cluster.namespace("writer").await;
     let tmp = tempfile::tempdir().unwrap();
-    let file = slow_manifest(tmp.path(), "writer", "2s");
+    let file = support::write_json(
+        tmp.path(),
+        "writer.json",
+        &support::slow_manifest("writer", "2s"),
+    );
 
-    let file = file.to_str().unwrap();
     let mut cmd = cluster.sdep_std(&[
         "run",
         "-n",
@@ -75,7 +67,7 @@ async fn a_concurrent_writers_changes_survive_the_scale() {
         "--timeout",
         "2m",
         "-f",
-        file,
+        &file,
     ]);
     let run = tokio::task::spawn_blocking(move || cmd.output().unwrap());
 
@@ -110,6 +102,10 @@ async fn a_concurrent_writers_changes_survive_the_scale() {
         live["metadata"]["labels"]["writer-seq"],
         json!(last.to_string())
     );
-    assert_eq!(live["spec"]["replicas"], json!(2), "the scale landed");
+    assert_eq!(
+        live["spec"]["predictors"][0]["replicas"],
+        json!(2),
+        "the scale landed"
+    );
     ns.cleanup().await;
 }

@@ -372,3 +372,55 @@ impl Drop for CuttingProxy {
         self.tasks.iter().for_each(|t| t.abort());
     }
 }
+
+/// A one-component SeldonDeployment on a plain (fake) image. `pod_meta` becomes the pod
+/// template's metadata (the KWOK hooks in testenv/ live there); `pod_spec` fields are merged
+/// into the pod spec.
+pub fn sdep_manifest(name: &str, pod_meta: Value, pod_spec: Value) -> Value {
+    let mut spec = serde_json::json!({"containers": [
+        {"name": "classifier", "image": "seldonio/mock_classifier_rest:1.3"}]});
+    for (k, v) in pod_spec.as_object().into_iter().flatten() {
+        spec[k] = v.clone();
+    }
+    serde_json::json!({
+        "apiVersion": "machinelearning.seldon.io/v1",
+        "kind": "SeldonDeployment",
+        "metadata": {"name": name},
+        "spec": {"predictors": [{
+            "name": "default",
+            "replicas": 1,
+            "componentSpecs": [{"metadata": pod_meta, "spec": spec}],
+            "graph": {"name": "classifier", "type": "MODEL", "endpoint": {"type": "REST"}}
+        }]}
+    })
+}
+
+/// [`sdep_manifest`] whose pods turn Ready only after `delay` (a Go duration), so each wait
+/// phase lasts long enough to act inside it.
+pub fn slow_manifest(name: &str, delay: &str) -> Value {
+    sdep_manifest(
+        name,
+        serde_json::json!({"annotations": {"test.seldon-deploy/ready-delay": delay}}),
+        serde_json::json!({}),
+    )
+}
+
+/// A SeldonDeployment the operator rejects at reconcile time (state Failed): testenv's
+/// seldon-config has no TRITON_SERVER entry.
+pub fn failing_manifest(name: &str) -> Value {
+    serde_json::json!({
+        "apiVersion": "machinelearning.seldon.io/v1",
+        "kind": "SeldonDeployment",
+        "metadata": {"name": name},
+        "spec": {"predictors": [{"name": "default", "graph": {
+            "name": "classifier", "implementation": "TRITON_SERVER",
+            "modelUri": "gs://seldon-models/triton/simple"}}]}
+    })
+}
+
+/// Writes `value` as JSON to `dir/file` and returns the path as a string, for `-f`.
+pub fn write_json(dir: &Path, file: &str, value: &Value) -> String {
+    let path = dir.join(file);
+    std::fs::write(&path, serde_json::to_vec_pretty(value).unwrap()).expect("write manifest");
+    path.to_str().expect("UTF-8 path").to_owned()
+}
