@@ -36,6 +36,7 @@ async fn unknown_field_is_rejected_by_strict_validation_and_nothing_is_created()
     // The server's message names the field; the CRD did not prune it silently.
     assert!(stderr.contains("spec.predictors[0].replica"), "{all}");
     assert!(stderr.contains("unknown field"), "{all}");
+    assert!(stderr.contains(file), "names the file: {all}");
     ns.assert_nothing_left("typo").await;
 
     // The JSON report names the file the rejected manifest came from.

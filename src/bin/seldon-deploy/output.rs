@@ -380,7 +380,12 @@ pub fn result_line(rep: &Report) -> String {
             if rep.kept { " (kept)" } else { "" }
         )),
         Some(e) => {
-            s.push_str(&format!("FAILED (exit {}): {e}\n", rep.exit_code));
+            // Invalid input names its file, also when the server is the one that found it.
+            let file = match &rep.source {
+                Some(src) if rep.exit_code == 2 && !e.contains(src.as_str()) => format!("{src}: "),
+                _ => String::new(),
+            };
+            s.push_str(&format!("FAILED (exit {}): {file}{e}\n", rep.exit_code));
             if let Some(st) = &rep.final_status {
                 s.push_str(&format!("last status: {}\n", st.summary()));
             }
