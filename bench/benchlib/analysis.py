@@ -20,6 +20,9 @@ from __future__ import annotations
 from typing import Iterable, Optional
 
 OTHER = ("other",)
+# Two watchers (the peer's and the harness's) do not get the same event at the same instant: a
+# peer moving on up to this long before the harness's watcher saw the condition is not "early".
+EARLY_TOLERANCE = 0.02
 GONE = ("gone",)
 
 
@@ -139,6 +142,11 @@ def lag(moved_on: Optional[float], condition: Optional[float]) -> Optional[float
     return moved_on - condition
 
 
+def is_early(moved: Optional[float], cond: Optional[float]) -> bool:
+    """Moved on, and the condition never held or held only later (beyond the tolerance)."""
+    return moved is not None and (cond is None or moved < cond - EARLY_TOLERANCE)
+
+
 def lifecycle_lags(tl: Timeline, ns: str, name: str, *, n1: int, n2: int, create: Optional[float],
                    scale: Optional[float], delete: Optional[float], done: Optional[float]) -> dict:
     """Condition times and lags for the three wait phases of one lifecycle.
@@ -159,5 +167,5 @@ def lifecycle_lags(tl: Timeline, ns: str, name: str, *, n1: int, n2: int, create
     # Moved on before the condition held: a negative lag, or a condition that never held at all
     # (e.g. it deleted the SDep before it was ever ready at N).
     for phase, moved, cond in (("ready1", scale, c1), ("ready2", delete, c2), ("gone", done, cg)):
-        out[f"early_{phase}"] = moved is not None and (cond is None or moved < cond)
+        out[f"early_{phase}"] = is_early(moved, cond)
     return out

@@ -7,6 +7,7 @@ client goes away) ResponseComplete. Requests are therefore de-duplicated by audi
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -68,25 +69,52 @@ def parse_lines(lines: Iterable[str]) -> Iterator[Request]:
 
 
 class AuditLog:
-    """An audit log file read incrementally: remember an offset, read what was added since."""
+    """An audit log read incrementally: take a mark, later read what was added since.
+
+    The apiserver rotates its audit log (lumberjack: at 100 MB unless --audit-log-maxsize says
+    otherwise) by renaming it to audit-<time>.log and starting a new audit.log, so a mark is the
+    file's inode and offset, and reading also takes the rotated files written since the mark."""
 
     def __init__(self, path: str):
         self.path = path
 
-    def offset(self) -> int:
+    def mark(self) -> tuple[int, int, float]:
+        import time
         try:
-            with open(self.path, "rb") as f:
-                f.seek(0, 2)
-                return f.tell()
+            st = os.stat(self.path)
+            return (st.st_ino, st.st_size, time.time())
         except FileNotFoundError:
-            return 0
+            return (0, 0, time.time())
 
-    def read_from(self, offset: int) -> list[Request]:
-        with open(self.path, "rb") as f:
-            f.seek(offset)
-            data = f.read()
-        text = data.decode("utf-8", errors="replace")
-        return list(parse_lines(text.splitlines()))
+    def files_since(self, mark: tuple[int, int, float]) -> list[tuple[str, int]]:
+        """(path, start offset) of every audit file holding lines written after the mark, oldest first."""
+        ino, off, t = mark
+        d = os.path.dirname(self.path) or "."
+        base, ext = os.path.splitext(os.path.basename(self.path))
+        out = []
+        for fn in os.listdir(d):
+            if not (fn == base + ext or (fn.startswith(base + "-") and fn.endswith(ext))):
+                continue
+            p = os.path.join(d, fn)
+            try:
+                st = os.stat(p)
+            except FileNotFoundError:
+                continue
+            if st.st_ino == ino:
+                out.append((st.st_mtime, p, off))
+            elif st.st_mtime >= t:
+                out.append((st.st_mtime, p, 0))
+        return [(p, o) for _, p, o in sorted(out)]
+
+    def read_from(self, mark) -> list[Request]:
+        if isinstance(mark, int):  # a plain offset into the current file
+            mark = (os.stat(self.path).st_ino if os.path.exists(self.path) else 0, mark, 0.0)
+        lines: list[str] = []
+        for p, o in self.files_since(mark):
+            with open(p, "rb") as f:
+                f.seek(o)
+                lines.extend(f.read().decode("utf-8", errors="replace").splitlines())
+        return list(parse_lines(lines))
 
 
 def select(requests: Iterable[Request], *, user: Optional[str] = None, start: Optional[float] = None,

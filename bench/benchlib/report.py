@@ -191,9 +191,11 @@ def render(res: dict) -> str:
                          fmt_stat(r.get("operator_status_delay"), 1000, 0),
                          fmt_verbs(r.get("requests")),
                          sum(cl.values()) if cl else "–",
-                         ", ".join(f"{k} {v}" for k, v in list(cl.items())[:3])])
+                         ", ".join(f"{k} {v}" for k, v in list(cl.items())[:3]),
+                         fmt_num(r.get("watcher_cpu_s"))])
         out.append(table(["N", "peer", "lag ready@1 ms", "lag ready@2 ms", "operator status delay ms",
-                          "client requests by verb", "cluster requests", "top cluster clients"], rows))
+                          "client requests by verb", "cluster requests", "top cluster clients",
+                          "harness watcher CPU s"], rows))
         out.append("")
         for n in sc.get("notes") or []:
             out.append(f"- {n}")

@@ -82,13 +82,29 @@ class AuditTest(unittest.TestCase):
         with tempfile.TemporaryDirectory() as d:
             p = os.path.join(d, "audit.log")
             log = audit.AuditLog(p)
-            self.assertEqual(log.offset(), 0)
+            self.assertEqual(log.mark()[:2], (0, 0))
             with open(p, "w") as f:
                 f.write(line("1", "get", "u", "2026-01-01T00:00:01Z") + "\n")
-            off = log.offset()
+            off = log.mark()
             with open(p, "a") as f:
                 f.write(line("2", "list", "u", "2026-01-01T00:00:02Z") + "\n")
             self.assertEqual([r.audit_id for r in log.read_from(off)], ["2"])
+
+    def test_reading_across_a_rotation(self):
+        with tempfile.TemporaryDirectory() as d:
+            p = os.path.join(d, "audit.log")
+            with open(p, "w") as f:
+                f.write(line("1", "get", "u", "2026-01-01T00:00:01Z") + "\n")
+            log = audit.AuditLog(p)
+            mark = log.mark()
+            with open(p, "a") as f:
+                f.write(line("2", "list", "u", "2026-01-01T00:00:02Z") + "\n")
+            os.rename(p, os.path.join(d, "audit-2026-01-01T00-00-03.000.log"))  # what lumberjack does
+            with open(p, "w") as f:
+                f.write(line("3", "watch", "u", "2026-01-01T00:00:04Z") + "\n")
+            with open(os.path.join(d, "other.log"), "w") as f:
+                f.write(line("4", "get", "u", "2026-01-01T00:00:04Z") + "\n")
+            self.assertEqual([r.audit_id for r in log.read_from(mark)], ["2", "3"])
 
 
 if __name__ == "__main__":
