@@ -68,22 +68,51 @@ pub enum Output {
     Json,
 }
 
+/// Examples under `run --help`.
+const RUN_EXAMPLES: &str = "\
+Examples:
+  # The whole lifecycle, scaling to 2 (the default)
+  seldon-deploy run -n models -f iris.yaml
+  # Scale to 3, keep it afterwards, machine-readable result
+  seldon-deploy run -n models -f iris.yaml --replicas 3 --keep -o json
+  # Every manifest in a directory, 10 at a time, each wait bounded to 2 minutes
+  seldon-deploy run -n models -f manifests/ --concurrency 10 --timeout 2m
+  # From stdin
+  kustomize build overlays/staging | seldon-deploy run -n staging -f -";
+
+/// Examples for the standalone steps, shown under their `--help`.
+const STEP_EXAMPLES: &str = "\
+Examples (one step at a time, e.g. in a CI pipeline):
+  seldon-deploy create -n models -f iris.yaml      # create, wait until ready
+  seldon-deploy status sklearn -n models            # one-shot summary
+  seldon-deploy scale sklearn --replicas 3 -n models
+  seldon-deploy wait sklearn --replicas 3 -n models --timeout 2m
+  seldon-deploy events sklearn -n models            # history, then follow (Ctrl-C ends)
+  seldon-deploy delete sklearn -n models            # foreground delete, wait until gone";
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Full lifecycle: create, wait ready, scale to N, wait ready at N, delete.
+    #[command(after_help = RUN_EXAMPLES)]
     Run(RunArgs),
     /// Create from a manifest and wait until ready at its own replica counts.
+    #[command(after_help = STEP_EXAMPLES)]
     Create(CreateArgs),
     /// Scale every component of an existing SeldonDeployment to N and wait until ready.
+    #[command(after_help = STEP_EXAMPLES)]
     Scale(ScaleArgs),
     /// Wait until an existing SeldonDeployment is ready.
+    #[command(after_help = STEP_EXAMPLES)]
     Wait(WaitArgs),
     /// Delete (foreground, UID precondition) and wait until it and its Deployments are gone.
+    #[command(after_help = STEP_EXAMPLES)]
     Delete(NameArgs),
     /// One-shot readiness summary (exit 0 when readable, 1 when Failed or missing).
+    #[command(after_help = STEP_EXAMPLES)]
     Status(StatusArgs),
     /// Follow the Events of a SeldonDeployment and its Deployments, ReplicaSets and Pods.
+    #[command(after_help = STEP_EXAMPLES)]
     Events(EventsArgs),
     /// Print a shell completion script.
     Completions {
