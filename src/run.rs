@@ -528,9 +528,10 @@ pub async fn execute(
     }
 
     if let Some(t) = events {
-        // Late events are worth a short wait while the object lives on; once it and its
-        // Deployments are gone, waiting would only delay the answer.
-        report.events = t.stop(failure.is_none() && !deleted).await;
+        // Controllers' event recorders write asynchronously, so events of the run's last
+        // steps (and under load even of its first) can arrive after it; a short wait keeps
+        // them in the report. It delays the exit, not the phase timings.
+        report.events = t.stop(failure.is_none()).await;
     }
     if let Some(e) = &failure {
         report.fail(e);
