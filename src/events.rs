@@ -55,18 +55,7 @@ pub struct EventRecord {
 
 impl EventRecord {
     fn from_event(e: &Event) -> Self {
-        let time = e
-            .last_timestamp
-            .as_ref()
-            .map(|t| t.0)
-            .or_else(|| {
-                e.series
-                    .as_ref()
-                    .and_then(|s| s.last_observed_time.as_ref())
-                    .map(|t| t.0)
-            })
-            .or_else(|| e.event_time.as_ref().map(|t| t.0))
-            .or_else(|| e.metadata.creation_timestamp.as_ref().map(|t| t.0));
+        let time = last_seen(e);
         let source = e
             .reporting_component
             .clone()

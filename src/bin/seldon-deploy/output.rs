@@ -216,15 +216,7 @@ impl Renderer {
                 deployments,
                 ..
             } => {
-                self.row(d).status = format!(
-                    "{}{} Deployment(s) left",
-                    if *sdep_present {
-                        "SeldonDeployment present; "
-                    } else {
-                        "SeldonDeployment gone; "
-                    },
-                    deployments.len()
-                );
+                self.row(d).status = deleting_status(*sdep_present, deployments.len());
                 self.draw_block();
             }
             UpdateKind::Finished { outcome, exit_code } => {
@@ -268,15 +260,7 @@ impl Renderer {
                 sdep_present,
                 deployments,
             } => {
-                self.status = format!(
-                    "{}{} Deployment(s) left",
-                    if *sdep_present {
-                        "SeldonDeployment present; "
-                    } else {
-                        "SeldonDeployment gone; "
-                    },
-                    deployments.len()
-                );
+                self.status = deleting_status(*sdep_present, deployments.len());
                 if self.live {
                     self.draw_live();
                 } else {
@@ -425,4 +409,10 @@ pub fn closing_summary(sum: &Summary) -> (String, String) {
     } else {
         (table, s)
     }
+}
+
+/// Progress of a deletion, for the live line.
+fn deleting_status(sdep_present: bool, deployments_left: usize) -> String {
+    let sdep = if sdep_present { "present" } else { "gone" };
+    format!("SeldonDeployment {sdep}; {deployments_left} Deployment(s) left")
 }
