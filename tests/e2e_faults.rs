@@ -115,13 +115,8 @@ async fn apiserver_restart_in(phase: Phase) {
     let _guard = CLUSTER.write().await;
     let cluster = Cluster::get();
     let ns = cluster.namespace("apirestart").await;
-    let tmp = tempfile::tempdir().unwrap();
     // Slow pods keep each wait phase open long enough to restart the apiserver inside it.
-    let file = support::write_json(
-        tmp.path(),
-        "sdep.json",
-        &support::slow_manifest("restart", "6s"),
-    );
+    let (_tmp, file) = support::manifest_file(&support::slow_manifest("restart", "6s"));
     let child = cluster.spawn(&[
         "run",
         "-n",
@@ -171,12 +166,7 @@ async fn operator_down_times_out_with_exit_4_names_the_phase_and_cleans_up() {
     let _guard = CLUSTER.write().await;
     let cluster = Cluster::get();
     let ns = cluster.namespace("opdown").await;
-    let tmp = tempfile::tempdir().unwrap();
-    let file = support::write_json(
-        tmp.path(),
-        "sdep.json",
-        &support::slow_manifest("opdown", "0s"),
-    );
+    let (_tmp, file) = support::manifest_file(&support::slow_manifest("opdown", "0s"));
     cluster.script(&["stop", "seldon-operator"]);
     let out = cluster
         .sdep(&["run", "-n", &ns.name, "-f", &file, "--timeout", "5s"])
@@ -201,9 +191,8 @@ async fn operator_failed_state_exits_1_with_its_description_before_the_timeout()
     let _guard = CLUSTER.read().await;
     let cluster = Cluster::get();
     let ns = cluster.namespace("failed").await;
-    let tmp = tempfile::tempdir().unwrap();
     let m = support::failing_manifest("failing");
-    let file = support::write_json(tmp.path(), "sdep.json", &m);
+    let (_tmp, file) = support::manifest_file(&m);
     let started = std::time::Instant::now();
     let out = cluster
         .sdep(&[
@@ -242,13 +231,12 @@ async fn pods_that_never_become_ready_time_out_with_exit_4() {
     let _guard = CLUSTER.read().await;
     let cluster = Cluster::get();
     let ns = cluster.namespace("never").await;
-    let tmp = tempfile::tempdir().unwrap();
     let m = support::sdep_manifest(
         "never",
         json!({"labels": {"test.seldon-deploy/never-ready": "true"}}),
         json!({}),
     );
-    let file = support::write_json(tmp.path(), "sdep.json", &m);
+    let (_tmp, file) = support::manifest_file(&m);
     let out = cluster
         .sdep(&["run", "-n", &ns.name, "-f", &file, "--timeout", "6s"])
         .output()
@@ -270,7 +258,6 @@ async fn an_unschedulable_second_replica_times_out_and_shows_failed_scheduling()
     let _guard = CLUSTER.read().await;
     let cluster = Cluster::get();
     let ns = cluster.namespace("full").await;
-    let tmp = tempfile::tempdir().unwrap();
     // Two pods of 20 CPUs cannot share one 32-CPU node.
     let m = support::sdep_manifest(
         "full",
@@ -281,7 +268,7 @@ async fn an_unschedulable_second_replica_times_out_and_shows_failed_scheduling()
                             "resources": {"requests": {"cpu": "20"}}}]
         }),
     );
-    let file = support::write_json(tmp.path(), "sdep.json", &m);
+    let (_tmp, file) = support::manifest_file(&m);
     let out = cluster
         .sdep(&[
             "run",
@@ -313,12 +300,7 @@ async fn someone_else_deleting_it_mid_wait_exits_1_without_recreating() {
     let _guard = CLUSTER.read().await;
     let cluster = Cluster::get();
     let ns = cluster.namespace("stolen").await;
-    let tmp = tempfile::tempdir().unwrap();
-    let file = support::write_json(
-        tmp.path(),
-        "sdep.json",
-        &support::slow_manifest("stolen", "20s"),
-    );
+    let (_tmp, file) = support::manifest_file(&support::slow_manifest("stolen", "20s"));
     let child = cluster.spawn(&["run", "-n", &ns.name, "-f", &file, "--timeout", "2m"]);
     wait_for_phase(&ns, "stolen", Phase::FirstWait).await;
     ns.sdeps()
@@ -346,13 +328,8 @@ async fn an_existing_name_exits_3_and_leaves_the_object_untouched() {
     let _guard = CLUSTER.read().await;
     let cluster = Cluster::get();
     let ns = cluster.namespace("taken").await;
-    let tmp = tempfile::tempdir().unwrap();
     let theirs = ns.create_sdep(&support::slow_manifest("taken", "0s")).await;
-    let file = support::write_json(
-        tmp.path(),
-        "sdep.json",
-        &support::slow_manifest("taken", "0s"),
-    );
+    let (_tmp, file) = support::manifest_file(&support::slow_manifest("taken", "0s"));
     let out = cluster
         .sdep(&["run", "-n", &ns.name, "-f", &file, "--timeout", "30s"])
         .output()
@@ -377,12 +354,7 @@ async fn interrupt_in(sig: &str, phase: Phase, expected: i32) {
     let _guard = CLUSTER.read().await;
     let cluster = Cluster::get();
     let ns = cluster.namespace("sig").await;
-    let tmp = tempfile::tempdir().unwrap();
-    let file = support::write_json(
-        tmp.path(),
-        "sdep.json",
-        &support::slow_manifest("sig", "5s"),
-    );
+    let (_tmp, file) = support::manifest_file(&support::slow_manifest("sig", "5s"));
     let child = cluster.spawn(&["run", "-n", &ns.name, "-f", &file, "--timeout", "2m"]);
     wait_for_phase(&ns, "sig", phase).await;
     signal(child.id(), sig);
@@ -422,12 +394,7 @@ async fn sigint_right_after_start_leaves_nothing_behind() {
     let _guard = CLUSTER.read().await;
     let cluster = Cluster::get();
     let ns = cluster.namespace("early").await;
-    let tmp = tempfile::tempdir().unwrap();
-    let file = support::write_json(
-        tmp.path(),
-        "sdep.json",
-        &support::slow_manifest("early", "5s"),
-    );
+    let (_tmp, file) = support::manifest_file(&support::slow_manifest("early", "5s"));
     let child = cluster.spawn(&["run", "-n", &ns.name, "-f", &file, "--timeout", "2m"]);
     std::thread::sleep(Duration::from_millis(150));
     signal(child.id(), "INT");
@@ -444,12 +411,7 @@ async fn a_second_sigint_during_clean_up_exits_at_once_and_names_what_is_left() 
     let _guard = CLUSTER.write().await;
     let cluster = Cluster::get();
     let ns = cluster.namespace("twice").await;
-    let tmp = tempfile::tempdir().unwrap();
-    let file = support::write_json(
-        tmp.path(),
-        "sdep.json",
-        &support::slow_manifest("twice", "30s"),
-    );
+    let (_tmp, file) = support::manifest_file(&support::slow_manifest("twice", "30s"));
     // Without the controller manager, the foreground deletion cannot finish, so clean-up is
     // still running when the second SIGINT arrives.
     let child = cluster.spawn(&["run", "-n", &ns.name, "-f", &file, "--timeout", "2m"]);

@@ -245,13 +245,8 @@ async fn wait_on_a_missing_deployment_is_a_clear_error() {
 async fn operator_events_reach_the_report() {
     let cluster = Cluster::get();
     let ns = cluster.namespace("opevents").await;
-    let tmp = tempfile::tempdir().unwrap();
     // Pods that take 3 s per wait give the operator's asynchronous recorder time to write.
-    let file = support::write_json(
-        tmp.path(),
-        "sdep.json",
-        &support::slow_manifest("opevents", "3s"),
-    );
+    let (_tmp, file) = support::manifest_file(&support::slow_manifest("opevents", "3s"));
     let out = cluster
         .sdep(&["run", "-n", &ns.name, "-f", &file, "-o", "json"])
         .output()

@@ -418,6 +418,14 @@ pub fn failing_manifest(name: &str) -> Value {
     })
 }
 
+/// Writes `manifest` to a fresh temporary directory; returns the directory (keep it alive
+/// while the file is used) and the file's path, for `-f`.
+pub fn manifest_file(manifest: &Value) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_json(dir.path(), "sdep.json", manifest);
+    (dir, path)
+}
+
 /// Writes `value` as JSON to `dir/file` and returns the path as a string, for `-f`.
 pub fn write_json(dir: &Path, file: &str, value: &Value) -> String {
     let path = dir.join(file);
