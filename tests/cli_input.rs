@@ -296,7 +296,9 @@ fn completions_man_and_plugin_name() {
         .stdout(predicate::str::contains(".TH"));
     let dir = tempfile::tempdir().unwrap();
     let plugin = dir.path().join("kubectl-sdep");
-    std::fs::copy(assert_cmd::cargo::cargo_bin("seldon-deploy"), &plugin).unwrap();
+    // A symlink, not a copy: exec'ing a just-written file races with other tests' forks,
+    // which inherit its write descriptor ("Text file busy").
+    std::os::unix::fs::symlink(assert_cmd::cargo::cargo_bin("seldon-deploy"), &plugin).unwrap();
     Command::new(&plugin)
         .arg("--help")
         .assert()

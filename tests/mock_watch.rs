@@ -7,7 +7,7 @@ use std::time::Duration;
 use common::*;
 use seldon_deploy::Deployer;
 use seldon_deploy::error::Error;
-use seldon_deploy::lifecycle::{WaitEvent, WaitOptions};
+use seldon_deploy::lifecycle::WaitOptions;
 use seldon_deploy::readiness::Verdict;
 use seldon_deploy::replicas::Target;
 use serde_json::json;
@@ -118,22 +118,20 @@ async fn dropped_watch_rewatches_from_last_version() {
         )
     }));
     let d = Deployer::new(client, "ns");
-    let mut seen = Vec::new();
     let r = d
         .wait_ready(
             &handle(),
             Target::Initial,
             Instant::now() + Duration::from_secs(60),
-            &mut |e| {
-                if let WaitEvent::Readiness(r) = e {
-                    seen.push(r.state.clone());
-                }
-            },
+            &mut |_| {},
         )
         .await
         .unwrap();
     assert!(r.is_ready());
-    assert!(seen.contains(&Some("Creating".to_owned())));
+    // Whether the observer saw "Creating" depends on whether the Deployment list had
+    // arrived first (readiness is only reported once both stores are synced), so that is
+    // not asserted (CI flaked on it). Resuming from "11" proves the first watch's update
+    // was applied before the connection dropped.
     let watches: Vec<_> = log
         .lock()
         .unwrap()
