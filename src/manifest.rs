@@ -6,6 +6,7 @@
 //! here only reject what the server would reject anyway or what this tool cannot handle, and
 //! run before any client is built.
 
+use std::borrow::Cow;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -267,7 +268,7 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<Vec<Manifest>> {
     let docs = if text.trim_start().starts_with(['{', '[']) {
         parse_json(text).map_err(fail)?
     } else {
-        parse_yaml(text).map_err(fail)?
+        parse_yaml(text, source).map_err(fail)?
     };
 
     let mut docs: Vec<Value> = docs.into_iter().filter(|d| !d.is_null()).collect();
@@ -314,19 +315,59 @@ fn yaml_options() -> serde_saphyr::Options {
     options
 }
 
-fn parse_yaml(text: &str) -> std::result::Result<Vec<Value>, String> {
+fn parse_yaml(text: &str, source: &str) -> std::result::Result<Vec<Value>, String> {
     serde_saphyr::from_multiple_with_options::<Value>(text, yaml_options())
-        .map_err(|e| format!("invalid YAML: {}", yaml_error_text(&e)))
+        .map_err(|e| format!("invalid YAML: {}", yaml_error_text(&e, source)))
 }
 
-/// The parser's message, with `line L column C` guaranteed up front when it knows the location.
-fn yaml_error_text(e: &serde_saphyr::Error) -> String {
-    let text = e.to_string();
+/// The parser's message with `line L column C` up front when it knows the location, then its
+/// snippet headed by `source`.
+fn yaml_error_text(e: &serde_saphyr::Error, source: &str) -> String {
+    let text = e.render_with_options(serde_saphyr::render_options! {
+        formatter: &YamlMessages,
+        source_name: Some(source),
+    });
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
     match e.location() {
         Some(loc) if !text.contains(&format!("line {}", loc.line())) => {
             format!("line {} column {}: {text}", loc.line(), loc.column())
         }
-        _ => text,
+        _ => text.to_owned(),
+    }
+}
+
+/// The parser's user-facing wording, except where it speaks of its own options and budgets
+/// (`set DuplicateKeyPolicy`, `Depth { depth: 65 }`): those say what is wrong with the file.
+struct YamlMessages;
+
+impl serde_saphyr::MessageFormatter for YamlMessages {
+    fn format_message<'a>(&self, err: &'a serde_saphyr::Error) -> Cow<'a, str> {
+        use serde_saphyr::Error as E;
+        use serde_saphyr::budget::BudgetBreach;
+        match err {
+            E::Budget {
+                breach: BudgetBreach::Depth { .. },
+                ..
+            }
+            | E::AliasReplayStackDepthExceeded { .. } => {
+                format!("nested deeper than {MAX_DEPTH} levels").into()
+            }
+            E::AliasReplayLimitExceeded { .. }
+            | E::AliasExpansionLimitExceeded { .. }
+            | E::AliasReplayCounterOverflow { .. } => {
+                "aliases expand to too many values (an alias bomb?); write the values out instead"
+                    .into()
+            }
+            _ => {
+                let text = serde_saphyr::UserMessageFormatter.format_message(err);
+                if text.contains("found a tab") {
+                    // The most common YAML mistake deserves the fix, not only the scanner's words.
+                    format!("{text} (YAML indents with spaces only)").into()
+                } else {
+                    text
+                }
+            }
+        }
     }
 }
 

@@ -102,11 +102,18 @@ fn run_options(w: &WaitFlags, replicas: i32, keep: bool) -> RunOptions {
 fn check_unique(manifests: &[Manifest]) -> Result<(), Error> {
     let mut seen = std::collections::BTreeMap::new();
     for m in manifests {
-        if let Some(first) = seen.insert(m.name.clone(), m.origin()) {
+        if let Some(first) = seen.insert(m.name.clone(), m) {
+            let place = if first.source == m.source {
+                format!(
+                    "in {}, documents {} and {}",
+                    m.source, first.document, m.document
+                )
+            } else {
+                format!("in {} and {}", first.origin(), m.origin())
+            };
             return Err(Error::Usage(format!(
-                "SeldonDeployment {:?} appears twice: in {first} and {}",
-                m.name,
-                m.origin()
+                "SeldonDeployment {:?} appears twice: {place}",
+                m.name
             )));
         }
     }
