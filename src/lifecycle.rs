@@ -177,6 +177,19 @@ impl Deployer {
         self
     }
 
+    /// As [`Deployer::with_shared_watches`]`(true)` for a deployer that handles only `name`:
+    /// the shared SeldonDeployment watch is narrowed to it (see [`Hub::shared_for`]).
+    #[must_use]
+    pub fn with_shared_watches_for(mut self, name: &str) -> Self {
+        self.hub = Hub::shared_for(
+            self.client.clone(),
+            &self.namespace,
+            name,
+            self.stats.clone(),
+        );
+        self
+    }
+
     /// The watches of this deployer's namespace.
     #[must_use]
     pub fn hub(&self) -> &Hub {

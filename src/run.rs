@@ -282,7 +282,11 @@ pub async fn run_many(
     concurrency: usize,
 ) -> Summary {
     let mut ctx = ctx.clone();
-    if !ctx.deployer.hub().is_shared() {
+    let hub = ctx.deployer.hub();
+    let narrowed_to_one = hub.only().is_some_and(|only| {
+        manifests.len() != 1 || manifests.first().is_some_and(|m| m.name != only)
+    });
+    if !hub.is_shared() || narrowed_to_one {
         ctx.deployer = ctx.deployer.with_shared_watches(true);
     }
     let ctx = &ctx;

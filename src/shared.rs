@@ -5,7 +5,9 @@
 //! Shared ([`crate::Deployer::with_shared_watches`]), the namespace has ONE watch of
 //! SeldonDeployments, ONE of Seldon's Deployments and ONE of Events, started on first use and
 //! stopped when the last user drops them, so N lifecycles cost three lists and three watches
-//! instead of about 3N of each. [`Lease`] keeps them running between phases.
+//! instead of about 3N of each. [`Lease`] keeps them running between phases. A process that
+//! handles one SeldonDeployment narrows the shared SeldonDeployment watch to its name
+//! ([`Hub::shared_for`]), so a busy namespace's other objects are neither listed nor streamed.
 //!
 //! A shared store may lag an answer this process just got (a create's object may not be in it
 //! yet), so the waits confirm with a GET before trusting an absence; see
@@ -33,6 +35,8 @@ struct HubInner {
     client: Client,
     namespace: String,
     shared: bool,
+    /// With `shared`, the one SeldonDeployment the shared watch is narrowed to.
+    only: Option<String>,
     stats: Stats,
     slots: Mutex<Slots>,
 }
@@ -76,9 +80,31 @@ impl Hub {
             client,
             namespace: namespace.to_owned(),
             shared,
+            only: None,
             stats,
             slots: Mutex::default(),
         }))
+    }
+
+    /// A shared hub whose SeldonDeployment watch sees only `name` (the Deployment and Event
+    /// watches stay namespace-wide: their objects' names are the operator's choice). Waits on
+    /// any other name still work, on watches of their own.
+    #[must_use]
+    pub fn shared_for(client: Client, namespace: &str, name: &str, stats: Stats) -> Self {
+        Hub(Arc::new(HubInner {
+            client,
+            namespace: namespace.to_owned(),
+            shared: true,
+            only: Some(name.to_owned()),
+            stats,
+            slots: Mutex::default(),
+        }))
+    }
+
+    /// With [`Hub::shared_for`], the one SeldonDeployment name the shared watch sees.
+    #[must_use]
+    pub fn only(&self) -> Option<&str> {
+        self.0.only.as_deref()
     }
 
     /// Whether the watches are shared namespace-wide.
@@ -97,11 +123,16 @@ impl Hub {
         self.0.slots.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// SeldonDeployments (storage version `v1`): the namespace's when shared, else only `name`.
+    /// SeldonDeployments (storage version `v1`): the namespace's (or [`Hub::only`]'s) when
+    /// shared, else only `name`. An empty `name` means the shared feed.
     #[must_use]
     pub fn sdeps(&self, name: &str) -> Arc<Feed<DynamicObject>> {
         let h = &self.0;
-        let start = |config: kube::runtime::watcher::Config, name: Option<&str>| {
+        let start = |name: Option<&str>| {
+            let config = match name {
+                Some(n) => watch::config().fields(&format!("metadata.name={n}")),
+                None => watch::config(),
+            };
             Feed::start(
                 Api::namespaced_with(h.client.clone(), &h.namespace, &sdep_resource("v1")),
                 config,
@@ -110,13 +141,12 @@ impl Hub {
                 CAPACITY,
             )
         };
-        if h.shared {
-            join(&mut self.slots().sdeps, || start(watch::config(), None))
-        } else {
-            start(
-                watch::config().fields(&format!("metadata.name={name}")),
-                Some(name),
-            )
+        match (h.shared, h.only.as_deref()) {
+            (true, None) => join(&mut self.slots().sdeps, || start(None)),
+            (true, Some(only)) if name.is_empty() || name == only => {
+                join(&mut self.slots().sdeps, || start(Some(only)))
+            }
+            _ => start(Some(name)),
         }
     }
 

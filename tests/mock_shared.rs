@@ -132,7 +132,7 @@ fn server() -> (kube::Client, Arc<Mutex<Vec<Req>>>) {
                 let changes: Vec<Value> = w
                     .log
                     .iter()
-                    .filter(|(rv, rr, _, _)| *rr == res && *rv > since)
+                    .filter(|(rv, rr, _, o)| *rr == res && *rv > since && selected(r, o))
                     .map(|(_, _, t, o)| json!({"type": t, "object": o}))
                     .collect();
                 if changes.is_empty() {
@@ -148,11 +148,20 @@ fn server() -> (kube::Client, Arc<Mutex<Vec<Req>>>) {
                 } else {
                     "DeploymentList"
                 };
-                respond(200, &list(kind, &w.rv.to_string(), w.current(res)))
+                let items = w.current(res).into_iter().filter(|o| selected(r, o));
+                respond(200, &list(kind, &w.rv.to_string(), items.collect()))
             }
             _ => respond(500, &status(500, "Unexpected", "unexpected request")),
         }
     }))
+}
+
+/// Whether `o` passes the request's `metadata.name=` field selector, as on a real server.
+fn selected(r: &Req, o: &Value) -> bool {
+    r.query
+        .get("fieldSelector")
+        .and_then(|f| f.strip_prefix("metadata.name="))
+        .is_none_or(|name| o["metadata"]["name"] == name)
 }
 
 /// Lists of a collection (GETs of one object, by name, are not lists).
@@ -240,4 +249,57 @@ async fn the_shared_watches_stop_when_the_last_lifecycle_ends() {
     drop(lease);
     assert_eq!(lists(&log, "sdep"), 3);
     assert!(count(&log, |_| true) > before);
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_deployment_narrows_the_shared_watch_to_its_name() {
+    let (client, log) = server();
+    // Someone else's object in the namespace, which the narrowed watch must not list.
+    let other = Context::new(Deployer::new(client.clone(), "ns"));
+    let kept = RunOptions {
+        keep: true,
+        ..opts()
+    };
+    assert_eq!(
+        run::run(&other, &manifest_named("other"), &kept)
+            .await
+            .exit_code,
+        0
+    );
+    let before = log.lock().unwrap().len();
+
+    let ctx = Context::new(Deployer::new(client, "ns").with_shared_watches_for("a"));
+    let r = run::run(&ctx, &manifest_named("a"), &opts()).await;
+    assert_eq!(r.exit_code, 0, "{:?}", r.error);
+    // Lists and watches of the collection (GETs by name are not affected).
+    let sdep_reads: Vec<Req> = log.lock().unwrap()[before..]
+        .iter()
+        .filter(|q| q.path.ends_with("/seldondeployments") && q.method == "GET")
+        .cloned()
+        .collect();
+    assert!(!sdep_reads.is_empty());
+    for q in &sdep_reads {
+        assert_eq!(
+            q.query.get("fieldSelector").map(String::as_str),
+            Some("metadata.name=a"),
+            "{} {:?}",
+            q.path,
+            q.query
+        );
+    }
+    // Still one list for the whole lifecycle: narrowing keeps the sharing.
+    assert_eq!(sdep_reads.iter().filter(|q| !q.is_watch()).count(), 1);
+
+    // Another name on the narrowed deployer gets watches of its own, and works.
+    let r = run::run(&ctx, &manifest_named("b"), &opts()).await;
+    assert_eq!(r.exit_code, 0, "{:?}", r.error);
+    // Several manifests on it switch to namespace-wide sharing.
+    let summary = run::run_many(
+        &ctx,
+        &[manifest_named("c"), manifest_named("d")],
+        &opts(),
+        2,
+    )
+    .await;
+    assert_eq!(summary.exit_code, 0);
 }

@@ -51,7 +51,7 @@ async fn dispatch_inner(cli: Cli) -> Result<u8, Error> {
             check_unique(&manifests)?;
             let opts = run_options(&a.wait, a.replicas, a.keep);
             let conn = connect_checked(&cli.conn, &manifests).await?;
-            let ctx = context(&conn, &a.wait);
+            let ctx = context(&conn, &a.wait, only_name(&manifests));
             let steps = run::lifecycle_steps(a.replicas, a.keep);
             drive(
                 ctx,
@@ -68,7 +68,7 @@ async fn dispatch_inner(cli: Cli) -> Result<u8, Error> {
             check_unique(&manifests)?;
             let opts = run_options(&a.wait, 1, a.keep);
             let conn = connect_checked(&cli.conn, &manifests).await?;
-            let ctx = context(&conn, &a.wait);
+            let ctx = context(&conn, &a.wait, only_name(&manifests));
             let steps = [Step::Create, Step::Wait(Target::Initial)];
             drive(ctx, out, &manifests, &steps, &opts, 4).await
         }
@@ -151,15 +151,26 @@ async fn connect_checked(c: &ConnArgs, manifests: &[Manifest]) -> Result<Connect
     Ok(conn)
 }
 
-fn context(conn: &Connection, w: &WaitFlags) -> Context {
-    // One watch per resource for the namespace, shared by every lifecycle of this process.
-    let deployer = Deployer::new(conn.client.clone(), &conn.namespace)
-        .with_shared_watches(true)
-        .with_options(WaitOptions {
-            failed_grace: w.failed_grace,
-            ..WaitOptions::default()
-        });
-    Context::new(deployer)
+/// The name of the only SeldonDeployment in `manifests`, if there is exactly one.
+fn only_name(manifests: &[Manifest]) -> Option<&str> {
+    match manifests {
+        [m] => Some(&m.name),
+        _ => None,
+    }
+}
+
+fn context(conn: &Connection, w: &WaitFlags, only: Option<&str>) -> Context {
+    // One watch per resource for the namespace, shared by every lifecycle of this process;
+    // the SeldonDeployment watch narrowed to the one name when there is only one.
+    let deployer = Deployer::new(conn.client.clone(), &conn.namespace);
+    let deployer = match only {
+        Some(name) => deployer.with_shared_watches_for(name),
+        None => deployer.with_shared_watches(true),
+    };
+    Context::new(deployer.with_options(WaitOptions {
+        failed_grace: w.failed_grace,
+        ..WaitOptions::default()
+    }))
 }
 
 /// Installs the signal handlers: the first SIGINT/SIGTERM triggers clean-up, a second SIGINT
@@ -282,7 +293,7 @@ async fn existing(
     w: &WaitFlags,
 ) -> Result<u8, Error> {
     let conn = connect_plain(c).await?;
-    let mut ctx = context(&conn, w);
+    let mut ctx = context(&conn, w, Some(name));
     install_signals(ctx.interrupt.clone(), ctx.ledger.clone());
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     ctx.updates = Some(tx);
