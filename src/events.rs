@@ -203,8 +203,12 @@ struct Follower {
     input: BoxStream<'static, Input>,
     filter: EventFilter,
     relevance: Relevance,
+    /// uid → resourceVersion of the Events emitted (or deliberately skipped), to drop repeats
+    /// after a relist. Only this lifecycle's Events go in, so a follower stays small in a busy
+    /// namespace; others are dropped again by relevance or by `since`.
     seen: HashMap<String, String>,
-    pending: VecDeque<Event>,
+    /// Candidates (the shared watch items themselves, not copies), oldest first.
+    pending: VecDeque<Item<Event>>,
     out: VecDeque<EventRecord>,
     first_list_done: bool,
     events_op: Op,
@@ -212,41 +216,84 @@ struct Follower {
     failed: bool,
 }
 
+/// The Event an item carries, if any.
+fn event_of(item: &Item<Event>) -> Option<&Event> {
+    match &**item {
+        Ok(watcher::Event::InitApply(e) | watcher::Event::Apply(e)) => Some(e),
+        _ => None,
+    }
+}
+
 impl Follower {
-    fn on_event(&mut self, ev: &watcher::Event<Event>) {
-        match ev {
-            watcher::Event::InitApply(e) => {
-                let replay = self.first_list_done || self.filter.replay_existing;
-                self.consider(e, replay);
-            }
-            watcher::Event::Apply(e) => self.consider(e, true),
-            watcher::Event::InitDone => self.first_list_done = true,
-            watcher::Event::Init | watcher::Event::Delete(_) => {}
+    fn new(
+        input: BoxStream<'static, Input>,
+        filter: EventFilter,
+        events_op: Op,
+        deps_op: Op,
+    ) -> Self {
+        Follower {
+            input,
+            relevance: Relevance::new(&filter),
+            filter,
+            seen: HashMap::new(),
+            pending: VecDeque::new(),
+            out: VecDeque::new(),
+            first_list_done: false,
+            events_op,
+            deps_op,
+            failed: false,
         }
     }
 
-    fn consider(&mut self, e: &Event, emit: bool) {
-        let uid = e.metadata.uid.clone().unwrap_or_default();
-        let rv = e.metadata.resource_version.clone().unwrap_or_default();
-        if self.seen.get(&uid) == Some(&rv) {
-            return;
+    fn on_event(&mut self, item: &Item<Event>) {
+        match &**item {
+            Ok(watcher::Event::InitApply(_)) => {
+                let replay = self.first_list_done || self.filter.replay_existing;
+                self.consider(item, replay);
+            }
+            Ok(watcher::Event::Apply(_)) => self.consider(item, true),
+            Ok(watcher::Event::InitDone) => self.first_list_done = true,
+            _ => {}
         }
-        self.seen.insert(uid, rv);
-        if !emit {
-            return;
-        }
+    }
+
+    fn consider(&mut self, item: &Item<Event>, emit: bool) {
+        let Some(e) = event_of(item) else { return };
         if let (Some(since), Some(at)) = (self.filter.since, last_seen(e))
             && at < since
         {
             return;
         }
+        if !emit {
+            // Existing when the follow began and not to be replayed: remember it, so a relist
+            // does not show it as new.
+            self.mark_seen(e);
+            return;
+        }
         if self.relevance.matches(e) {
-            self.out.push_back(EventRecord::from_event(e));
+            self.emit(e);
         } else if Relevance::could_match_later(e) {
             if self.pending.len() >= MAX_PENDING {
                 self.pending.pop_front();
             }
-            self.pending.push_back(e.clone());
+            self.pending.push_back(item.clone());
+        }
+    }
+
+    /// Records `e`; false if this version of it was already recorded.
+    fn mark_seen(&mut self, e: &Event) -> bool {
+        let uid = e.metadata.uid.clone().unwrap_or_default();
+        let rv = e.metadata.resource_version.clone().unwrap_or_default();
+        if self.seen.get(&uid) == Some(&rv) {
+            return false;
+        }
+        self.seen.insert(uid, rv);
+        true
+    }
+
+    fn emit(&mut self, e: &Event) {
+        if self.mark_seen(e) {
+            self.out.push_back(EventRecord::from_event(e));
         }
     }
 
@@ -256,12 +303,10 @@ impl Follower {
             _ => false,
         };
         if learned {
-            let pending = std::mem::take(&mut self.pending);
-            for e in pending {
-                if self.relevance.matches(&e) {
-                    self.out.push_back(EventRecord::from_event(&e));
-                } else {
-                    self.pending.push_back(e);
+            for item in std::mem::take(&mut self.pending) {
+                match event_of(&item) {
+                    Some(e) if self.relevance.matches(e) => self.emit(e),
+                    _ => self.pending.push_back(item),
                 }
             }
         }
@@ -320,18 +365,22 @@ pub fn follow_in(hub: &Hub, filter: EventFilter) -> BoxStream<'static, Result<Ev
         .subscribe(|_| true)
         .into_stream()
         .map(Input::Deployment);
-    let follower = Follower {
-        input: stream::select(events, deps).boxed(),
-        relevance: Relevance::new(&filter),
+    follow_items(
+        stream::select(events, deps).boxed(),
         filter,
-        seen: HashMap::new(),
-        pending: VecDeque::new(),
-        out: VecDeque::new(),
-        first_list_done: false,
-        events_op: Op::other("watch", "events", namespace),
-        deps_op: Op::other("watch", "deployments.apps", namespace),
-        failed: false,
-    };
+        Op::other("watch", "events", namespace),
+        Op::other("watch", "deployments.apps", namespace),
+    )
+}
+
+/// The follower proper, on any source of watch items (tests feed it synthetic ones).
+fn follow_items(
+    input: BoxStream<'static, Input>,
+    filter: EventFilter,
+    events_op: Op,
+    deps_op: Op,
+) -> BoxStream<'static, Result<EventRecord>> {
+    let follower = Follower::new(input, filter, events_op, deps_op);
     stream::unfold(follower, |mut f| async move {
         loop {
             if let Some(r) = f.out.pop_front() {
@@ -342,8 +391,8 @@ pub fn follow_in(hub: &Hub, filter: EventFilter) -> BoxStream<'static, Result<Ev
             }
             let fatal = match f.input.next().await? {
                 Input::Event(item) => match &*item {
-                    Ok(ev) => {
-                        f.on_event(ev);
+                    Ok(_) => {
+                        f.on_event(&item);
                         None
                     }
                     Err(e) => f.on_error(e, true),
@@ -369,6 +418,7 @@ pub fn follow_in(hub: &Hub, filter: EventFilter) -> BoxStream<'static, Result<Ev
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::sync::Arc;
 
     fn event(kind: &str, name: &str, uid: &str) -> Event {
         serde_json::from_value(json!({
@@ -423,5 +473,140 @@ mod tests {
         assert_eq!(r.time.as_deref(), Some("2026-01-01T00:00:10Z"));
         let j = serde_json::to_value(&r).unwrap();
         assert_eq!(j["type"], "Normal");
+    }
+
+    // --- The follower: relists, history, candidates, memory -------------------------------
+
+    const SINCE: &str = "2026-01-01T00:00:00Z";
+
+    /// An Event `id` (its uid) at resourceVersion `rv`, last seen at `at`.
+    fn ev(kind: &str, name: &str, id: &str, rv: u32, at: &str) -> Event {
+        serde_json::from_value(json!({
+            "metadata": {"name": id, "uid": id, "resourceVersion": rv.to_string()},
+            "involvedObject": {"kind": kind, "name": name},
+            "reason": "R", "message": id, "type": "Normal",
+            "source": {"component": "c"}, "lastTimestamp": at
+        }))
+        .unwrap()
+    }
+
+    fn item(e: watcher::Event<Event>) -> Item<Event> {
+        Arc::new(Ok(e))
+    }
+
+    fn follower(since: Option<&str>, replay_existing: bool) -> Follower {
+        Follower::new(
+            stream::empty().boxed(),
+            EventFilter {
+                name: "iris".into(),
+                uid: "sdep-uid".into(),
+                since: since.map(|t| t.parse().unwrap()),
+                replay_existing,
+                deployment_names: vec!["iris-default-0-classifier".into()],
+            },
+            Op::other("watch", "events", "ns"),
+            Op::other("watch", "deployments.apps", "ns"),
+        )
+    }
+
+    /// Delivers `events` as one (re)list.
+    fn list<'a>(f: &mut Follower, events: impl IntoIterator<Item = &'a Event>) {
+        f.on_event(&item(watcher::Event::Init));
+        for e in events {
+            f.on_event(&item(watcher::Event::InitApply(e.clone())));
+        }
+        f.on_event(&item(watcher::Event::InitDone));
+    }
+
+    fn shown(f: &mut Follower) -> Vec<String> {
+        f.out.drain(..).map(|r| r.message).collect()
+    }
+
+    const T: &str = "2026-01-01T00:00:10Z";
+
+    #[test]
+    fn a_relist_repeats_nothing_but_a_recurring_event_shows_again() {
+        let mut f = follower(Some(SINCE), true);
+        let created = ev("SeldonDeployment", "iris", "created", 1, T);
+        let scheduled = ev("Pod", "iris-default-0-classifier-5d8f-x", "scheduled", 2, T);
+        list(&mut f, [&created, &scheduled]);
+        assert_eq!(shown(&mut f), ["created", "scheduled"]);
+        // The watch dropped and was relisted: the same versions come back.
+        list(&mut f, [&created, &scheduled]);
+        assert!(shown(&mut f).is_empty());
+        // The same Event, counted again by its controller: a new version.
+        let again = ev("SeldonDeployment", "iris", "created", 7, T);
+        f.on_event(&item(watcher::Event::Apply(again)));
+        assert_eq!(shown(&mut f), ["created"]);
+    }
+
+    #[test]
+    fn history_from_before_the_run_is_not_shown() {
+        let mut f = follower(Some(SINCE), true);
+        // A namesake's Events (no UID on the involved object), older than the object.
+        let old = ev("SeldonDeployment", "iris", "old", 1, "2025-12-31T23:59:59Z");
+        list(&mut f, [&old]);
+        list(&mut f, [&old]);
+        assert!(shown(&mut f).is_empty());
+    }
+
+    #[test]
+    fn without_replay_existing_events_stay_hidden_after_a_relist() {
+        let mut f = follower(None, false);
+        let before = ev("SeldonDeployment", "iris", "before", 1, T);
+        list(&mut f, [&before]);
+        list(&mut f, [&before]);
+        assert!(shown(&mut f).is_empty());
+        f.on_event(&item(watcher::Event::Apply(ev(
+            "SeldonDeployment",
+            "iris",
+            "new",
+            3,
+            T,
+        ))));
+        assert_eq!(shown(&mut f), ["new"]);
+    }
+
+    #[test]
+    fn a_pod_event_waits_for_its_deployment_then_shows_once() {
+        let mut f = follower(Some(SINCE), true);
+        // The operator named the Deployment itself (a long name is hashed): not predicted.
+        let pod = ev("Pod", "seldon-0f9a-6c7d-x", "pod", 4, T);
+        list(&mut f, [&pod]);
+        assert!(shown(&mut f).is_empty());
+        let d: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "seldon-0f9a", "uid": "dep-uid",
+                "ownerReferences": [{"apiVersion": "machinelearning.seldon.io/v1",
+                    "kind": "SeldonDeployment", "name": "iris", "uid": "sdep-uid"}]},
+            "spec": {"selector": {}, "template": {}}
+        }))
+        .unwrap();
+        f.on_deployment(&watcher::Event::Apply(d));
+        assert_eq!(shown(&mut f), ["pod"]);
+        list(&mut f, [&pod]);
+        assert!(shown(&mut f).is_empty());
+    }
+
+    #[test]
+    fn a_busy_namespace_does_not_grow_a_follower() {
+        // Thousands of other deployments' Events: none shown, none remembered, and the
+        // candidates held for a Deployment not seen yet stay bounded (and are not copies).
+        let mut f = follower(Some(SINCE), true);
+        let others: Vec<Event> = (0..5000)
+            .map(|i| {
+                ev(
+                    "Pod",
+                    &format!("other-{i}-default-0-c-5d-x"),
+                    &format!("o{i}"),
+                    i,
+                    T,
+                )
+            })
+            .collect();
+        list(&mut f, &others);
+        list(&mut f, &others);
+        assert!(shown(&mut f).is_empty());
+        assert!(f.seen.is_empty(), "{} remembered", f.seen.len());
+        assert_eq!(f.pending.len(), MAX_PENDING);
     }
 }
