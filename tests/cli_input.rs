@@ -61,6 +61,10 @@ fn usage_errors_exit_2() {
         .args(["run", "-f", "x.yaml", "--timeout", "soon"])
         .assert()
         .code(2);
+    bin()
+        .args(["run", "-f", "x.yaml", "--cleanup-timeout", "soon"])
+        .assert()
+        .code(2);
 }
 
 #[test]

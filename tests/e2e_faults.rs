@@ -439,3 +439,60 @@ async fn a_second_sigint_during_clean_up_exits_at_once_and_names_what_is_left() 
     );
     ns.cleanup().await;
 }
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn a_clean_up_that_outlasts_cleanup_timeout_names_what_is_left() {
+    let _guard = CLUSTER.read().await;
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("stuck").await;
+    let (_tmp, file) = support::manifest_file(&support::slow_manifest("stuck", "30s"));
+    let child = cluster.spawn(&[
+        "run",
+        "-n",
+        &ns.name,
+        "-f",
+        &file,
+        "--timeout",
+        "2m",
+        "--cleanup-timeout",
+        "3s",
+        "-o",
+        "json",
+    ]);
+    // A finalizer on the child Deployments holds the clean-up's foreground deletion open.
+    eventually(60, "the child Deployments", || async {
+        !ns.child_deployments("stuck").await.is_empty()
+    })
+    .await;
+    set_hold(&ns, "stuck", json!([HOLD])).await;
+    signal(child.id(), "INT");
+    let out = child.wait_with_output().unwrap();
+    let still_there = being_deleted(&ns, "stuck").await;
+    set_hold(&ns, "stuck", Value::Null).await;
+    assert_eq!(out.status.code(), Some(130), "{}", describe(&out));
+    assert!(still_there, "the held deletion was still in progress");
+    let doc = report(&out);
+    let left = doc["left_behind"].to_string();
+    assert!(
+        left.contains("seldondeployment/stuck"),
+        "{}",
+        describe(&out)
+    );
+    assert!(left.contains(&ns.name), "{}", describe(&out));
+    let cleanup = doc["phases"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == "cleanup"))
+        .unwrap_or_else(|| panic!("no cleanup phase: {}", describe(&out)));
+    assert_ne!(cleanup["outcome"], "ok", "{}", describe(&out));
+    // The flag set the bound (the default is 30s); the clean-up's message names it.
+    assert!(
+        cleanup["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("timed out after 3s"),
+        "{}",
+        describe(&out)
+    );
+    ns.cleanup().await;
+}

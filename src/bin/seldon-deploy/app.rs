@@ -94,6 +94,7 @@ fn run_options(w: &WaitFlags, replicas: i32, keep: bool) -> RunOptions {
     RunOptions {
         replicas,
         timeout: w.timeout,
+        cleanup_timeout: w.cleanup_timeout,
         keep,
         ..RunOptions::default()
     }

@@ -133,6 +133,11 @@ pub struct WaitFlags {
     /// How long the operator's Failed state must persist before giving up.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "30s", value_name = "DURATION")]
     pub failed_grace: Duration,
+
+    /// Bound on the clean-up after a failure, timeout or interrupt (deleting what this run
+    /// created); what is still there after it is named on exit.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s", value_name = "DURATION")]
+    pub cleanup_timeout: Duration,
 }
 
 /// `run` flags.
