@@ -96,7 +96,6 @@ fn run_options(w: &WaitFlags, replicas: i32, keep: bool) -> RunOptions {
         timeout: w.timeout,
         cleanup_timeout: w.cleanup_timeout,
         keep,
-        ..RunOptions::default()
     }
 }
 
