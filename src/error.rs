@@ -423,6 +423,15 @@ pub fn is_transient(err: &kube::Error, idempotent: bool) -> bool {
     }
 }
 
+/// Whether `err` is the API server's router saying it serves no such resource type (a 404
+/// without details), rather than that an object does not exist. Right after an API server
+/// (re)start this is transient for custom resources, until its CRD informer has synced.
+#[must_use]
+pub fn is_unserved_resource(err: &kube::Error) -> bool {
+    matches!(err, kube::Error::Api(s)
+        if s.code == 404 && s.details.as_ref().is_none_or(|d| d.name.is_empty() && d.kind.is_empty()))
+}
+
 /// The server's suggested delay (`details.retryAfterSeconds`), if any.
 #[must_use]
 pub fn retry_after(err: &kube::Error) -> Option<Duration> {

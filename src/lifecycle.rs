@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::time::Instant;
 
-use crate::error::{Error, Op, Result, is_transient, retry_after};
+use crate::error::{Error, Op, Result, is_transient, is_unserved_resource, retry_after};
 use crate::manifest::{GROUP, Manifest};
 use crate::readiness::{self, Readiness, Verdict};
 use crate::replicas::{self, Target};
@@ -116,6 +116,8 @@ pub struct Deployer {
     /// after that: a server that was up is restarting, one never reached is misconfigured,
     /// and saying so at once beats waiting out the deadline.
     contacted: Arc<AtomicBool>,
+    /// A request has succeeded (so the SeldonDeployment resource type is served).
+    served: Arc<AtomicBool>,
 }
 
 /// The `ApiResource` of SeldonDeployment at `version`.
@@ -160,6 +162,7 @@ impl Deployer {
             options: WaitOptions::default(),
             stats,
             contacted: Arc::default(),
+            served: Arc::default(),
         }
     }
 
@@ -627,9 +630,16 @@ impl Deployer {
             if !transport {
                 self.contacted.store(true, Ordering::Relaxed);
             }
+            if attempt.is_ok() {
+                self.served.store(true, Ordering::Relaxed);
+            }
+            // Once this resource type has been served, a router 404 is an API server restart
+            // in progress (CRDs are served only after its informer syncs), not a missing CRD.
+            let restarting = self.served.load(Ordering::Relaxed)
+                && attempt.as_ref().is_err_and(is_unserved_resource);
             match attempt {
                 Err(e) if transport && !self.contacted.load(Ordering::Relaxed) => return Err(e),
-                Err(e) if is_transient(&e, idempotent) => {
+                Err(e) if is_transient(&e, idempotent) || restarting => {
                     let wait = retry_after(&e).unwrap_or(backoff);
                     if Instant::now() + wait >= deadline {
                         return Err(e);

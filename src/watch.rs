@@ -6,7 +6,8 @@
 //! on a watch request whose response never starts, so [`stream`] adds its own: a watch that
 //! yields nothing for [`WATCH_IDLE_SECS`] is restarted with a fresh list. Errors are logged and
 //! counted, never returned, except those that retrying cannot fix (401, 403, 404 on the
-//! list/watch itself), which [`fatal`] turns into an [`Error`].
+//! list/watch itself), which [`fatal`] turns into an [`Error`]: at once on a feed's first list,
+//! after [`FATAL_GRACE`] of them in a row once it has listed (an API server restart).
 //!
 //! [`Snapshot`] folds the event stream into the current set of objects, so callers evaluate a
 //! level-triggered predicate on a consistent view instead of reacting to single events.
@@ -38,6 +39,10 @@ pub const WATCH_TIMEOUT_SECS: u32 = 120;
 /// healthy watch also restarts: one list per this period of silence, the price of never
 /// hanging on a request that was accepted but never answered.
 pub const WATCH_IDLE_SECS: u64 = WATCH_TIMEOUT_SECS as u64 + 30;
+
+/// How long a feed that has listed successfully retries errors that are otherwise final
+/// (401, 403, 404) before reporting them: an API server restarting answers these for a moment.
+pub const FATAL_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The label the operator puts on every child Deployment and Service.
 pub const SELDON_ID_LABEL: &str = "seldon-deployment-id";
@@ -304,6 +309,9 @@ where
         let task_shared = shared.clone();
         let mut items = stream(api, config);
         let task = tokio::spawn(async move {
+            // Fatal-looking errors after the first successful list: since when, in a row.
+            let mut synced = false;
+            let mut failing_since: Option<tokio::time::Instant> = None;
             while let Some(item) = items.next().await {
                 let item = Arc::new(item);
                 let mut st = task_shared.lock();
@@ -311,10 +319,25 @@ where
                     Ok(ev) => {
                         if matches!(ev, watcher::Event::InitDone) {
                             st.fatal = None;
+                            synced = true;
+                        }
+                        if !matches!(ev, watcher::Event::Init) {
+                            failing_since = None;
                         }
                         st.snapshot.apply(ev.clone(), &stats);
                     }
-                    Err(e) if fatal(e, &op).is_some() => st.fatal = Some(item.clone()),
+                    Err(e) if fatal(e, &op).is_some() => {
+                        let since = *failing_since.get_or_insert_with(tokio::time::Instant::now);
+                        if synced && since.elapsed() < FATAL_GRACE {
+                            // Once listed, a 401/403/404 is most likely an API server coming
+                            // back (authorizers and CRD handlers sync after it listens): retry
+                            // for a while, and keep it from subscribers, who would give up.
+                            stats.watch_error();
+                            tracing::debug!("watch error after a successful list, retrying: {e}");
+                            continue;
+                        }
+                        st.fatal = Some(item.clone());
+                    }
                     Err(e) => {
                         stats.watch_error();
                         tracing::debug!("watch error (will retry): {e}");

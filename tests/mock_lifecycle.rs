@@ -496,3 +496,45 @@ async fn hung_api_server_is_bounded_by_the_phase_deadline() {
     assert!(started.elapsed() >= Duration::from_secs(45));
     assert_eq!(count(&log, |r| r.method == "DELETE"), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_router_404_after_a_success_is_an_api_server_restart_and_is_retried() {
+    let mut gets = 0;
+    let (client, log) = serve(Box::new(move |_| {
+        gets += 1;
+        match gets {
+            1 | 4 => respond(200, &sdep("1", None, 0)),
+            // The restarted API server does not serve the CRD yet.
+            _ => respond(
+                404,
+                &status(
+                    404,
+                    "NotFound",
+                    "the server could not find the requested resource",
+                ),
+            ),
+        }
+    }));
+    let d = Deployer::new(client, "ns");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    d.get("iris", deadline).await.unwrap();
+    let obj = d
+        .get("iris", deadline)
+        .await
+        .expect("retried through the 404s");
+    assert_eq!(obj["metadata"]["uid"], UID);
+    assert_eq!(count(&log, |_| true), 4);
+    // An object's own 404 (with details) is an answer, not a restart.
+    let (client, _log) = serve(Box::new(|r| {
+        if r.path.ends_with("/iris") {
+            return respond(200, &sdep("1", None, 0));
+        }
+        let mut s = status(404, "NotFound", "seldondeployments \"other\" not found");
+        s["details"] = json!({"name": "other", "group": "machinelearning.seldon.io", "kind": "seldondeployments"});
+        respond(404, &s)
+    }));
+    let d = Deployer::new(client, "ns");
+    d.get("iris", deadline).await.unwrap();
+    let err = d.get("other", deadline).await.unwrap_err();
+    assert_eq!(err.exit_code(), 1, "{err}");
+}

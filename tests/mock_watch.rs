@@ -386,3 +386,146 @@ async fn a_silent_watch_is_abandoned_after_the_idle_timeout_and_restarted() {
         "abandoned only after the idle timeout, not before: {silent_for:?}"
     );
 }
+
+/// The router's 404 for a resource type it does not serve (no details), as a restarting API
+/// server answers for custom resources until its CRD informer has synced.
+fn unserved() -> Reply {
+    respond(
+        404,
+        &status(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        ),
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restarting_api_server_answering_404_on_the_relist_is_waited_out() {
+    let mut sdep_lists = 0;
+    let mut sdep_watches = 0;
+    let (client, log) = serve(Box::new(move |r| {
+        if let Some(reply) = deps_script(r) {
+            return reply;
+        }
+        if r.is_watch() {
+            sdep_watches += 1;
+            if sdep_watches == 1 {
+                // The API server went away with our resourceVersion: relist.
+                return watch_events(&[json!({"type": "ERROR", "object":
+                    status(410, "Expired", "too old resource version: 10 (15)")})]);
+            }
+            return Reply::Hang;
+        }
+        sdep_lists += 1;
+        match sdep_lists {
+            1 => respond(
+                200,
+                &list(
+                    "SeldonDeploymentList",
+                    "10",
+                    vec![sdep("10", Some("Creating"), 0)],
+                ),
+            ),
+            2 | 3 => unserved(),
+            _ => respond(
+                200,
+                &list(
+                    "SeldonDeploymentList",
+                    "20",
+                    vec![sdep("20", Some("Available"), 1)],
+                ),
+            ),
+        }
+    }));
+    let d = Deployer::new(client, "ns");
+    let r = d
+        .wait_ready(
+            &handle(),
+            Target::Initial,
+            Instant::now() + Duration::from_secs(120),
+            &mut |_| {},
+        )
+        .await
+        .expect("the 404s after a successful list are retried");
+    assert!(r.is_ready());
+    assert_eq!(count(&log, |q| q.resource() == "sdep" && q.is_list()), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_404_on_the_first_list_is_a_missing_crd_at_once() {
+    let (client, _log) = serve(Box::new(|r| {
+        if let Some(reply) = deps_script(r) {
+            return reply;
+        }
+        unserved()
+    }));
+    let started = Instant::now();
+    let err = Deployer::new(client, "ns")
+        .wait_ready(
+            &handle(),
+            Target::Initial,
+            started + Duration::from_secs(300),
+            &mut |_| {},
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 3, "{err}");
+    assert!(err.to_string().contains("CRD"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "no grace before any success"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_403_that_outlasts_the_grace_after_a_successful_list_is_reported() {
+    let mut sdep_watches = 0;
+    let (client, _log) = serve(Box::new(move |r| {
+        if let Some(reply) = deps_script(r) {
+            return reply;
+        }
+        if r.is_watch() {
+            sdep_watches += 1;
+            if sdep_watches == 1 {
+                return watch_events(&[json!({"type": "ERROR", "object":
+                    status(410, "Expired", "too old resource version: 10 (15)")})]);
+            }
+            return Reply::Hang;
+        }
+        if sdep_watches == 0 {
+            return respond(
+                200,
+                &list(
+                    "SeldonDeploymentList",
+                    "10",
+                    vec![sdep("10", Some("Creating"), 0)],
+                ),
+            );
+        }
+        // Access revoked for good.
+        respond(
+            403,
+            &status(
+                403,
+                "Forbidden",
+                "seldondeployments is forbidden: User \"u\" cannot list",
+            ),
+        )
+    }));
+    let started = Instant::now();
+    let err = Deployer::new(client, "ns")
+        .wait_ready(
+            &handle(),
+            Target::Initial,
+            started + Duration::from_secs(600),
+            &mut |_| {},
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 3, "{err}");
+    assert!(err.to_string().contains("cannot list"), "{err}");
+    // Retried through the grace, then reported long before the phase deadline.
+    assert!(started.elapsed() >= seldon_deploy::watch::FATAL_GRACE);
+    assert!(started.elapsed() < Duration::from_secs(600));
+}
