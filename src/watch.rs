@@ -6,8 +6,9 @@
 //! on a watch request whose response never starts, so [`stream`] adds its own: a watch that
 //! yields nothing for [`WATCH_IDLE_SECS`] is restarted with a fresh list. Errors are logged and
 //! counted, never returned, except those that retrying cannot fix (401, 403, 404 on the
-//! list/watch itself), which [`fatal`] turns into an [`Error`]: at once on a feed's first list,
-//! after [`FATAL_GRACE`] of them in a row once it has listed (an API server restart).
+//! list/watch itself), which [`fatal`] turns into an [`Error`]: at once if that kind of request
+//! (list, or watch) never worked on the feed, else after [`FATAL_GRACE`] of them in a row (an
+//! API server restart answers these for a moment).
 //!
 //! [`Snapshot`] folds the event stream into the current set of objects, so callers evaluate a
 //! level-triggered predicate on a consistent view instead of reacting to single events.
@@ -309,17 +310,22 @@ where
         let task_shared = shared.clone();
         let mut items = stream(api, config);
         let task = tokio::spawn(async move {
-            // Fatal-looking errors after the first successful list: since when, in a row.
-            let mut synced = false;
+            // Whether a list, and a watch, of this feed have succeeded; and since when
+            // fatal-looking errors have come in a row.
+            let (mut listed, mut watched) = (false, false);
             let mut failing_since: Option<tokio::time::Instant> = None;
             while let Some(item) = items.next().await {
                 let item = Arc::new(item);
                 let mut st = task_shared.lock();
                 match &*item {
                     Ok(ev) => {
-                        if matches!(ev, watcher::Event::InitDone) {
-                            st.fatal = None;
-                            synced = true;
+                        match ev {
+                            watcher::Event::InitDone => {
+                                st.fatal = None;
+                                listed = true;
+                            }
+                            watcher::Event::Apply(_) | watcher::Event::Delete(_) => watched = true,
+                            _ => {}
                         }
                         if !matches!(ev, watcher::Event::Init) {
                             failing_since = None;
@@ -328,12 +334,18 @@ where
                     }
                     Err(e) if fatal(e, &op).is_some() => {
                         let since = *failing_since.get_or_insert_with(tokio::time::Instant::now);
-                        if synced && since.elapsed() < FATAL_GRACE {
-                            // Once listed, a 401/403/404 is most likely an API server coming
-                            // back (authorizers and CRD handlers sync after it listens): retry
-                            // for a while, and keep it from subscribers, who would give up.
+                        let worked_before = match e {
+                            watcher::Error::InitialListFailed(_) => listed,
+                            watcher::Error::WatchStartFailed(_) => watched,
+                            _ => false,
+                        };
+                        if worked_before && since.elapsed() < FATAL_GRACE {
+                            // A 401/403/404 on a request that has worked is most likely an API
+                            // server coming back (authorizers and CRD handlers sync after it
+                            // listens): retry for a while, and keep it from subscribers, who
+                            // would give up.
                             stats.watch_error();
-                            tracing::debug!("watch error after a successful list, retrying: {e}");
+                            tracing::debug!("watch error on a request that worked, retrying: {e}");
                             continue;
                         }
                         st.fatal = Some(item.clone());

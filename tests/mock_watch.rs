@@ -529,3 +529,44 @@ async fn a_403_that_outlasts_the_grace_after_a_successful_list_is_reported() {
     assert!(started.elapsed() >= seldon_deploy::watch::FATAL_GRACE);
     assert!(started.elapsed() < Duration::from_secs(600));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_403_on_the_first_watch_after_a_good_list_fails_at_once() {
+    // `list` granted, `watch` not: the watch never worked, so there is nothing to wait out.
+    let (client, _log) = serve(Box::new(|r| {
+        if let Some(reply) = deps_script(r) {
+            return reply;
+        }
+        if r.is_watch() {
+            return respond(
+                403,
+                &status(
+                    403,
+                    "Forbidden",
+                    "seldondeployments is forbidden: User \"u\" cannot watch",
+                ),
+            );
+        }
+        respond(
+            200,
+            &list(
+                "SeldonDeploymentList",
+                "10",
+                vec![sdep("10", Some("Creating"), 0)],
+            ),
+        )
+    }));
+    let started = Instant::now();
+    let err = Deployer::new(client, "ns")
+        .wait_ready(
+            &handle(),
+            Target::Initial,
+            started + Duration::from_secs(300),
+            &mut |_| {},
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 3, "{err}");
+    assert!(err.to_string().contains("cannot watch"), "{err}");
+    assert!(started.elapsed() < seldon_deploy::watch::FATAL_GRACE);
+}
