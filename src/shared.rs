@@ -107,7 +107,8 @@ impl Hub {
         self.0.only.as_deref()
     }
 
-    /// Whether the watches are shared namespace-wide.
+    /// Whether the watches are shared (the SeldonDeployment one possibly narrowed to
+    /// [`Hub::only`]).
     #[must_use]
     pub fn is_shared(&self) -> bool {
         self.0.shared
