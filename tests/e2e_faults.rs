@@ -47,11 +47,19 @@ fn crash_and_restart(cluster: &Cluster, component: &str) {
     std::thread::sleep(Duration::from_millis(500));
     cluster.script(&["start", component]);
     if component == "kube-apiserver" {
-        // The operator's event recorder (client-go) retries writes that failed during the
-        // outage one at a time, sleeping 10 s between tries, so its events lag for minutes
-        // afterwards. A fresh operator keeps later tests' event assertions meaningful; the
-        // run under test must survive this restart too.
-        cluster.script(&["restart", "seldon-operator"]);
+        // The apiserver's clients recover slowly on their own: the operator's event recorder
+        // retries failed writes one at a time, 10 s apart (its events lag for minutes), and
+        // the controller manager's and scheduler's informers back off for up to 30 s after
+        // their watches broke. Fresh ones keep this test well inside its timeout and later
+        // tests' event assertions meaningful; the run under test must survive these restarts
+        // too.
+        for c in [
+            "seldon-operator",
+            "kube-controller-manager",
+            "kube-scheduler",
+        ] {
+            cluster.script(&["restart", c]);
+        }
     }
 }
 
