@@ -282,16 +282,7 @@ async fn create_rejected_by_strict_validation_exits_2_with_server_message() {
 
 #[tokio::test(start_paused = true)]
 async fn missing_crd_and_namespace_are_access_errors() {
-    let (client, _l) = serve(Box::new(|_| {
-        respond(
-            404,
-            &status(
-                404,
-                "NotFound",
-                "the server could not find the requested resource",
-            ),
-        )
-    }));
+    let (client, _l) = serve(Box::new(|_| unserved()));
     let err = Deployer::new(client, "ns")
         .create(&iris_manifest(), Instant::now() + Duration::from_secs(5))
         .await
@@ -505,14 +496,7 @@ async fn a_router_404_after_a_success_is_an_api_server_restart_and_is_retried() 
         match gets {
             1 | 4 => respond(200, &sdep("1", None, 0)),
             // The restarted API server does not serve the CRD yet.
-            _ => respond(
-                404,
-                &status(
-                    404,
-                    "NotFound",
-                    "the server could not find the requested resource",
-                ),
-            ),
+            _ => unserved(),
         }
     }));
     let d = Deployer::new(client, "ns");

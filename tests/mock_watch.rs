@@ -8,7 +8,7 @@ use common::*;
 use seldon_deploy::Deployer;
 use seldon_deploy::error::Error;
 use seldon_deploy::lifecycle::WaitOptions;
-use seldon_deploy::readiness::Verdict;
+use seldon_deploy::readiness::{Readiness, Verdict};
 use seldon_deploy::replicas::Target;
 use serde_json::json;
 use tokio::time::Instant;
@@ -27,37 +27,48 @@ fn deps_script(r: &Req) -> Option<Reply> {
     })
 }
 
-#[tokio::test(start_paused = true)]
-async fn gone_410_mid_watch_relists_and_continues() {
-    let mut sdep_lists = 0;
-    let mut sdep_watches = 0;
-    let (client, log) = serve(Box::new(move |r| {
+/// A server whose first SeldonDeployment watch ends in `410 Gone` (later ones stay open and
+/// silent), answering its `n`th list (from 1) with `nth_list(n)`.
+fn relisting(mut nth_list: impl FnMut(usize) -> Reply + Send + 'static) -> (kube::Client, Log) {
+    let (mut lists, mut watches) = (0, 0);
+    serve(Box::new(move |r| {
         if let Some(reply) = deps_script(r) {
             return reply;
         }
         if r.is_watch() {
-            sdep_watches += 1;
-            if sdep_watches == 1 {
-                return watch_events(&[json!({"type": "ERROR", "object":
-                    status(410, "Expired", "too old resource version: 10 (15)")})]);
-            }
-            return Reply::Hang;
+            watches += 1;
+            return if watches == 1 {
+                expired_watch()
+            } else {
+                Reply::Hang
+            };
         }
-        sdep_lists += 1;
-        let obj = if sdep_lists == 1 {
-            sdep("10", Some("Creating"), 0)
-        } else {
-            sdep("20", Some("Available"), 1)
-        };
-        respond(
-            200,
-            &list(
-                "SeldonDeploymentList",
-                if sdep_lists == 1 { "10" } else { "20" },
-                vec![obj],
-            ),
+        lists += 1;
+        nth_list(lists)
+    }))
+}
+
+/// Waits for readiness at the manifest's counts with a deadline `secs` away; also returns
+/// how long it took (paused time).
+async fn wait_initial(client: kube::Client, secs: u64) -> (Result<Readiness, Error>, Duration) {
+    let started = Instant::now();
+    let r = Deployer::new(client, "ns")
+        .wait_ready(
+            &handle(),
+            Target::Initial,
+            started + Duration::from_secs(secs),
+            &mut |_| {},
         )
-    }));
+        .await;
+    (r, started.elapsed())
+}
+
+#[tokio::test(start_paused = true)]
+async fn gone_410_mid_watch_relists_and_continues() {
+    let (client, log) = relisting(|n| match n {
+        1 => sdep_list("10", sdep("10", Some("Creating"), 0)),
+        _ => sdep_list("20", sdep("20", Some("Available"), 1)),
+    });
     let d = Deployer::new(client, "ns");
     let r = d
         .wait_ready(
@@ -112,10 +123,7 @@ async fn dropped_watch_rewatches_from_last_version() {
                 _ => Reply::Hang,
             };
         }
-        respond(
-            200,
-            &list("SeldonDeploymentList", "10", vec![sdep("10", None, 0)]),
-        )
+        sdep_list("10", sdep("10", None, 0))
     }));
     let d = Deployer::new(client, "ns");
     let r = d
@@ -158,14 +166,7 @@ async fn stale_available_does_not_end_the_scaled_wait_and_timeout_names_componen
         if r.is_watch() {
             return Reply::Hang;
         }
-        respond(
-            200,
-            &list(
-                "SeldonDeploymentList",
-                "10",
-                vec![sdep("10", Some("Available"), 1)],
-            ),
-        )
+        sdep_list("10", sdep("10", Some("Available"), 1))
     }));
     let d = Deployer::new(client, "ns");
     let started = Instant::now();
@@ -239,14 +240,7 @@ async fn transient_failed_is_forgiven() {
                 Reply::Hang
             };
         }
-        respond(
-            200,
-            &list(
-                "SeldonDeploymentList",
-                "10",
-                vec![sdep("10", Some("Failed"), 0)],
-            ),
-        )
+        sdep_list("10", sdep("10", Some("Failed"), 0))
     }));
     let d = Deployer::new(client, "ns");
     let r = d
@@ -272,14 +266,7 @@ async fn deleted_by_someone_else_is_exit_1() {
                 json!({"type": "DELETED", "object": sdep("11", Some("Creating"), 0)}),
             ]);
         }
-        respond(
-            200,
-            &list(
-                "SeldonDeploymentList",
-                "10",
-                vec![sdep("10", Some("Creating"), 0)],
-            ),
-        )
+        sdep_list("10", sdep("10", Some("Creating"), 0))
     }));
     let d = Deployer::new(client, "ns");
     let err = d
@@ -311,14 +298,7 @@ async fn forbidden_watch_fails_fast_naming_verb_resource_namespace() {
         if r.is_watch() {
             return Reply::Hang;
         }
-        respond(
-            200,
-            &list(
-                "SeldonDeploymentList",
-                "10",
-                vec![sdep("10", Some("Creating"), 0)],
-            ),
-        )
+        sdep_list("10", sdep("10", Some("Creating"), 0))
     }));
     let d = Deployer::new(client, "ns");
     let err = d
@@ -356,10 +336,7 @@ async fn a_silent_watch_is_abandoned_after_the_idle_timeout_and_restarted() {
                 _ => Reply::Hang,
             };
         }
-        respond(
-            200,
-            &list("SeldonDeploymentList", "10", vec![sdep("10", None, 0)]),
-        )
+        sdep_list("10", sdep("10", None, 0))
     }));
     let d = Deployer::new(client, "ns");
     let r = d
@@ -387,147 +364,47 @@ async fn a_silent_watch_is_abandoned_after_the_idle_timeout_and_restarted() {
     );
 }
 
-/// The router's 404 for a resource type it does not serve (no details), as a restarting API
-/// server answers for custom resources until its CRD informer has synced.
-fn unserved() -> Reply {
-    respond(
-        404,
-        &status(
-            404,
-            "NotFound",
-            "the server could not find the requested resource",
-        ),
-    )
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_restarting_api_server_answering_404_on_the_relist_is_waited_out() {
-    let mut sdep_lists = 0;
-    let mut sdep_watches = 0;
-    let (client, log) = serve(Box::new(move |r| {
-        if let Some(reply) = deps_script(r) {
-            return reply;
-        }
-        if r.is_watch() {
-            sdep_watches += 1;
-            if sdep_watches == 1 {
-                // The API server went away with our resourceVersion: relist.
-                return watch_events(&[json!({"type": "ERROR", "object":
-                    status(410, "Expired", "too old resource version: 10 (15)")})]);
-            }
-            return Reply::Hang;
-        }
-        sdep_lists += 1;
-        match sdep_lists {
-            1 => respond(
-                200,
-                &list(
-                    "SeldonDeploymentList",
-                    "10",
-                    vec![sdep("10", Some("Creating"), 0)],
-                ),
-            ),
-            2 | 3 => unserved(),
-            _ => respond(
-                200,
-                &list(
-                    "SeldonDeploymentList",
-                    "20",
-                    vec![sdep("20", Some("Available"), 1)],
-                ),
-            ),
-        }
-    }));
-    let d = Deployer::new(client, "ns");
-    let r = d
-        .wait_ready(
-            &handle(),
-            Target::Initial,
-            Instant::now() + Duration::from_secs(120),
-            &mut |_| {},
-        )
-        .await
-        .expect("the 404s after a successful list are retried");
-    assert!(r.is_ready());
+    // The API server went away with our resourceVersion; its first answers to the relist are
+    // 404s, as before its CRD informer synced.
+    let (client, log) = relisting(|n| match n {
+        1 => sdep_list("10", sdep("10", Some("Creating"), 0)),
+        2 | 3 => unserved(),
+        _ => sdep_list("20", sdep("20", Some("Available"), 1)),
+    });
+    let (r, _) = wait_initial(client, 120).await;
+    assert!(
+        r.expect("the 404s after a successful list are retried")
+            .is_ready()
+    );
     assert_eq!(count(&log, |q| q.resource() == "sdep" && q.is_list()), 4);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_404_on_the_first_list_is_a_missing_crd_at_once() {
-    let (client, _log) = serve(Box::new(|r| {
-        if let Some(reply) = deps_script(r) {
-            return reply;
-        }
-        unserved()
-    }));
-    let started = Instant::now();
-    let err = Deployer::new(client, "ns")
-        .wait_ready(
-            &handle(),
-            Target::Initial,
-            started + Duration::from_secs(300),
-            &mut |_| {},
-        )
-        .await
-        .unwrap_err();
+    let (client, _log) = relisting(|_| unserved());
+    let (r, took) = wait_initial(client, 300).await;
+    let err = r.unwrap_err();
     assert_eq!(err.exit_code(), 3, "{err}");
     assert!(err.to_string().contains("CRD"), "{err}");
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "no grace before any success"
-    );
+    assert!(took < Duration::from_secs(5), "no grace before any success");
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_403_that_outlasts_the_grace_after_a_successful_list_is_reported() {
-    let mut sdep_watches = 0;
-    let (client, _log) = serve(Box::new(move |r| {
-        if let Some(reply) = deps_script(r) {
-            return reply;
-        }
-        if r.is_watch() {
-            sdep_watches += 1;
-            if sdep_watches == 1 {
-                return watch_events(&[json!({"type": "ERROR", "object":
-                    status(410, "Expired", "too old resource version: 10 (15)")})]);
-            }
-            return Reply::Hang;
-        }
-        if sdep_watches == 0 {
-            return respond(
-                200,
-                &list(
-                    "SeldonDeploymentList",
-                    "10",
-                    vec![sdep("10", Some("Creating"), 0)],
-                ),
-            );
-        }
+    let (client, _log) = relisting(|n| match n {
+        1 => sdep_list("10", sdep("10", Some("Creating"), 0)),
         // Access revoked for good.
-        respond(
-            403,
-            &status(
-                403,
-                "Forbidden",
-                "seldondeployments is forbidden: User \"u\" cannot list",
-            ),
-        )
-    }));
-    let started = Instant::now();
-    let err = Deployer::new(client, "ns")
-        .wait_ready(
-            &handle(),
-            Target::Initial,
-            started + Duration::from_secs(600),
-            &mut |_| {},
-        )
-        .await
-        .unwrap_err();
+        _ => forbidden("cannot list"),
+    });
+    let (r, took) = wait_initial(client, 600).await;
+    let err = r.unwrap_err();
     assert_eq!(err.exit_code(), 3, "{err}");
     assert!(err.to_string().contains("cannot list"), "{err}");
     // Retried through the grace, then reported long before the phase deadline.
-    assert!(started.elapsed() >= seldon_deploy::watch::FATAL_GRACE);
-    assert!(started.elapsed() < Duration::from_secs(600));
+    assert!(took >= seldon_deploy::watch::FATAL_GRACE);
+    assert!(took < Duration::from_secs(600));
 }
 
 #[tokio::test(start_paused = true)]
@@ -538,35 +415,19 @@ async fn a_403_on_the_first_watch_after_a_good_list_fails_at_once() {
             return reply;
         }
         if r.is_watch() {
-            return respond(
-                403,
-                &status(
-                    403,
-                    "Forbidden",
-                    "seldondeployments is forbidden: User \"u\" cannot watch",
-                ),
-            );
+            return forbidden("cannot watch");
         }
-        respond(
-            200,
-            &list(
-                "SeldonDeploymentList",
-                "10",
-                vec![sdep("10", Some("Creating"), 0)],
-            ),
-        )
+        sdep_list("10", sdep("10", Some("Creating"), 0))
     }));
-    let started = Instant::now();
-    let err = Deployer::new(client, "ns")
-        .wait_ready(
-            &handle(),
-            Target::Initial,
-            started + Duration::from_secs(300),
-            &mut |_| {},
-        )
-        .await
-        .unwrap_err();
+    let (r, took) = wait_initial(client, 300).await;
+    let err = r.unwrap_err();
     assert_eq!(err.exit_code(), 3, "{err}");
     assert!(err.to_string().contains("cannot watch"), "{err}");
-    assert!(started.elapsed() < seldon_deploy::watch::FATAL_GRACE);
+    assert!(took < seldon_deploy::watch::FATAL_GRACE);
+}
+
+/// A 403 for SeldonDeployments, the server's message ending in `what`.
+fn forbidden(what: &str) -> Reply {
+    let message = format!("seldondeployments is forbidden: User \"u\" {what}");
+    respond(403, &status(403, "Forbidden", &message))
 }

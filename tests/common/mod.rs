@@ -59,8 +59,11 @@ pub enum Reply {
 
 pub type Script = Box<dyn FnMut(&Req) -> Reply + Send>;
 
+/// Every request the fake server received, in order.
+pub type Log = Arc<Mutex<Vec<Req>>>;
+
 /// Starts the fake server; returns a client and the log of requests.
-pub fn serve(mut script: Script) -> (kube::Client, Arc<Mutex<Vec<Req>>>) {
+pub fn serve(mut script: Script) -> (kube::Client, Log) {
     let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let log = Arc::new(Mutex::new(Vec::new()));
     let log2 = log.clone();
@@ -160,6 +163,30 @@ pub fn list(kind: &str, rv: &str, items: Vec<Value>) -> Value {
     json!({"kind": kind, "apiVersion": "v1", "metadata": {"resourceVersion": rv}, "items": items})
 }
 
+/// A SeldonDeployment list at `rv` holding `obj`.
+pub fn sdep_list(rv: &str, obj: Value) -> Reply {
+    respond(200, &list("SeldonDeploymentList", rv, vec![obj]))
+}
+
+/// A watch that ends at once with `410 Gone`: the client must relist.
+pub fn expired_watch() -> Reply {
+    watch_events(&[json!({"type": "ERROR", "object":
+        status(410, "Expired", "too old resource version: 10 (15)")})])
+}
+
+/// The router's 404 for a resource type it does not serve (no details), as a restarting API
+/// server answers for custom resources until its CRD informer has synced.
+pub fn unserved() -> Reply {
+    respond(
+        404,
+        &status(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        ),
+    )
+}
+
 pub const UID: &str = "11111111-2222-3333-4444-555555555555";
 
 /// A SeldonDeployment named iris with one predictor (replicas 1) and the given status state.
@@ -200,6 +227,6 @@ pub fn handle() -> seldon_deploy::Handle {
     }
 }
 
-pub fn count(log: &Arc<Mutex<Vec<Req>>>, f: impl Fn(&Req) -> bool) -> usize {
+pub fn count(log: &Log, f: impl Fn(&Req) -> bool) -> usize {
     log.lock().unwrap().iter().filter(|r| f(r)).count()
 }
