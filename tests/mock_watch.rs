@@ -48,19 +48,11 @@ fn relisting(mut nth_list: impl FnMut(usize) -> Reply + Send + 'static) -> (kube
     }))
 }
 
-/// Waits for readiness at the manifest's counts with a deadline `secs` away; also returns
-/// how long it took (paused time).
-async fn wait_initial(client: kube::Client, secs: u64) -> (Result<Readiness, Error>, Duration) {
-    let started = Instant::now();
-    let r = Deployer::new(client, "ns")
-        .wait_ready(
-            &handle(),
-            Target::Initial,
-            started + Duration::from_secs(secs),
-            &mut |_| {},
-        )
-        .await;
-    (r, started.elapsed())
+/// Waits with `d` for readiness at the manifest's counts, the deadline `secs` away.
+async fn wait_initial(d: &Deployer, secs: u64) -> Result<Readiness, Error> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    d.wait_ready(&handle(), Target::Initial, deadline, &mut |_| {})
+        .await
 }
 
 #[tokio::test(start_paused = true)]
@@ -70,15 +62,7 @@ async fn gone_410_mid_watch_relists_and_continues() {
         _ => sdep_list("20", sdep("20", Some("Available"), 1)),
     });
     let d = Deployer::new(client, "ns");
-    let r = d
-        .wait_ready(
-            &handle(),
-            Target::Initial,
-            Instant::now() + Duration::from_secs(60),
-            &mut |_| {},
-        )
-        .await
-        .expect("ready after relist");
+    let r = wait_initial(&d, 60).await.expect("ready after relist");
     assert_eq!(r.verdict, Verdict::Ready);
     assert_eq!(
         count(&log, |q| q.resource() == "sdep" && q.is_list()),
@@ -126,15 +110,7 @@ async fn dropped_watch_rewatches_from_last_version() {
         sdep_list("10", sdep("10", None, 0))
     }));
     let d = Deployer::new(client, "ns");
-    let r = d
-        .wait_ready(
-            &handle(),
-            Target::Initial,
-            Instant::now() + Duration::from_secs(60),
-            &mut |_| {},
-        )
-        .await
-        .unwrap();
+    let r = wait_initial(&d, 60).await.unwrap();
     assert!(r.is_ready());
     // Whether the observer saw "Creating" depends on whether the Deployment list had
     // arrived first (readiness is only reported once both stores are synced), so that is
@@ -243,15 +219,7 @@ async fn transient_failed_is_forgiven() {
         sdep_list("10", sdep("10", Some("Failed"), 0))
     }));
     let d = Deployer::new(client, "ns");
-    let r = d
-        .wait_ready(
-            &handle(),
-            Target::Initial,
-            Instant::now() + Duration::from_secs(300),
-            &mut |_| {},
-        )
-        .await
-        .unwrap();
+    let r = wait_initial(&d, 300).await.unwrap();
     assert!(r.is_ready());
 }
 
@@ -269,15 +237,7 @@ async fn deleted_by_someone_else_is_exit_1() {
         sdep_list("10", sdep("10", Some("Creating"), 0))
     }));
     let d = Deployer::new(client, "ns");
-    let err = d
-        .wait_ready(
-            &handle(),
-            Target::Initial,
-            Instant::now() + Duration::from_secs(300),
-            &mut |_| {},
-        )
-        .await
-        .unwrap_err();
+    let err = wait_initial(&d, 300).await.unwrap_err();
     assert!(matches!(err, Error::Gone { how: "deleted", .. }), "{err}");
     assert_eq!(err.exit_code(), 1);
 }
@@ -301,15 +261,7 @@ async fn forbidden_watch_fails_fast_naming_verb_resource_namespace() {
         sdep_list("10", sdep("10", Some("Creating"), 0))
     }));
     let d = Deployer::new(client, "ns");
-    let err = d
-        .wait_ready(
-            &handle(),
-            Target::Initial,
-            Instant::now() + Duration::from_secs(300),
-            &mut |_| {},
-        )
-        .await
-        .unwrap_err();
+    let err = wait_initial(&d, 300).await.unwrap_err();
     let msg = err.to_string();
     assert_eq!(err.exit_code(), 3);
     assert!(
@@ -339,13 +291,7 @@ async fn a_silent_watch_is_abandoned_after_the_idle_timeout_and_restarted() {
         sdep_list("10", sdep("10", None, 0))
     }));
     let d = Deployer::new(client, "ns");
-    let r = d
-        .wait_ready(
-            &handle(),
-            Target::Initial,
-            Instant::now() + Duration::from_secs(600),
-            &mut |_| {},
-        )
+    let r = wait_initial(&d, 600)
         .await
         .expect("ready once a new watch delivers the status");
     assert!(r.is_ready());
@@ -373,19 +319,21 @@ async fn a_restarting_api_server_answering_404_on_the_relist_is_waited_out() {
         2 | 3 => unserved(),
         _ => sdep_list("20", sdep("20", Some("Available"), 1)),
     });
-    let (r, _) = wait_initial(client, 120).await;
-    assert!(
-        r.expect("the 404s after a successful list are retried")
-            .is_ready()
-    );
+    let r = wait_initial(&Deployer::new(client, "ns"), 120)
+        .await
+        .expect("the 404s after a successful list are retried");
+    assert!(r.is_ready());
     assert_eq!(count(&log, |q| q.resource() == "sdep" && q.is_list()), 4);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_404_on_the_first_list_is_a_missing_crd_at_once() {
     let (client, _log) = relisting(|_| unserved());
-    let (r, took) = wait_initial(client, 300).await;
-    let err = r.unwrap_err();
+    let started = Instant::now();
+    let err = wait_initial(&Deployer::new(client, "ns"), 300)
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
     assert_eq!(err.exit_code(), 3, "{err}");
     assert!(err.to_string().contains("CRD"), "{err}");
     assert!(took < Duration::from_secs(5), "no grace before any success");
@@ -398,8 +346,11 @@ async fn a_403_that_outlasts_the_grace_after_a_successful_list_is_reported() {
         // Access revoked for good.
         _ => forbidden("cannot list"),
     });
-    let (r, took) = wait_initial(client, 600).await;
-    let err = r.unwrap_err();
+    let started = Instant::now();
+    let err = wait_initial(&Deployer::new(client, "ns"), 600)
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
     assert_eq!(err.exit_code(), 3, "{err}");
     assert!(err.to_string().contains("cannot list"), "{err}");
     // Retried through the grace, then reported long before the phase deadline.
@@ -419,8 +370,11 @@ async fn a_403_on_the_first_watch_after_a_good_list_fails_at_once() {
         }
         sdep_list("10", sdep("10", Some("Creating"), 0))
     }));
-    let (r, took) = wait_initial(client, 300).await;
-    let err = r.unwrap_err();
+    let started = Instant::now();
+    let err = wait_initial(&Deployer::new(client, "ns"), 300)
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
     assert_eq!(err.exit_code(), 3, "{err}");
     assert!(err.to_string().contains("cannot watch"), "{err}");
     assert!(took < seldon_deploy::watch::FATAL_GRACE);
