@@ -76,14 +76,7 @@ impl Hub {
     /// documentation). Relists and retried watch errors are counted in `stats`.
     #[must_use]
     pub fn new(client: Client, namespace: &str, shared: bool, stats: Stats) -> Self {
-        Hub(Arc::new(HubInner {
-            client,
-            namespace: namespace.to_owned(),
-            shared,
-            only: None,
-            stats,
-            slots: Mutex::default(),
-        }))
+        Self::build(client, namespace, shared, None, stats)
     }
 
     /// A shared hub whose SeldonDeployment watch sees only `name` (the Deployment and Event
@@ -91,11 +84,21 @@ impl Hub {
     /// any other name still work, on watches of their own.
     #[must_use]
     pub fn shared_for(client: Client, namespace: &str, name: &str, stats: Stats) -> Self {
+        Self::build(client, namespace, true, Some(name.to_owned()), stats)
+    }
+
+    fn build(
+        client: Client,
+        namespace: &str,
+        shared: bool,
+        only: Option<String>,
+        stats: Stats,
+    ) -> Self {
         Hub(Arc::new(HubInner {
             client,
             namespace: namespace.to_owned(),
-            shared: true,
-            only: Some(name.to_owned()),
+            shared,
+            only,
             stats,
             slots: Mutex::default(),
         }))
