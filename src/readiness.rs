@@ -14,6 +14,13 @@
 //!
 //! Owned Deployments that match no component (an explainer, a separate orchestrator) must be
 //! rolled out at their own `spec.replicas`.
+//!
+//! A rollout ([`Target::Rollout`], after `apply`) also requires:
+//!
+//! 6. each Deployment's pod template runs the images the spec names for its containers;
+//! 7. no Deployment of a component or predictor the spec no longer has remains;
+//! 8. after an update, a status the operator wrote after it (a newer resourceVersion). Before
+//!    that, `Available` and even `Failed` describe the previous spec.
 
 use k8s_openapi::api::apps::v1::Deployment;
 use serde::Serialize;
@@ -183,6 +190,18 @@ pub fn evaluate(
         .filter(|s| !s.is_empty())
         .map(str::to_owned);
     let dep_status = sdep.pointer("/status/deploymentStatus");
+    // Rule 8: a status from before the update describes the previous spec.
+    let stale_status = match target {
+        Target::Rollout {
+            status_after: Some(after),
+        } => crate::apply::revision(
+            sdep.pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str),
+        )
+        .is_none_or(|rv| rv <= after),
+        _ => false,
+    };
+    let rollout = matches!(target, Target::Rollout { .. });
 
     let mut owned: Vec<&Deployment> = deployments.iter().filter(|d| owned_by(d, uid)).collect();
     owned.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
@@ -197,6 +216,7 @@ pub fn evaluate(
                 Some(comp.predictor.clone()),
                 desired,
                 dep_status,
+                if rollout { &comp.images } else { &[] },
             )),
             None => rows.push(ComponentReadiness {
                 name: comp.label(),
@@ -210,11 +230,26 @@ pub fn evaluate(
     }
     for (di, d) in owned.iter().enumerate() {
         if !assignment.contains(&Some(di)) {
-            rows.push(check_deployment(d, None, None, dep_status));
+            let mut row = check_deployment(d, None, None, dep_status, &[]);
+            if rollout && !is_auxiliary(d) {
+                // Rule 7: a component the spec no longer has.
+                row.ready = false;
+                row.reason = Some(
+                    "left over from the previous spec; waiting for the operator to delete it"
+                        .into(),
+                );
+            }
+            rows.push(row);
         }
     }
 
     let reason = match state.as_deref() {
+        _ if stale_status => rows
+            .iter()
+            .find_map(|r| r.reason.as_ref().map(|why| format!("{}: {why}", r.name)))
+            .or_else(|| {
+                Some("the operator has not written a status since the update yet".to_owned())
+            }),
         Some("Failed") => {
             return Readiness {
                 verdict: Verdict::Failed,
@@ -288,6 +323,7 @@ fn check_deployment(
     predictor: Option<String>,
     desired: Option<i32>,
     dep_status: Option<&Value>,
+    images: &[(String, String)],
 ) -> ComponentReadiness {
     let name = d.metadata.name.clone().unwrap_or_default();
     let spec_replicas = d.spec.replicas.unwrap_or(1);
@@ -301,6 +337,8 @@ fn check_deployment(
 
     let reason = if d.metadata.deletion_timestamp.is_some() {
         Some("Deployment is being deleted".to_owned())
+    } else if let Some(why) = template_lags(d, images) {
+        Some(why)
     } else if spec_replicas != want {
         Some(format!(
             "Deployment spec.replicas is {spec_replicas}, waiting for the operator to set {want}"
@@ -330,6 +368,31 @@ fn check_deployment(
         ready: reason.is_none(),
         reason,
     }
+}
+
+/// Rule 6: why the Deployment's pod template does not run `images` yet, if it does not.
+fn template_lags(d: &Deployment, images: &[(String, String)]) -> Option<String> {
+    let containers = d
+        .spec
+        .template
+        .spec
+        .as_ref()
+        .map(|p| p.containers.as_slice())
+        .unwrap_or_default();
+    images.iter().find_map(|(name, image)| {
+        let running = containers
+            .iter()
+            .find(|c| &c.name == name)
+            .and_then(|c| c.image.as_deref());
+        (running != Some(image.as_str())).then(|| match running {
+            Some(old) => format!(
+                "pod template runs {name} image {old}, waiting for the operator to roll out {image}"
+            ),
+            None => format!(
+                "pod template has no container {name} yet, waiting for the operator to roll out {image}"
+            ),
+        })
+    })
 }
 
 /// Checks the operator's copy of the counts, which it writes when it last judged readiness.

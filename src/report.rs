@@ -6,6 +6,7 @@
 use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::apply::{Change, ImageChange};
 use crate::error::Error;
 use crate::events::EventRecord;
 use crate::readiness::Readiness;
@@ -89,6 +90,26 @@ pub struct Report {
     pub left_behind: Vec<String>,
     /// Watch and retry counters.
     pub watch: StatsSnapshot,
+    /// What `apply` did: `created`, `updated` or `unchanged`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change: Option<Change>,
+    /// The images `apply` changed, per component and container.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<ImageChange>,
+    /// Whether `apply --atomic` tried to roll back, and how that went.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<Rollback>,
+}
+
+/// The rollback of a failed `apply --atomic`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rollback {
+    /// `restored` (the previous spec is ready again), `deleted` (the object `apply`
+    /// created was removed) or `failed`.
+    pub outcome: String,
+    /// Why the rollback failed, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl Report {
@@ -109,6 +130,9 @@ impl Report {
             kept: false,
             left_behind: Vec::new(),
             watch: StatsSnapshot::default(),
+            change: None,
+            images: Vec::new(),
+            rollback: None,
         }
     }
 

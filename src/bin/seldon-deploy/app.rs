@@ -3,6 +3,7 @@
 use std::io::IsTerminal;
 
 use futures::StreamExt;
+use seldon_deploy::apply;
 use seldon_deploy::connect::{self, ConnectOptions, Connection};
 use seldon_deploy::error::{Error, Signal};
 use seldon_deploy::events::{self, EventFilter};
@@ -13,7 +14,7 @@ use seldon_deploy::report::{Report, Summary};
 use seldon_deploy::run::{self, Context, Interrupt, Ledger, RunOptions, Step, Subject};
 use tokio::time::{Duration, Instant};
 
-use crate::cli::{Cli, Command, ConnArgs, Output, WaitFlags};
+use crate::cli::{Cli, Command, ConnArgs, DryRun, Output, WaitFlags};
 use crate::output::{self, Renderer};
 
 /// The API server this process talks to, once connected: named after any cluster-access
@@ -72,6 +73,34 @@ async fn dispatch_inner(cli: Cli) -> Result<u8, Error> {
             let steps = [Step::Create, Step::Wait(Target::Initial)];
             drive(ctx, out, &manifests, &steps, &opts, 4).await
         }
+        Command::Apply(a) => {
+            let manifests = manifest::load_all(&a.filename)?;
+            check_unique(&manifests)?;
+            let conn = connect_checked(&cli.conn, &manifests).await?;
+            if a.dry_run == DryRun::Server {
+                return diff(&conn, out, &manifests, a.wait.timeout, false).await;
+            }
+            let opts = RunOptions {
+                atomic: a.atomic,
+                ..run_options(&a.wait, 1, false)
+            };
+            let ctx = context(&conn, &a.wait, only_name(&manifests));
+            drive(
+                ctx,
+                out,
+                &manifests,
+                &run::apply_steps(),
+                &opts,
+                usize::from(a.concurrency),
+            )
+            .await
+        }
+        Command::Diff(a) => {
+            let manifests = manifest::load_all(&a.filename)?;
+            check_unique(&manifests)?;
+            let conn = connect_checked(&cli.conn, &manifests).await?;
+            diff(&conn, out, &manifests, a.timeout, true).await
+        }
         Command::Scale(a) => {
             let steps = [
                 Step::Scale(a.replicas),
@@ -96,6 +125,7 @@ fn run_options(w: &WaitFlags, replicas: i32, keep: bool) -> RunOptions {
         timeout: w.timeout,
         cleanup_timeout: w.cleanup_timeout,
         keep,
+        atomic: false,
     }
 }
 
@@ -283,6 +313,57 @@ fn print_reports(out: Output, mut reports: Vec<Report>) -> u8 {
 
 fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+/// `diff`, and `apply --dry-run=server`: each manifest's change as the server would make
+/// it (`dryRun=All`), as a unified diff of spec, labels and annotations (live → result).
+/// With `exit_on_change` (`diff`), exits 1 when anything would change, like `kubectl diff`.
+async fn diff(
+    conn: &Connection,
+    out: Output,
+    manifests: &[Manifest],
+    timeout: Duration,
+    exit_on_change: bool,
+) -> Result<u8, Error> {
+    let d = Deployer::new(conn.client.clone(), &conn.namespace);
+    let mut docs = Vec::new();
+    let mut changed = false;
+    for m in manifests {
+        let a = d.apply(m, true, Instant::now() + timeout).await?;
+        let text = apply::diff(&m.name, a.before.as_ref(), &a.after);
+        let change = if text.is_empty() {
+            apply::Change::Unchanged
+        } else {
+            a.change
+        };
+        changed |= change != apply::Change::Unchanged;
+        match out {
+            Output::Json => docs.push(serde_json::json!({
+                "name": m.name,
+                "namespace": conn.namespace,
+                "source": m.origin(),
+                "change": change,
+                "diff": text,
+                "images": apply::image_changes(a.before.as_ref(), &a.after),
+            })),
+            Output::Text => {
+                print!("{text}");
+                let verb = match change {
+                    apply::Change::Created => "created",
+                    apply::Change::Updated => "configured",
+                    apply::Change::Unchanged => "unchanged",
+                };
+                eprintln!("seldondeployment/{} {verb} (server dry run)", m.name);
+            }
+        }
+    }
+    if out == Output::Json {
+        println!(
+            "{}",
+            to_json(&serde_json::json!({"changed": changed, "deployments": docs}))
+        );
+    }
+    Ok(u8::from(exit_on_change && changed))
 }
 
 async fn existing(
