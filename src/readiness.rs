@@ -613,6 +613,70 @@ mod tests {
         assert!(r.reason.unwrap().contains("being deleted"));
     }
 
+    fn with_image(mut d: Deployment, container: &str, image: &str) -> Deployment {
+        d.spec.template.spec = Some(k8s_openapi::api::core::v1::PodSpec {
+            containers: vec![k8s_openapi::api::core::v1::Container {
+                name: container.into(),
+                image: Some(image.into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        d
+    }
+
+    fn rollout_sdep(rv: &str, state: &str) -> Value {
+        let mut s = sdep(state, status(1, 2));
+        s["metadata"]["resourceVersion"] = json!(rv);
+        s["spec"]["predictors"][0]["componentSpecs"][0]["spec"]["containers"][0]["image"] =
+            json!("a:2");
+        s["spec"]["predictors"][0]["componentSpecs"][1]["spec"]["containers"][0]["image"] =
+            json!("b:1");
+        s
+    }
+
+    #[test]
+    fn rollout_waits_for_new_images_fresh_status_and_removed_components() {
+        let after = Target::Rollout {
+            status_after: Some(100),
+        };
+        let done = || {
+            vec![
+                with_image(dep("s-p-0-a", 1, 2, 2, 1, 1, 1), "a", "a:2"),
+                with_image(dep("s-p-1-b", 2, 1, 1, 2, 2, 2), "b", "b:1"),
+            ]
+        };
+        // Everything looks done, but the status is the one from before the update.
+        let stale = rollout_sdep("100", "Available");
+        let r = eval(&stale, &done(), after);
+        assert_eq!(r.verdict, Verdict::NotReady);
+        assert!(r.reason.unwrap().contains("since the update"));
+        // A Failed written before the update describes the old spec: not a failure yet.
+        let r = eval(&rollout_sdep("90", "Failed"), &done(), after);
+        assert_eq!(r.verdict, Verdict::NotReady);
+
+        let fresh = rollout_sdep("101", "Available");
+        assert_eq!(eval(&fresh, &done(), after).verdict, Verdict::Ready);
+        // The same Deployments judged at their counts alone pass: images are rollout-only.
+        let mut old = done();
+        old[0] = with_image(dep("s-p-0-a", 1, 2, 2, 1, 1, 1), "a", "a:1");
+        assert_eq!(eval(&fresh, &old, Target::Initial).verdict, Verdict::Ready);
+        let r = eval(&fresh, &old, after);
+        assert_eq!(r.verdict, Verdict::NotReady);
+        assert!(r.summary().contains("runs a image a:1"), "{}", r.summary());
+
+        // A Deployment of a component the spec no longer has must be gone first.
+        let mut extra = done();
+        extra.push(dep("s-p-2-c", 1, 1, 1, 1, 1, 1));
+        let r = eval(&fresh, &extra, after);
+        assert_eq!(r.verdict, Verdict::NotReady);
+        assert!(r.reason.unwrap().contains("left over"));
+
+        // Without an update (unchanged), any status will do.
+        let unchanged = Target::Rollout { status_after: None };
+        assert_eq!(eval(&stale, &done(), unchanged).verdict, Verdict::Ready);
+    }
+
     #[test]
     fn hashed_names_fall_back_to_order_and_aux_deployments_must_roll_out() {
         let s = sdep(
