@@ -8,12 +8,14 @@ use std::future::Future;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Event;
 use kube::Client;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
     PropagationPolicy,
 };
 use kube::core::params::Preconditions;
+use kube::runtime::watcher;
 use serde::Serialize;
 use serde_json::Value;
 use std::sync::Arc;
@@ -650,6 +652,12 @@ impl Deployer {
             Target::Rollout { .. } => "the rollout of the manifest's spec".to_owned(),
         };
         let mut views = Views::new(self, handle);
+        if let Target::Rollout {
+            status_after: Some(updated_at),
+        } = target
+        {
+            views.watch_reconciles(self, handle, updated_at);
+        }
         let mut last: Option<Readiness> = None;
         let mut failed_since: Option<Instant> = None;
         let mut hinted = false;
@@ -688,6 +696,13 @@ impl Deployer {
                     let sdep = views.sdep_json();
                     let comps = sdep.as_ref().map(replicas::components).unwrap_or_default();
                     let deps = views.owned_deployments();
+                    // Once the operator has reconciled since the update, its status is as
+                    // fresh as it will get (it writes none when nothing changed).
+                    let target = if views.reconciled {
+                        Target::Rollout { status_after: None }
+                    } else {
+                        target
+                    };
                     let r = readiness::evaluate(sdep.as_ref(), &handle.uid, &deps, &comps, target);
                     if r.verdict == Verdict::Gone
                         && r.reason.as_deref() != Some("marked for deletion")
@@ -961,6 +976,23 @@ async fn sleep_until_opt(t: Option<Instant>) {
     }
 }
 
+/// The next item of `sub`, or never.
+async fn next_if_some<K>(sub: Option<&mut Subscription<K>>) -> watch::Item<K>
+where
+    K: kube::Resource
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    match sub {
+        Some(s) => s.next().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// The two watches a wait needs: the SeldonDeployment, and the namespace's Seldon
 /// Deployments (label `seldon-deployment-id` present; ownership is checked by UID).
 /// Subscriptions to the [`Hub`]'s feeds (shared, or fresh ones), folded into small local
@@ -973,6 +1005,13 @@ struct Views {
     name: String,
     sdep_op: Op,
     deps_op: Op,
+    /// After an update (see [`Views::watch_reconciles`]): the operator's `Updated` events
+    /// about this object.
+    reconciles: Option<Subscription<Event>>,
+    /// The update's resourceVersion, with [`Views::reconciles`].
+    updated_at: u64,
+    /// An `Updated` event was written after the update.
+    reconciled: bool,
 }
 
 impl Views {
@@ -992,7 +1031,25 @@ impl Views {
             name: handle.name.clone(),
             sdep_op: Op::sdep("watch", &d.namespace, Some(&handle.name)),
             deps_op: Op::other("watch", "deployments.apps", &d.namespace),
+            reconciles: None,
+            updated_at: 0,
+            reconciled: false,
         }
+    }
+
+    /// Also follows the operator's `Updated` events about the object, which it emits at the
+    /// end of every reconcile that ended without error. A reconcile that changes no child
+    /// object writes no status, so after such an update (a new traffic split, say) this event
+    /// is the only sign that the operator has processed it. Events are a view, not the job:
+    /// an error on this watch only means the sign never comes.
+    fn watch_reconciles(&mut self, d: &Deployer, handle: &Handle, updated_at: u64) {
+        self.updated_at = updated_at;
+        let uid = handle.uid.clone();
+        self.reconciles = Some(d.hub.events().subscribe(move |e: &Event| {
+            e.reason.as_deref() == Some("Updated")
+                && e.involved_object.kind.as_deref() == Some("SeldonDeployment")
+                && e.involved_object.uid.as_deref() == Some(uid.as_str())
+        }));
     }
 
     /// Waits for the next watch item; `Ok(true)` if the view changed.
@@ -1007,6 +1064,24 @@ impl Views {
             item = self.deps_sub.next() => match &*item {
                 Ok(ev) => return Ok(self.deps.apply(ev.clone(), &uncounted)),
                 Err(e) => watch::fatal(e, &self.deps_op),
+            },
+            item = next_if_some(self.reconciles.as_mut()) => {
+                // An event written while we watch is news. One in the replayed store may be
+                // from a reconcile before the update, or after it but before this wait
+                // subscribed (a reconcile that changes nothing takes milliseconds): written
+                // after the update means a newer resourceVersion (Events share etcd's
+                // revisions with the object).
+                let after_update = match &*item {
+                    Ok(watcher::Event::Apply(_)) => true,
+                    Ok(watcher::Event::InitApply(e)) => {
+                        apply::revision(e.metadata.resource_version.as_deref())
+                            .is_some_and(|rv| rv > self.updated_at)
+                    }
+                    _ => false,
+                };
+                let first = after_update && !self.reconciled;
+                self.reconciled |= first;
+                return Ok(first);
             },
         };
         fatal.map_or(Ok(false), Err)

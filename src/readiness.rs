@@ -54,6 +54,10 @@ pub struct ComponentReadiness {
     pub desired: Option<i32>,
     /// Available replicas (Deployment status).
     pub available: i32,
+    /// Replicas running the Deployment's current pod template.
+    pub updated: i32,
+    /// Pods of older ReplicaSets still there (`replicas - updatedReplicas`).
+    pub old: i32,
     /// Whether this component passes.
     pub ready: bool,
     /// Why not, when not.
@@ -68,6 +72,22 @@ impl ComponentReadiness {
         match self.desired {
             Some(d) => format!("{}/{d}", self.available),
             None => format!("{}/auto", self.available),
+        }
+    }
+
+    /// The ratio, plus `(U updated, O old)` while a rollout is under way.
+    #[must_use]
+    pub fn progress(&self) -> String {
+        let rolling = self.old > 0 || self.desired.is_some_and(|d| self.updated < d);
+        if rolling && self.reason.is_some() {
+            format!(
+                "{} ({} updated, {} old)",
+                self.ratio(),
+                self.updated,
+                self.old
+            )
+        } else {
+            self.ratio()
         }
     }
 }
@@ -104,7 +124,7 @@ impl Readiness {
         let comps: Vec<String> = self
             .components
             .iter()
-            .map(|c| format!("{} {}", c.name, c.ratio()))
+            .map(|c| format!("{} {}", c.name, c.progress()))
             .collect();
         if !comps.is_empty() {
             s.push_str("; ");
@@ -223,6 +243,8 @@ pub fn evaluate(
                 predictor: Some(comp.predictor.clone()),
                 desired,
                 available: 0,
+                updated: 0,
+                old: 0,
                 ready: false,
                 reason: Some("no Deployment yet".into()),
             }),
@@ -365,6 +387,8 @@ fn check_deployment(
         predictor,
         desired: shown,
         available,
+        updated,
+        old: (replicas - updated).max(0),
         ready: reason.is_none(),
         reason,
     }
@@ -531,6 +555,7 @@ mod tests {
         let r = eval(&s, &deps, Target::Initial);
         assert_eq!(r.verdict, Verdict::NotReady);
         assert_eq!(r.components[0].ratio(), "1/1");
+        assert_eq!(r.components[0].progress(), "1/1 (1 updated, 1 old)");
         assert!(!r.components[0].ready);
     }
 

@@ -10,7 +10,7 @@ use seldon_deploy::events::{self, EventFilter};
 use seldon_deploy::lifecycle::{Deployer, WaitOptions};
 use seldon_deploy::manifest::{self, Manifest};
 use seldon_deploy::replicas::Target;
-use seldon_deploy::report::{Report, Summary};
+use seldon_deploy::report::{self, Report, Summary};
 use seldon_deploy::run::{self, Context, Interrupt, Ledger, RunOptions, Step, Subject};
 use tokio::time::{Duration, Instant};
 
@@ -42,6 +42,16 @@ pub async fn dispatch(cli: Cli) -> u8 {
 
 async fn dispatch_inner(cli: Cli) -> Result<u8, Error> {
     let out = cli.output;
+    if out == Output::Junit
+        && matches!(
+            cli.command,
+            Command::Status(_) | Command::Events(_) | Command::Diff(_)
+        )
+    {
+        return Err(Error::Usage(
+            "-o junit is for run, create, apply, scale, wait and delete; use -o json here".into(),
+        ));
+    }
     match cli.command {
         Command::Run(a) => {
             // Everything that can be checked locally is checked before any client exists.
@@ -264,7 +274,7 @@ async fn drive(
     ctx.updates = Some(tx);
     let many = manifests.len() > 1;
     let live = out == Output::Text && std::io::stdout().is_terminal();
-    let renderer = Renderer::new(live, out == Output::Json, many).with_total(manifests.len());
+    let renderer = Renderer::new(live, out != Output::Text, many).with_total(manifests.len());
     let render = tokio::spawn(output::render(rx, renderer));
 
     let reports: Vec<Report> = futures::stream::iter(manifests.iter())
@@ -278,6 +288,13 @@ async fn drive(
 }
 
 fn print_reports(out: Output, mut reports: Vec<Report>) -> u8 {
+    if out == Output::Junit {
+        print!("{}", report::junit("seldon-deploy", &reports));
+        for r in reports.iter().filter(|r| !r.succeeded()) {
+            eprint!("{}", output::result_line(r));
+        }
+        return Summary::new(reports).exit_code;
+    }
     if reports.len() == 1 {
         let rep = reports.remove(0);
         match out {
@@ -287,7 +304,7 @@ fn print_reports(out: Output, mut reports: Vec<Report>) -> u8 {
                     eprint!("{}", output::result_line(&rep));
                 }
             }
-            Output::Text => {
+            Output::Text | Output::Junit => {
                 let (stdout, stderr) = output::closing_text(&rep);
                 print!("{stdout}");
                 eprint!("{stderr}");
@@ -302,7 +319,7 @@ fn print_reports(out: Output, mut reports: Vec<Report>) -> u8 {
                 println!("{}", to_json(&sum));
                 eprint!("{stderr}");
             }
-            Output::Text => {
+            Output::Text | Output::Junit => {
                 print!("{stdout}");
                 eprint!("{stderr}");
             }
@@ -346,7 +363,7 @@ async fn diff(
                 "diff": text,
                 "images": apply::image_changes(a.before.as_ref(), &a.after),
             })),
-            Output::Text => {
+            Output::Text | Output::Junit => {
                 print!("{text}");
                 let verb = match change {
                     apply::Change::Created => "created",
@@ -381,7 +398,7 @@ async fn existing(
     let live = out == Output::Text && std::io::stdout().is_terminal();
     let render = tokio::spawn(output::render(
         rx,
-        Renderer::new(live, out == Output::Json, false),
+        Renderer::new(live, out != Output::Text, false),
     ));
     let opts = run_options(w, 1, true);
     let rep = run::execute(&ctx, Subject::Existing(name), steps, &opts).await;
@@ -411,7 +428,7 @@ async fn status(c: &ConnArgs, out: Output, name: &str, replicas: Option<i32>) ->
                 "readiness": r,
             }))
         ),
-        Output::Text => {
+        Output::Text | Output::Junit => {
             println!(
                 "seldondeployment/{} in {}: {}",
                 handle.name,
@@ -478,7 +495,7 @@ async fn follow_events(
             item = stream.next() => match item {
                 Some(Ok(e)) => match out {
                     Output::Json => println!("{}", serde_json::to_string(&e).unwrap_or_default()),
-                    Output::Text => println!(
+                    Output::Text | Output::Junit => println!(
                         "{} {e}",
                         e.time.as_deref().unwrap_or("-")
                     ),

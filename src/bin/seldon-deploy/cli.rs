@@ -66,6 +66,9 @@ pub enum Output {
     Text,
     /// One JSON document on stdout at the end (progress lines go to stderr).
     Json,
+    /// JUnit XML on stdout at the end, one test case per deployment and phase, for CI test
+    /// reporters (run, create, apply, scale, wait, delete; progress lines go to stderr).
+    Junit,
 }
 
 /// Examples under `run --help`.
