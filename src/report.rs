@@ -81,6 +81,8 @@ pub struct Report {
     pub phases: Vec<PhaseRecord>,
     /// Events seen during the run, in arrival order.
     pub events: Vec<EventRecord>,
+    /// What the run went on without, e.g. Events it was not allowed to read.
+    pub warnings: Vec<String>,
     /// The last readiness evaluation.
     pub final_status: Option<Readiness>,
     /// Whether the object was deliberately kept (`--keep`).
@@ -105,6 +107,7 @@ impl Report {
             error: None,
             phases: Vec::new(),
             events: Vec::new(),
+            warnings: Vec::new(),
             final_status: None,
             kept: false,
             left_behind: Vec::new(),

@@ -204,6 +204,9 @@ pub enum UpdateKind {
     },
     /// Advice for the user.
     Hint(String),
+    /// Something the run goes on without (sent once per process), e.g. Events it may not
+    /// read.
+    Warning(String),
     /// An Event.
     Event(EventRecord),
     /// A phase ended.
@@ -228,6 +231,8 @@ pub struct Context {
     pub ledger: Ledger,
     /// Where progress goes (`None`: nowhere).
     pub updates: Option<UnboundedSender<Update>>,
+    /// Warnings already sent, so each is shown once however many lifecycles hit it.
+    warned: Arc<Mutex<Vec<String>>>,
 }
 
 impl Context {
@@ -239,6 +244,21 @@ impl Context {
             interrupt: Interrupt::new(),
             ledger: Ledger::default(),
             updates: None,
+            warned: Arc::default(),
+        }
+    }
+
+    /// Sends a [`UpdateKind::Warning`] unless the same text was sent before.
+    fn warn_once(&self, deployment: &str, text: String) {
+        let first = self.warned.lock().is_ok_and(|mut seen| {
+            let new = !seen.contains(&text);
+            if new {
+                seen.push(text.clone());
+            }
+            new
+        });
+        if first {
+            self.send(deployment, UpdateKind::Warning(text));
         }
     }
 
@@ -303,20 +323,38 @@ struct EventTask {
     collected: Arc<Mutex<Vec<EventRecord>>>,
     failed: CancellationToken,
     error: Arc<Mutex<Option<Error>>>,
+    /// Set when the run goes on without Events (not allowed to read them).
+    warning: Arc<Mutex<Option<String>>>,
     handle: tokio::task::JoinHandle<()>,
 }
 
+/// The warning for a run that may not read Events, or `None` when `e` must stop the run.
+/// Events are a view of the run, not its job: only missing rights on them are forgiven.
+fn events_denied(e: &Error) -> Option<String> {
+    match e {
+        Error::Forbidden {
+            verb,
+            resource,
+            namespace,
+            ..
+        } if resource == "events" => Some(format!(
+            "not allowed to {verb} events in namespace {namespace:?}: going on without events \
+             (grant list and watch on events to see them)"
+        )),
+        _ => None,
+    }
+}
+
 impl EventTask {
-    fn start(ctx: &Context, handle: &Handle, predicted: Vec<String>, replay: bool) -> Self {
-        let since = handle
-            .created_at
-            .as_deref()
-            .and_then(|s| s.parse::<Timestamp>().ok());
-        let since = if replay {
-            since
-        } else {
-            Some(Timestamp::now())
-        };
+    /// Follows the Events of `handle`'s object. With `replay`, those already there are shown
+    /// too; either way none older than `since` (server clock).
+    fn start(
+        ctx: &Context,
+        handle: &Handle,
+        predicted: Vec<String>,
+        replay: bool,
+        since: Option<Timestamp>,
+    ) -> Self {
         let filter = EventFilter {
             name: handle.name.clone(),
             uid: handle.uid.clone(),
@@ -328,10 +366,12 @@ impl EventTask {
         let collected = Arc::new(Mutex::new(Vec::new()));
         let failed = CancellationToken::new();
         let error = Arc::new(Mutex::new(None));
-        let (c2, f2, e2, ctx2, name) = (
+        let warning = Arc::new(Mutex::new(None));
+        let (c2, f2, e2, w2, ctx2, name) = (
             collected.clone(),
             failed.clone(),
             error.clone(),
+            warning.clone(),
             ctx.clone(),
             handle.name.clone(),
         );
@@ -345,6 +385,13 @@ impl EventTask {
                         }
                     }
                     Err(e) => {
+                        if let Some(w) = events_denied(&e) {
+                            ctx2.warn_once(&name, w.clone());
+                            if let Ok(mut slot) = w2.lock() {
+                                *slot = Some(w);
+                            }
+                            return;
+                        }
                         if let Ok(mut slot) = e2.lock() {
                             *slot = Some(e);
                         }
@@ -358,6 +405,7 @@ impl EventTask {
             collected,
             failed,
             error,
+            warning,
             handle,
         }
     }
@@ -372,13 +420,17 @@ impl EventTask {
             })
     }
 
-    async fn stop(self, drain: bool) -> Vec<EventRecord> {
+    /// Stops following; returns the Events seen and the warning, if the run went on without
+    /// them.
+    async fn stop(self, drain: bool) -> (Vec<EventRecord>, Option<String>) {
         if drain {
             tokio::time::sleep(EVENT_DRAIN).await;
         }
         self.handle.abort();
         let _ = self.handle.await;
-        self.collected.lock().map(|v| v.clone()).unwrap_or_default()
+        let events = self.collected.lock().map(|v| v.clone()).unwrap_or_default();
+        let warning = self.warning.lock().ok().and_then(|mut w| w.take());
+        (events, warning)
     }
 }
 
@@ -419,10 +471,22 @@ pub async fn execute(
     let mut failure: Option<Error> = None;
 
     if let Subject::Existing(n) = subject {
-        match d.handle(n, Instant::now() + opts.timeout).await {
-            Ok(h) => {
+        match d
+            .handle_and_server_time(n, Instant::now() + opts.timeout)
+            .await
+        {
+            Ok((h, server_now)) => {
                 lease = Some(d.lease());
-                events = Some(EventTask::start(ctx, &h, predicted.clone(), false));
+                // Events from now on, "now" on the server's clock (Event times are the
+                // server's). Without a Date header the watch's first list is the only
+                // boundary: what it holds is not shown.
+                events = Some(EventTask::start(
+                    ctx,
+                    &h,
+                    predicted.clone(),
+                    false,
+                    server_now,
+                ));
                 handle = Some(h);
             }
             Err(e) => failure = Some(e),
@@ -451,7 +515,9 @@ pub async fn execute(
                         created = true;
                         report.uid = Some(h.uid.clone());
                         lease = Some(d.lease());
-                        events = Some(EventTask::start(ctx, &h, predicted.clone(), true));
+                        // Everything since the object was created (server clock).
+                        let since = h.created_at.as_deref().and_then(|t| t.parse().ok());
+                        events = Some(EventTask::start(ctx, &h, predicted.clone(), true, since));
                         let detail = format!("uid {}", h.uid);
                         handle = Some(h);
                         Ok(Some(detail))
@@ -535,7 +601,9 @@ pub async fn execute(
         // Controllers' event recorders write asynchronously, so events of the run's last
         // steps (and under load even of its first) can arrive after it; a short wait keeps
         // them in the report. It delays the exit, not the phase timings.
-        report.events = t.stop(failure.is_none()).await;
+        let (seen, warning) = t.stop(failure.is_none()).await;
+        report.events = seen;
+        report.warnings.extend(warning);
     }
     if let Some(e) = &failure {
         report.fail(e);

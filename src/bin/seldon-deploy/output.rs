@@ -106,6 +106,13 @@ impl Renderer {
         self.draw_live();
     }
 
+    /// A warning: always on stderr, where warnings are looked for, whatever the output mode.
+    fn warning(&mut self, text: &str) {
+        self.clear_live();
+        eprintln!("warning: {text}");
+        self.draw_live();
+    }
+
     fn draw_live(&mut self) {
         if self.multi() {
             self.draw_block();
@@ -268,6 +275,7 @@ impl Renderer {
                 }
             }
             UpdateKind::Hint(h) => self.line(d, &format!("note: {h}")),
+            UpdateKind::Warning(w) => self.warning(w),
             UpdateKind::Event(e) => self.line(d, &format!("  event: {e}")),
             UpdateKind::PhaseFinished(rec) => {
                 let detail = rec
