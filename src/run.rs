@@ -696,3 +696,49 @@ fn forward(
     };
     ctx.send(name, kind);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_warning_is_sent_once_however_many_lifecycles_hit_it() {
+        let (svc, _handle) = tower_test::mock::pair::<
+            http::Request<kube::client::Body>,
+            http::Response<kube::client::Body>,
+        >();
+        let mut ctx = Context::new(Deployer::new(kube::Client::new(svc, "ns"), "ns"));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        ctx.updates = Some(tx);
+        let denied = Error::Forbidden {
+            verb: "watch".into(),
+            resource: "events".into(),
+            namespace: "ns".into(),
+            name: None,
+            message: "m".into(),
+        };
+        let text = events_denied(&denied).expect("events are optional");
+        assert!(text.contains("watch events in namespace \"ns\""), "{text}");
+        // Two lifecycles of one run (clones of its context) hit it.
+        for (ctx, name) in [(ctx.clone(), "a"), (ctx.clone(), "b")] {
+            ctx.warn_once(name, text.clone());
+        }
+        drop(ctx);
+        let mut warnings = 0;
+        while let Some(u) = rx.recv().await {
+            if matches!(u.kind, UpdateKind::Warning(_)) {
+                warnings += 1;
+            }
+        }
+        assert_eq!(warnings, 1);
+        // Rights on what the run acts on stay fatal.
+        let deps = Error::Forbidden {
+            verb: "watch".into(),
+            resource: "deployments.apps".into(),
+            namespace: "ns".into(),
+            name: None,
+            message: "m".into(),
+        };
+        assert!(events_denied(&deps).is_none());
+    }
+}
