@@ -181,7 +181,7 @@ const MAX_KEPT_WARNINGS: usize = 10;
 /// - repeats of one (object, reason, message) are collapsed into their latest record, whose
 ///   count is at least the number of repeats seen (the operator's `Updated SeldonDeployment`
 ///   alone would otherwise fill the list);
-/// - the latest Warning of each object is always kept (up to [`MAX_KEPT_WARNINGS`] objects,
+/// - the latest Warning of each object is always kept (up to `MAX_KEPT_WARNINGS` (10) objects,
 ///   the most recent), since a `FailedScheduling` streamed early is often the cause;
 /// - the most recent of the rest fill up to `limit`.
 #[must_use]
