@@ -6,6 +6,7 @@
 use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::apply::{Change, ImageChange};
 use crate::error::Error;
 use crate::events::EventRecord;
 use crate::readiness::Readiness;
@@ -91,6 +92,26 @@ pub struct Report {
     pub left_behind: Vec<String>,
     /// Watch and retry counters.
     pub watch: StatsSnapshot,
+    /// What `apply` did: `created`, `updated` or `unchanged`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change: Option<Change>,
+    /// The images `apply` changed, per component and container.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<ImageChange>,
+    /// Whether `apply --atomic` tried to roll back, and how that went.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<Rollback>,
+}
+
+/// The rollback of a failed `apply --atomic`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rollback {
+    /// `restored` (the previous spec is ready again), `deleted` (the object `apply`
+    /// created was removed) or `failed`.
+    pub outcome: String,
+    /// Why the rollback failed, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl Report {
@@ -112,6 +133,9 @@ impl Report {
             kept: false,
             left_behind: Vec::new(),
             watch: StatsSnapshot::default(),
+            change: None,
+            images: Vec::new(),
+            rollback: None,
         }
     }
 
@@ -466,5 +490,134 @@ mod tests {
         let s = Summary::new(vec![r]);
         assert!(summary_table(&s).contains("iris"));
         assert_eq!(fmt_ms(125_400), "2m05.4s");
+    }
+}
+
+/// The reports as a JUnit XML document, which GitLab, Jenkins and GitHub test reporters read:
+/// one test suite per SeldonDeployment, one test case per phase (a failed phase is a
+/// `<failure>` with the error's message), and one `run` case for a deployment that failed
+/// before its first phase.
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::report::{Report, junit};
+/// let xml = junit("seldon-deploy apply", &[Report::new("iris", "models")]);
+/// assert!(xml.contains(r#"<testsuite name="models/iris""#));
+/// ```
+#[must_use]
+pub fn junit(command: &str, reports: &[Report]) -> String {
+    let seconds = |ms: u64| format!("{:.3}", ms as f64 / 1000.0);
+    let mut suites = String::new();
+    let (mut tests, mut failures) = (0, 0);
+    for r in reports {
+        let suite = format!("{}/{}", r.namespace, r.name);
+        let mut cases = String::new();
+        let mut count = 0;
+        let mut failed = 0;
+        let mut case = |name: &str, ms: u64, failure: Option<(&str, &str)>| {
+            count += 1;
+            cases.push_str(&format!(
+                "    <testcase classname=\"{}\" name=\"{}\" time=\"{}\"",
+                xml_escape(&suite),
+                xml_escape(name),
+                seconds(ms)
+            ));
+            match failure {
+                None => cases.push_str("/>\n"),
+                Some((kind, message)) => {
+                    failed += 1;
+                    cases.push_str(&format!(
+                        ">\n      <failure type=\"{}\" message=\"{}\">{}</failure>\n    </testcase>\n",
+                        xml_escape(kind),
+                        xml_escape(message),
+                        xml_escape(message)
+                    ));
+                }
+            }
+        };
+        for p in &r.phases {
+            let failure = (p.outcome != "ok").then(|| {
+                (
+                    p.outcome.as_str(),
+                    p.detail.as_deref().unwrap_or(p.outcome.as_str()),
+                )
+            });
+            case(&p.name, p.duration_ms, failure);
+        }
+        if r.phases.is_empty() {
+            case(
+                "run",
+                0,
+                r.error.as_deref().map(|e| (r.outcome.as_str(), e)),
+            );
+        }
+        let total_ms: u64 = r.phases.iter().map(|p| p.duration_ms).sum();
+        suites.push_str(&format!(
+            "  <testsuite name=\"{}\" tests=\"{count}\" failures=\"{failed}\" errors=\"0\" time=\"{}\">\n{cases}  </testsuite>\n",
+            xml_escape(&suite),
+            seconds(total_ms)
+        ));
+        tests += count;
+        failures += failed;
+    }
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\">\n{suites}</testsuites>\n",
+        xml_escape(command)
+    )
+}
+
+/// Escapes text for XML attributes and content. Written here because it is the whole of the
+/// XML this crate writes; an XML crate would be a dependency for five replacements. Control
+/// characters other than tab and newline are not allowed in XML 1.0 and are dropped.
+fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod junit_tests {
+    use super::*;
+
+    #[test]
+    fn one_case_per_phase_with_failures_escaped() {
+        let mut ok = Report::new("a", "ns");
+        ok.phases
+            .push(PhaseTimer::start("apply").finish("ok", None));
+        let mut bad = Report::new("b<&>", "ns");
+        bad.phases
+            .push(PhaseTimer::start("apply").finish("ok", None));
+        bad.phases.push(
+            PhaseTimer::start("wait-rollout")
+                .finish("failed", Some("pod \"x\" CrashLoopBackOff <exit 1>".into())),
+        );
+        let mut early = Report::new("c", "ns");
+        early.outcome = "access".into();
+        early.error = Some("forbidden".into());
+        let xml = junit("seldon-deploy apply", &[ok, bad, early]);
+        assert!(
+            xml.contains(r#"<testsuites name="seldon-deploy apply" tests="4" failures="2""#),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(r#"<testsuite name="ns/b&lt;&amp;&gt;" tests="2" failures="1""#),
+            "{xml}"
+        );
+        assert!(xml.contains(r#"<failure type="failed" message="pod &quot;x&quot; CrashLoopBackOff &lt;exit 1&gt;">"#), "{xml}");
+        assert!(xml.contains(r#"name="run" time="0.000">"#), "{xml}");
+        assert_eq!(xml.matches("<testcase ").count(), 4);
+        assert!(!xml.contains('\u{1}'));
     }
 }

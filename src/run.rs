@@ -25,7 +25,7 @@ use crate::lifecycle::{Deployer, Handle, WaitEvent};
 use crate::manifest::Manifest;
 use crate::readiness::Readiness;
 use crate::replicas::Target;
-use crate::report::{PhaseRecord, PhaseTimer, Report, Summary};
+use crate::report::{PhaseRecord, PhaseTimer, Report, Rollback, Summary};
 
 /// How long events are still collected after the last step.
 const EVENT_DRAIN: Duration = Duration::from_millis(300);
@@ -41,6 +41,9 @@ pub struct RunOptions {
     pub keep: bool,
     /// Bound on the clean-up delete after a failure or interrupt (default 30 s).
     pub cleanup_timeout: Duration,
+    /// `apply --atomic`: when the rollout fails, times out or is interrupted, restore the
+    /// spec that was live before the update (or delete the object `apply` created).
+    pub atomic: bool,
 }
 
 impl Default for RunOptions {
@@ -50,6 +53,7 @@ impl Default for RunOptions {
             timeout: Duration::from_secs(300),
             keep: false,
             cleanup_timeout: Duration::from_secs(30),
+            atomic: false,
         }
     }
 }
@@ -65,6 +69,9 @@ pub enum Step {
     Scale(i32),
     /// Delete and wait until gone (`delete`).
     Delete,
+    /// Create, or update the live object to the manifest (`apply`). A following
+    /// `Wait(Target::Rollout { .. })` waits for that update's rollout.
+    Apply,
 }
 
 impl Step {
@@ -75,8 +82,10 @@ impl Step {
             Step::Create => "create",
             Step::Wait(Target::Initial) => "wait-ready",
             Step::Wait(Target::Replicas(_)) => "wait-scaled",
+            Step::Wait(Target::Rollout { .. }) => "wait-rollout",
             Step::Scale(_) => "scale",
             Step::Delete => "delete",
+            Step::Apply => "apply",
         }
     }
 }
@@ -94,6 +103,15 @@ pub fn lifecycle_steps(n: i32, keep: bool) -> Vec<Step> {
         s.push(Step::Delete);
     }
     s
+}
+
+/// `apply`: create or update, then wait until the rollout is complete.
+#[must_use]
+pub fn apply_steps() -> Vec<Step> {
+    vec![
+        Step::Apply,
+        Step::Wait(Target::Rollout { status_after: None }),
+    ]
 }
 
 /// What the steps act on.
@@ -469,6 +487,11 @@ pub async fn execute(
     let mut created = false;
     let mut deleted = false;
     let mut failure: Option<Error> = None;
+    // After an `apply` that updated the object: the object as it was before (for a
+    // rollback) and the update's resourceVersion (for the rollout wait).
+    let mut updated_from: Option<serde_json::Value> = None;
+    let mut update_revision: Option<u64> = None;
+    let applying = steps.contains(&Step::Apply);
 
     if let Subject::Existing(n) = subject {
         match d
@@ -525,11 +548,55 @@ pub async fn execute(
                     Err(e) => Err(e),
                 }
             }
-            (Step::Create, Subject::Existing(_), _) => {
-                Err(Error::Usage("create needs a manifest".into()))
+            (Step::Apply, Subject::Manifest(m), _) => match d.apply(m, false, deadline).await {
+                Ok(a) => {
+                    report.change = Some(a.change);
+                    report.images = crate::apply::image_changes(a.before.as_ref(), &a.after);
+                    report.uid = Some(a.handle.uid.clone());
+                    if a.change == crate::apply::Change::Created {
+                        ctx.ledger.add(&a.handle);
+                        created = true;
+                    } else {
+                        update_revision = a.revision;
+                        if a.change == crate::apply::Change::Updated {
+                            updated_from = a.before;
+                        }
+                    }
+                    lease = Some(d.lease());
+                    // Created: everything since its creation. Updated or unchanged: from now
+                    // on, where the watch's first list is the boundary (no client clock).
+                    let since = if created {
+                        a.handle.created_at.as_deref().and_then(|t| t.parse().ok())
+                    } else {
+                        None
+                    };
+                    events = Some(EventTask::start(
+                        ctx,
+                        &a.handle,
+                        predicted.clone(),
+                        created,
+                        since,
+                    ));
+                    let detail = match a.revision {
+                        Some(rv) => format!("{} (resourceVersion {rv})", a.change),
+                        None => a.change.to_string(),
+                    };
+                    handle = Some(a.handle);
+                    Ok(Some(detail))
+                }
+                Err(e) => Err(e),
+            },
+            (Step::Create | Step::Apply, Subject::Existing(_), _) => {
+                Err(Error::Usage(format!("{phase} needs a manifest")))
             }
             (_, _, None) => Err(Error::Usage("no object to act on".into())),
             (Step::Wait(target), _, Some(h)) => {
+                let target = match target {
+                    Target::Rollout { .. } => &Target::Rollout {
+                        status_after: update_revision,
+                    },
+                    other => other,
+                };
                 let mut last: Option<Readiness> = None;
                 let mut obs = |ev: WaitEvent<'_>| forward(ctx, &name, phase, ev, &mut last);
                 let r = cancellable(
@@ -572,17 +639,57 @@ pub async fn execute(
         report.phases.push(record);
     }
 
+    // `apply` without --atomic keeps what it created: the object is what the user asked for.
+    let keep_on_failure = opts.keep || (applying && !opts.atomic);
+    let failed = failure.is_some();
     if let (Some(e), Some(h)) = (&failure, &handle) {
         let ours = created && !deleted;
         if ours && matches!(e, Error::Gone { .. }) {
             ctx.ledger.remove(h);
-        } else if ours && opts.keep {
+        } else if ours && keep_on_failure {
             report.kept = true;
         } else if ours {
             cleanup(ctx, h, opts, &mut report).await;
+            if applying {
+                report.rollback = Some(Rollback {
+                    outcome: if report.left_behind.is_empty() {
+                        "deleted"
+                    } else {
+                        "failed"
+                    }
+                    .into(),
+                    error: report
+                        .left_behind
+                        .first()
+                        .map(|l| format!("could not delete {l}")),
+                });
+            }
         }
-    } else if created && !deleted {
-        report.kept = true;
+    }
+    if let (Some(previous), Some(h)) = (&updated_from, &handle)
+        && let Some(cause) = failure.take()
+    {
+        failure = Some(if opts.atomic && !matches!(cause, Error::Gone { .. }) {
+            rollback(ctx, h, previous, cause, opts, &mut report).await
+        } else {
+            Error::Rollout {
+                aftermath: format!(
+                    "the update stays in place{}: re-apply the previous manifest to roll back, or use --atomic to roll back automatically",
+                    if opts.atomic { "" } else { " (no --atomic)" }
+                ),
+                cause: Box::new(cause),
+            }
+        });
+    }
+    if !failed && created && !deleted {
+        if applying {
+            // What `apply` creates is meant to stay.
+            if let Some(h) = &handle {
+                ctx.ledger.remove(h);
+            }
+        } else {
+            report.kept = true;
+        }
     }
     if report.kept
         && let Some(h) = &handle
@@ -618,6 +725,85 @@ pub async fn execute(
         },
     );
     report
+}
+
+/// `apply --atomic` after a failed rollout: restores the previous spec and waits until it is
+/// ready again, as phases `rollback` and `wait-rollback`. Not cancelled by the first
+/// interrupt (like the clean-up). Returns the error that ends the run: the first cause,
+/// saying whether the rollback worked.
+async fn rollback(
+    ctx: &Context,
+    h: &Handle,
+    previous: &serde_json::Value,
+    cause: Error,
+    opts: &RunOptions,
+    report: &mut Report,
+) -> Error {
+    let d = &ctx.deployer;
+    ctx.send(&h.name, UpdateKind::PhaseStarted("rollback".into()));
+    let timer = PhaseTimer::start("rollback");
+    let restored = d.restore(h, previous, Instant::now() + opts.timeout).await;
+    let rec = match &restored {
+        Ok(rv) => timer.finish(
+            "ok",
+            Some(match rv {
+                Some(rv) => format!("restored the previous spec (resourceVersion {rv})"),
+                None => "the previous spec was still live".to_owned(),
+            }),
+        ),
+        Err(e) => timer.finish(e.outcome(), Some(e.to_string())),
+    };
+    ctx.send(&h.name, UpdateKind::PhaseFinished(rec.clone()));
+    report.phases.push(rec);
+    let waited = match restored {
+        Ok(rv) => {
+            let phase = "wait-rollback";
+            ctx.send(&h.name, UpdateKind::PhaseStarted(phase.into()));
+            let timer = PhaseTimer::start(phase);
+            let mut last = None;
+            let mut obs = |ev: WaitEvent<'_>| forward(ctx, &h.name, phase, ev, &mut last);
+            let r = d
+                .wait_ready(
+                    h,
+                    Target::Rollout { status_after: rv },
+                    Instant::now() + opts.timeout,
+                    &mut obs,
+                )
+                .await;
+            let rec = match &r {
+                Ok(_) => timer.finish("ok", None),
+                Err(e) => timer.finish(e.outcome(), Some(e.to_string())),
+            };
+            ctx.send(&h.name, UpdateKind::PhaseFinished(rec.clone()));
+            report.phases.push(rec);
+            if let Ok(r) = &r {
+                report.final_status = Some(r.clone());
+            }
+            r.map(|_| ())
+        }
+        Err(e) => Err(e),
+    };
+    let (outcome, error, aftermath) = match waited {
+        Ok(()) => (
+            "restored",
+            None,
+            "rolled back to the spec that was live before the update, which is ready again"
+                .to_owned(),
+        ),
+        Err(e) => (
+            "failed",
+            Some(e.to_string()),
+            format!("the rollback failed too: {e}"),
+        ),
+    };
+    report.rollback = Some(Rollback {
+        outcome: outcome.into(),
+        error,
+    });
+    Error::Rollout {
+        cause: Box::new(cause),
+        aftermath,
+    }
 }
 
 /// Deletes what this run created after a failure, bounded by `cleanup_timeout`.

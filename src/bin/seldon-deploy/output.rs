@@ -470,7 +470,11 @@ pub fn result_line(rep: &Report) -> String {
             "OK: seldondeployment/{} in namespace {}{}\n",
             rep.name,
             rep.namespace,
-            if rep.kept { " (kept)" } else { "" }
+            match (rep.change, rep.kept) {
+                (Some(change), _) => format!(" ({change}, rollout complete)"),
+                (None, true) => " (kept)".to_owned(),
+                (None, false) => String::new(),
+            }
         )),
         Some(e) => {
             // Invalid input names its file, also when the server is the one that found it.
