@@ -217,8 +217,28 @@ enum Tier {
     Hashed,
 }
 
-/// Looks a Deployment up by name in the shared store (the follower keeps no copy of it).
-pub(crate) type Lookup = Arc<dyn Fn(&str) -> Option<Deployment> + Send + Sync>;
+/// Looks a Deployment up by name in the shared store (the follower keeps no copy of it): is it
+/// owned by the SeldonDeployment with the given UID? Only ours are copied out.
+pub(crate) type Lookup = Arc<dyn Fn(&str, &str) -> Option<Known> + Send + Sync>;
+
+/// A Deployment found by a [`Lookup`].
+pub(crate) enum Known {
+    /// Ours: learn it.
+    Ours(Box<Deployment>),
+    /// Someone else's.
+    Theirs,
+}
+
+/// What a [`Lookup`] answers for `d`, the store's Deployment of that name (if any).
+fn known(d: Option<&Deployment>, uid: &str) -> Option<Known> {
+    d.map(|d| {
+        if owned_by(d, uid) {
+            Known::Ours(Box::new(d.clone()))
+        } else {
+            Known::Theirs
+        }
+    })
+}
 
 /// The Deployment names `name` (an involved object's) could belong to, longest first:
 /// `a-b-c` gives `a-b-c`, `a-b`, `a`.
@@ -330,16 +350,20 @@ impl Follower {
         }
         let Some(tier) = tier else { return };
         let name = e.involved_object.name.as_deref().unwrap_or_default();
-        if let Some(d) = self.known_deployment(name) {
+        match self.known_deployment(name) {
             // Its Deployment is already known: ours (learn it and show the Event, with any
             // candidates waiting for it) or someone else's (drop it).
-            if self.relevance.learn(&d) {
-                self.recheck_pending();
+            Some(Known::Ours(d)) => {
+                if self.relevance.learn(&d) {
+                    self.recheck_pending();
+                }
                 if self.relevance.matches(e) {
                     self.emit(e);
                 }
+                return;
             }
-            return;
+            Some(Known::Theirs) => return,
+            None => {}
         }
         let queue = &mut self.pending[tier as usize];
         if queue.len() >= MAX_PENDING {
@@ -349,9 +373,9 @@ impl Follower {
     }
 
     /// The Deployment in the shared store that `name` (an involved object's) belongs to.
-    fn known_deployment(&self, name: &str) -> Option<Deployment> {
+    fn known_deployment(&self, name: &str) -> Option<Known> {
         let lookup = self.lookup.as_ref()?;
-        name_prefixes(name).find_map(|p| lookup(p))
+        name_prefixes(name).find_map(|p| lookup(p, &self.relevance.uid))
     }
 
     /// Emits the candidates that match now.
@@ -465,7 +489,7 @@ pub fn follow_in(hub: &Hub, filter: EventFilter) -> BoxStream<'static, Result<Ev
         .map(Input::Event);
     let feed = hub.deployments();
     let store = feed.clone();
-    let lookup: Lookup = Arc::new(move |name| store.read(|s| s.get(name).cloned()));
+    let lookup: Lookup = Arc::new(move |name, uid| store.read(|s| known(s.get(name), uid)));
     let deps = feed
         .subscribe(|_| true)
         .into_stream()
@@ -766,7 +790,7 @@ mod tests {
                 (name.clone(), dep(&name, "other-sdep"))
             })
             .collect();
-        let lookup: Lookup = Arc::new(move |n| foreign.get(n).cloned());
+        let lookup: Lookup = Arc::new(move |n, uid| known(foreign.get(n), uid));
         let mut f = follower_with(Some(SINCE), true, Some(lookup));
         // Ours first: an unpredicted explainer and a hashed component, both not yet known.
         let ours_hashed = "seldon-0123456789abcdef0123456789abcdef";
@@ -828,7 +852,8 @@ mod tests {
     #[test]
     fn a_candidate_whose_deployment_is_already_stored_as_ours_shows_at_once() {
         let ours = dep("seldon-0f9a", "sdep-uid");
-        let lookup: Lookup = Arc::new(move |n| (n == "seldon-0f9a").then(|| ours.clone()));
+        let lookup: Lookup =
+            Arc::new(move |n, uid| known((n == "seldon-0f9a").then_some(&ours), uid));
         let mut f = follower_with(Some(SINCE), true, Some(lookup));
         let pod = ev("Pod", "seldon-0f9a-6c7d-x", "pod", 4, T);
         f.on_event(&item(watcher::Event::Apply(pod)));
