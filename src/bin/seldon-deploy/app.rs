@@ -44,7 +44,7 @@ async fn dispatch_inner(cli: Cli) -> Result<u8, Error> {
     match cli.command {
         Command::Run(a) => {
             // Everything that can be checked locally is checked before any client exists.
-            let manifests = manifest::load_all(&a.filename)?;
+            let manifests = load(&a.filename)?;
             for m in &manifests {
                 m.ensure_manually_scalable()?;
             }
@@ -64,7 +64,7 @@ async fn dispatch_inner(cli: Cli) -> Result<u8, Error> {
             .await
         }
         Command::Create(a) => {
-            let manifests = manifest::load_all(&a.filename)?;
+            let manifests = load(&a.filename)?;
             check_unique(&manifests)?;
             let opts = run_options(&a.wait, 1, a.keep);
             let conn = connect_checked(&cli.conn, &manifests).await?;
@@ -88,6 +88,15 @@ async fn dispatch_inner(cli: Cli) -> Result<u8, Error> {
         Command::Events(a) => follow_events(&cli.conn, out, &a.name, a.timeout).await,
         Command::Completions { .. } | Command::Man => Ok(0),
     }
+}
+
+/// Loads the manifests and prints their warnings (a key written twice with one value, …).
+fn load(files: &[String]) -> Result<Vec<Manifest>, Error> {
+    let manifests = manifest::load_all(files)?;
+    for w in manifests.iter().flat_map(|m| &m.warnings) {
+        eprintln!("warning: {w}");
+    }
+    Ok(manifests)
 }
 
 fn run_options(w: &WaitFlags, replicas: i32, keep: bool) -> RunOptions {
