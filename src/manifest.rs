@@ -514,13 +514,24 @@ fn validate(doc: Value, source: &str, document: usize) -> std::result::Result<Ma
             ));
         }
     };
+    let mut predictor_names = std::collections::HashMap::new();
     for (i, p) in predictors.iter().enumerate() {
         let at = format!("spec.predictors[{i}]");
         if !p.is_object() {
             return Err(format!("{at} must be a mapping, found {}", type_name(p)));
         }
         match p.get("name") {
-            Some(Value::String(s)) if !s.is_empty() => {}
+            Some(Value::String(s)) if !s.is_empty() => {
+                // Seldon's validating webhook denies this; where it is not installed, the
+                // operator makes both predictors fight over the same Deployments forever.
+                if let Some(first) = predictor_names.insert(s.as_str(), i) {
+                    return Err(format!(
+                        "{at}.name {s:?} is also the name of spec.predictors[{first}]: \
+                         predictor names must be unique (Seldon's webhook denies a Duplicate \
+                         predictor name)"
+                    ));
+                }
+            }
             _ => return Err(format!("{at}.name is required")),
         }
         check_replicas(p.get("replicas"), &format!("{at}.replicas"))?;
@@ -824,6 +835,13 @@ spec:
 
     #[test]
     fn predictors_required() {
+        let twice = err(&with_spec(
+            "  predictors:\n  - {name: p, graph: {name: a}}\n  - {name: p, graph: {name: b}}\n",
+        ));
+        assert!(
+            twice.contains("spec.predictors[1].name \"p\" is also the name of spec.predictors[0]"),
+            "{twice}"
+        );
         assert!(err(&with_spec("  predictors: []\n")).contains("at least one predictor"));
         assert!(err(&with_spec("  replicas: 1\n")).contains("at least one predictor"));
     }

@@ -306,6 +306,8 @@ bad_file! {
         => ["hpaSpec", "cannot scale \"autoscaled\" by hand", "componentSpecs[0]"];
     bad_second_document: "second-document-bad.yaml"
         => ["(document 2)", "spec.predictors[0].replicas is -1"];
+    duplicate_predictor_name: "duplicate-predictor-name.yaml"
+        => ["spec.predictors[1].name \"main\" is also the name of spec.predictors[0]"];
     same_name_twice: "duplicate-names.yaml" => ["\"iris\" appears twice", "documents 1 and 2"];
 }
 
