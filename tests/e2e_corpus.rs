@@ -16,7 +16,7 @@
 //! missing the test says so and passes, except under `CI=true`, where it fails.
 //!
 //! How much: by default a fixed sample, every fourth file in name order (74 of 295, spread
-//! over the whole list); `SDEP_CORPUS=all` runs every file (about 10 minutes).
+//! over the whole list); `SDEP_CORPUS=all` runs every file (README, Tests: measured times).
 //! `SDEP_CORPUS_CLASSES=a,c` restricts the run to some classes, for debugging.
 
 mod support;
