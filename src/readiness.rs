@@ -287,7 +287,7 @@ pub fn evaluate(
         Some("Available") => rows
             .iter()
             .find_map(|r| r.reason.as_ref().map(|why| format!("{}: {why}", r.name))),
-        None => Some("the operator has not reported a status yet".to_owned()),
+        None => Some(no_status_reason(sdep)),
         Some(other) => Some(format!("state is {other}")),
     };
     Readiness {
@@ -302,6 +302,27 @@ pub fn evaluate(
         components: rows,
     }
 }
+
+/// Why there is no status yet. An operator handles an object labelled
+/// `seldon.io/controller-id` only when it was started with that `CONTROLLER_ID`, and every
+/// other operator skips it without a word, so a status may never come: say so.
+fn no_status_reason(sdep: &Value) -> String {
+    let label = sdep
+        .pointer("/metadata/labels")
+        .and_then(|l| l.get(CONTROLLER_ID_LABEL))
+        .and_then(Value::as_str);
+    match label {
+        Some(id) => format!(
+            "the operator has not reported a status yet; the object is labelled \
+             {CONTROLLER_ID_LABEL}={id:?}, so only a Seldon operator started with \
+             CONTROLLER_ID={id:?} handles it, and any other operator ignores it"
+        ),
+        None => "the operator has not reported a status yet".to_owned(),
+    }
+}
+
+/// The label that assigns a SeldonDeployment to the operator with that `CONTROLLER_ID`.
+const CONTROLLER_ID_LABEL: &str = "seldon.io/controller-id";
 
 /// Maps components to owned Deployments: by predicted name first; then, if exactly as many
 /// unmatched components as unmatched Deployments remain (hashed names), in order.
@@ -493,6 +514,25 @@ mod tests {
         let r = eval(&s, &deps, Target::Initial);
         assert_eq!(r.verdict, Verdict::Ready, "{}", r.summary());
         assert_eq!(r.components[1].ratio(), "2/2");
+    }
+
+    #[test]
+    fn no_status_names_the_controller_id_label_when_set() {
+        let mut s = sdep("x", json!(null));
+        s.as_object_mut().unwrap().remove("status");
+        let r = eval(&s, &[], Target::Initial);
+        assert_eq!(
+            r.reason.as_deref(),
+            Some("the operator has not reported a status yet")
+        );
+        s["metadata"]["labels"] = json!({"seldon.io/controller-id": "team-a"});
+        let r = eval(&s, &[], Target::Initial);
+        let why = r.reason.unwrap();
+        assert!(
+            why.contains("seldon.io/controller-id=\"team-a\"")
+                && why.contains("CONTROLLER_ID=\"team-a\""),
+            "{why}"
+        );
     }
 
     #[test]
