@@ -6,7 +6,9 @@
 //!
 //! 1. the SeldonDeployment exists with the expected UID and is not being deleted;
 //! 2. `status.state` is `Available` (`Failed` is reported as [`Verdict::Failed`]);
-//! 3. every expected component has an owned Deployment, none of them being deleted;
+//! 3. every expected component has an owned Deployment, none of them being deleted (paired by
+//!    the operator's name for it, else by the containers of its pod template, never by the
+//!    order of names);
 //! 4. each such Deployment has `spec.replicas == desired`, `observedGeneration >= generation`,
 //!    and `replicas == updatedReplicas == availableReplicas == desired` (missing counts are 0);
 //! 5. the operator's own `status.deploymentStatus[<deployment>]` agrees (`availableReplicas ==
@@ -303,8 +305,15 @@ pub fn evaluate(
     }
 }
 
-/// Maps components to owned Deployments: by predicted name first; then, if exactly as many
-/// unmatched components as unmatched Deployments remain (hashed names), in order.
+/// Maps components to owned Deployments (indices into `owned`).
+///
+/// First by the name the operator gives them (see [`crate::replicas`]). The rest (an operator
+/// configured or versioned to name them otherwise, e.g. `DEPLOYMENT_NAME_AS_PREFIX`) by what
+/// it puts in the pod template: a Deployment fits a component when its template has every
+/// container of the component and, where the operator set `PREDICTOR_ID` on a container, the
+/// component's predictor. A component is paired only with the one free Deployment it fits;
+/// one that fits none or several is left unpaired (shown as not ready), never guessed: names
+/// and their order say nothing about which component a hashed name belongs to.
 fn assign(components: &[Component], owned: &[&Deployment]) -> Vec<Option<usize>> {
     let mut taken = vec![false; owned.len()];
     let mut out: Vec<Option<usize>> = components
@@ -318,18 +327,41 @@ fn assign(components: &[Component], owned: &[&Deployment]) -> Vec<Option<usize>>
             Some(i)
         })
         .collect();
-    let free: Vec<usize> = (0..owned.len())
-        .filter(|i| !taken[*i] && !is_auxiliary(owned[*i]))
-        .collect();
-    let unmatched: Vec<usize> = (0..components.len())
-        .filter(|i| out[*i].is_none())
-        .collect();
-    if !unmatched.is_empty() && free.len() == unmatched.len() {
-        for (c, d) in unmatched.into_iter().zip(free) {
-            out[c] = Some(d);
+    for (i, d) in owned.iter().enumerate() {
+        taken[i] |= is_auxiliary(d);
+    }
+    // Pairing one component can leave another with a single fit: repeat until nothing moves.
+    loop {
+        let mut moved = false;
+        for (ci, comp) in components.iter().enumerate() {
+            if out[ci].is_some() {
+                continue;
+            }
+            let mut fits = (0..owned.len()).filter(|&di| !taken[di] && fits(comp, owned[di]));
+            if let (Some(di), None) = (fits.next(), fits.next()) {
+                out[ci] = Some(di);
+                taken[di] = true;
+                moved = true;
+            }
+        }
+        if !moved {
+            return out;
         }
     }
-    out
+}
+
+/// Whether `d`'s pod template is the one the operator builds for `comp` (see [`assign`]).
+fn fits(comp: &Component, d: &Deployment) -> bool {
+    let Some(containers) = d.spec.template.spec.as_ref().map(|p| &p.containers) else {
+        return false;
+    };
+    let has = |name: &String| containers.iter().any(|c| &c.name == name);
+    let predictor_ok = containers
+        .iter()
+        .flat_map(|c| c.env.iter().flatten())
+        .filter(|e| e.name == "PREDICTOR_ID")
+        .all(|e| e.value.as_deref() == Some(comp.predictor.as_str()));
+    !comp.containers.is_empty() && comp.containers.iter().all(has) && predictor_ok
 }
 
 /// Deployments the operator adds besides components: explainers and separate orchestrators.
@@ -702,24 +734,157 @@ mod tests {
         assert_eq!(eval(&stale, &done(), unchanged).verdict, Verdict::Ready);
     }
 
+    /// A Deployment rolled out at `n`, whose pod template has `containers`, each with the
+    /// `PREDICTOR_ID` the operator sets when `predictor` is given.
+    fn rolled_out(name: &str, n: i32, containers: &[&str], predictor: Option<&str>) -> Deployment {
+        let mut d = dep(name, n, 1, 1, n, n, n);
+        let cs: Vec<Value> = containers
+            .iter()
+            .map(|c| match predictor {
+                Some(p) => json!({"name": c, "env": [{"name": "PREDICTOR_ID", "value": p}]}),
+                None => json!({"name": c}),
+            })
+            .collect();
+        d.spec.template = serde_json::from_value(json!({"spec": {"containers": cs}})).unwrap();
+        d
+    }
+
+    /// A SeldonDeployment named `name` with one componentSpec per `(predictor, container,
+    /// replicas)`, Available, and the operator's status for `deployments` at their counts.
+    fn long_sdep(name: &str, comps: &[(&str, &str, i32)], deployments: &[(String, i32)]) -> Value {
+        let mut predictors: Vec<Value> = Vec::new();
+        for (p, c, n) in comps {
+            let spec = json!({"replicas": n, "spec": {"containers": [{"name": c}]}});
+            match predictors.iter_mut().find(|x| x["name"] == *p) {
+                Some(x) => x["componentSpecs"].as_array_mut().unwrap().push(spec),
+                None => predictors
+                    .push(json!({"name": p, "componentSpecs": [spec], "graph": {"name": c}})),
+            }
+        }
+        let status: serde_json::Map<String, Value> = deployments
+            .iter()
+            .map(|(d, n)| (d.clone(), json!({"replicas": n, "availableReplicas": n})))
+            .collect();
+        json!({"metadata": {"name": name, "uid": UID}, "spec": {"predictors": predictors},
+               "status": {"state": "Available", "deploymentStatus": status}})
+    }
+
     #[test]
-    fn hashed_names_fall_back_to_order_and_aux_deployments_must_roll_out() {
+    fn hashed_names_pair_each_component_with_its_own_deployment_in_either_order() {
+        // The reported case: the Deployment at 3 sorts after the one at 1.
+        let comps = [
+            ("champion-candidate", "classifier", 3),
+            ("champion-candidate", "transformer", 1),
+        ];
+        let named = [
+            ("seldon-d19aa4c2bd38a2e6b24214a23faed3fa".to_owned(), 3),
+            ("seldon-adf1be1cdf88f287e1fc0b32b7c07cc3".to_owned(), 1),
+        ];
+        let s = long_sdep("fraud-detection-ensemble-production", &comps, &named);
+        for order in [[0, 1], [1, 0]] {
+            let deps: Vec<Deployment> = order
+                .iter()
+                .map(|&i| rolled_out(&named[i].0, named[i].1, &[comps[i].1], None))
+                .collect();
+            let r = eval(&s, &deps, Target::Initial);
+            assert_eq!(r.verdict, Verdict::Ready, "{}", r.summary());
+            let got: Vec<(&str, String)> = r
+                .components
+                .iter()
+                .map(|c| (c.name.as_str(), c.ratio()))
+                .collect();
+            assert_eq!(
+                got,
+                [
+                    (named[0].0.as_str(), "3/3".into()),
+                    (named[1].0.as_str(), "1/1".into())
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn names_the_operator_chose_otherwise_pair_by_pod_template_not_by_order() {
+        // Five components at five counts, on Deployments whose names are not the predicted
+        // ones (as with DEPLOYMENT_NAME_AS_PREFIX), and sort in the reverse order of the
+        // components; the first also carries the orchestrator's container.
+        let sdep_name = "a-seldon-deployment-whose-name-is-long-enough-to-be-hashed";
+        let comps: Vec<(&str, String, i32)> =
+            (0..5).map(|i| ("p", format!("model-{i}"), i + 1)).collect();
+        let names: Vec<(String, i32)> = (0..5)
+            .map(|i| (format!("{sdep_name}-{:x}", 15 - i), i + 1))
+            .collect();
+        let borrowed: Vec<(&str, &str, i32)> =
+            comps.iter().map(|(p, c, n)| (*p, c.as_str(), *n)).collect();
+        let s = long_sdep(sdep_name, &borrowed, &names);
+        let build = |i: usize| {
+            let mut cs = vec![comps[i].1.as_str()];
+            if i == 0 {
+                cs.push("seldon-container-engine");
+            }
+            rolled_out(&names[i].0, names[i].1, &cs, Some("p"))
+        };
+        // Every rotation of the list, forwards and backwards.
+        for start in 0..5 {
+            for reverse in [false, true] {
+                let mut order: Vec<usize> = (0..5).map(|k| (start + k) % 5).collect();
+                if reverse {
+                    order.reverse();
+                }
+                let deps: Vec<Deployment> = order.iter().map(|&i| build(i)).collect();
+                let r = eval(&s, &deps, Target::Initial);
+                assert_eq!(r.verdict, Verdict::Ready, "{order:?}: {}", r.summary());
+                for (i, row) in r.components.iter().enumerate() {
+                    assert_eq!(row.name, names[i].0, "{order:?}");
+                    assert_eq!(row.desired, Some(names[i].1), "{order:?}");
+                }
+                // At one count for all, the component at 1 is ready and the others are not.
+                let r = eval(&s, &deps, Target::Replicas(1));
+                assert_eq!(r.components[0].reason, None, "{order:?}: {}", r.summary());
+                assert!(r.components[1..].iter().all(|c| !c.ready));
+            }
+        }
+    }
+
+    #[test]
+    fn the_predictor_tells_apart_components_with_the_same_containers() {
+        let comps = [("main", "classifier", 1), ("canary", "classifier", 2)];
+        let names = [("x-main".to_owned(), 1), ("w-canary".to_owned(), 2)];
+        let s = long_sdep("s", &comps, &names);
+        let deps = [
+            rolled_out("w-canary", 2, &["classifier"], Some("canary")),
+            rolled_out("x-main", 1, &["classifier"], Some("main")),
+        ];
+        let r = eval(&s, &deps, Target::Initial);
+        assert_eq!(r.verdict, Verdict::Ready, "{}", r.summary());
+        assert_eq!(r.components[0].name, "x-main");
+        assert_eq!(r.components[1].name, "w-canary");
+
+        // Without the predictor on the pod template the fit is ambiguous: no guess.
+        let deps = [
+            rolled_out("w-canary", 2, &["classifier"], None),
+            rolled_out("x-main", 1, &["classifier"], None),
+        ];
+        let r = eval(&s, &deps, Target::Initial);
+        assert_eq!(r.verdict, Verdict::NotReady);
+        assert_eq!(r.components[0].reason.as_deref(), Some("no Deployment yet"));
+        assert_eq!(r.components[1].reason.as_deref(), Some("no Deployment yet"));
+    }
+
+    #[test]
+    fn auxiliary_deployments_are_not_components_and_must_roll_out() {
         let s = sdep(
             "Available",
-            json!({"seldon-1": {"replicas": 1, "availableReplicas": 1},
-            "seldon-2": {"replicas": 2, "availableReplicas": 2},
+            json!({"s-p-0-a": {"replicas": 1, "availableReplicas": 1},
+            "s-p-1-b": {"replicas": 2, "availableReplicas": 2},
             "s-p-explainer": {"replicas": 1, "availableReplicas": 1, "explainerFor": "p"}}),
         );
-        let mut comps = components(&s);
-        for c in &mut comps {
-            c.deployment_name = None;
-        }
         let deps = [
-            dep("seldon-1", 1, 1, 1, 1, 1, 1),
-            dep("seldon-2", 2, 1, 1, 2, 2, 2),
+            dep("s-p-0-a", 1, 1, 1, 1, 1, 1),
+            dep("s-p-1-b", 2, 1, 1, 2, 2, 2),
             dep("s-p-explainer", 1, 1, 1, 1, 1, 0),
         ];
-        let r = evaluate(Some(&s), UID, &deps, &comps, Target::Initial);
+        let r = eval(&s, &deps, Target::Initial);
         assert_eq!(r.components.len(), 3);
         assert!(r.components[0].ready && r.components[1].ready);
         assert!(!r.components[2].ready);
