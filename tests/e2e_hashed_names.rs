@@ -304,3 +304,72 @@ async fn run_waits_for_each_hashed_component_at_its_own_count_in_either_name_ord
     }
     ns.cleanup().await;
 }
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn the_predicted_deployment_names_are_the_ones_the_operator_gives() {
+    // A componentSpec with metadata.name, a prepackaged server without a container of its
+    // own (the operator adds it to the first componentSpec), a predictor of prepackaged
+    // servers only, and a long one that is hashed.
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("names").await;
+    let image = "seldonio/mock_classifier_rest:1.3";
+    let m = json!({
+        "apiVersion": "machinelearning.seldon.io/v1",
+        "kind": "SeldonDeployment",
+        "metadata": {"name": "names"},
+        "spec": {"predictors": [
+            {"name": "p", "componentSpecs": [
+                {"spec": {"containers": [{"name": "router", "image": image}]}},
+                {"metadata": {"name": "custom"}, "replicas": 2,
+                 "spec": {"containers": [{"name": "other", "image": image}]}}],
+             "graph": {"name": "router", "type": "MODEL", "endpoint": {"type": "REST"},
+                "children": [
+                    {"name": "sk", "implementation": "SKLEARN_SERVER",
+                     "modelUri": "gs://seldon-models/sklearn/iris", "children": []},
+                    {"name": "other", "type": "MODEL", "endpoint": {"type": "REST"},
+                     "children": []}]}},
+            {"name": "q", "replicas": 1,
+             "graph": {"name": "iris", "implementation": "SKLEARN_SERVER",
+                       "modelUri": "gs://seldon-models/sklearn/iris", "children": []}},
+            {"name": "a-predictor-whose-name-makes-the-deployment-name-long",
+             "componentSpecs": [{"replicas": 3,
+                "spec": {"containers": [{"name": "classifier", "image": image}]}}],
+             "graph": {"name": "classifier", "type": "MODEL", "endpoint": {"type": "REST"},
+                       "children": []}}
+        ]}
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_json(dir.path(), "names.json", &m);
+    let predicted: Vec<String> = seldon_deploy::manifest::load(&file).unwrap()[0]
+        .components
+        .iter()
+        .map(|c| c.deployment_name.clone().unwrap())
+        .collect();
+    let out = cluster
+        .sdep(&[
+            "create",
+            "-n",
+            &ns.name,
+            "-f",
+            &file,
+            "--timeout",
+            "90s",
+            "-o",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let mut actual = ns.child_deployments("names").await;
+    actual.sort();
+    let mut sorted = predicted.clone();
+    sorted.sort();
+    assert_eq!(actual, sorted, "predicted {predicted:?}");
+    assert_eq!(
+        predicted[..3],
+        ["names-p-0-router-sk", "names-p-1-custom", "names-q-0-iris"]
+    );
+    assert!(predicted[3].starts_with("seldon-"), "{predicted:?}");
+    ns.cleanup().await;
+}
