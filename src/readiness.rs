@@ -24,6 +24,8 @@
 //! 8. after an update, a status the operator wrote after it (a newer resourceVersion). Before
 //!    that, `Available` and even `Failed` describe the previous spec.
 
+use std::collections::BTreeSet;
+
 use k8s_openapi::api::apps::v1::Deployment;
 use serde::Serialize;
 use serde_json::Value;
@@ -227,7 +229,11 @@ pub fn evaluate(
 
     let mut owned: Vec<&Deployment> = deployments.iter().filter(|d| owned_by(d, uid)).collect();
     owned.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
-    let assignment = assign(components, &owned);
+    let sdep_name = sdep
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let assignment = assign(sdep_name, components, &owned);
 
     let mut rows = Vec::new();
     for (ci, comp) in components.iter().enumerate() {
@@ -307,22 +313,26 @@ pub fn evaluate(
 
 /// Maps components to owned Deployments (indices into `owned`).
 ///
-/// First by the name the operator gives them (see [`crate::replicas`]). The rest (an operator
-/// configured or versioned to name them otherwise, e.g. `DEPLOYMENT_NAME_AS_PREFIX`) by what
-/// it puts in the pod template: a Deployment fits a component when its template has every
-/// container of the component and, where the operator set `PREDICTOR_ID` on a container, the
-/// component's predictor. A component is paired only with the one free Deployment it fits;
-/// one that fits none or several is left unpaired (shown as not ready), never guessed: names
-/// and their order say nothing about which component a hashed name belongs to.
-fn assign(components: &[Component], owned: &[&Deployment]) -> Vec<Option<usize>> {
+/// First by the name the operator gives them (see [`crate::replicas`]), or its
+/// `DEPLOYMENT_NAME_AS_PREFIX` form of a hashed one ([`prefixed`]). The rest (an operator
+/// that names them otherwise) by what it puts in the pod template: a Deployment fits a
+/// component when its template has every container of the component and, where the operator
+/// set `PREDICTOR_ID` on a container, the component's predictor, and its name is not the
+/// operator's name for another predictor/index (a Deployment left from an earlier spec). A
+/// component is paired only with the one free Deployment it fits; one that fits none or
+/// several is left unpaired (shown as not ready), never guessed: names and their order say
+/// nothing about which component a hashed name belongs to.
+fn assign(sdep_name: &str, components: &[Component], owned: &[&Deployment]) -> Vec<Option<usize>> {
     let mut taken = vec![false; owned.len()];
     let mut out: Vec<Option<usize>> = components
         .iter()
         .map(|c| {
             let want = c.deployment_name.as_deref()?;
-            let i = owned
-                .iter()
-                .position(|d| d.metadata.name.as_deref() == Some(want))?;
+            let alt = prefixed(sdep_name, want);
+            let i = owned.iter().position(|d| {
+                let name = d.metadata.name.as_deref();
+                name == Some(want) || (alt.is_some() && name == alt.as_deref())
+            })?;
             taken[i] = true;
             Some(i)
         })
@@ -330,6 +340,11 @@ fn assign(components: &[Component], owned: &[&Deployment]) -> Vec<Option<usize>>
     for (i, d) in owned.iter().enumerate() {
         taken[i] |= is_auxiliary(d);
     }
+    let predictors: BTreeSet<&str> = components.iter().map(|c| c.predictor.as_str()).collect();
+    let candidate = |comp: &Component, d: &Deployment| {
+        let name = d.metadata.name.as_deref().unwrap_or_default();
+        fits(comp, d) && !another_slot(sdep_name, &predictors, comp, name)
+    };
     // Pairing one component can leave another with a single fit: repeat until nothing moves.
     loop {
         let mut moved = false;
@@ -337,7 +352,7 @@ fn assign(components: &[Component], owned: &[&Deployment]) -> Vec<Option<usize>>
             if out[ci].is_some() {
                 continue;
             }
-            let mut fits = (0..owned.len()).filter(|&di| !taken[di] && fits(comp, owned[di]));
+            let mut fits = (0..owned.len()).filter(|&di| !taken[di] && candidate(comp, owned[di]));
             if let (Some(di), None) = (fits.next(), fits.next()) {
                 out[ci] = Some(di);
                 taken[di] = true;
@@ -348,6 +363,42 @@ fn assign(components: &[Component], owned: &[&Deployment]) -> Vec<Option<usize>>
             return out;
         }
     }
+}
+
+/// With `DEPLOYMENT_NAME_AS_PREFIX=true` the operator names a hashed Deployment
+/// `<sdep>-<md5>` instead of `seldon-<md5>`, when that fits in 63 characters.
+fn prefixed(sdep_name: &str, predicted: &str) -> Option<String> {
+    let hex = predicted.strip_prefix("seldon-")?;
+    let name = format!("{sdep_name}-{hex}");
+    (hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()) && name.len() <= 63)
+        .then_some(name)
+}
+
+/// Whether `name` is the operator's unhashed name for a predictor/index other than `comp`'s
+/// (`<sdep>-<predictor>-<index>-…`).
+fn another_slot(
+    sdep_name: &str,
+    predictors: &BTreeSet<&str>,
+    comp: &Component,
+    name: &str,
+) -> bool {
+    let mut other = false;
+    for p in predictors {
+        let Some(rest) = name.strip_prefix(&format!("{sdep_name}-{p}-")) else {
+            continue;
+        };
+        let Some((index, _)) = rest.split_once('-') else {
+            continue;
+        };
+        let Ok(index) = index.parse::<usize>() else {
+            continue;
+        };
+        if *p == comp.predictor && index == comp.index {
+            return false;
+        }
+        other = true;
+    }
+    other
 }
 
 /// Whether `d`'s pod template is the one the operator builds for `comp` (see [`assign`]).
@@ -844,6 +895,53 @@ mod tests {
                 assert!(r.components[1..].iter().all(|c| !c.ready));
             }
         }
+    }
+
+    #[test]
+    fn deployment_name_as_prefix_names_pair_exactly() {
+        // DEPLOYMENT_NAME_AS_PREFIX=true: `<sdep>-<md5>` for a hashed name that then fits.
+        let pred = "a-predictor-name-long-enough-for-the-deployment-name-to-be-hashed";
+        let probe = long_sdep(
+            "fraud",
+            &[(pred, "classifier", 3), (pred, "transformer", 1)],
+            &[],
+        );
+        let prefixed: Vec<(String, i32)> = components(&probe)
+            .iter()
+            .zip([3, 1])
+            .map(|(c, n)| {
+                let hashed = c.deployment_name.clone().unwrap();
+                (hashed.replacen("seldon-", "fraud-", 1), n)
+            })
+            .collect();
+        let s = long_sdep(
+            "fraud",
+            &[(pred, "classifier", 3), (pred, "transformer", 1)],
+            &prefixed,
+        );
+        // Pod templates without containers: the names alone decide.
+        let deps = [
+            dep(&prefixed[1].0, 1, 1, 1, 1, 1, 1),
+            dep(&prefixed[0].0, 3, 1, 1, 3, 3, 3),
+        ];
+        let r = eval(&s, &deps, Target::Initial);
+        assert_eq!(r.verdict, Verdict::Ready, "{}", r.summary());
+        assert_eq!(r.components[0].name, prefixed[0].0);
+    }
+
+    #[test]
+    fn a_deployment_named_for_another_index_is_not_paired_by_its_containers() {
+        // The spec's only componentSpec runs `b`; `s-p-1-b` is left from a spec where `b`
+        // was the second one, and the operator has not made `s-p-0-b` yet.
+        let s = long_sdep("s", &[("p", "b", 2)], &[("s-p-1-b".to_owned(), 2)]);
+        let r = eval(
+            &s,
+            &[rolled_out("s-p-1-b", 2, &["b"], Some("p"))],
+            Target::Initial,
+        );
+        assert_eq!(r.verdict, Verdict::NotReady);
+        assert_eq!(r.components[0].name, "s-p-0-b");
+        assert_eq!(r.components[0].reason.as_deref(), Some("no Deployment yet"));
     }
 
     #[test]
