@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Event;
+use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
@@ -598,6 +599,29 @@ impl Deployer {
         Handle::from_object(&obj, &self.namespace)
     }
 
+    /// As [`Deployer::handle`], with the API server's clock when it answered (its `Date`
+    /// header, if it sent one). Events carry the server's times, so "from now on" must be
+    /// measured on that clock, not on this machine's.
+    ///
+    /// # Errors
+    ///
+    /// As [`Deployer::get`].
+    pub async fn handle_and_server_time(
+        &self,
+        name: &str,
+        deadline: Instant,
+    ) -> Result<(Handle, Option<Timestamp>)> {
+        let url = format!(
+            "/apis/{GROUP}/v1/namespaces/{}/seldondeployments/{name}",
+            self.namespace
+        );
+        let (obj, date) = self
+            .retrying(deadline, true, || get_with_date(&self.client, &url))
+            .await
+            .map_err(|e| Error::from_kube(e, &self.op("get", name)))?;
+        Ok((Handle::from_object(&obj, &self.namespace)?, date))
+    }
+
     /// One-shot readiness: reads the SeldonDeployment and its Deployments once.
     /// `replicas` overrides the counts from the object's own spec.
     ///
@@ -1100,4 +1124,38 @@ impl Views {
     fn owned_deployments(&self) -> Vec<Deployment> {
         self.deps.objects().cloned().collect()
     }
+}
+
+/// GETs `url` as JSON, with the answer's `Date` header. kube's typed calls drop the headers, so
+/// this sends the request itself and turns error answers into [`kube::Error::Api`] as kube does.
+async fn get_with_date(
+    client: &Client,
+    url: &str,
+) -> Result<(Value, Option<Timestamp>), kube::Error> {
+    let req = http::Request::get(url)
+        .header(http::header::ACCEPT, "application/json")
+        .body(kube::client::Body::from(Vec::new()))
+        .expect("static request parts are valid");
+    let res = client.send(req).await?;
+    let code = res.status();
+    let date = res
+        .headers()
+        .get(http::header::DATE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            k8s_openapi::jiff::fmt::rfc2822::DateTimeParser::new()
+                .parse_timestamp(v)
+                .ok()
+        });
+    let body = res.into_body().collect_bytes().await?;
+    if code.is_client_error() || code.is_server_error() {
+        let status = serde_json::from_slice::<kube::core::Status>(&body).unwrap_or_else(|_| {
+            let text = String::from_utf8_lossy(&body);
+            kube::core::Status::failure(text.trim(), "Failed to parse error data")
+                .with_code(code.as_u16())
+        });
+        return Err(kube::Error::Api(status.boxed()));
+    }
+    let obj = serde_json::from_slice(&body).map_err(kube::Error::SerdeError)?;
+    Ok((obj, date))
 }

@@ -82,6 +82,8 @@ pub struct Report {
     pub phases: Vec<PhaseRecord>,
     /// Events seen during the run, in arrival order.
     pub events: Vec<EventRecord>,
+    /// What the run went on without, e.g. Events it was not allowed to read.
+    pub warnings: Vec<String>,
     /// The last readiness evaluation.
     pub final_status: Option<Readiness>,
     /// Whether the object was deliberately kept (`--keep`).
@@ -126,6 +128,7 @@ impl Report {
             error: None,
             phases: Vec::new(),
             events: Vec::new(),
+            warnings: Vec::new(),
             final_status: None,
             kept: false,
             left_behind: Vec::new(),
@@ -191,6 +194,66 @@ pub fn worst_exit_code(codes: impl IntoIterator<Item = u8>) -> u8 {
         _ => 5,
     };
     codes.into_iter().max_by_key(|c| rank(*c)).unwrap_or(0)
+}
+
+/// Most Warnings kept by [`last_events`] beyond its `limit` (the latest per object always
+/// stays, up to this many objects).
+const MAX_KEPT_WARNINGS: usize = 10;
+
+/// The Events that explain how a run ended, for the "last events" of a failure, in the order
+/// they last happened:
+/// - repeats of one (object, reason, message) are collapsed into their latest record, whose
+///   count is at least the number of repeats seen (the operator's `Updated SeldonDeployment`
+///   alone would otherwise fill the list);
+/// - the latest Warning of each object is always kept (up to `MAX_KEPT_WARNINGS` (10) objects,
+///   the most recent), since a `FailedScheduling` streamed early is often the cause;
+/// - the most recent of the rest fill up to `limit`.
+#[must_use]
+pub fn last_events(events: &[EventRecord], limit: usize) -> Vec<EventRecord> {
+    // Collapse: one entry per key, at the position of its last occurrence.
+    let mut latest: std::collections::HashMap<(&str, &str, &str), (usize, usize)> =
+        std::collections::HashMap::new();
+    for (i, e) in events.iter().enumerate() {
+        let entry = latest
+            .entry((e.object.as_str(), e.reason.as_str(), e.message.as_str()))
+            .or_insert((i, 0));
+        *entry = (i, entry.1 + 1);
+    }
+    let mut groups: Vec<(usize, usize)> = latest.into_values().collect();
+    groups.sort_unstable();
+    // Newest first: the latest Warning of each object, then the rest up to the limit.
+    let mut warned: Vec<&str> = Vec::new();
+    let mut keep = vec![false; groups.len()];
+    for (g, &(i, _)) in groups.iter().enumerate().rev() {
+        let e = &events[i];
+        if e.type_ == "Warning"
+            && !warned.contains(&e.object.as_str())
+            && warned.len() < MAX_KEPT_WARNINGS
+        {
+            warned.push(&e.object);
+            keep[g] = true;
+        }
+    }
+    let mut kept = keep.iter().filter(|k| **k).count();
+    for k in keep.iter_mut().rev() {
+        if kept >= limit {
+            break;
+        }
+        if !*k {
+            *k = true;
+            kept += 1;
+        }
+    }
+    groups
+        .iter()
+        .zip(keep)
+        .filter(|(_, k)| *k)
+        .map(|(&(i, repeats), _)| {
+            let mut e = events[i].clone();
+            e.count = e.count.max(i32::try_from(repeats).unwrap_or(i32::MAX));
+            e
+        })
+        .collect()
 }
 
 /// Formats milliseconds as `1.234s` or `2m03.4s`.
@@ -274,6 +337,125 @@ mod tests {
         assert_eq!(worst_exit_code([3, 130]), 130);
         assert_eq!(worst_exit_code([0, 4]), 4);
         assert_eq!(worst_exit_code([]), 0);
+    }
+
+    fn rec(type_: &str, reason: &str, object: &str, message: &str, count: i32) -> EventRecord {
+        EventRecord {
+            time: None,
+            type_: type_.into(),
+            reason: reason.into(),
+            source: "c".into(),
+            object: object.into(),
+            message: message.into(),
+            count,
+        }
+    }
+
+    fn lines(events: &[EventRecord]) -> Vec<String> {
+        events.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn last_events_collapse_repeats_and_keep_the_cause() {
+        let sdep = "SeldonDeployment/x";
+        let mut events = vec![
+            rec(
+                "Normal",
+                "CreateDeployment",
+                sdep,
+                "Created Deployment \"x-p-0-c\"",
+                1,
+            ),
+            rec("Normal", "Scheduled", "Pod/x-p-0-c-5d-a", "assigned", 1),
+            rec(
+                "Warning",
+                "FailedScheduling",
+                "Pod/x-p-0-c-5d-b",
+                "0/3 nodes: Insufficient nvidia.com/gpu",
+                1,
+            ),
+            rec(
+                "Warning",
+                "FailedScheduling",
+                "Pod/x-p-0-c-5d-b",
+                "0/3 nodes: Insufficient nvidia.com/gpu",
+                2,
+            ),
+        ];
+        for n in 1..=12 {
+            events.push(rec(
+                "Normal",
+                "Updated",
+                sdep,
+                "Updated SeldonDeployment \"x\"",
+                n,
+            ));
+        }
+        assert_eq!(
+            lines(&last_events(&events, 5)),
+            [
+                "Normal CreateDeployment c SeldonDeployment/x: Created Deployment \"x-p-0-c\"",
+                "Normal Scheduled c Pod/x-p-0-c-5d-a: assigned",
+                "Warning FailedScheduling c Pod/x-p-0-c-5d-b: 0/3 nodes: Insufficient nvidia.com/gpu (x2)",
+                "Normal Updated c SeldonDeployment/x: Updated SeldonDeployment \"x\" (x12)",
+            ]
+        );
+        // With more history than the limit, the early Warning still stays; the oldest
+        // Normal ones go.
+        for i in 0..10 {
+            events.push(rec(
+                "Normal",
+                "Pulled",
+                &format!("Pod/x-p-0-c-5d-{i}"),
+                "pulled",
+                1,
+            ));
+        }
+        let last = last_events(&events, 5);
+        assert_eq!(last.len(), 5);
+        assert!(last[0].reason == "FailedScheduling", "{:?}", lines(&last));
+        assert!(
+            last[1..].iter().all(|e| e.reason == "Pulled"),
+            "{:?}",
+            lines(&last)
+        );
+        // Separate Events with one key (the recorder's aggregation restarted) count as repeats.
+        let separate = vec![rec("Normal", "Killing", "Pod/a", "stop", 1); 3];
+        assert_eq!(last_events(&separate, 5)[0].count, 3);
+        assert!(last_events(&[], 5).is_empty());
+    }
+
+    #[test]
+    fn last_events_keep_the_latest_warning_of_each_object() {
+        let events = vec![
+            rec("Warning", "BackOff", "Pod/a", "restarting", 1),
+            rec(
+                "Warning",
+                "FailedScheduling",
+                "Pod/b",
+                "Insufficient cpu",
+                1,
+            ),
+            rec("Warning", "Unhealthy", "Pod/a", "probe failed", 1),
+        ];
+        let mut all = events.clone();
+        all.extend((0..8).map(|i| {
+            rec(
+                "Normal",
+                "Updated",
+                "SeldonDeployment/x",
+                &format!("u{i}"),
+                1,
+            )
+        }));
+        let last = last_events(&all, 2);
+        assert_eq!(
+            lines(&last),
+            [
+                "Warning FailedScheduling c Pod/b: Insufficient cpu",
+                "Warning Unhealthy c Pod/a: probe failed",
+            ]
+        );
     }
 
     #[test]

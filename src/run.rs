@@ -222,6 +222,9 @@ pub enum UpdateKind {
     },
     /// Advice for the user.
     Hint(String),
+    /// Something the run goes on without (sent once per process), e.g. Events it may not
+    /// read.
+    Warning(String),
     /// An Event.
     Event(EventRecord),
     /// A phase ended.
@@ -246,6 +249,8 @@ pub struct Context {
     pub ledger: Ledger,
     /// Where progress goes (`None`: nowhere).
     pub updates: Option<UnboundedSender<Update>>,
+    /// Warnings already sent, so each is shown once however many lifecycles hit it.
+    warned: Arc<Mutex<Vec<String>>>,
 }
 
 impl Context {
@@ -257,6 +262,21 @@ impl Context {
             interrupt: Interrupt::new(),
             ledger: Ledger::default(),
             updates: None,
+            warned: Arc::default(),
+        }
+    }
+
+    /// Sends a [`UpdateKind::Warning`] unless the same text was sent before.
+    fn warn_once(&self, deployment: &str, text: String) {
+        let first = self.warned.lock().is_ok_and(|mut seen| {
+            let new = !seen.contains(&text);
+            if new {
+                seen.push(text.clone());
+            }
+            new
+        });
+        if first {
+            self.send(deployment, UpdateKind::Warning(text));
         }
     }
 
@@ -329,20 +349,38 @@ struct EventTask {
     collected: Arc<Mutex<Vec<EventRecord>>>,
     failed: CancellationToken,
     error: Arc<Mutex<Option<Error>>>,
+    /// Set when the run goes on without Events (not allowed to read them).
+    warning: Arc<Mutex<Option<String>>>,
     handle: tokio::task::JoinHandle<()>,
 }
 
+/// The warning for a run that may not read Events, or `None` when `e` must stop the run.
+/// Events are a view of the run, not its job: only missing rights on them are forgiven.
+fn events_denied(e: &Error) -> Option<String> {
+    match e {
+        Error::Forbidden {
+            verb,
+            resource,
+            namespace,
+            ..
+        } if resource == "events" => Some(format!(
+            "not allowed to {verb} events in namespace {namespace:?}: going on without events \
+             (grant list and watch on events to see them)"
+        )),
+        _ => None,
+    }
+}
+
 impl EventTask {
-    fn start(ctx: &Context, handle: &Handle, predicted: Vec<String>, replay: bool) -> Self {
-        let since = handle
-            .created_at
-            .as_deref()
-            .and_then(|s| s.parse::<Timestamp>().ok());
-        let since = if replay {
-            since
-        } else {
-            Some(Timestamp::now())
-        };
+    /// Follows the Events of `handle`'s object. With `replay`, those already there are shown
+    /// too; either way none older than `since` (server clock).
+    fn start(
+        ctx: &Context,
+        handle: &Handle,
+        predicted: Vec<String>,
+        replay: bool,
+        since: Option<Timestamp>,
+    ) -> Self {
         let filter = EventFilter {
             name: handle.name.clone(),
             uid: handle.uid.clone(),
@@ -354,10 +392,12 @@ impl EventTask {
         let collected = Arc::new(Mutex::new(Vec::new()));
         let failed = CancellationToken::new();
         let error = Arc::new(Mutex::new(None));
-        let (c2, f2, e2, ctx2, name) = (
+        let warning = Arc::new(Mutex::new(None));
+        let (c2, f2, e2, w2, ctx2, name) = (
             collected.clone(),
             failed.clone(),
             error.clone(),
+            warning.clone(),
             ctx.clone(),
             handle.name.clone(),
         );
@@ -371,6 +411,13 @@ impl EventTask {
                         }
                     }
                     Err(e) => {
+                        if let Some(w) = events_denied(&e) {
+                            ctx2.warn_once(&name, w.clone());
+                            if let Ok(mut slot) = w2.lock() {
+                                *slot = Some(w);
+                            }
+                            return;
+                        }
                         if let Ok(mut slot) = e2.lock() {
                             *slot = Some(e);
                         }
@@ -384,6 +431,7 @@ impl EventTask {
             collected,
             failed,
             error,
+            warning,
             handle,
         }
     }
@@ -398,13 +446,17 @@ impl EventTask {
             })
     }
 
-    async fn stop(self, drain: bool) -> Vec<EventRecord> {
+    /// Stops following; returns the Events seen and the warning, if the run went on without
+    /// them.
+    async fn stop(self, drain: bool) -> (Vec<EventRecord>, Option<String>) {
         if drain {
             tokio::time::sleep(EVENT_DRAIN).await;
         }
         self.handle.abort();
         let _ = self.handle.await;
-        self.collected.lock().map(|v| v.clone()).unwrap_or_default()
+        let events = self.collected.lock().map(|v| v.clone()).unwrap_or_default();
+        let warning = self.warning.lock().ok().and_then(|mut w| w.take());
+        (events, warning)
     }
 }
 
@@ -450,10 +502,22 @@ pub async fn execute(
     let applying = steps.contains(&Step::Apply);
 
     if let Subject::Existing(n) = subject {
-        match d.handle(n, Instant::now() + opts.timeout).await {
-            Ok(h) => {
+        match d
+            .handle_and_server_time(n, Instant::now() + opts.timeout)
+            .await
+        {
+            Ok((h, server_now)) => {
                 lease = Some(d.lease());
-                events = Some(EventTask::start(ctx, &h, predicted.clone(), false));
+                // Events from now on, "now" on the server's clock (Event times are the
+                // server's). Without a Date header the watch's first list is the only
+                // boundary: what it holds is not shown.
+                events = Some(EventTask::start(
+                    ctx,
+                    &h,
+                    predicted.clone(),
+                    false,
+                    server_now,
+                ));
                 handle = Some(h);
             }
             Err(e) => failure = Some(e),
@@ -482,7 +546,9 @@ pub async fn execute(
                         created = true;
                         report.uid = Some(h.uid.clone());
                         lease = Some(d.lease());
-                        events = Some(EventTask::start(ctx, &h, predicted.clone(), true));
+                        // Everything since the object was created (server clock).
+                        let since = h.created_at.as_deref().and_then(|t| t.parse().ok());
+                        events = Some(EventTask::start(ctx, &h, predicted.clone(), true, since));
                         let detail = format!("uid {}", h.uid);
                         handle = Some(h);
                         Ok(Some(detail))
@@ -505,7 +571,20 @@ pub async fn execute(
                         }
                     }
                     lease = Some(d.lease());
-                    events = Some(EventTask::start(ctx, &a.handle, predicted.clone(), created));
+                    // Created: everything since its creation. Updated or unchanged: from now
+                    // on, where the watch's first list is the boundary (no client clock).
+                    let since = if created {
+                        a.handle.created_at.as_deref().and_then(|t| t.parse().ok())
+                    } else {
+                        None
+                    };
+                    events = Some(EventTask::start(
+                        ctx,
+                        &a.handle,
+                        predicted.clone(),
+                        created,
+                        since,
+                    ));
                     let detail = match a.revision {
                         Some(rv) => format!("{} (resourceVersion {rv})", a.change),
                         None => a.change.to_string(),
@@ -637,7 +716,9 @@ pub async fn execute(
         // Controllers' event recorders write asynchronously, so events of the run's last
         // steps (and under load even of its first) can arrive after it; a short wait keeps
         // them in the report. It delays the exit, not the phase timings.
-        report.events = t.stop(failure.is_none()).await;
+        let (seen, warning) = t.stop(failure.is_none()).await;
+        report.events = seen;
+        report.warnings.extend(warning);
     }
     if let Some(e) = &failure {
         report.fail(e);
@@ -808,4 +889,50 @@ fn forward(
         WaitEvent::Hint(h) => UpdateKind::Hint(h.into()),
     };
     ctx.send(name, kind);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_warning_is_sent_once_however_many_lifecycles_hit_it() {
+        let (svc, _handle) = tower_test::mock::pair::<
+            http::Request<kube::client::Body>,
+            http::Response<kube::client::Body>,
+        >();
+        let mut ctx = Context::new(Deployer::new(kube::Client::new(svc, "ns"), "ns"));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        ctx.updates = Some(tx);
+        let denied = Error::Forbidden {
+            verb: "watch".into(),
+            resource: "events".into(),
+            namespace: "ns".into(),
+            name: None,
+            message: "m".into(),
+        };
+        let text = events_denied(&denied).expect("events are optional");
+        assert!(text.contains("watch events in namespace \"ns\""), "{text}");
+        // Two lifecycles of one run (clones of its context) hit it.
+        for (ctx, name) in [(ctx.clone(), "a"), (ctx.clone(), "b")] {
+            ctx.warn_once(name, text.clone());
+        }
+        drop(ctx);
+        let mut warnings = 0;
+        while let Some(u) = rx.recv().await {
+            if matches!(u.kind, UpdateKind::Warning(_)) {
+                warnings += 1;
+            }
+        }
+        assert_eq!(warnings, 1);
+        // Rights on what the run acts on stay fatal.
+        let deps = Error::Forbidden {
+            verb: "watch".into(),
+            resource: "deployments.apps".into(),
+            namespace: "ns".into(),
+            name: None,
+            message: "m".into(),
+        };
+        assert!(events_denied(&deps).is_none());
+    }
 }
