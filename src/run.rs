@@ -310,12 +310,16 @@ pub async fn run(ctx: &Context, manifest: &Manifest, opts: &RunOptions) -> Repor
     execute(ctx, Subject::Manifest(manifest), &steps, opts).await
 }
 
-/// Runs the full lifecycle of several manifests, at most `concurrency` at a time. Each is
-/// isolated: one failing does not stop the others. They share one watch per resource in the
-/// namespace (see [`crate::shared`]), so the API load does not grow with their number.
+/// Runs `steps` (e.g. [`lifecycle_steps`]) on each of several manifests, at most
+/// `concurrency` at a time, and returns their reports in input order. Each is isolated: one
+/// failing does not stop the others, and a slow one does not keep the next from starting
+/// (they finish in any order). They share one watch per resource in the namespace (see
+/// [`crate::shared`]), held for the whole call, so the API load grows neither with their
+/// number nor when they run one after another.
 pub async fn run_many(
     ctx: &Context,
     manifests: &[Manifest],
+    steps: &[Step],
     opts: &RunOptions,
     concurrency: usize,
 ) -> Summary {
@@ -327,13 +331,17 @@ pub async fn run_many(
     if !hub.is_shared() || narrowed_to_one {
         ctx.deployer = ctx.deployer.with_shared_watches(true);
     }
+    let _hold = ctx.deployer.hub().hold();
     let ctx = &ctx;
-    let reports: Vec<Report> = futures::stream::iter(manifests.iter())
-        .map(|m| run(ctx, m, opts))
-        .buffered(concurrency.max(1))
+    // `buffer_unordered`, not `buffered`: a finished lifecycle frees its slot at once, even
+    // while one started before it is still running.
+    let mut reports: Vec<(usize, Report)> = futures::stream::iter(manifests.iter().enumerate())
+        .map(|(i, m)| async move { (i, execute(ctx, Subject::Manifest(m), steps, opts).await) })
+        .buffer_unordered(concurrency.max(1))
         .collect()
         .await;
-    Summary::new(reports)
+    reports.sort_by_key(|(i, _)| *i);
+    Summary::new(reports.into_iter().map(|(_, r)| r).collect())
 }
 
 /// Background event collection for one run.

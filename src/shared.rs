@@ -5,7 +5,8 @@
 //! Shared ([`crate::Deployer::with_shared_watches`]), the namespace has ONE watch of
 //! SeldonDeployments, ONE of Seldon's Deployments and ONE of Events, started on first use and
 //! stopped when the last user drops them, so N lifecycles cost three lists and three watches
-//! instead of about 3N of each. [`Lease`] keeps them running between phases. A process that
+//! instead of about 3N of each. [`Lease`] keeps them running between phases, and [`Hold`]
+//! between lifecycles (a driver of several takes one for its whole run). A process that
 //! handles one SeldonDeployment narrows the shared SeldonDeployment watch to its name
 //! ([`Hub::shared_for`]), so a busy namespace's other objects are neither listed nor streamed.
 //!
@@ -46,6 +47,31 @@ struct Slots {
     sdeps: Weak<Feed<DynamicObject>>,
     deployments: Weak<Feed<Deployment>>,
     events: Weak<Feed<Event>>,
+    /// Live [`Hold`]s; while there is one, the first [`Lease`]'s feeds are kept in `held`.
+    holds: usize,
+    held: Option<Feeds>,
+}
+
+/// Keeps a namespace's shared watches running from the first [`Lease`] taken while it lives
+/// until it is dropped, so lifecycles run one after another (`--concurrency 1`) share one list
+/// per resource instead of listing again each time the previous one ended. It opens nothing
+/// by itself: the watches still start when the first lifecycle needs them.
+pub struct Hold(Hub);
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        let released = {
+            let mut slots = self.0.slots();
+            slots.holds = slots.holds.saturating_sub(1);
+            if slots.holds == 0 {
+                slots.held.take()
+            } else {
+                None
+            }
+        };
+        // Dropped outside the lock: stopping a feed aborts its task.
+        drop(released);
+    }
 }
 
 /// Keeps a namespace's shared watches running (e.g. between the phases of a lifecycle).
@@ -196,14 +222,30 @@ impl Hub {
     }
 
     /// Starts (or joins) the three shared watches and keeps them running while the lease
-    /// lives; does nothing when unshared (each wait then opens its own).
+    /// lives (and, under a [`Hold`], until the hold ends); does nothing when unshared (each
+    /// wait then opens its own).
     #[must_use]
     pub fn lease(&self) -> Lease {
-        Lease {
-            _feeds: self
-                .0
-                .shared
-                .then(|| (self.sdeps(""), self.deployments(), self.events())),
+        let feeds = self
+            .0
+            .shared
+            .then(|| (self.sdeps(""), self.deployments(), self.events()));
+        if let Some(f) = &feeds {
+            let mut slots = self.slots();
+            if slots.holds > 0 && slots.held.is_none() {
+                slots.held = Some(f.clone());
+            }
         }
+        Lease { _feeds: feeds }
+    }
+
+    /// Keeps the shared watches, once a [`Lease`] has started them, running until the
+    /// returned [`Hold`] is dropped; does nothing when unshared.
+    #[must_use]
+    pub fn hold(&self) -> Hold {
+        if self.0.shared {
+            self.slots().holds += 1;
+        }
+        Hold(self.clone())
     }
 }

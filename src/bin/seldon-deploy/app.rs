@@ -324,14 +324,10 @@ async fn drive(
     let renderer = Renderer::new(live, out != Output::Text, many).with_total(manifests.len());
     let render = tokio::spawn(output::render(rx, renderer));
 
-    let reports: Vec<Report> = futures::stream::iter(manifests.iter())
-        .map(|m| run::execute(&ctx, Subject::Manifest(m), steps, opts))
-        .buffered(concurrency.max(1))
-        .collect()
-        .await;
+    let summary = run::run_many(&ctx, manifests, steps, opts, concurrency).await;
     drop(ctx);
     let _ = render.await;
-    Ok(print_reports(out, reports))
+    Ok(print_reports(out, summary.deployments))
 }
 
 fn print_reports(out: Output, mut reports: Vec<Report>) -> u8 {
