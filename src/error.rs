@@ -1,15 +1,41 @@
-//! The crate's error type and its mapping to process exit codes.
-//!
-//! | code | meaning |
-//! |---|---|
-//! | 0 | success |
-//! | 1 | the deployment failed: operator reported `Failed`, or the object was removed by someone else |
-//! | 2 | invalid usage or input, including a manifest the API server rejects as invalid |
-//! | 3 | cluster access: unreachable, TLS, authentication, authorization, missing CRD or namespace, name taken |
-//! | 4 | timed out waiting |
-//! | 130 / 143 | interrupted by SIGINT / SIGTERM, after clean-up |
+//! The crate's error type and its mapping to process exit codes ([`EXIT_CODES`]).
 
 use std::time::Duration;
+
+/// Every exit code and what it means, in order: the one table the CLI's `--help` is generated
+/// from and the README's table is checked against (`tests/cli_input.rs`).
+pub const EXIT_CODES: &[(&str, &str)] = &[
+    ("0", "success"),
+    (
+        "1",
+        "the deployment failed: the operator's Failed state outlasted --failed-grace, or someone \
+         else deleted or replaced the object (also: the named object does not exist)",
+    ),
+    (
+        "2",
+        "invalid usage or input: a file that does not parse (the message names the file, line and \
+         column), the wrong kind, group or version, a bad name, a namespace that conflicts with -n, \
+         bad replica counts, no predictors, an autoscaled (hpaSpec/kedaSpec) component given to run \
+         or scale, or a manifest the API server rejects as invalid (400/422, e.g. an unknown field \
+         under strict validation)",
+    ),
+    (
+        "3",
+        "cluster access: unreachable, TLS, authentication, authorization (the message names the \
+         verb, resource and namespace), missing CRD or namespace, or the name is already taken (the \
+         existing object is left untouched)",
+    ),
+    (
+        "4",
+        "timed out waiting: the message names the phase and each component as available/desired, \
+         with the last events",
+    ),
+    (
+        "130 / 143",
+        "interrupted by SIGINT / SIGTERM, after clean-up; a second Ctrl-C exits at once and lists \
+         what is left",
+    ),
+];
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
