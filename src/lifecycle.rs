@@ -461,7 +461,7 @@ impl Deployer {
                 Ok(_) => return Ok(plan),
                 Err(kube::Error::Api(s)) if s.code == 404 => return Err(gone("deleted")),
                 Err(kube::Error::Api(s))
-                    if (s.code == 409 || (s.code == 422 && s.message.contains("test")))
+                    if (s.code == 409 || patch_did_not_apply(&s))
                         && attempt < MAX_SCALE_ATTEMPTS
                         && Instant::now() + delay < deadline =>
                 {
@@ -656,6 +656,19 @@ impl Deployer {
             }
         }
     }
+}
+
+/// Whether a JSON Patch was refused because it does not apply to the live object: a `test`
+/// operation failed, or a path it names is gone (both mean the object changed since it was
+/// read). The API server answers every such failure alike (`NewGenericServerResponse(422)`
+/// in apiserver's `patch.go`): 422, reason `Invalid`, its generic message and empty details,
+/// whereas a patched object failing validation gets details naming its kind and the causes.
+fn patch_did_not_apply(s: &kube::core::Status) -> bool {
+    s.code == 422
+        && s.reason == "Invalid"
+        && s.details
+            .as_ref()
+            .is_none_or(|d| d.kind.is_empty() && d.name.is_empty() && d.causes.is_empty())
 }
 
 fn gone_how(reason: Option<&str>) -> &'static str {

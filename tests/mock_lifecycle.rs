@@ -522,3 +522,64 @@ async fn a_router_404_after_a_success_is_an_api_server_restart_and_is_retried() 
     let err = d.get("other", deadline).await.unwrap_err();
     assert_eq!(err.exit_code(), 1, "{err}");
 }
+
+/// The API server's answer to a JSON Patch whose `test` operation fails, as recorded from
+/// testenv's kube-apiserver v1.35.4 (`kubectl patch --type=json -v=9`): nothing in it says
+/// "test", only the code, the reason and empty details.
+fn failed_patch_test() -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+           "message": "the server rejected our request due to an error in our request",
+           "reason": "Invalid", "details": {}, "code": 422})
+}
+
+/// A server whose first PATCH answers `first`; later ones apply the patch.
+fn scale_server(first: Value) -> (kube::Client, Log) {
+    let stored = Arc::new(Mutex::new(sdep("1", Some("Available"), 1)));
+    let mut patches = 0;
+    serve(Box::new(move |r| match r.method.as_str() {
+        "GET" => respond(200, &stored.lock().unwrap()),
+        "PATCH" => {
+            patches += 1;
+            if patches == 1 {
+                return respond(first["code"].as_u64().unwrap() as u16, &first);
+            }
+            let patch: json_patch::Patch = serde_json::from_value(r.body.clone()).unwrap();
+            let mut s = stored.lock().unwrap();
+            json_patch::patch(&mut s, &patch).unwrap();
+            respond(200, &s)
+        }
+        _ => respond(500, &status(500, "Unexpected", "unexpected request")),
+    }))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_json_patch_test_is_recognised_by_code_and_reason_and_retried() {
+    let (client, log) = scale_server(failed_patch_test());
+    let d = Deployer::new(client, "ns");
+    d.scale(&handle(), 2, Instant::now() + Duration::from_secs(30))
+        .await
+        .expect("re-read and re-sent");
+    assert_eq!(count(&log, |r| r.method == "PATCH"), 2);
+    assert_eq!(count(&log, |r| r.method == "GET"), 2, "re-read in between");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_patch_the_schema_rejects_is_not_retried_even_if_its_message_says_test() {
+    // A validation failure names the kind and its causes; the word "test" in it means nothing.
+    let mut invalid = status(
+        422,
+        "Invalid",
+        "SeldonDeployment.machinelearning.seldon.io \"iris\" is invalid: spec.predictors[0].replicas: Invalid value: \"test\"",
+    );
+    invalid["details"] = json!({"name": "iris", "group": "machinelearning.seldon.io",
+        "kind": "SeldonDeployment", "causes": [{"reason": "FieldValueTypeInvalid",
+        "message": "Invalid value: \"test\"", "field": "spec.predictors[0].replicas"}]});
+    let (client, log) = scale_server(invalid);
+    let d = Deployer::new(client, "ns");
+    let err = d
+        .scale(&handle(), 2, Instant::now() + Duration::from_secs(30))
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 2, "{err}");
+    assert_eq!(count(&log, |r| r.method == "PATCH"), 1);
+}
