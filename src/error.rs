@@ -230,10 +230,31 @@ pub enum Error {
     },
 
     /// Loading the kubeconfig or building the client failed (exit 3).
-    #[error("cluster configuration: {message}")]
+    #[error("cluster configuration: {message}{}", suffix(source.as_deref()))]
     Config {
         /// What went wrong (never includes credentials).
         message: String,
+        /// The underlying error, if any (kube's configuration errors name files and fields,
+        /// never credential values).
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+
+    /// The API server answered with something this client cannot use (exit 3).
+    #[error("unexpected answer from the API server: {what}{}", suffix(source.as_deref()))]
+    UnexpectedResponse {
+        /// What was wrong with it.
+        what: String,
+        /// The underlying decoding error, if any.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+
+    /// The stream of Events failed, stopping the lifecycle it accompanied (exit 3).
+    #[error("the event watch failed: {reason}")]
+    EventWatch {
+        /// What is known about the failure.
+        reason: String,
     },
 
     /// The operator reported `Failed` for longer than the grace period (exit 1).
@@ -287,6 +308,11 @@ fn whole_seconds(d: Duration) -> Duration {
     Duration::from_secs(u64::try_from(d.as_millis().div_ceil(1000)).unwrap_or(u64::MAX))
 }
 
+/// `": source"`, or nothing.
+fn suffix(source: Option<&(dyn std::error::Error + Send + Sync)>) -> String {
+    source.map(|s| format!(": {s}")).unwrap_or_default()
+}
+
 /// Shorthand result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -305,7 +331,9 @@ impl Error {
             | Error::MissingCrd { .. }
             | Error::MissingNamespace { .. }
             | Error::Access { .. }
-            | Error::Config { .. } => EXIT_ACCESS,
+            | Error::Config { .. }
+            | Error::UnexpectedResponse { .. }
+            | Error::EventWatch { .. } => EXIT_ACCESS,
             Error::NotFound { .. } | Error::DeploymentFailed { .. } | Error::Gone { .. } => {
                 EXIT_FAILED
             }

@@ -73,8 +73,9 @@ impl Handle {
         Ok(Handle {
             namespace: s("/metadata/namespace").unwrap_or_else(|| namespace.to_owned()),
             name: s("/metadata/name").unwrap_or_default(),
-            uid: s("/metadata/uid").ok_or_else(|| Error::Config {
-                message: "the API server returned an object without metadata.uid".into(),
+            uid: s("/metadata/uid").ok_or_else(|| Error::UnexpectedResponse {
+                what: "an object without metadata.uid".into(),
+                source: None,
             })?,
             created_at: s("/metadata/creationTimestamp"),
         })
@@ -285,8 +286,9 @@ impl Deployer {
             .retrying(deadline, true, || self.sdeps.get(name))
             .await
             .map_err(|e| Error::from_kube(e, &self.op("get", name)))?;
-        serde_json::to_value(obj).map_err(|e| Error::Config {
-            message: format!("cannot re-encode the object: {e}"),
+        serde_json::to_value(obj).map_err(|e| Error::UnexpectedResponse {
+            what: format!("SeldonDeployment {name:?} cannot be re-encoded as JSON"),
+            source: Some(Box::new(e)),
         })
     }
 

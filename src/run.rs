@@ -367,8 +367,8 @@ impl EventTask {
             .lock()
             .ok()
             .and_then(|mut e| e.take())
-            .unwrap_or_else(|| Error::Config {
-                message: "the event watch failed".into(),
+            .unwrap_or_else(|| Error::EventWatch {
+                reason: "it ended without reporting why".into(),
             })
     }
 
@@ -595,7 +595,7 @@ async fn cancellable<T>(
             signal: ctx.interrupt.signal().unwrap_or(Signal::Int),
         }),
         () = events_failed => Err(events.map_or_else(
-            || Error::Config { message: "event watch failed".into() },
+            || Error::EventWatch { reason: "no event watch was running".into() },
             EventTask::take_error,
         )),
     }

@@ -583,3 +583,22 @@ async fn a_patch_the_schema_rejects_is_not_retried_even_if_its_message_says_test
     assert_eq!(err.exit_code(), 2, "{err}");
     assert_eq!(count(&log, |r| r.method == "PATCH"), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_answer_without_a_uid_is_an_unexpected_response_not_a_configuration_error() {
+    let (client, _log) = serve(Box::new(|_| {
+        let mut o = sdep("1", None, 0);
+        o["metadata"].as_object_mut().unwrap().remove("uid");
+        respond(201, &o)
+    }));
+    let err = Deployer::new(client, "ns")
+        .create(&iris_manifest(), Instant::now() + Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 3);
+    assert!(
+        matches!(err, seldon_deploy::Error::UnexpectedResponse { .. }),
+        "{err:?}"
+    );
+    assert!(!err.to_string().contains("configuration"), "{err}");
+}
