@@ -55,7 +55,7 @@ impl std::fmt::Debug for Connection {
 /// [`Error::Config`] (exit 3) when no configuration can be loaded, the context does not
 /// exist, or the client cannot be built.
 pub async fn connect(opts: &ConnectOptions) -> Result<Connection> {
-    let config = load_config(opts).await?;
+    let mut config = load_config(opts).await?;
     let namespace = opts
         .namespace
         .clone()
@@ -63,6 +63,11 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Connection> {
         .unwrap_or_else(|| config.default_namespace.clone());
     let server = config.cluster_url.to_string();
     let insecure = config.accept_invalid_certs;
+    // kube's own retry layer re-sends every request, POST included, on 429/503/504, up to 15
+    // times with delays up to 1000 s: a create whose answer was lost would be sent again, and
+    // no phase deadline would bound the wait. `lifecycle` retries instead, knowing which
+    // requests are safe to repeat, within the deadline.
+    config.default_retry = false;
     let client = Client::try_from(config)
         .map_err(|e| config_error(format!("cannot build a client for {server}"), e))?;
     Ok(Connection {

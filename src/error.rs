@@ -250,6 +250,28 @@ pub enum Error {
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
 
+    /// The answer to a create was lost (a 5xx, a dropped connection, the deadline) and a
+    /// read could not settle whether the object was stored (exit 3). If it exists and carries
+    /// this run's marker annotation, this run created it.
+    #[error(
+        "the answer to creating SeldonDeployment {name:?} in namespace {namespace:?} was lost ({cause}); \
+         it may have been created: if it exists with annotation {annotation}={run_id}, it is this run's \
+         (delete it with: seldon-deploy delete {name} -n {namespace})",
+        cause = root_cause(source),
+        annotation = crate::lifecycle::RUN_ID_ANNOTATION
+    )]
+    CreateUncertain {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// The value of this run's marker annotation.
+        run_id: String,
+        /// Why the answer was lost.
+        #[source]
+        source: Box<kube::Error>,
+    },
+
     /// The stream of Events failed, stopping the lifecycle it accompanied (exit 3).
     #[error("the event watch failed: {reason}")]
     EventWatch {
@@ -333,6 +355,7 @@ impl Error {
             | Error::Access { .. }
             | Error::Config { .. }
             | Error::UnexpectedResponse { .. }
+            | Error::CreateUncertain { .. }
             | Error::EventWatch { .. } => EXIT_ACCESS,
             Error::NotFound { .. } | Error::DeploymentFailed { .. } | Error::Gone { .. } => {
                 EXIT_FAILED

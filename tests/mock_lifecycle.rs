@@ -166,22 +166,49 @@ async fn server_errors_500_and_503_are_retried_with_growing_backoff() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_500_on_create_is_not_retried() {
-    let (client, log) = serve(Box::new(|r| {
-        assert_eq!(r.method, "POST");
-        respond(500, &status(500, "InternalError", "etcd request timed out"))
+async fn a_500_on_create_is_resent_only_after_a_read_finds_no_object() {
+    let mut posts = 0;
+    let (client, log) = serve(Box::new(move |r| match r.method.as_str() {
+        "POST" => {
+            posts += 1;
+            if posts == 1 {
+                return respond(500, &status(500, "InternalError", "etcd request timed out"));
+            }
+            let mut o = sdep("1", None, 0);
+            o["metadata"]["annotations"] = r.body["metadata"]["annotations"].clone();
+            respond(201, &o)
+        }
+        "GET" => {
+            let mut s = status(404, "NotFound", "seldondeployments \"iris\" not found");
+            s["details"] = json!({"name": "iris", "kind": "seldondeployments"});
+            respond(404, &s)
+        }
+        _ => respond(500, &status(500, "Unexpected", "unexpected request")),
     }));
     let d = Deployer::new(client, "ns");
-    let err = d
+    let h = d
         .create(&iris_manifest(), Instant::now() + Duration::from_secs(30))
         .await
-        .unwrap_err();
-    assert_ne!(err.exit_code(), 0);
+        .expect("created by the second request");
+    assert_eq!(h.uid, UID);
+    let methods: Vec<String> = log
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.method.clone())
+        .collect();
     assert_eq!(
-        count(&log, |_| true),
-        1,
-        "a create may have been applied: never re-sent"
+        methods,
+        ["POST", "GET", "POST"],
+        "re-sent only after the read"
     );
+    let marker = |i: usize| {
+        log.lock().unwrap()[i].body["metadata"]["annotations"]
+            [seldon_deploy::lifecycle::RUN_ID_ANNOTATION]
+            .clone()
+    };
+    assert!(marker(0).is_string());
+    assert_eq!(marker(0), marker(2), "the same marker both times");
 }
 
 #[tokio::test(start_paused = true)]

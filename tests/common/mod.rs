@@ -55,6 +55,8 @@ pub enum Reply {
     Send(Response<Body>),
     /// Never answer (a watch that stays open and silent).
     Hang,
+    /// Close the connection without an answer, as a failing proxy does.
+    Drop,
 }
 
 pub type Script = Box<dyn FnMut(&Req) -> Reply + Send>;
@@ -63,6 +65,8 @@ pub type Script = Box<dyn FnMut(&Req) -> Reply + Send>;
 pub type Log = Arc<Mutex<Vec<Req>>>;
 
 /// Starts the fake server; returns a client and the log of requests.
+///
+/// The client skips kube's layers (retry, auth, tracing); [`serve_http`] does not.
 pub fn serve(mut script: Script) -> (kube::Client, Log) {
     let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let log = Arc::new(Mutex::new(Vec::new()));
@@ -84,10 +88,113 @@ pub fn serve(mut script: Script) -> (kube::Client, Log) {
             match script(&r) {
                 Reply::Send(resp) => send.send_response(resp),
                 Reply::Hang => parked.push(send),
+                Reply::Drop => {
+                    send.send_error(std::io::Error::from(std::io::ErrorKind::ConnectionReset))
+                }
             }
         }
     });
     (kube::Client::new(svc, "default"), log)
+}
+
+/// The fake server behind a real local socket and a kubeconfig: clients made from it by
+/// `connect::connect` go through the same construction, layers included, as production.
+pub struct HttpMock {
+    /// A kubeconfig whose only context points at the server (namespace `ns`).
+    pub kubeconfig: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl HttpMock {
+    /// Connection options for `connect::connect`, naming [`HttpMock::kubeconfig`].
+    pub fn options(&self) -> seldon_deploy::connect::ConnectOptions {
+        seldon_deploy::connect::ConnectOptions {
+            kubeconfig: Some(self.kubeconfig.clone()),
+            ..Default::default()
+        }
+    }
+
+    /// A client from `connect::connect`, as the CLI builds it.
+    pub async fn connect(&self) -> seldon_deploy::connect::Connection {
+        seldon_deploy::connect::connect(&self.options())
+            .await
+            .expect("connect to the mock")
+    }
+}
+
+impl Drop for HttpMock {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+/// Serves `script` over HTTP/1.1 on 127.0.0.1 (plain HTTP: kube accepts an `http://` server)
+/// and writes a kubeconfig pointing at it; requests are logged as by [`serve`].
+pub async fn serve_http(script: Script) -> (HttpMock, Log) {
+    use http_body_util::BodyExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let log: Log = Arc::default();
+    let script = Arc::new(Mutex::new(script));
+    let (log2, script2) = (log.clone(), script.clone());
+    let accept = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (log, script) = (log2.clone(), script2.clone());
+            let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let (log, script) = (log.clone(), script.clone());
+                async move {
+                    let (parts, body) = req.into_parts();
+                    let bytes = body
+                        .collect()
+                        .await
+                        .map(|b| b.to_bytes())
+                        .unwrap_or_default();
+                    let r = Req {
+                        method: parts.method.to_string(),
+                        path: parts.uri.path().to_owned(),
+                        query: parse_query(parts.uri.query().unwrap_or_default()),
+                        headers: parts.headers.clone(),
+                        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+                        at: Instant::now(),
+                    };
+                    log.lock().unwrap().push(r.clone());
+                    let reply = (script.lock().unwrap())(&r);
+                    match reply {
+                        Reply::Send(resp) => Ok(resp),
+                        Reply::Hang => std::future::pending().await,
+                        // hyper closes the connection when the service fails.
+                        Reply::Drop => {
+                            Err(std::io::Error::from(std::io::ErrorKind::ConnectionReset))
+                        }
+                    }
+                }
+            });
+            tokio::spawn(async move {
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await;
+            });
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("config");
+    let kc = json!({
+        "apiVersion": "v1", "kind": "Config", "current-context": "mock",
+        "clusters": [{"name": "mock", "cluster": {"server": format!("http://{addr}")}}],
+        "users": [{"name": "mock", "user": {"token": "mock-token"}}],
+        "contexts": [{"name": "mock", "context": {"cluster": "mock", "user": "mock", "namespace": "ns"}}]
+    });
+    std::fs::write(&kubeconfig, serde_json::to_vec(&kc).unwrap()).unwrap();
+    (
+        HttpMock {
+            kubeconfig,
+            _dir: dir,
+            accept,
+        },
+        log,
+    )
 }
 
 fn parse_query(q: &str) -> HashMap<String, String> {
