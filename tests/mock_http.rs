@@ -251,3 +251,70 @@ async fn a_stored_create_unanswered_by_the_deadline_is_found_and_returned() {
     let stored = state.lock().unwrap().clone().unwrap();
     assert!(stored["metadata"]["annotations"][RUN_ID_ANNOTATION].is_string());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_ctrl_c_while_the_create_is_unanswered_names_the_object_it_may_have_made() {
+    use std::io::BufRead;
+    let (posted_tx, posted_rx) = std::sync::mpsc::channel();
+    let (mock, _log) = serve_http(Box::new(move |r| {
+        if r.method == "POST" {
+            let _ = posted_tx.send(());
+        }
+        Reply::Hang
+    }))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("iris.yaml");
+    std::fs::write(&file, IRIS.replace("name: sklearn", "name: iris")).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_seldon-deploy"))
+        .env_remove("KUBECONFIG")
+        .args(["run", "-n", "ns", "-f"])
+        .arg(&file)
+        .arg("--kubeconfig")
+        .arg(&mock.kubeconfig)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (line_tx, line_rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = line_tx.send(line);
+        }
+    });
+    let kill = |pid: u32| {
+        let status = std::process::Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    posted_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the create reached the server");
+    kill(child.id());
+    let mut stderr = Vec::new();
+    // The second signal only after the first was handled, so it counts as the second.
+    while !stderr
+        .iter()
+        .any(|l: &String| l.contains("SIGINT received"))
+    {
+        stderr.push(
+            line_rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("first SIGINT handled"),
+        );
+    }
+    kill(child.id());
+    let status = child.wait().unwrap();
+    stderr.extend(line_rx.iter());
+    let stderr = stderr.join("\n");
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(!stderr.contains("nothing created by this run"), "{stderr}");
+    assert!(stderr.contains("seldondeployment/iris -n ns"), "{stderr}");
+    assert!(stderr.contains("may have gone through"), "{stderr}");
+}
