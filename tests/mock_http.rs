@@ -318,3 +318,24 @@ async fn a_second_ctrl_c_while_the_create_is_unanswered_names_the_object_it_may_
     assert!(stderr.contains("seldondeployment/iris -n ns"), "{stderr}");
     assert!(stderr.contains("may have gone through"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_retry_after_beyond_the_deadline_is_reported_at_once_not_slept_by_kube() {
+    // kube's retry layer would sleep the 1000 s the server asks for; ours sees that it does
+    // not fit before the deadline and reports the 429 itself.
+    let (mock, log) = serve_http(Box::new(|_| {
+        let mut body = status(429, "TooManyRequests", "slow down");
+        body["details"] = json!({"retryAfterSeconds": 1000});
+        respond_with_header(429, &body, "Retry-After", "1000")
+    }))
+    .await;
+    let conn = mock.connect().await;
+    let d = Deployer::new(conn.client, &conn.namespace);
+    let err = d
+        .get("iris", Instant::now() + Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 3);
+    assert!(err.to_string().contains("slow down"), "{err}");
+    assert_eq!(count(&log, |_| true), 1);
+}
