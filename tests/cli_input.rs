@@ -32,6 +32,39 @@ fn write(dir: &Path, name: &str, content: &[u8]) -> PathBuf {
 
 const GOOD: &str = "apiVersion: machinelearning.seldon.io/v1\nkind: SeldonDeployment\nmetadata:\n  name: good\nspec:\n  predictors:\n  - name: p\n    graph: {name: c}\n";
 
+/// `text` with every run of whitespace as one space.
+fn words(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The README's exit-code table is the library's, row for row (backticks aside), so the
+/// three places that show it (README, `--help`, the library) cannot drift apart.
+#[test]
+fn the_readme_exit_code_table_is_the_librarys() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = readme
+        .split("### Exit codes")
+        .nth(1)
+        .expect("README has an Exit codes section");
+    let rows: Vec<(String, String)> = section
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .skip(2) // header and separator
+        .map(|l| {
+            let cells: Vec<&str> = l.trim_matches('|').split(" | ").map(str::trim).collect();
+            assert_eq!(cells.len(), 2, "two columns: {l}");
+            (cells[0].to_owned(), cells[1].replace('`', ""))
+        })
+        .collect();
+    let table: Vec<(String, String)> = seldon_deploy::error::EXIT_CODES
+        .iter()
+        .map(|(c, m)| ((*c).to_owned(), (*m).to_owned()))
+        .collect();
+    assert_eq!(rows, table);
+}
+
 #[test]
 fn help_documents_exit_codes() {
     bin()
@@ -41,6 +74,14 @@ fn help_documents_exit_codes() {
         .stdout(predicate::str::contains("Exit codes:"))
         .stdout(predicate::str::contains("130/143"))
         .stdout(predicate::str::contains("timed out waiting"));
+    let help = bin().arg("--help").output().unwrap();
+    let help = words(&String::from_utf8_lossy(&help.stdout));
+    for (code, meaning) in seldon_deploy::error::EXIT_CODES {
+        assert!(
+            help.contains(&words(meaning)),
+            "--help lacks exit {code}: {meaning}"
+        );
+    }
     bin()
         .args(["run", "--help"])
         .assert()

@@ -14,6 +14,8 @@ use tokio::time::Instant;
 #[derive(Debug, Clone)]
 pub struct Req {
     pub method: String,
+    /// Path and query as sent, for forwarding.
+    pub uri: String,
     pub path: String,
     pub query: HashMap<String, String>,
     pub headers: http::HeaderMap,
@@ -57,6 +59,9 @@ pub enum Reply {
     Hang,
     /// Close the connection without an answer, as a failing proxy does.
     Drop,
+    /// Answer with what this future yields (e.g. a forwarded request), awaited outside the
+    /// script so other requests are served meanwhile.
+    Later(std::pin::Pin<Box<dyn std::future::Future<Output = Response<Body>> + Send>>),
 }
 
 pub type Script = Box<dyn FnMut(&Req) -> Reply + Send>;
@@ -78,6 +83,11 @@ pub fn serve(mut script: Script) -> (kube::Client, Log) {
             let bytes = body.collect_bytes().await.unwrap_or_default();
             let r = Req {
                 method: parts.method.to_string(),
+                uri: parts
+                    .uri
+                    .path_and_query()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
                 path: parts.uri.path().to_owned(),
                 query: parse_query(parts.uri.query().unwrap_or_default()),
                 headers: parts.headers.clone(),
@@ -90,6 +100,9 @@ pub fn serve(mut script: Script) -> (kube::Client, Log) {
                 Reply::Hang => parked.push(send),
                 Reply::Drop => {
                     send.send_error(std::io::Error::from(std::io::ErrorKind::ConnectionReset))
+                }
+                Reply::Later(answer) => {
+                    tokio::spawn(async move { send.send_response(answer.await) });
                 }
             }
         }
@@ -152,6 +165,11 @@ pub async fn serve_http(script: Script) -> (HttpMock, Log) {
                         .unwrap_or_default();
                     let r = Req {
                         method: parts.method.to_string(),
+                        uri: parts
+                            .uri
+                            .path_and_query()
+                            .map(ToString::to_string)
+                            .unwrap_or_default(),
                         path: parts.uri.path().to_owned(),
                         query: parse_query(parts.uri.query().unwrap_or_default()),
                         headers: parts.headers.clone(),
@@ -162,6 +180,7 @@ pub async fn serve_http(script: Script) -> (HttpMock, Log) {
                     let reply = (script.lock().unwrap())(&r);
                     match reply {
                         Reply::Send(resp) => Ok(resp),
+                        Reply::Later(answer) => Ok(answer.await),
                         Reply::Hang => std::future::pending().await,
                         // hyper closes the connection when the service fails.
                         Reply::Drop => {

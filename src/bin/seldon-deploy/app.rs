@@ -292,15 +292,7 @@ fn install_signals(interrupt: Interrupt, ledger: Ledger) {
                 }
                 interrupt.trigger(sig);
             } else {
-                let left = ledger.describe();
-                if left.is_empty() {
-                    eprintln!("\nexiting at once; nothing created by this run is left behind");
-                } else {
-                    eprintln!("\nexiting at once; left behind:");
-                    for l in left {
-                        eprintln!("  {l}");
-                    }
-                }
+                eprintln!("\n{}", ledger.exit_message());
                 std::process::exit(i32::from(sig.exit_code()));
             }
         }
