@@ -15,7 +15,9 @@ pub const EXIT_CODES: &[(&str, &str)] = &[
         "2",
         "invalid usage or input: a file that does not parse (the message names the file, line and \
          column), the wrong kind, group or version, a bad name, a namespace that conflicts with -n, \
-         bad replica counts, no predictors, an autoscaled (hpaSpec/kedaSpec) component given to run \
+         bad replica counts, no predictors, two predictors with one name (Seldon's webhook denies it; \
+         without the webhook the operator fights over one Deployment), an autoscaled \
+         (hpaSpec/kedaSpec) component given to run \
          or scale, or a manifest the API server rejects as invalid (400/422, e.g. an unknown field \
          under strict validation)",
     ),
