@@ -79,11 +79,10 @@ impl ComponentReadiness {
         }
     }
 
-    /// The ratio, plus `(U updated, O old)` while a rollout is under way.
+    /// The ratio, plus `(U updated, O old)` while pods of an older ReplicaSet remain.
     #[must_use]
     pub fn progress(&self) -> String {
-        let rolling = self.old > 0 || self.desired.is_some_and(|d| self.updated < d);
-        if rolling && self.reason.is_some() {
+        if self.old > 0 && self.reason.is_some() {
             format!(
                 "{} ({} updated, {} old)",
                 self.ratio(),
