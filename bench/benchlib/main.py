@@ -260,8 +260,8 @@ class Ours(Peer):
 
     def setup(self) -> None:
         super().setup()
-        binary = os.path.join(REPO, "target", "release", "seldon-deploy")
-        if self.ctx.args.build:
+        binary = self.ctx.args.binary or os.path.join(REPO, "target", "release", "seldon-deploy")
+        if self.ctx.args.build and not self.ctx.args.binary:
             log("building seldon-deploy (cargo build --release)")
             r = sh(["cargo", "build", "--release", "--locked"], check=False, cwd=REPO, timeout=1800)
             if r.returncode != 0:
@@ -277,7 +277,7 @@ class Ours(Peer):
         self.version = sh([binary, "--version"], check=False).stdout.strip() or "?"
         helptext = sh([binary, "run", "--help"], check=False).stdout
         self.multi = "--concurrency" in helptext
-        self.variant = "release build of this repository"
+        self.variant = "release build of this repository" if not self.ctx.args.binary else f"binary {binary}"
 
     def argv(self, ns: str, files: list[str]) -> list[str]:
         a = [self.binary, "run", "-n", ns]
@@ -718,15 +718,21 @@ class UpdateOurs(Ours):
         super().setup()
         if self.available and sh([self.binary, "apply", "--help"], check=False).returncode != 0:
             self.available, self.reason = False, "this build has no `apply` command"
-        self.variant = "`seldon-deploy apply -n NS -f update-v2.yaml -o json`"
+        self.variant = f"`seldon-deploy apply -n NS -f update-v2.yaml --timeout 5m -o json` ({self.variant})"
 
     def argv(self, ns: str, files: list[str]) -> list[str]:
         return [self.binary, "apply", "-n", ns, "-f", files[0], "--timeout", "5m", "-o", "json"]
 
     def own_end(self, run: dict) -> Optional[float]:
+        """The end of the wait phase that follows `apply` (`wait-rollout`; some builds call it `wait-ready`)."""
         deps = (run.get("self") or {}).get("deployments") or []
-        ends = [p.get("end") for d in deps for p in d["phases"] if p.get("name") == "wait-rollout"]
-        return ends[0] if len(ends) == 1 else None
+        if len(deps) != 1:
+            return None
+        names = [p.get("name") or "" for p in deps[0]["phases"]]
+        for i, nm in enumerate(names[:-1]):
+            if nm == "apply" and names[i + 1].startswith("wait"):
+                return deps[0]["phases"][i + 1].get("end")
+        return None
 
 
 class UpdateKubectl(Kubectl):
@@ -937,6 +943,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--only", choices=["update"],
                     help="run only this section and merge it into OUT/results.json (the other sections are kept)")
     ap.add_argument("--no-build", dest="build", action="store_false", help="use target/release/seldon-deploy as it is")
+    ap.add_argument("--binary", help="measure this seldon-deploy binary (no build) instead of target/release/seldon-deploy")
     ap.add_argument("--cluster-dir", default=os.path.join(REPO, ".testenv-bench"))
     ap.add_argument("--keep-cluster", action="store_true", help="leave the benchmark cluster running")
     ap.add_argument("--mem-reserve-gib", type=float, default=6.0,
