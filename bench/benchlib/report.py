@@ -245,8 +245,10 @@ def render_update(u: dict) -> list[str]:
                "last-applied annotation). Then the peer ships `bench/fixtures/update-v2.yaml`: image "
                f"{', '.join(v2.get('images', {}).values()) or '?'} and the KWOK hook "
                "`test.seldon-deploy/ready-delay: \"10s\"` on the pod template, so the Deployment rolls its pods one "
-               "at a time, each Ready 10 s after it starts, while the old pods keep serving and the operator keeps "
-               f"the SeldonDeployment `Available`. {um.get('reps', '?')} runs per peer, interleaved "
+               "at a time (maxSurge 1, maxUnavailable 0), each Ready 10 s after it starts, while the old pods keep "
+               "serving. Meanwhile the operator's `state` (and its `Ready` condition) flips: `Creating` while a new pod "
+               "is not ready, `Available` again each time one turns Ready, and right after the update it still holds "
+               f"the `Available` written for v1. {um.get('reps', '?')} runs per peer, interleaved "
                f"({' → '.join(u.get('order', []))}), one at a time, after one warm-up run per peer. Cells: median "
                "[min–max].")
     out.append("")

@@ -10,9 +10,11 @@
 #
 # Waits:
 #   wait:    `kubectl wait --for=condition=ready sdep/NAME`: the recipe in Seldon's docs and
-#            notebooks. SeldonDeployment v1 has no observedGeneration, and the operator keeps the
-#            Ready condition True while the old pods serve (seldon-core #4269), so this can pass
-#            at once on the status written for the previous version.
+#            notebooks. SeldonDeployment v1 has no observedGeneration: right after the apply,
+#            Ready is still the True written for the previous version. During the rollout the
+#            operator sets it False while a new pod is not ready and True again each time one
+#            turns Ready (it asks for no unavailable pod, not for the old pods to be gone), so
+#            this returns while old pods still serve.
 #   rollout: `kubectl rollout status` on each Deployment labelled seldon-deployment-id=NAME, one
 #            after the other (Seldon's docs do it for `.items[0]`; here for every one). Right
 #            after the apply the operator may not have updated a Deployment yet, and rollout

@@ -25,8 +25,9 @@ def dep(t, image, replicas, updated, available, gen=2, ogen=2, spec=2, typ="MODI
 def rolling_update():
     """v1 (image A, 2/2) live and ready; the new spec is written at 10.0; the operator updates
     the Deployment's template at 10.05; the new pods take 10 s each, one at a time (surge 1,
-    maxUnavailable 0); the last old pod goes at 30.3. The SDep says Available throughout (the
-    old pods stay available), as the operator does during a rolling update."""
+    maxUnavailable 0); the last old pod goes at 30.3. Simplified: the SDep says Available
+    throughout (on testenv the operator says Creating while a surge pod is not ready; see
+    test_needs_the_sdep_available)."""
     return [
         sdep(1.0, typ="ADDED"),
         dep(1.1, A, 2, 2, 2, gen=1, ogen=1, typ="ADDED"),
