@@ -181,9 +181,18 @@ def lifecycle_lags(tl: Timeline, ns: str, name: str, *, n1: int, n2: int, create
 # {"replicas": N, "images": {container name: image}}; containers it does not name (the
 # operator's executor) are not checked.
 
-def rollout_complete(sdep: Optional[dict], deps: dict[str, dict], expected: dict[str, dict]) -> bool:
+def rollout_complete(sdep: Optional[dict], deps: dict[str, dict], expected: dict[str, dict],
+                     confirmed: bool = False) -> bool:
+    """With confirmed=True, the SDep's own status.deploymentStatus must also show exactly the
+    expected Deployments, each with replicas == available == N: the operator has caught up."""
     if sdep is None or sdep.get("state") != "Available" or not expected:
         return False
+    if confirmed:
+        entries = sdep.get("deps") or {}
+        if set(entries) != set(expected) or any(
+                entries[d].get("replicas") != w["replicas"] or entries[d].get("available") != w["replicas"]
+                for d, w in expected.items()):
+            return False
     if set(deps) != set(expected):
         return False
     for name, want in expected.items():
@@ -200,7 +209,7 @@ def rollout_complete(sdep: Optional[dict], deps: dict[str, dict], expected: dict
 
 
 def rollout_complete_at(events: Iterable[dict], ns: str, name: str, expected: dict[str, dict],
-                        after: float) -> Optional[float]:
+                        after: float, confirmed: bool = False) -> Optional[float]:
     """First time >= after at which the rollout of SDep ns/name was complete (`after` itself if
     it already was), replaying the watcher's events (in arrival order); None if never."""
     sdep: Optional[dict] = None
@@ -214,7 +223,7 @@ def rollout_complete_at(events: Iterable[dict], ns: str, name: str, expected: di
             continue
         if t > after and not passed:
             passed = True
-            if rollout_complete(sdep, deps, expected):
+            if rollout_complete(sdep, deps, expected, confirmed):
                 return after
         deleted = ev.get("type") == "DELETED"
         if kind == "SeldonDeployment":
@@ -223,9 +232,9 @@ def rollout_complete_at(events: Iterable[dict], ns: str, name: str, expected: di
             deps.pop(ev.get("name", ""), None)
         else:
             deps[ev.get("name", "")] = ev
-        if passed and rollout_complete(sdep, deps, expected):
+        if passed and rollout_complete(sdep, deps, expected, confirmed):
             return t
-    return after if not passed and rollout_complete(sdep, deps, expected) else None
+    return after if not passed and rollout_complete(sdep, deps, expected, confirmed) else None
 
 
 def update_lags(events: Iterable[dict], ns: str, name: str, expected: dict[str, dict], *,
@@ -234,6 +243,11 @@ def update_lags(events: Iterable[dict], ns: str, name: str, expected: dict[str, 
 
     update: when the peer's write of the new spec reached the apiserver (audit log);
     done: when the peer moved on (process exit); own: when it said its wait ended."""
+    events = list(events)
     c = rollout_complete_at(events, ns, name, expected, update) if update is not None else None
-    return {"complete_at": c, "rollout_s": lag(c, update), "lag_update": lag(done, c),
-            "self_lag_update": lag(own, c), "early_update": is_early(done, c)}
+    cc = rollout_complete_at(events, ns, name, expected, update, confirmed=True) if update is not None else None
+    return {"complete_at": c, "confirmed_at": cc, "rollout_s": lag(c, update), "lag_update": lag(done, c),
+            "self_lag_update": lag(own, c), "early_update": is_early(done, c),
+            # How long the operator took to write a status showing the finished rollout, and the
+            # peer's own end against that moment (the part of the lag that is not the client's).
+            "status_delay": lag(cc, c), "clag_update": lag(own if own is not None else done, cc)}

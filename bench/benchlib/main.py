@@ -895,7 +895,8 @@ def summarize_update(runs: list[dict], keys: list[str]) -> dict:
             continue
         ok = [r for r in rs if r.get("exit") == 0]
         sm: dict = {"runs": len(rs), "ok": len(ok), "early_update": sum(1 for r in ok if r.get("early_update"))}
-        for f in ("wall_s", "lag_update", "self_lag_update", "rollout_s", "maxrss_kb", "sum_rss_kb", "processes", "cpu_s"):
+        for f in ("wall_s", "lag_update", "self_lag_update", "rollout_s", "status_delay", "clag_update", "maxrss_kb",
+                  "sum_rss_kb", "processes", "cpu_s"):
             sm[f] = stats.summarize(r.get(f) for r in ok)
         sm["requests_total"] = stats.summarize((r.get("requests") or {}).get("total") for r in ok)
         verbs = sorted({v for r in ok for v in (r.get("requests") or {}) if v != "total"})

@@ -11,8 +11,9 @@ EXPECT_B = {DEP: {"replicas": 2, "images": {"classifier": B}}}
 EXPECT_A = {DEP: {"replicas": 2, "images": {"classifier": A}}}
 
 
-def sdep(t, state="Available", typ="MODIFIED", ns="ns", name="model"):
-    return {"t": t, "type": typ, "kind": "SeldonDeployment", "ns": ns, "name": name, "state": state}
+def sdep(t, state="Available", typ="MODIFIED", ns="ns", name="model", replicas=2, available=2):
+    return {"t": t, "type": typ, "kind": "SeldonDeployment", "ns": ns, "name": name, "state": state,
+            "deps": {DEP: {"replicas": replicas, "available": available}}}
 
 
 def dep(t, image, replicas, updated, available, gen=2, ogen=2, spec=2, typ="MODIFIED", ns="ns", name=DEP,
@@ -34,12 +35,12 @@ def rolling_update():
         # The template changed; the Deployment controller has not observed it yet.
         dep(10.05, B, 2, 2, 2, gen=2, ogen=1),
         dep(10.1, B, 3, 1, 2),
-        sdep(10.2),                      # status rewritten: still Available
+        sdep(10.2, replicas=3),          # status rewritten: still Available
         dep(20.1, B, 3, 1, 3),           # first new pod Ready
         dep(20.2, B, 3, 2, 2),           # one old pod gone, second new pod started
         dep(30.2, B, 3, 2, 3),           # second new pod Ready, last old pod still there
         dep(30.3, B, 2, 2, 2),           # last old pod gone: complete
-        sdep(30.4),
+        sdep(30.4),                      # the operator's status catches up
     ]
 
 
@@ -93,6 +94,19 @@ class UpdateLagTest(unittest.TestCase):
         self.assertAlmostEqual(lg["lag_update"], 0.15)
         self.assertAlmostEqual(lg["self_lag_update"], 0.11)
         self.assertFalse(lg["early_update"])
+        # The SDep's own status shows 2/2 from 30.4: 100 ms of the lag are the operator's.
+        self.assertEqual(lg["confirmed_at"], 30.4)
+        self.assertAlmostEqual(lg["status_delay"], 0.1)
+        self.assertAlmostEqual(lg["clag_update"], 0.01)
+
+    def test_confirmed_needs_the_status_at_n_for_exactly_the_expected_deployments(self):
+        evs = rolling_update()[:-1]
+        self.assertIsNone(analysis.rollout_complete_at(evs, "ns", "model", EXPECT_B, after=10.0, confirmed=True))
+        extra = dict(sdep(30.4), deps={DEP: {"replicas": 2, "available": 2}, "gone": {"replicas": 1, "available": 1}})
+        self.assertIsNone(analysis.rollout_complete_at(evs + [extra], "ns", "model", EXPECT_B, after=10.0, confirmed=True))
+        # A status at 2/2 alone (v1's) is not a finished rollout.
+        self.assertEqual(analysis.rollout_complete_at(evs[:2], "ns", "model", EXPECT_A, after=5.0, confirmed=True), 5.0)
+        self.assertIsNone(analysis.rollout_complete_at(evs[:2], "ns", "model", EXPECT_B, after=5.0, confirmed=True))
 
     def test_trusting_the_stale_ready_condition_gives_a_negative_lag(self):
         # `kubectl wait --for=condition=ready` right after the apply: Ready is still True.
