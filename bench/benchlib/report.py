@@ -256,10 +256,12 @@ def render_update(u: dict) -> list[str]:
     for key, sm in u["summary"].items():
         rows.append([(peers.get(key) or {}).get("label", key), f"{sm.get('ok', 0)}/{sm.get('runs', 0)}",
                      fmt_lag(sm, "update"), fmt_stat(sm.get("self_lag_update"), 1000, 0),
+                     fmt_stat(sm.get("status_delay"), 1000, 0), fmt_stat(sm.get("clag_update"), 1000, 0),
                      fmt_stat(sm.get("rollout_s")), fmt_stat(sm.get("wall_s")),
                      fmt_stat(sm.get("requests_total"), 1, 0), fmt_verbs(sm.get("requests_median")),
                      fmt_stat(sm.get("processes"), 1, 0), fmt_stat(sm.get("cpu_s"), 1000, 0)])
-    out.append(table(["peer", "exit 0", "detection lag ms", "own report ms", "rollout s", "wall s", "API requests",
+    out.append(table(["peer", "exit 0", "detection lag ms", "own report ms", "operator status ms",
+                      "own report vs status ms", "rollout s", "wall s", "API requests",
                       "by verb (median)", "processes", "CPU ms"], rows))
     out.append("")
     out.append("- **Rollout complete** (the truth, from the harness's own watcher): the SeldonDeployment says "
@@ -271,6 +273,10 @@ def render_update(u: dict) -> list[str]:
                "**Negative: it moved on while old pods still served**; *early* counts the runs that did so by more "
                "than the 20 ms precision. *Own report*: the same from the end of the peer's own wait "
                "(seldon-deploy's `wait-rollout` phase, the script's timestamp after its last kubectl call). "
+               "*Operator status*: from the rollout being complete until the SeldonDeployment's own "
+               "`status.deploymentStatus` also showed every Deployment at N/N (the operator's status write, which "
+               "seldon-deploy's rule waits for); *own report vs status*: the peer's own end against that moment, "
+               "i.e. its lag without the operator's part. "
                "*Rollout*: from the peer's write of the new spec (audit log) to the rollout being complete: what "
                "a correct wait has to sit out.")
     out.append("- **API requests**: audit-log entries of the peer's own identity during its process, by verb, as in "
