@@ -181,13 +181,18 @@ def lifecycle_lags(tl: Timeline, ns: str, name: str, *, n1: int, n2: int, create
 # {"replicas": N, "images": {container name: image}}; containers it does not name (the
 # operator's executor) are not checked.
 
+PODS, COMPLETE, CONFIRMED = "pods", "complete", "confirmed"
+
+
 def rollout_complete(sdep: Optional[dict], deps: dict[str, dict], expected: dict[str, dict],
-                     confirmed: bool = False) -> bool:
-    """With confirmed=True, the SDep's own status.deploymentStatus must also show exactly the
-    expected Deployments, each with replicas == available == N: the operator has caught up."""
-    if sdep is None or sdep.get("state") != "Available" or not expected:
+                     level: str = COMPLETE) -> bool:
+    """level PODS: the Deployments' part only (every new pod ready, no old pod left), whatever
+    the SDep says. COMPLETE: also the SDep `Available`. CONFIRMED: also the SDep's own
+    status.deploymentStatus showing exactly the expected Deployments, each with
+    replicas == available == N: the operator has caught up."""
+    if sdep is None or not expected or (level != PODS and sdep.get("state") != "Available"):
         return False
-    if confirmed:
+    if level == CONFIRMED:
         entries = sdep.get("deps") or {}
         if set(entries) != set(expected) or any(
                 entries[d].get("replicas") != w["replicas"] or entries[d].get("available") != w["replicas"]
@@ -209,7 +214,7 @@ def rollout_complete(sdep: Optional[dict], deps: dict[str, dict], expected: dict
 
 
 def rollout_complete_at(events: Iterable[dict], ns: str, name: str, expected: dict[str, dict],
-                        after: float, confirmed: bool = False) -> Optional[float]:
+                        after: float, level: str = COMPLETE) -> Optional[float]:
     """First time >= after at which the rollout of SDep ns/name was complete (`after` itself if
     it already was), replaying the watcher's events (in arrival order); None if never."""
     sdep: Optional[dict] = None
@@ -223,7 +228,7 @@ def rollout_complete_at(events: Iterable[dict], ns: str, name: str, expected: di
             continue
         if t > after and not passed:
             passed = True
-            if rollout_complete(sdep, deps, expected, confirmed):
+            if rollout_complete(sdep, deps, expected, level):
                 return after
         deleted = ev.get("type") == "DELETED"
         if kind == "SeldonDeployment":
@@ -232,9 +237,9 @@ def rollout_complete_at(events: Iterable[dict], ns: str, name: str, expected: di
             deps.pop(ev.get("name", ""), None)
         else:
             deps[ev.get("name", "")] = ev
-        if passed and rollout_complete(sdep, deps, expected, confirmed):
+        if passed and rollout_complete(sdep, deps, expected, level):
             return t
-    return after if not passed and rollout_complete(sdep, deps, expected, confirmed) else None
+    return after if not passed and rollout_complete(sdep, deps, expected, level) else None
 
 
 def update_lags(events: Iterable[dict], ns: str, name: str, expected: dict[str, dict], *,
@@ -244,10 +249,14 @@ def update_lags(events: Iterable[dict], ns: str, name: str, expected: dict[str, 
     update: when the peer's write of the new spec reached the apiserver (audit log);
     done: when the peer moved on (process exit); own: when it said its wait ended."""
     events = list(events)
-    c = rollout_complete_at(events, ns, name, expected, update) if update is not None else None
-    cc = rollout_complete_at(events, ns, name, expected, update, confirmed=True) if update is not None else None
-    return {"complete_at": c, "confirmed_at": cc, "rollout_s": lag(c, update), "lag_update": lag(done, c),
-            "self_lag_update": lag(own, c), "early_update": is_early(done, c),
+    at = {lv: rollout_complete_at(events, ns, name, expected, update, lv) if update is not None else None
+          for lv in (PODS, COMPLETE, CONFIRMED)}
+    c, cc = at[COMPLETE], at[CONFIRMED]
+    return {"complete_at": c, "confirmed_at": cc, "pods_done_at": at[PODS], "rollout_s": lag(c, update),
+            "lag_update": lag(done, c), "self_lag_update": lag(own, c), "early_update": is_early(done, c),
+            # Moved on while pods of the old version still served (or new ones were not ready yet),
+            # as opposed to only before the operator's state said Available again.
+            "early_pods": is_early(done, at[PODS]),
             # How long the operator took to write a status showing the finished rollout, and the
             # peer's own end against that moment (the part of the lag that is not the client's).
             "status_delay": lag(cc, c), "clag_update": lag(own if own is not None else done, cc)}

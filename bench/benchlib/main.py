@@ -894,7 +894,8 @@ def summarize_update(runs: list[dict], keys: list[str]) -> dict:
         if not rs:
             continue
         ok = [r for r in rs if r.get("exit") == 0]
-        sm: dict = {"runs": len(rs), "ok": len(ok), "early_update": sum(1 for r in ok if r.get("early_update"))}
+        sm: dict = {"runs": len(rs), "ok": len(ok), "early_update": sum(1 for r in ok if r.get("early_update")),
+                    "early_pods": sum(1 for r in ok if r.get("early_pods"))}
         for f in ("wall_s", "lag_update", "self_lag_update", "rollout_s", "status_delay", "clag_update", "maxrss_kb",
                   "sum_rss_kb", "processes", "cpu_s"):
             sm[f] = stats.summarize(r.get(f) for r in ok)
@@ -1083,8 +1084,14 @@ def run_update_section(ctx: Ctx, upd_all: list[Peer], upd_peers: list[Peer], rep
     notes = []
     for p in upd_peers:
         sm = summary.get(p.key) or {}
-        if sm.get("early_update"):
-            notes.append(f"{p.label} moved on while old pods still served in {sm['early_update']} of {sm['ok']} runs.")
+        if sm.get("early_pods"):
+            notes.append(f"{p.label} moved on while old pods still served (or new ones were not ready) in "
+                         f"{sm['early_pods']} of {sm['ok']} runs.")
+        only_state = sm.get("early_update", 0) - sm.get("early_pods", 0)
+        if only_state > 0:
+            notes.append(f"{p.label} moved on after the last old pod was gone but before the operator said "
+                         f"`Available` again in {only_state} of {sm['ok']} runs (the SeldonDeployment still said "
+                         "`Creating`): early by the full rule, harmless for traffic.")
     load1 = os.getloadavg()
     nproc = os.cpu_count() or 1
     if max(load0[0], load1[0]) > nproc:

@@ -255,12 +255,12 @@ def render_update(u: dict) -> list[str]:
     rows = []
     for key, sm in u["summary"].items():
         rows.append([(peers.get(key) or {}).get("label", key), f"{sm.get('ok', 0)}/{sm.get('runs', 0)}",
-                     fmt_lag(sm, "update"), fmt_stat(sm.get("self_lag_update"), 1000, 0),
+                     fmt_lag(sm, "update"), f"{sm.get('early_pods', 0)}/{sm.get('ok', 0)}", fmt_stat(sm.get("self_lag_update"), 1000, 0),
                      fmt_stat(sm.get("status_delay"), 1000, 0), fmt_stat(sm.get("clag_update"), 1000, 0),
                      fmt_stat(sm.get("rollout_s")), fmt_stat(sm.get("wall_s")),
                      fmt_stat(sm.get("requests_total"), 1, 0), fmt_verbs(sm.get("requests_median")),
                      fmt_stat(sm.get("processes"), 1, 0), fmt_stat(sm.get("cpu_s"), 1000, 0)])
-    out.append(table(["peer", "exit 0", "detection lag ms", "own report ms", "operator status ms",
+    out.append(table(["peer", "exit 0", "detection lag ms", "left with old pods", "own report ms", "operator status ms",
                       "own report vs status ms", "rollout s", "wall s", "API requests",
                       "by verb (median)", "processes", "CPU ms"], rows))
     out.append("")
@@ -271,7 +271,9 @@ def render_update(u: dict) -> list[str]:
                "older ReplicaSet is left.")
     out.append("- **Detection lag** = when the peer moved on (its process exit) − when the rollout was complete. "
                "**Negative: it moved on while old pods still served**; *early* counts the runs that did so by more "
-               "than the 20 ms precision. *Own report*: the same from the end of the peer's own wait "
+               "than the 20 ms precision. *Left with old pods*: the runs in which it moved on before the Deployments' part "
+               "held (a pod of the old version still serving, or a new one not ready), whatever the SDep said. "
+               "*Own report*: the same from the end of the peer's own wait "
                "(seldon-deploy's `wait-rollout` phase, the script's timestamp after its last kubectl call). "
                "*Operator status*: from the rollout being complete until the SeldonDeployment's own "
                "`status.deploymentStatus` also showed every Deployment at N/N (the operator's status write, which "

@@ -49,12 +49,13 @@ class ReportTest(unittest.TestCase):
                "fixture": {"v1": {"replicas": 2, "images": {"c": "img:1"}}, "v2": {"replicas": 2, "images": {"c": "img:2"}}},
                "summary": {"seldon-deploy": {"runs": 1, "ok": 1, "lag_update": one(0.012), "rollout_s": one(20.5),
                                              "requests_total": one(9), "requests_median": {"get": 2, "update": 1}},
-                           "kubectl-wait": {"runs": 1, "ok": 1, "lag_update": one(-20.1), "early_update": 1}},
+                           "kubectl-wait": {"runs": 1, "ok": 1, "lag_update": one(-20.1), "early_update": 1,
+                                            "early_pods": 1}},
                "notes": ["busy"]}
         md = "\n".join(report.render_update(upd))
         self.assertIn("## Update:", md)
-        self.assertIn("| seldon-deploy apply | 1/1 | 12 | – | – | – | 20.50 |", md)
-        self.assertIn("| kubectl wait | 1/1 | -20100 (1/1 early) |", md)
+        self.assertIn("| seldon-deploy apply | 1/1 | 12 | 0/1 | – | – | – | 20.50 |", md)
+        self.assertIn("| kubectl wait | 1/1 | -20100 (1/1 early) | 1/1 |", md)
         self.assertIn("get 2, update 1", md)
         self.assertIn("img:1", md)
         self.assertIn("img:2", md)

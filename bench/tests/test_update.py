@@ -101,12 +101,12 @@ class UpdateLagTest(unittest.TestCase):
 
     def test_confirmed_needs_the_status_at_n_for_exactly_the_expected_deployments(self):
         evs = rolling_update()[:-1]
-        self.assertIsNone(analysis.rollout_complete_at(evs, "ns", "model", EXPECT_B, after=10.0, confirmed=True))
+        self.assertIsNone(analysis.rollout_complete_at(evs, "ns", "model", EXPECT_B, after=10.0, level=analysis.CONFIRMED))
         extra = dict(sdep(30.4), deps={DEP: {"replicas": 2, "available": 2}, "gone": {"replicas": 1, "available": 1}})
-        self.assertIsNone(analysis.rollout_complete_at(evs + [extra], "ns", "model", EXPECT_B, after=10.0, confirmed=True))
+        self.assertIsNone(analysis.rollout_complete_at(evs + [extra], "ns", "model", EXPECT_B, after=10.0, level=analysis.CONFIRMED))
         # A status at 2/2 alone (v1's) is not a finished rollout.
-        self.assertEqual(analysis.rollout_complete_at(evs[:2], "ns", "model", EXPECT_A, after=5.0, confirmed=True), 5.0)
-        self.assertIsNone(analysis.rollout_complete_at(evs[:2], "ns", "model", EXPECT_B, after=5.0, confirmed=True))
+        self.assertEqual(analysis.rollout_complete_at(evs[:2], "ns", "model", EXPECT_A, after=5.0, level=analysis.CONFIRMED), 5.0)
+        self.assertIsNone(analysis.rollout_complete_at(evs[:2], "ns", "model", EXPECT_B, after=5.0, level=analysis.CONFIRMED))
 
     def test_trusting_the_stale_ready_condition_gives_a_negative_lag(self):
         # `kubectl wait --for=condition=ready` right after the apply: Ready is still True.
@@ -114,6 +114,18 @@ class UpdateLagTest(unittest.TestCase):
         self.assertAlmostEqual(lg["lag_update"], -20.0)
         self.assertIsNone(lg["self_lag_update"])
         self.assertTrue(lg["early_update"])
+        self.assertTrue(lg["early_pods"])
+
+    def test_leaving_when_the_pods_are_done_but_the_sdep_is_not_yet_available(self):
+        # What `kubectl rollout status` can do: the Deployment is done at 30.3, the operator
+        # says Creating until 30.5. Early by the full rule, but no old pod was left.
+        evs = rolling_update()[:-1] + [sdep(30.5)]
+        evs.insert(8, sdep(30.25, "Creating"))
+        lg = analysis.update_lags(evs, "ns", "model", EXPECT_B, update=10.0, done=30.35)
+        self.assertEqual((lg["pods_done_at"], lg["complete_at"]), (30.3, 30.5))
+        self.assertAlmostEqual(lg["lag_update"], -0.15)
+        self.assertTrue(lg["early_update"])
+        self.assertFalse(lg["early_pods"])
 
     def test_no_update_seen(self):
         lg = analysis.update_lags(rolling_update(), "ns", "model", EXPECT_B, update=None, done=12.0)
