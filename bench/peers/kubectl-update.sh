@@ -18,7 +18,8 @@
 #   rollout: `kubectl rollout status` on each Deployment labelled seldon-deployment-id=NAME, one
 #            after the other (Seldon's docs do it for `.items[0]`; here for every one). Right
 #            after the apply the operator may not have updated a Deployment yet, and rollout
-#            status then reports the previous rollout as complete.
+#            status then reports the previous rollout as complete. It also ignores the
+#            SeldonDeployment: it can end before the operator says Available again.
 set -euo pipefail
 ns=$1 file=$2 mode=$3
 read -r -a KC <<<"${KUBECTL:-kubectl}"
