@@ -169,3 +169,94 @@ def lifecycle_lags(tl: Timeline, ns: str, name: str, *, n1: int, n2: int, create
     for phase, moved, cond in (("ready1", scale, c1), ("ready2", delete, c2), ("gone", done, cg)):
         out[f"early_{phase}"] = is_early(moved, cond)
     return out
+
+
+# ---------------------------------------------------------------- update (rollout) benchmark
+#
+# "Rollout complete" after an update of a live SeldonDeployment, from the same watcher events:
+# the SDep says Available, and the Deployments it owns are exactly the expected ones (none
+# missing, none left from a removed component), each with the new images in its pod template,
+# its generation observed, and replicas == updatedReplicas == availableReplicas == N (so no pod
+# of an older ReplicaSet is left). `expected` maps each Deployment name to
+# {"replicas": N, "images": {container name: image}}; containers it does not name (the
+# operator's executor) are not checked.
+
+PODS, COMPLETE, CONFIRMED = "pods", "complete", "confirmed"
+
+
+def rollout_complete(sdep: Optional[dict], deps: dict[str, dict], expected: dict[str, dict],
+                     level: str = COMPLETE) -> bool:
+    """level PODS: the Deployments' part only (every new pod ready, no old pod left), whatever
+    the SDep says. COMPLETE: also the SDep `Available`. CONFIRMED: also the SDep's own
+    status.deploymentStatus showing exactly the expected Deployments, each with
+    replicas == available == N: the operator has caught up."""
+    if sdep is None or not expected or (level != PODS and sdep.get("state") != "Available"):
+        return False
+    if level == CONFIRMED:
+        entries = sdep.get("deps") or {}
+        if set(entries) != set(expected) or any(
+                entries[d].get("replicas") != w["replicas"] or entries[d].get("available") != w["replicas"]
+                for d, w in expected.items()):
+            return False
+    if set(deps) != set(expected):
+        return False
+    for name, want in expected.items():
+        d = deps[name]
+        n = want["replicas"]
+        if d.get("spec") != n or (d.get("ogen") or 0) < (d.get("gen") or 0):
+            return False
+        if not (d.get("replicas", 0) == d.get("updated", 0) == d.get("available", 0) == n):
+            return False
+        images = d.get("images") or {}
+        if any(images.get(c) != img for c, img in want["images"].items()):
+            return False
+    return True
+
+
+def rollout_complete_at(events: Iterable[dict], ns: str, name: str, expected: dict[str, dict],
+                        after: float, level: str = COMPLETE) -> Optional[float]:
+    """First time >= after at which the rollout of SDep ns/name was complete (`after` itself if
+    it already was), replaying the watcher's events (in arrival order); None if never."""
+    sdep: Optional[dict] = None
+    deps: dict[str, dict] = {}
+    passed = False  # whether the replay has gone past `after`
+    for ev in events:
+        kind, t = ev.get("kind"), ev.get("t", 0.0)
+        if ev.get("ns") != ns or kind not in ("SeldonDeployment", "Deployment"):
+            continue
+        if kind == "SeldonDeployment" and ev.get("name") != name:
+            continue
+        if t > after and not passed:
+            passed = True
+            if rollout_complete(sdep, deps, expected, level):
+                return after
+        deleted = ev.get("type") == "DELETED"
+        if kind == "SeldonDeployment":
+            sdep = None if deleted else ev
+        elif deleted or ev.get("sdep") != name:
+            deps.pop(ev.get("name", ""), None)
+        else:
+            deps[ev.get("name", "")] = ev
+        if passed and rollout_complete(sdep, deps, expected, level):
+            return t
+    return after if not passed and rollout_complete(sdep, deps, expected, level) else None
+
+
+def update_lags(events: Iterable[dict], ns: str, name: str, expected: dict[str, dict], *,
+                update: Optional[float], done: Optional[float], own: Optional[float] = None) -> dict:
+    """Truth and lags of one update run.
+
+    update: when the peer's write of the new spec reached the apiserver (audit log);
+    done: when the peer moved on (process exit); own: when it said its wait ended."""
+    events = list(events)
+    at = {lv: rollout_complete_at(events, ns, name, expected, update, lv) if update is not None else None
+          for lv in (PODS, COMPLETE, CONFIRMED)}
+    c, cc = at[COMPLETE], at[CONFIRMED]
+    return {"complete_at": c, "confirmed_at": cc, "pods_done_at": at[PODS], "rollout_s": lag(c, update),
+            "lag_update": lag(done, c), "self_lag_update": lag(own, c), "early_update": is_early(done, c),
+            # Moved on while pods of the old version still served (or new ones were not ready yet),
+            # as opposed to only before the operator's state said Available again.
+            "early_pods": is_early(done, at[PODS]),
+            # How long the operator took to write a status showing the finished rollout, and the
+            # peer's own end against that moment (the part of the lag that is not the client's).
+            "status_delay": lag(cc, c), "clag_update": lag(own if own is not None else done, cc)}

@@ -260,8 +260,8 @@ class Ours(Peer):
 
     def setup(self) -> None:
         super().setup()
-        binary = os.path.join(REPO, "target", "release", "seldon-deploy")
-        if self.ctx.args.build:
+        binary = self.ctx.args.binary or os.path.join(REPO, "target", "release", "seldon-deploy")
+        if self.ctx.args.build and not self.ctx.args.binary:
             log("building seldon-deploy (cargo build --release)")
             r = sh(["cargo", "build", "--release", "--locked"], check=False, cwd=REPO, timeout=1800)
             if r.returncode != 0:
@@ -277,7 +277,7 @@ class Ours(Peer):
         self.version = sh([binary, "--version"], check=False).stdout.strip() or "?"
         helptext = sh([binary, "run", "--help"], check=False).stdout
         self.multi = "--concurrency" in helptext
-        self.variant = "release build of this repository"
+        self.variant = "release build of this repository" if not self.ctx.args.binary else f"binary {binary}"
 
     def argv(self, ns: str, files: list[str]) -> list[str]:
         a = [self.binary, "run", "-n", ns]
@@ -705,6 +705,207 @@ def scale_lags(rec: dict, mine: list[audit.Request], user: str, tl: analysis.Tim
     rec["lag_sdeps"] = len(per_name)
 
 
+# ---------------------------------------------------------------- update: ship a new version of a live SDep
+
+UPDATE_V1 = os.path.join(FIXTURES, "update-v1.yaml")
+UPDATE_V2 = os.path.join(FIXTURES, "update-v2.yaml")
+
+
+class UpdateOurs(Ours):
+    key, label, user = "seldon-deploy", "seldon-deploy apply", "bench-upd-seldon-deploy"
+
+    def setup(self) -> None:
+        super().setup()
+        if self.available and sh([self.binary, "apply", "--help"], check=False).returncode != 0:
+            self.available, self.reason = False, "this build has no `apply` command"
+        self.variant = f"`seldon-deploy apply -n NS -f update-v2.yaml --timeout 5m -o json` ({self.variant})"
+
+    def argv(self, ns: str, files: list[str]) -> list[str]:
+        return [self.binary, "apply", "-n", ns, "-f", files[0], "--timeout", "5m", "-o", "json"]
+
+    def own_end(self, run: dict) -> Optional[float]:
+        """The end of the wait phase that follows `apply` (`wait-rollout`; some builds call it `wait-ready`)."""
+        deps = (run.get("self") or {}).get("deployments") or []
+        if len(deps) != 1:
+            return None
+        names = [p.get("name") or "" for p in deps[0]["phases"]]
+        for i, nm in enumerate(names[:-1]):
+            if nm == "apply" and names[i + 1].startswith("wait"):
+                return deps[0]["phases"][i + 1].get("end")
+        return None
+
+
+class UpdateKubectl(Kubectl):
+    key, label, user = "kubectl-wait", "kubectl apply + wait --for=condition=ready", "bench-upd-kubectl-wait"
+    mode = "wait"
+
+    def setup(self) -> None:
+        super().setup()
+        self.variant = f"peers/kubectl-update.sh {self.mode}"
+
+    def start_one(self, ns: str, manifest: str, tag: str) -> procs.Proc:
+        o, e = self.paths(tag)
+        env = self.env()
+        env["KUBECTL"] = f"{self.ctx.rusage_exec} {o}.rusage {self.kubectl}"
+        env["TIMEOUT"] = "300s"
+        script = os.path.join(BENCH, "peers", "kubectl-update.sh")
+        return procs.Proc(["bash", script, ns, manifest, self.mode], env=env, stdout_path=o, stderr_path=e)
+
+    def own_end(self, run: dict) -> Optional[float]:
+        return ((run.get("self") or {}).get("marks") or {}).get("ready")
+
+
+class UpdateKubectlRollout(UpdateKubectl):
+    key, label, user = "kubectl-rollout", "kubectl apply + rollout status (each Deployment)", "bench-upd-kubectl-rollout"
+    mode = "rollout"
+
+
+UPDATE_PEER_CLASSES = [UpdateOurs, UpdateKubectl, UpdateKubectlRollout]
+
+
+def manifest_doc(ctx: Ctx, path: str) -> dict:
+    """A YAML fixture as a JSON object, through kubectl (the harness has no YAML parser)."""
+    out = sh([os.path.join(ctx.cluster.bin, "kubectl"), "--kubeconfig", ctx.cluster.kubeconfig, "create",
+              "--dry-run=client", "-o", "json", "-f", path]).stdout
+    return json.loads(out)
+
+
+def manifest_version(doc: dict) -> tuple[int, dict[str, str]]:
+    """(replicas, {container: image}) of a one-predictor, one-component manifest: what every
+    Deployment of the SDep must run once the rollout is complete."""
+    spec = doc["spec"]
+    preds = spec["predictors"]
+    if len(preds) != 1 or len(preds[0].get("componentSpecs") or []) != 1:
+        raise ValueError("the update fixtures must have one predictor with one componentSpec")
+    cs = preds[0]["componentSpecs"][0]
+    n = cs.get("replicas") or preds[0].get("replicas") or spec.get("replicas") or 1
+    images = {c["name"]: c["image"] for c in cs["spec"]["containers"] if c.get("image")}
+    return int(n), images
+
+
+def live_rollout(api: Api, ns: str, name: str) -> tuple[Optional[dict], dict[str, dict]]:
+    """The SDep and its Deployments now, in the watcher's record format (for analysis.rollout_complete)."""
+    from .watcher import deployment_fields, sdep_fields
+    try:
+        sd: Optional[dict] = api.get(sdep_path(ns, name))
+    except ApiError as e:
+        if e.status != 404:
+            raise
+        sd = None
+    items = api.get(deploy_path(ns) + f"?labelSelector=seldon-deployment-id%3D{name}").get("items", [])
+    deps = {d["metadata"]["name"]: deployment_fields(d) for d in items}
+    return (sdep_fields(sd) if sd else None), {k: v for k, v in deps.items() if v.get("sdep") == name}
+
+
+def wait_rollout(ctx: Ctx, ns: str, name: str, expected: Optional[dict], n: int, images: dict[str, str],
+                 timeout: float) -> Optional[dict]:
+    """Poll (the harness, as admin; not measured) until the rollout to `images` at n is complete
+    and the SDep's own status says every Deployment is at n. expected=None: the Deployments
+    found. Returns the expectation that held, or None on timeout."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        sd, deps = live_rollout(ctx.api, ns, name)  # type: ignore[arg-type]
+        want = expected or {d: {"replicas": n, "images": images} for d in deps}
+        entries = (sd or {}).get("deps") or {}
+        if (analysis.rollout_complete(sd, deps, want) and set(entries) == set(want)
+                and all(e.get("replicas") == n and e.get("available") == n for e in entries.values())):
+            return want
+        time.sleep(0.2)
+    return None
+
+
+def phase_update(ctx: Ctx, peers: list[Peer], reps: int) -> dict:
+    """v1 live and ready in a fresh namespace per run (created with `kubectl apply` as admin, not
+    measured), then the peer ships v2: new image, pods Ready 10 s after they start. Interleaved,
+    one run at a time; one warm-up run per peer first (kubectl's discovery cache)."""
+    kubectl = os.path.join(ctx.cluster.bin, "kubectl")
+    admin_env = dict(os.environ, HOME=os.path.join(ctx.scratch, "home-admin"), NO_PROXY="127.0.0.1,localhost",
+                     no_proxy="127.0.0.1,localhost")
+    d1, d2 = manifest_doc(ctx, UPDATE_V1), manifest_doc(ctx, UPDATE_V2)
+    name = d1["metadata"]["name"]
+    n1, img1 = manifest_version(d1)
+    n2, img2 = manifest_version(d2)
+    runs: list[dict] = []
+
+    def one(peer: Peer, label: str) -> Optional[dict]:
+        ns = ctx.new_ns(f"upd-{peer.key}-{label}")
+        r = sh([kubectl, "--kubeconfig", ctx.cluster.kubeconfig, "-n", ns, "apply", "-f", UPDATE_V1], env=admin_env,
+               check=False)
+        if r.returncode != 0:
+            log(f"update {label} {peer.key}: creating v1 failed: {r.stderr.strip()[-300:]}")
+            return None
+        live = wait_rollout(ctx, ns, name, None, n1, img1, 180)
+        if live is None:
+            log(f"update {label} {peer.key}: v1 not ready in 180 s")
+            force_clean(ctx.api, ns)  # type: ignore[arg-type]
+            return None
+        time.sleep(1.0)  # let the operator's last status writes for v1 pass: a quiet start
+        run = {"peer": peer.key, "ns": ns, "tag": ns, "name": name, "proc": peer.start_one(ns, UPDATE_V2, ns)}
+        run = finish_single(ctx, peer, run, time.time() + 400)
+        if run["exit"] != 0:
+            log(f"update {label} {peer.key} exited {run['exit']}: {run.get('stderr_tail', '')[-300:]}")
+        # Same Deployments as v1 (the update changes no component), now with v2's images.
+        run["expected"] = {d: {"replicas": n2, "images": img2} for d in live}
+        # Whatever the peer did, let the rollout finish, so that the watcher sees the truth.
+        if wait_rollout(ctx, ns, name, run["expected"], n2, img2, 180) is None:
+            log(f"update {label} {peer.key}: the rollout did not complete in 180 s after the peer exited")
+        time.sleep(0.5)
+        force_clean(ctx.api, ns)  # type: ignore[arg-type]
+        return run
+
+    log("update: one warm-up run per peer (not counted)")
+    for peer in peers:
+        one(peer, "warmup")
+    for rep in range(reps):
+        for peer in peers:
+            log(f"update {rep + 1}/{reps}: {peer.key}")
+            run = one(peer, f"r{rep}")
+            if run is not None:
+                run["rep"] = rep
+                runs.append(run)
+            time.sleep(0.3)
+    return {"runs": runs, "fixture": {"name": name, "v1": {"replicas": n1, "images": img1},
+                                      "v2": {"replicas": n2, "images": img2}}}
+
+
+def attach_update(runs: list[dict], peers: list[Peer], reqs: list[audit.Request], events: list[dict]) -> None:
+    by_user: dict[str, list[audit.Request]] = {}
+    for r in reqs:
+        by_user.setdefault(r.user, []).append(r)
+    by_ns: dict[str, list[dict]] = {}
+    for ev in events:
+        by_ns.setdefault(ev.get("ns", ""), []).append(ev)
+    pk = {p.key: p for p in peers}
+    for run in runs:
+        peer = pk[run["peer"]]
+        mine = audit.select(by_user.get(peer.user, []), start=run["start"] - 0.05, end=run["end"] + 0.05)
+        run["requests"] = audit.count_by_verb(mine)
+        writes = audit.sdep_actions(mine, user=peer.user, namespace=run["ns"])["scale"]
+        run["update_at"] = writes[0] if writes else None
+        own = peer.own_end(run)  # type: ignore[attr-defined]
+        run.update(analysis.update_lags(by_ns.get(run["ns"], []), run["ns"], run["name"], run["expected"],
+                                        update=run["update_at"], done=run["end"], own=own))
+
+
+def summarize_update(runs: list[dict], keys: list[str]) -> dict:
+    out: dict = {}
+    for key in keys:
+        rs = [r for r in runs if r["peer"] == key]
+        if not rs:
+            continue
+        ok = [r for r in rs if r.get("exit") == 0]
+        sm: dict = {"runs": len(rs), "ok": len(ok), "early_update": sum(1 for r in ok if r.get("early_update")),
+                    "early_pods": sum(1 for r in ok if r.get("early_pods"))}
+        for f in ("wall_s", "lag_update", "self_lag_update", "rollout_s", "status_delay", "clag_update", "maxrss_kb",
+                  "sum_rss_kb", "processes", "cpu_s"):
+            sm[f] = stats.summarize(r.get(f) for r in ok)
+        sm["requests_total"] = stats.summarize((r.get("requests") or {}).get("total") for r in ok)
+        verbs = sorted({v for r in ok for v in (r.get("requests") or {}) if v != "total"})
+        sm["requests_median"] = {v: stats.summarize((r.get("requests") or {}).get(v, 0) for r in ok)["median"] for v in verbs}
+        out[key] = sm
+    return out
+
+
 def tool_versions(ctx: Ctx, peers: list[Peer]) -> dict:
     v: dict = {"python": platform.python_version()}
     text = open(ctx.cluster.script).read()
@@ -738,7 +939,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--slow-reps", type=int, help="30 s ready-delay lifecycles per peer (quick 1, full 2)")
     ap.add_argument("--scale", help="comma-separated N for the scale runs (quick 10; full 10,100,500,1000)")
     ap.add_argument("--peers", default="seldon-deploy,kubectl,kubectl-strict,original")
+    ap.add_argument("--update-peers", default="seldon-deploy,kubectl-wait,kubectl-rollout",
+                    help="peers of the update section")
+    ap.add_argument("--update-reps", type=int, help="update runs per peer (default: --reps; 0 skips the section)")
+    ap.add_argument("--only", choices=["update"],
+                    help="run only this section and merge it into OUT/results.json (the other sections are kept)")
     ap.add_argument("--no-build", dest="build", action="store_false", help="use target/release/seldon-deploy as it is")
+    ap.add_argument("--binary", help="measure this seldon-deploy binary (no build) instead of target/release/seldon-deploy")
     ap.add_argument("--cluster-dir", default=os.path.join(REPO, ".testenv-bench"))
     ap.add_argument("--keep-cluster", action="store_true", help="leave the benchmark cluster running")
     ap.add_argument("--mem-reserve-gib", type=float, default=6.0,
@@ -753,7 +960,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     reps = args.reps or (3 if args.quick else 5)
     slow_reps = args.slow_reps if args.slow_reps is not None else (1 if args.quick else 2)
     sizes = [int(x) for x in (args.scale or ("10" if args.quick else "10,100,500,1000")).split(",") if x.strip()]
+    update_reps = args.update_reps if args.update_reps is not None else reps
     command = "bench/run" + (" --quick" if args.quick else "")
+    only_command = "bench/run " + " ".join(argv if argv is not None else sys.argv[1:])
 
     t_start = time.time()
     # Run the clean-up below on SIGTERM too, and on SIGINT even when started in the background.
@@ -768,16 +977,37 @@ def main(argv: Optional[list[str]] = None) -> int:
         ctx.api = Api(ctx.cluster.kubeconfig)
         ctx.audit = audit.AuditLog(ctx.cluster.audit_path)
         wanted = [k.strip() for k in args.peers.split(",")]
-        all_peers = [c(ctx) for c in PEER_CLASSES if c.key in wanted]
-        for p in all_peers:
-            log(f"setting up peer {p.key}")
+        all_peers = [] if args.only else [c(ctx) for c in PEER_CLASSES if c.key in wanted]
+        upd_wanted = [k.strip() for k in args.update_peers.split(",")] if update_reps > 0 else []
+        upd_all = [c(ctx) for c in UPDATE_PEER_CLASSES if c.key in upd_wanted]
+        for p in all_peers + upd_all:
+            log(f"setting up peer {p.key}" + (" (update)" if p in upd_all else ""))
             p.setup()
             if not p.available:
                 log(f"peer {p.key} not available: {p.reason}")
         peers = [p for p in all_peers if p.available]
-        ctx.peers = all_peers  # type: ignore[attr-defined]
+        upd_peers = [p for p in upd_all if p.available]
+        ctx.peers = all_peers  # type: ignore[attr-defined]  # the update peers reuse keys: kept apart
         audit_offset = ctx.audit.mark()
         ctx.start_watcher()
+
+        update = run_update_section(ctx, upd_all, upd_peers, update_reps, only_command if args.only else command)
+        if args.only:
+            ctx.stop_watcher()
+            path = os.path.join(args.out, "results.json")
+            if os.path.exists(path):
+                with open(path) as f:
+                    results = json.load(f)
+            else:
+                results = {"meta": {"command": only_command, "date": update["meta"]["date"], "mode": f"only {args.only}",
+                                    "reps": update_reps, "duration_s": time.time() - t_start,
+                                    "machine": machine_info(), "versions": tool_versions(ctx, upd_all),
+                                    "fixture": "see the section", "notes": []},
+                           "peers": {}}
+            results["update"] = update
+            write_results(results, args.out)
+            log(f"merged the update section into {path} in {time.time() - t_start:.0f} s")
+            return 0
 
         single_runs = phase_single(ctx, peers, reps)
         slow_runs = phase_slow(ctx, peers, slow_reps) if slow_reps > 0 else []
@@ -819,13 +1049,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                        "notes": lag_notes(single_summary, all_peers)},
             "slow": {"reps": slow_reps, "runs": slow_runs, "summary": slow_summary},
             "scale": {"sizes": sizes, "runs": scale_runs, "notes": scale_notes + scale_notes_auto(scale_runs, ctx)},
+            "update": update,
         }
-        os.makedirs(args.out, exist_ok=True)
-        with open(os.path.join(args.out, "results.json"), "w") as f:
-            json.dump(results, f, indent=1, sort_keys=False, default=str)
-            f.write("\n")
-        with open(os.path.join(args.out, "RESULTS.md"), "w") as f:
-            f.write(report.render(results) + "\n")
+        write_results(results, args.out)
         log(f"wrote {os.path.join(args.out, 'results.json')} and RESULTS.md in {time.time() - t_start:.0f} s")
         return 0
     finally:
@@ -834,6 +1060,56 @@ def main(argv: Optional[list[str]] = None) -> int:
         if not args.keep_cluster:
             log("stopping the benchmark cluster")
             ctx.cluster.down()
+
+
+def write_results(results: dict, out_dir: str) -> None:
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump(results, f, indent=1, sort_keys=False, default=str)
+        f.write("\n")
+    with open(os.path.join(out_dir, "RESULTS.md"), "w") as f:
+        f.write(report.render(results) + "\n")
+
+
+def run_update_section(ctx: Ctx, upd_all: list[Peer], upd_peers: list[Peer], reps: int, command: str) -> dict:
+    """The update section of results.json: its own audit window, meta and notes, so that it can
+    run alone (--only update) and be merged into an earlier full run's results."""
+    t0 = time.time()
+    load0 = os.getloadavg()
+    offset = ctx.audit.mark()  # type: ignore[union-attr]
+    data = phase_update(ctx, upd_peers, reps) if upd_peers and reps > 0 else {"runs": [], "fixture": {}}
+    time.sleep(1.0)
+    attach_update(data["runs"], upd_peers, ctx.audit.read_from(offset), ctx.events())  # type: ignore[union-attr]
+    summary = summarize_update(data["runs"], [p.key for p in upd_peers])
+    notes = []
+    for p in upd_peers:
+        sm = summary.get(p.key) or {}
+        if sm.get("early_pods"):
+            notes.append(f"{p.label} moved on while old pods still served (or new ones were not ready) in "
+                         f"{sm['early_pods']} of {sm['ok']} runs.")
+        only_state = sm.get("early_update", 0) - sm.get("early_pods", 0)
+        if only_state > 0:
+            notes.append(f"{p.label} moved on after the last old pod was gone but before the operator said "
+                         f"`Available` again in {only_state} of {sm['ok']} runs (the SeldonDeployment still said "
+                         "`Creating`): early by the full rule, harmless for traffic.")
+    load1 = os.getloadavg()
+    nproc = os.cpu_count() or 1
+    if max(load0[0], load1[0]) > nproc:
+        notes.append(f"The machine was busy (1-minute load average {load0[0]:.1f} → {load1[0]:.1f} on {nproc} CPUs, "
+                     "other work sharing them): the times are noisy. The request counts and the sign of the lags "
+                     "(whether a peer moved on before the rollout was complete) do not depend on it.")
+    return {
+        "meta": {"command": command, "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                 "duration_s": time.time() - t0, "reps": reps, "machine": machine_info(),
+                 "load_avg_1m": [load0[0], load1[0]], "seldon_deploy": tool_versions(ctx, upd_all).get("seldon-deploy")},
+        "peers": {p.key: {"label": p.label, "available": p.available, "reason": p.reason, "variant": p.variant,
+                          "user": p.user} for p in upd_all},
+        "order": [p.key for p in upd_peers],
+        "fixture": data["fixture"],
+        "runs": data["runs"],
+        "summary": summary,
+        "notes": notes,
+    }
 
 
 def lag_notes(summary: dict, peers: list[Peer]) -> list[str]:

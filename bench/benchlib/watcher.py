@@ -31,10 +31,13 @@ def deployment_fields(obj: dict) -> dict:
     for ref in md.get("ownerReferences") or []:
         if ref.get("kind") == "SeldonDeployment" and ref.get("controller"):
             owner = ref.get("name")
+    containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
     return {"sdep": owner, "gen": md.get("generation", 0), "ogen": st.get("observedGeneration", 0),
             "spec": spec.get("replicas", 1), "replicas": st.get("replicas", 0),
             "updated": st.get("updatedReplicas", 0), "available": st.get("availableReplicas", 0),
-            "ready": st.get("readyReplicas", 0)}
+            "ready": st.get("readyReplicas", 0),
+            # The pod template's images, for the update benchmark's "runs the new version".
+            "images": {c.get("name", ""): c.get("image") for c in containers}}
 
 
 class Sink:

@@ -39,6 +39,30 @@ class ReportTest(unittest.TestCase):
         self.assertIn("- n1", md)
 
 
+    def test_render_update_section(self):
+        one = lambda v: {"n": 1, "median": v, "min": v, "max": v}  # noqa: E731
+        upd = {"meta": {"command": "bench/run --only update --reps 1", "date": "2026-12-02", "duration_s": 60,
+                        "reps": 1, "machine": {"nproc": 2}, "load_avg_1m": [3.0, 4.0], "seldon_deploy": "0.1.0"},
+               "peers": {"seldon-deploy": {"label": "seldon-deploy apply", "available": True, "variant": "v"},
+                         "kubectl-wait": {"label": "kubectl wait", "available": True, "variant": "w"}},
+               "order": ["seldon-deploy", "kubectl-wait"],
+               "fixture": {"v1": {"replicas": 2, "images": {"c": "img:1"}}, "v2": {"replicas": 2, "images": {"c": "img:2"}}},
+               "summary": {"seldon-deploy": {"runs": 1, "ok": 1, "lag_update": one(0.012), "rollout_s": one(20.5),
+                                             "requests_total": one(9), "requests_median": {"get": 2, "update": 1}},
+                           "kubectl-wait": {"runs": 1, "ok": 1, "lag_update": one(-20.1), "early_update": 1,
+                                            "early_pods": 1}},
+               "notes": ["busy"]}
+        md = "\n".join(report.render_update(upd))
+        self.assertIn("## Update:", md)
+        self.assertIn("| seldon-deploy apply | 1/1 | 12 | 0/1 | – | – | – | 20.50 |", md)
+        self.assertIn("| kubectl wait | 1/1 | -20100 (1/1 early) | 1/1 |", md)
+        self.assertIn("get 2, update 1", md)
+        self.assertIn("img:1", md)
+        self.assertIn("img:2", md)
+        self.assertIn("- busy", md)
+        self.assertEqual(report.render_update({}), [])
+
+
 class SelfReportTest(unittest.TestCase):
     def test_bench_marks(self):
         out = "BENCH 10.5 start\nnoise\nBENCH 11.25 ready1\nBENCH x bad\n"
