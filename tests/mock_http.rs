@@ -10,21 +10,9 @@ use std::time::Duration;
 use common::*;
 use seldon_deploy::Deployer;
 use seldon_deploy::lifecycle::RUN_ID_ANNOTATION;
-use seldon_deploy::manifest;
 use seldon_deploy::run::{self, Context, RunOptions};
 use serde_json::{Value, json};
 use tokio::time::Instant;
-
-const IRIS: &str = include_str!("../examples/iris-v1alpha2.yaml");
-
-fn iris_manifest() -> manifest::Manifest {
-    manifest::parse(
-        "iris.yaml",
-        IRIS.replace("name: sklearn", "name: iris").as_bytes(),
-    )
-    .unwrap()
-    .remove(0)
-}
 
 /// How the fake answers the first create.
 #[derive(Clone, Copy)]
@@ -265,7 +253,7 @@ async fn a_second_ctrl_c_while_the_create_is_unanswered_names_the_object_it_may_
     .await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("iris.yaml");
-    std::fs::write(&file, IRIS.replace("name: sklearn", "name: iris")).unwrap();
+    std::fs::write(&file, iris_yaml()).unwrap();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_seldon-deploy"))
         .env_remove("KUBECONFIG")
         .args(["run", "-n", "ns", "-f"])

@@ -9,21 +9,9 @@ use std::time::Duration;
 use common::*;
 use seldon_deploy::Deployer;
 use seldon_deploy::error::Signal;
-use seldon_deploy::manifest;
 use seldon_deploy::run::{self, Context, RunOptions};
 use serde_json::{Value, json};
 use tokio::time::Instant;
-
-const IRIS: &str = include_str!("../examples/iris-v1alpha2.yaml");
-
-fn iris_manifest() -> manifest::Manifest {
-    manifest::parse(
-        "iris.yaml",
-        IRIS.replace("name: sklearn", "name: iris").as_bytes(),
-    )
-    .unwrap()
-    .remove(0)
-}
 
 #[tokio::test(start_paused = true)]
 async fn scale_conflict_retries_against_fresh_object_and_keeps_concurrent_changes() {

@@ -356,3 +356,16 @@ pub fn handle() -> seldon_deploy::Handle {
 pub fn count(log: &Log, f: impl Fn(&Req) -> bool) -> usize {
     log.lock().unwrap().iter().filter(|r| f(r)).count()
 }
+
+/// The bundled iris example (the original program's manifest) as YAML, named `iris` like
+/// [`sdep`].
+pub fn iris_yaml() -> String {
+    include_str!("../../examples/iris-v1alpha2.yaml").replace("name: sklearn", "name: iris")
+}
+
+/// [`iris_yaml`], loaded.
+pub fn iris_manifest() -> seldon_deploy::manifest::Manifest {
+    seldon_deploy::manifest::parse("iris.yaml", iris_yaml().as_bytes())
+        .unwrap()
+        .remove(0)
+}

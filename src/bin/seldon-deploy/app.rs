@@ -51,10 +51,10 @@ pub async fn dispatch(cli: Cli) -> u8 {
 /// prints JSON lines rather than one document.
 fn asked(cli: &Cli) -> (early::Asked, bool) {
     let (name, files) = match &cli.command {
-        Command::Run(a) => (None, Some(&a.filename)),
-        Command::Create(a) => (None, Some(&a.filename)),
-        Command::Apply(a) => (None, Some(&a.filename)),
-        Command::Diff(a) => (None, Some(&a.filename)),
+        Command::Run(a) => (None, Some(&a.files.filename)),
+        Command::Create(a) => (None, Some(&a.files.filename)),
+        Command::Apply(a) => (None, Some(&a.files.filename)),
+        Command::Diff(a) => (None, Some(&a.files.filename)),
         Command::Scale(a) => (Some(&a.name), None),
         Command::Wait(a) => (Some(&a.name), None),
         Command::Delete(a) => (Some(&a.name), None),
@@ -89,7 +89,7 @@ async fn dispatch_inner(cli: Cli) -> Result<u8, Error> {
     match cli.command {
         Command::Run(a) => {
             // Everything that can be checked locally is checked before any client exists.
-            let manifests = load(&a.filename)?;
+            let manifests = load(&a.files.filename)?;
             for m in &manifests {
                 m.ensure_manually_scalable()?;
             }
@@ -109,7 +109,7 @@ async fn dispatch_inner(cli: Cli) -> Result<u8, Error> {
             .await
         }
         Command::Create(a) => {
-            let manifests = load(&a.filename)?;
+            let manifests = load(&a.files.filename)?;
             check_unique(&manifests)?;
             let opts = run_options(&a.wait, 1, a.keep);
             let conn = connect_checked(&cli.conn, &manifests).await?;
@@ -118,7 +118,7 @@ async fn dispatch_inner(cli: Cli) -> Result<u8, Error> {
             drive(ctx, out, &manifests, &steps, &opts, 4).await
         }
         Command::Apply(a) => {
-            let manifests = manifest::load_all(&a.filename)?;
+            let manifests = load(&a.files.filename)?;
             check_unique(&manifests)?;
             let conn = connect_checked(&cli.conn, &manifests).await?;
             if a.dry_run == DryRun::Server {
@@ -140,7 +140,7 @@ async fn dispatch_inner(cli: Cli) -> Result<u8, Error> {
             .await
         }
         Command::Diff(a) => {
-            let manifests = manifest::load_all(&a.filename)?;
+            let manifests = load(&a.files.filename)?;
             check_unique(&manifests)?;
             let conn = connect_checked(&cli.conn, &manifests).await?;
             diff(&conn, out, &manifests, a.timeout, true).await

@@ -193,10 +193,11 @@ pub struct WaitFlags {
     pub cleanup_timeout: Duration,
 }
 
-/// `run` flags.
+/// Where the manifests come from (`run`, `create`, `apply`, `diff`).
 #[derive(Debug, Args)]
-pub struct RunArgs {
-    /// Manifest file(s) or directories; `-` reads stdin. YAML (multi-document) or JSON.
+pub struct ManifestArgs {
+    /// Manifest file(s) or directories, repeatable; `-` reads stdin. YAML (several documents
+    /// allowed) or JSON.
     #[arg(
         short,
         long = "filename",
@@ -205,6 +206,14 @@ pub struct RunArgs {
         num_args = 1
     )]
     pub filename: Vec<String>,
+}
+
+/// `run` flags.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The manifests.
+    #[command(flatten)]
+    pub files: ManifestArgs,
 
     /// Replica count to scale every component to.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i32).range(1..))]
@@ -226,15 +235,9 @@ pub struct RunArgs {
 /// `create` flags.
 #[derive(Debug, Args)]
 pub struct CreateArgs {
-    /// Manifest file; `-` reads stdin.
-    #[arg(
-        short,
-        long = "filename",
-        value_name = "FILE",
-        required = true,
-        num_args = 1
-    )]
-    pub filename: Vec<String>,
+    /// The manifests.
+    #[command(flatten)]
+    pub files: ManifestArgs,
 
     /// Do not delete the object if waiting fails.
     #[arg(long)]
@@ -258,15 +261,9 @@ pub enum DryRun {
 /// `apply` flags.
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
-    /// Manifest file(s) or directories; `-` reads stdin. YAML (multi-document) or JSON.
-    #[arg(
-        short,
-        long = "filename",
-        value_name = "FILE",
-        required = true,
-        num_args = 1
-    )]
-    pub filename: Vec<String>,
+    /// The manifests.
+    #[command(flatten)]
+    pub files: ManifestArgs,
 
     /// If the rollout fails, times out or is interrupted, restore the spec that was live
     /// before the update and wait until it is ready again (an object `apply` created is
@@ -290,15 +287,9 @@ pub struct ApplyArgs {
 /// `diff` flags.
 #[derive(Debug, Args)]
 pub struct DiffArgs {
-    /// Manifest file(s) or directories; `-` reads stdin.
-    #[arg(
-        short,
-        long = "filename",
-        value_name = "FILE",
-        required = true,
-        num_args = 1
-    )]
-    pub filename: Vec<String>,
+    /// The manifests.
+    #[command(flatten)]
+    pub files: ManifestArgs,
 
     /// Bound on the requests.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "30s", value_name = "DURATION")]
@@ -452,7 +443,7 @@ mod tests {
         let Command::Run(r) = cli.command else {
             panic!("not run")
         };
-        assert_eq!(r.filename, vec!["deployment.yml"]);
+        assert_eq!(r.files.filename, vec!["deployment.yml"]);
         assert_eq!(r.replicas, 2);
         assert_eq!(r.wait.timeout, Duration::from_secs(300));
 
@@ -472,7 +463,7 @@ mod tests {
         let Command::Run(r) = cli.command else {
             panic!()
         };
-        assert_eq!(r.filename.len(), 2);
+        assert_eq!(r.files.filename.len(), 2);
         assert!(r.keep);
         assert_eq!(cli.output, Output::Json);
         // Names that merely start with the old flags are not rewritten.
