@@ -24,6 +24,23 @@ pub struct Req {
 }
 
 impl Req {
+    /// The request as the fake server logs it (both servers, so tests read them alike).
+    fn new(parts: &http::request::Parts, body: &[u8]) -> Self {
+        Req {
+            method: parts.method.to_string(),
+            uri: parts
+                .uri
+                .path_and_query()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            path: parts.uri.path().to_owned(),
+            query: parse_query(parts.uri.query().unwrap_or_default()),
+            headers: parts.headers.clone(),
+            body: serde_json::from_slice(body).unwrap_or(Value::Null),
+            at: Instant::now(),
+        }
+    }
+
     pub fn is_watch(&self) -> bool {
         self.query
             .get("watch")
@@ -80,20 +97,7 @@ pub fn serve(mut script: Script) -> (kube::Client, Log) {
         let mut parked = Vec::new();
         while let Some((req, send)) = handle.next_request().await {
             let (parts, body) = req.into_parts();
-            let bytes = body.collect_bytes().await.unwrap_or_default();
-            let r = Req {
-                method: parts.method.to_string(),
-                uri: parts
-                    .uri
-                    .path_and_query()
-                    .map(ToString::to_string)
-                    .unwrap_or_default(),
-                path: parts.uri.path().to_owned(),
-                query: parse_query(parts.uri.query().unwrap_or_default()),
-                headers: parts.headers.clone(),
-                body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-                at: Instant::now(),
-            };
+            let r = Req::new(&parts, &body.collect_bytes().await.unwrap_or_default());
             log2.lock().unwrap().push(r.clone());
             match script(&r) {
                 Reply::Send(resp) => send.send_response(resp),
@@ -163,19 +167,7 @@ pub async fn serve_http(script: Script) -> (HttpMock, Log) {
                         .await
                         .map(|b| b.to_bytes())
                         .unwrap_or_default();
-                    let r = Req {
-                        method: parts.method.to_string(),
-                        uri: parts
-                            .uri
-                            .path_and_query()
-                            .map(ToString::to_string)
-                            .unwrap_or_default(),
-                        path: parts.uri.path().to_owned(),
-                        query: parse_query(parts.uri.query().unwrap_or_default()),
-                        headers: parts.headers.clone(),
-                        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-                        at: Instant::now(),
-                    };
+                    let r = Req::new(&parts, &bytes);
                     log.lock().unwrap().push(r.clone());
                     let reply = (script.lock().unwrap())(&r);
                     match reply {
