@@ -243,7 +243,7 @@ pub fn evaluate(
                 Some(comp.predictor.clone()),
                 desired,
                 dep_status,
-                if rollout { &comp.images } else { &[] },
+                rollout.then_some(comp),
             )),
             None => rows.push(ComponentReadiness {
                 name: comp.label(),
@@ -259,7 +259,7 @@ pub fn evaluate(
     }
     for (di, d) in owned.iter().enumerate() {
         if !assignment.contains(&Some(di)) {
-            let mut row = check_deployment(d, None, None, dep_status, &[]);
+            let mut row = check_deployment(d, None, None, dep_status, None);
             if rollout && !is_auxiliary(d) {
                 // Rule 7: a component the spec no longer has.
                 row.ready = false;
@@ -448,7 +448,7 @@ fn check_deployment(
     predictor: Option<String>,
     desired: Option<i32>,
     dep_status: Option<&Value>,
-    images: &[(String, String)],
+    rollout_of: Option<&Component>,
 ) -> ComponentReadiness {
     let name = d.metadata.name.clone().unwrap_or_default();
     let spec_replicas = d.spec.replicas.unwrap_or(1);
@@ -462,7 +462,7 @@ fn check_deployment(
 
     let reason = if d.metadata.deletion_timestamp.is_some() {
         Some("Deployment is being deleted".to_owned())
-    } else if let Some(why) = template_lags(d, images) {
+    } else if let Some(why) = rollout_of.and_then(|c| template_lags(d, c)) {
         Some(why)
     } else if spec_replicas != want {
         Some(format!(
@@ -497,8 +497,25 @@ fn check_deployment(
     }
 }
 
-/// Rule 6: why the Deployment's pod template does not run `images` yet, if it does not.
-fn template_lags(d: &Deployment, images: &[(String, String)]) -> Option<String> {
+/// Rule 6: why the Deployment's pod template is not yet the one the operator makes for `c`, as
+/// far as it can be told from the spec: the images its containers name, and the labels and
+/// annotations its `metadata` sets (so a change of either alone is waited for too).
+fn template_lags(d: &Deployment, c: &Component) -> Option<String> {
+    let meta = &d.spec.template.metadata;
+    let set = |k: &str| {
+        meta.as_ref().and_then(|m| {
+            m.labels
+                .as_ref()
+                .and_then(|l| l.get(k))
+                .or_else(|| m.annotations.as_ref().and_then(|a| a.get(k)))
+        })
+    };
+    if let Some((k, v)) = c.pod_metadata.iter().find(|(k, v)| set(k) != Some(v)) {
+        return Some(format!(
+            "pod template lacks {k}={v:?}, waiting for the operator to roll it out"
+        ));
+    }
+    let images = &c.images;
     let containers = d
         .spec
         .template
@@ -780,6 +797,29 @@ mod tests {
         s["spec"]["predictors"][0]["componentSpecs"][1]["spec"]["containers"][0]["image"] =
             json!("b:1");
         s
+    }
+
+    #[test]
+    fn rollout_waits_for_a_pod_label_or_annotation_change_to_reach_the_template() {
+        let mut s = rollout_sdep("101", "Available");
+        s["spec"]["predictors"][0]["componentSpecs"][0]["metadata"] = json!({
+            "labels": {"track": "canary", "seldon-app": "set-by-the-operator"},
+            "annotations": {"delay": "10s"}});
+        let after = Target::Rollout {
+            status_after: Some(100),
+        };
+        let mut a = with_image(dep("s-p-0-a", 1, 2, 2, 1, 1, 1), "a", "a:2");
+        let b = with_image(dep("s-p-1-b", 2, 1, 1, 2, 2, 2), "b", "b:1");
+        let r = eval(&s, &[a.clone(), b.clone()], after);
+        assert_eq!(r.verdict, Verdict::NotReady);
+        assert!(r.summary().contains("lacks"), "{}", r.summary());
+        // The operator's own keys are not expected as written.
+        a.spec.template.metadata = Some(
+            serde_json::from_value(json!({"labels": {"track": "canary", "seldon-app": "x"},
+                "annotations": {"delay": "10s"}}))
+            .unwrap(),
+        );
+        assert_eq!(eval(&s, &[a, b], after).verdict, Verdict::Ready);
     }
 
     #[test]

@@ -70,6 +70,9 @@ pub struct Component {
     /// `(container, image)` for each container of the componentSpec that names an image (a
     /// rollout is complete only when the Deployment's pod template runs these).
     pub images: Vec<(String, String)>,
+    /// `(key, value)` of the labels and annotations the componentSpec's `metadata` sets on
+    /// its pods, except keys the operator sets itself afterwards (see [`pod_metadata`]).
+    pub pod_metadata: Vec<(String, String)>,
 }
 
 impl Component {
@@ -203,10 +206,29 @@ pub fn components(sdep: &Value) -> Vec<Component> {
                 initial_replicas: replicas,
                 autoscaler: c.and_then(autoscaler),
                 images: c.map(images).unwrap_or_default(),
+                pod_metadata: c.map(pod_metadata).unwrap_or_default(),
             });
         }
     }
     out
+}
+
+/// The labels and annotations of a componentSpec's `metadata`, which the operator copies onto
+/// the pod template last, so they arrive as written; except the keys it sets after them
+/// (`seldon-app`, `seldon-app-svc-…`, `seldon.io/…` role labels, `app.kubernetes.io/managed-by`).
+fn pod_metadata(component_spec: &Value) -> Vec<(String, String)> {
+    let operators = |k: &str| k.starts_with("seldon") || k == "app.kubernetes.io/managed-by";
+    ["labels", "annotations"]
+        .iter()
+        .filter_map(|m| {
+            component_spec
+                .pointer(&format!("/metadata/{m}"))
+                .and_then(Value::as_object)
+        })
+        .flatten()
+        .filter(|(k, _)| !operators(k))
+        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+        .collect()
 }
 
 /// The `(container, image)` pairs a componentSpec names.
