@@ -3,7 +3,7 @@
 //! | code | meaning |
 //! |---|---|
 //! | 0 | success |
-//! | 1 | the deployment failed: operator reported `Failed`, or the object was removed by someone else |
+//! | 1 | the deployment failed: operator reported `Failed`, its pods cannot come up, or the object was removed by someone else |
 //! | 2 | invalid usage or input, including a manifest the API server rejects as invalid |
 //! | 3 | cluster access: unreachable, TLS, authentication, authorization, missing CRD or namespace, name taken |
 //! | 4 | timed out waiting |
@@ -219,6 +219,21 @@ pub enum Error {
         description: String,
     },
 
+    /// The pods of the newest ReplicaSet cannot come up (crash loop, image pull, quota, …),
+    /// and have not for longer than the grace period (exit 1). The message names the first
+    /// cause: pod, container, reason and message.
+    #[error(
+        "SeldonDeployment {name:?} failed: its pods cannot come up: {first}{more}",
+        first = pods.first().map(ToString::to_string).unwrap_or_default(),
+        more = match pods.len() { 0 | 1 => String::new(), n => format!(" (and {} more)", n - 1) }
+    )]
+    PodsFailing {
+        /// Name.
+        name: String,
+        /// Every cause seen, the first one named in the message.
+        pods: Vec<crate::pods::Broken>,
+    },
+
     /// The object was deleted or replaced by someone else (exit 1).
     #[error("SeldonDeployment {name:?} (uid {uid}) was {how} by someone else")]
     Gone {
@@ -280,9 +295,10 @@ impl Error {
             | Error::MissingNamespace { .. }
             | Error::Access { .. }
             | Error::Config { .. } => EXIT_ACCESS,
-            Error::NotFound { .. } | Error::DeploymentFailed { .. } | Error::Gone { .. } => {
-                EXIT_FAILED
-            }
+            Error::NotFound { .. }
+            | Error::DeploymentFailed { .. }
+            | Error::PodsFailing { .. }
+            | Error::Gone { .. } => EXIT_FAILED,
             Error::Timeout { .. } => EXIT_TIMEOUT,
             Error::Interrupted { signal } => signal.exit_code(),
         }

@@ -8,6 +8,7 @@ use tokio::time::Instant;
 
 use crate::error::Error;
 use crate::events::EventRecord;
+use crate::pods::Broken;
 use crate::readiness::Readiness;
 use crate::watch::StatsSnapshot;
 
@@ -83,6 +84,9 @@ pub struct Report {
     pub events: Vec<EventRecord>,
     /// The last readiness evaluation.
     pub final_status: Option<Readiness>,
+    /// The pods (or Deployments) that could not come up, with their reasons, when that
+    /// ended a wait (see [`crate::pods`]).
+    pub failing_pods: Vec<Broken>,
     /// Whether the object was deliberately kept (`--keep`).
     pub kept: bool,
     /// Objects this run created and could not delete (`kind/namespace/name (uid)`).
@@ -106,14 +110,18 @@ impl Report {
             phases: Vec::new(),
             events: Vec::new(),
             final_status: None,
+            failing_pods: Vec::new(),
             kept: false,
             left_behind: Vec::new(),
             watch: StatsSnapshot::default(),
         }
     }
 
-    /// Records the error that ended the run.
+    /// Records the error that ended the run (and the failing pods it names).
     pub fn fail(&mut self, e: &Error) {
+        if let Error::PodsFailing { pods, .. } = e {
+            self.failing_pods.clone_from(pods);
+        }
         self.outcome = e.outcome().to_owned();
         self.exit_code = e.exit_code();
         self.error = Some(e.to_string());
@@ -269,6 +277,7 @@ mod tests {
             "phases",
             "events",
             "final_status",
+            "failing_pods",
             "error",
         ] {
             assert!(j.get(k).is_some(), "missing {k}");

@@ -43,6 +43,8 @@ impl Req {
             "deployments"
         } else if self.path.contains("/events") {
             "events"
+        } else if self.path.ends_with("/pods") {
+            "pods"
         } else {
             "other"
         }
@@ -55,6 +57,8 @@ pub enum Reply {
     Send(Response<Body>),
     /// Never answer (a watch that stays open and silent).
     Hang,
+    /// Send this response after a while (on the test's clock).
+    Later(std::time::Duration, Response<Body>),
 }
 
 pub type Script = Box<dyn FnMut(&Req) -> Reply + Send>;
@@ -62,8 +66,23 @@ pub type Script = Box<dyn FnMut(&Req) -> Reply + Send>;
 /// Every request the fake server received, in order.
 pub type Log = Arc<Mutex<Vec<Req>>>;
 
-/// Starts the fake server; returns a client and the log of requests.
+/// Starts the fake server; returns a client and the log of requests. Pods are answered by
+/// the server itself (none, and a silent watch); [`serve_with_pods`] scripts them too.
 pub fn serve(mut script: Script) -> (kube::Client, Log) {
+    serve_with_pods(Box::new(move |r| {
+        if r.resource() != "pods" {
+            return script(r);
+        }
+        if r.is_watch() {
+            Reply::Hang
+        } else {
+            respond(200, &list("PodList", "1", vec![]))
+        }
+    }))
+}
+
+/// Starts the fake server with `script` answering every request, pods included.
+pub fn serve_with_pods(mut script: Script) -> (kube::Client, Log) {
     let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let log = Arc::new(Mutex::new(Vec::new()));
     let log2 = log.clone();
@@ -84,6 +103,12 @@ pub fn serve(mut script: Script) -> (kube::Client, Log) {
             match script(&r) {
                 Reply::Send(resp) => send.send_response(resp),
                 Reply::Hang => parked.push(send),
+                Reply::Later(after, resp) => {
+                    tokio::spawn(async move {
+                        tokio::time::sleep(after).await;
+                        send.send_response(resp);
+                    });
+                }
             }
         }
     });
@@ -153,6 +178,14 @@ pub fn watch_events(events: &[Value]) -> Reply {
             .body(Body::from(body))
             .unwrap(),
     )
+}
+
+/// A watch response carrying these events `after` a while, then closing.
+pub fn later_watch_events(after: std::time::Duration, events: &[Value]) -> Reply {
+    match watch_events(events) {
+        Reply::Send(resp) => Reply::Later(after, resp),
+        other => other,
+    }
 }
 
 pub fn status(code: u16, reason: &str, message: &str) -> Value {
