@@ -225,7 +225,7 @@ async fn operator_failed_state_exits_1_with_its_description_before_the_timeout()
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        text.contains("TRITON_SERVER"),
+        text.contains("Failed to get server config for NO_SUCH_SERVER"),
         "operator's description: {}",
         describe(&out)
     );

@@ -405,15 +405,15 @@ pub fn slow_manifest(name: &str, delay: &str) -> Value {
     )
 }
 
-/// A SeldonDeployment the operator rejects at reconcile time (state Failed): testenv's
-/// seldon-config has no TRITON_SERVER entry.
+/// A SeldonDeployment the operator rejects at reconcile time (state Failed): no seldon-config,
+/// testenv's or a real install's, has a `NO_SUCH_SERVER` prepackaged server.
 pub fn failing_manifest(name: &str) -> Value {
     serde_json::json!({
         "apiVersion": "machinelearning.seldon.io/v1",
         "kind": "SeldonDeployment",
         "metadata": {"name": name},
         "spec": {"predictors": [{"name": "default", "graph": {
-            "name": "classifier", "implementation": "TRITON_SERVER",
+            "name": "classifier", "implementation": "NO_SUCH_SERVER",
             "modelUri": "gs://seldon-models/triton/simple"}}]}
     })
 }
