@@ -359,7 +359,7 @@ impl Deployer {
             Target::Initial => "readiness at the manifest's replica counts".to_owned(),
             Target::Replicas(n) => format!("readiness at {n} replicas"),
         };
-        let mut views = Views::new(self, handle);
+        let mut views = Views::new(self, handle, true);
         let mut last: Option<Readiness> = None;
         let mut failed_since: Option<Instant> = None;
         // Broken pods, and since when some have been (their grace starts when first seen).
@@ -560,7 +560,7 @@ impl Deployer {
         observer: Observer<'_>,
     ) -> Result<()> {
         let started = Instant::now();
-        let mut views = Views::new(self, handle);
+        let mut views = Views::new(self, handle, false);
         let mut remaining = String::from("no data from the API server yet");
         let mut last: Option<(bool, Vec<String>)> = None;
         loop {
@@ -709,7 +709,8 @@ async fn sleep_until_opt(t: Option<Instant>) {
 struct Views {
     sdep_sub: Subscription<DynamicObject>,
     deps_sub: Subscription<Deployment>,
-    pods_sub: Subscription<Pod>,
+    /// Only for waits that judge readiness (a deletion needs no pods).
+    pods_sub: Option<Subscription<Pod>>,
     sdep: Snapshot<DynamicObject>,
     deps: Snapshot<Deployment>,
     pods: Snapshot<Pod>,
@@ -721,7 +722,7 @@ struct Views {
 }
 
 impl Views {
-    fn new(d: &Deployer, handle: &Handle) -> Self {
+    fn new(d: &Deployer, handle: &Handle, with_pods: bool) -> Self {
         let (name, uid) = (handle.name.clone(), handle.uid.clone());
         Views {
             sdep_sub: d
@@ -732,7 +733,8 @@ impl Views {
                 .hub
                 .deployments()
                 .subscribe(move |dep: &Deployment| readiness::owned_by(dep, &uid)),
-            pods_sub: d.hub.pods(&handle.name).subscribe(pod_filter(&handle.name)),
+            pods_sub: with_pods
+                .then(|| d.hub.pods(&handle.name).subscribe(pod_filter(&handle.name))),
             sdep: Snapshot::new(),
             deps: Snapshot::new(),
             pods: Snapshot::new(),
@@ -757,7 +759,7 @@ impl Views {
                 Ok(ev) => return Ok(self.deps.apply(ev.clone(), &uncounted)),
                 Err(e) => watch::fatal(e, &self.deps_op),
             },
-            item = self.pods_sub.next() => match &*item {
+            item = next_or_never(self.pods_sub.as_mut()) => match &*item {
                 Ok(ev) => return Ok(self.apply_pod(ev)),
                 Err(e) => watch::fatal(e, &self.pods_op),
             },
@@ -830,5 +832,22 @@ fn pod_filter(name: &str) -> impl Fn(&Pod) -> bool + Send + Sync + 'static {
             (None, Some(l)) => l.starts_with("seldon-"),
             (_, None) => false,
         }
+    }
+}
+
+/// The subscription's next item, or never without one.
+async fn next_or_never<K>(sub: Option<&mut Subscription<K>>) -> watch::Item<K>
+where
+    K: kube::Resource
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    match sub {
+        Some(s) => s.next().await,
+        None => std::future::pending().await,
     }
 }

@@ -234,6 +234,11 @@ async fn unshared_lifecycles_list_per_wait_for_comparison() {
         "three waits and the follower"
     );
     assert_eq!(lists(&log, "events"), 2);
+    assert_eq!(
+        lists(&log, "pods"),
+        4,
+        "the two readiness waits; a deletion needs no pods"
+    );
 }
 
 #[tokio::test(start_paused = true)]
