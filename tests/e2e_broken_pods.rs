@@ -6,8 +6,8 @@
 
 mod support;
 
-use k8s_openapi::api::core::v1::ResourceQuota;
-use kube::api::{Api, PostParams};
+use k8s_openapi::api::core::v1::{Pod, ResourceQuota};
+use kube::api::{Api, DynamicObject, ListParams, PostParams};
 use serde_json::{Value, json};
 use support::{Cluster, describe, report};
 
@@ -84,7 +84,7 @@ async fn create_of_a_crash_looping_model_fails_naming_pod_container_and_crash_lo
     assert!(error.contains("container classifier"), "{error}");
     assert_eq!(pods[0]["reason"], "CrashLoopBackOff");
     assert_eq!(pods[0]["exit_code"], 1);
-    // `create` leaves the object for inspection; the test removes it with the namespace.
+    ns.assert_nothing_left("crash").await;
     ns.cleanup().await;
 }
 
@@ -169,5 +169,136 @@ async fn an_unschedulable_pod_is_not_a_failure_and_the_timeout_names_it_as_the_b
         describe(&out)
     );
     ns.assert_nothing_left("unsched").await;
+    ns.cleanup().await;
+}
+
+/// Replaces the live SeldonDeployment `name` with `manifest` whose component's pod metadata
+/// is `pod_meta`: a new pod template, so the Deployment rolls out a new ReplicaSet.
+async fn update_pod_meta(ns: &support::TestNamespace, mut manifest: Value, pod_meta: Value) {
+    let name = manifest["metadata"]["name"].as_str().unwrap().to_owned();
+    let live = ns.sdeps().get(&name).await.expect("get sdep");
+    manifest["metadata"]["resourceVersion"] = json!(live.metadata.resource_version);
+    manifest["spec"]["predictors"][0]["componentSpecs"][0]["metadata"] = pod_meta;
+    let obj: DynamicObject = serde_json::from_value(manifest).unwrap();
+    ns.sdeps()
+        .replace(&name, &PostParams::default(), &obj)
+        .await
+        .expect("update sdep");
+}
+
+/// Waits (test-side polling, at most 60 s) until a pod of the namespace is crash-looping.
+async fn crash_looping_pod(ns: &support::TestNamespace) {
+    let pods = Api::<Pod>::namespaced(ns.client.clone(), &ns.name);
+    for _ in 0..600 {
+        let list = pods.list(&ListParams::default()).await.unwrap();
+        let looping = list.items.iter().flat_map(|p| p.status.iter()).any(|st| {
+            st.container_statuses.iter().flatten().any(|c| {
+                c.state
+                    .as_ref()
+                    .and_then(|s| s.waiting.as_ref())
+                    .and_then(|w| w.reason.as_deref())
+                    == Some("CrashLoopBackOff")
+            })
+        });
+        if looping {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("no crash-looping pod within 60 s");
+}
+
+async fn pod_names(ns: &support::TestNamespace) -> Vec<String> {
+    Api::<Pod>::namespaced(ns.client.clone(), &ns.name)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|p| p.metadata.name)
+        .collect()
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn wait_on_an_update_whose_new_pods_crash_loop_fails_naming_a_new_pod() {
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("roll").await;
+    let m = support::sdep_manifest("roll", json!({}), json!({}));
+    let (_tmp, file) = support::manifest_file(&m);
+    let out = cluster
+        .sdep(&["create", "-n", &ns.name, "-f", &file, "--timeout", "2m"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let old = pod_names(&ns).await;
+    update_pod_meta(
+        &ns,
+        m,
+        json!({"labels": {"test.seldon-deploy/crash-loop": "true"}}),
+    )
+    .await;
+    // The old pod keeps serving (the operator stays Available); the new one crash-loops.
+    let out = cluster
+        .sdep(&[
+            "wait",
+            "roll",
+            "-n",
+            &ns.name,
+            "--timeout",
+            "3m",
+            "--failed-grace",
+            "2s",
+            "-o",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let (error, pods) = failure(&out);
+    assert!(error.contains("CrashLoopBackOff"), "{error}");
+    let pod = pods[0]["pod"].as_str().unwrap();
+    assert!(
+        !old.iter().any(|o| o == pod),
+        "{pod} is a new pod, not one of {old:?}"
+    );
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn an_old_replica_sets_crash_looping_pod_does_not_fail_the_rollout_that_replaces_it() {
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("fix").await;
+    // A crash-looping model, then a fix that changes only the pod template's metadata (the
+    // image stays): the new pod turns Ready after 5 s, and until then the old pod crash-loops
+    // (one replica, so the Deployment keeps it until the new one is available).
+    let m = support::sdep_manifest(
+        "fix",
+        json!({"labels": {"test.seldon-deploy/crash-loop": "true"}}),
+        json!({}),
+    );
+    ns.create_sdep(&m).await;
+    crash_looping_pod(&ns).await;
+    update_pod_meta(
+        &ns,
+        m,
+        json!({"annotations": {"test.seldon-deploy/ready-delay": "5s"}}),
+    )
+    .await;
+    let out = cluster
+        .sdep(&[
+            "wait",
+            "fix",
+            "-n",
+            &ns.name,
+            "--timeout",
+            "2m",
+            "--failed-grace",
+            "1s",
+        ])
+        .output()
+        .unwrap();
+    // Counting the old pod would have failed after 1 s.
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     ns.cleanup().await;
 }
