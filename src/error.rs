@@ -266,6 +266,17 @@ pub enum Error {
     /// The request was refused because a component is autoscaled (exit 2).
     #[error("{0}")]
     Autoscaled(String),
+
+    /// An `apply`'s rollout did not complete; says what became of the update. The exit code
+    /// is the cause's.
+    #[error("{cause}; {aftermath}")]
+    Rollout {
+        /// Why the rollout did not complete.
+        #[source]
+        cause: Box<Error>,
+        /// What became of the update: rolled back, the rollback failed, or left in place.
+        aftermath: String,
+    },
 }
 
 /// Rounds up to whole seconds (deadlines are measured a moment after they are set).
@@ -301,6 +312,7 @@ impl Error {
             | Error::Gone { .. } => EXIT_FAILED,
             Error::Timeout { .. } => EXIT_TIMEOUT,
             Error::Interrupted { signal } => signal.exit_code(),
+            Error::Rollout { cause, .. } => cause.exit_code(),
         }
     }
 

@@ -9,12 +9,20 @@
 //!   the manifest;
 //! - a ReplicaSet or Pod whose name starts with `<one of those Deployment names>-`.
 //!
-//! Events older than `since` (the object's creation time, server clock) are dropped, so a
-//! namesake's history is not replayed. Relists re-deliver everything; an Event is emitted again
-//! only when its resourceVersion changed (its count went up). Candidates that might belong to a
-//! Deployment not seen yet are held briefly and re-checked when one appears.
+//! Events older than `since` (server clock: the object's creation time, or the API server's
+//! `Date` when following "from now on") are dropped, so a namesake's history is not replayed.
+//! Relists re-deliver everything; an Event is emitted again only when its resourceVersion
+//! changed (its count went up).
+//!
+//! Candidates, Events about a ReplicaSet or Pod of a Deployment not known yet, are held until it
+//! appears. Only names the operator could have given one of ours are held (`<sdep>-…`, or the
+//! hashed `seldon-…`); a candidate whose Deployment is already in the shared store as someone
+//! else's is dropped at once. The two name shapes are held in separate bounded queues, so a busy
+//! namespace's hashed names cannot push out our own `<sdep>-…` candidates, and a follower's
+//! memory does not grow with the namespace.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
 
 use futures::stream::{self, BoxStream, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -29,8 +37,12 @@ use crate::readiness::owned_by;
 use crate::shared::Hub;
 use crate::watch::{self, Item, Stats};
 
-/// Candidates kept while waiting to learn about their Deployment.
-const MAX_PENDING: usize = 512;
+/// Candidates kept per name shape (`<sdep>-…` and `seldon-…`) while waiting to learn about
+/// their Deployment: at most twice this many per follower.
+const MAX_PENDING: usize = 256;
+
+/// The prefix of the operator's hashed Deployment names (`seldon-<md5 hex>`).
+const HASHED_PREFIX: &str = "seldon-";
 
 /// One Event, flattened for printing and reports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -171,13 +183,67 @@ impl Relevance {
         }
     }
 
-    /// Whether the Event could match once more Deployments are known.
-    fn could_match_later(e: &Event) -> bool {
-        matches!(
+    /// Whether the Event could match once more Deployments are known: which queue it waits
+    /// in, or `None` when no Deployment of ours can have that name (the operator names them
+    /// `<sdep>-…` or `seldon-<hash>`, so others' Events are never held).
+    fn candidate_tier(&self, e: &Event) -> Option<Tier> {
+        if !matches!(
             e.involved_object.kind.as_deref(),
             Some("Deployment" | "ReplicaSet" | "Pod")
-        )
+        ) {
+            return None;
+        }
+        let name = e.involved_object.name.as_deref().unwrap_or_default();
+        if name.len() > self.name.len()
+            && name.starts_with(self.name.as_str())
+            && name.as_bytes()[self.name.len()] == b'-'
+        {
+            Some(Tier::Named)
+        } else if name.starts_with(HASHED_PREFIX) {
+            Some(Tier::Hashed)
+        } else {
+            None
+        }
     }
+}
+
+/// The two shapes of a Deployment name the operator gives, each with its own pending queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tier {
+    /// `<sdep>-<predictor>-…`: only objects sharing our name's prefix compete.
+    Named,
+    /// `seldon-<hash>` (names over 63 characters): every hashed object of the namespace
+    /// competes.
+    Hashed,
+}
+
+/// Looks a Deployment up by name in the shared store (the follower keeps no copy of it): is it
+/// owned by the SeldonDeployment with the given UID? Only ours are copied out.
+pub(crate) type Lookup = Arc<dyn Fn(&str, &str) -> Option<Known> + Send + Sync>;
+
+/// A Deployment found by a [`Lookup`].
+pub(crate) enum Known {
+    /// Ours: learn it.
+    Ours(Box<Deployment>),
+    /// Someone else's.
+    Theirs,
+}
+
+/// What a [`Lookup`] answers for `d`, the store's Deployment of that name (if any).
+fn known(d: Option<&Deployment>, uid: &str) -> Option<Known> {
+    d.map(|d| {
+        if owned_by(d, uid) {
+            Known::Ours(Box::new(d.clone()))
+        } else {
+            Known::Theirs
+        }
+    })
+}
+
+/// The Deployment names `name` (an involved object's) could belong to, longest first:
+/// `a-b-c` gives `a-b-c`, `a-b`, `a`.
+fn name_prefixes(name: &str) -> impl Iterator<Item = &str> {
+    std::iter::once(name).chain(name.rmatch_indices('-').map(move |(i, _)| &name[..i]))
 }
 
 fn last_seen(e: &Event) -> Option<Timestamp> {
@@ -207,8 +273,11 @@ struct Follower {
     /// after a relist. Only this lifecycle's Events go in, so a follower stays small in a busy
     /// namespace; others are dropped again by relevance or by `since`.
     seen: HashMap<String, String>,
-    /// Candidates (the shared watch items themselves, not copies), oldest first.
-    pending: VecDeque<Item<Event>>,
+    /// Candidates (the shared watch items themselves, not copies), oldest first, per tier:
+    /// [`Tier::Named`], then [`Tier::Hashed`].
+    pending: [VecDeque<Item<Event>>; 2],
+    /// The shared Deployment store, to tell at once whether a candidate's Deployment is ours.
+    lookup: Option<Lookup>,
     out: VecDeque<EventRecord>,
     first_list_done: bool,
     events_op: Op,
@@ -228,6 +297,7 @@ impl Follower {
     fn new(
         input: BoxStream<'static, Input>,
         filter: EventFilter,
+        lookup: Option<Lookup>,
         events_op: Op,
         deps_op: Op,
     ) -> Self {
@@ -236,7 +306,8 @@ impl Follower {
             relevance: Relevance::new(&filter),
             filter,
             seen: HashMap::new(),
-            pending: VecDeque::new(),
+            pending: [VecDeque::new(), VecDeque::new()],
+            lookup,
             out: VecDeque::new(),
             first_list_done: false,
             events_op,
@@ -264,19 +335,79 @@ impl Follower {
         {
             return;
         }
+        let tier = self.relevance.candidate_tier(e);
         if !emit {
-            // Existing when the follow began and not to be replayed: remember it, so a relist
-            // does not show it as new.
-            self.mark_seen(e);
+            // Existing when the follow began and not to be replayed: remember it (if it is or
+            // could be ours), so a relist does not show it as new.
+            if tier.is_some() || self.relevance.matches(e) {
+                self.mark_seen(e);
+            }
             return;
         }
         if self.relevance.matches(e) {
             self.emit(e);
-        } else if Relevance::could_match_later(e) {
-            if self.pending.len() >= MAX_PENDING {
-                self.pending.pop_front();
+            return;
+        }
+        let Some(tier) = tier else { return };
+        let name = e.involved_object.name.as_deref().unwrap_or_default();
+        match self.known_deployment(name) {
+            // Its Deployment is already known: ours (learn it and show the Event, with any
+            // candidates waiting for it) or someone else's (drop it).
+            Some(Known::Ours(d)) => {
+                if self.relevance.learn(&d) {
+                    self.recheck_pending();
+                }
+                if self.relevance.matches(e) {
+                    self.emit(e);
+                }
+                return;
             }
-            self.pending.push_back(item.clone());
+            Some(Known::Theirs) => return,
+            None => {}
+        }
+        let queue = &mut self.pending[tier as usize];
+        if queue.len() >= MAX_PENDING {
+            queue.pop_front();
+        }
+        queue.push_back(item.clone());
+    }
+
+    /// The Deployment in the shared store that `name` (an involved object's) belongs to.
+    fn known_deployment(&self, name: &str) -> Option<Known> {
+        let lookup = self.lookup.as_ref()?;
+        name_prefixes(name).find_map(|p| lookup(p, &self.relevance.uid))
+    }
+
+    /// Emits the candidates that match now.
+    fn recheck_pending(&mut self) {
+        for tier in 0..self.pending.len() {
+            for item in std::mem::take(&mut self.pending[tier]) {
+                match event_of(&item) {
+                    Some(e) if self.relevance.matches(e) => self.emit(e),
+                    _ => self.pending[tier].push_back(item),
+                }
+            }
+        }
+    }
+
+    /// Drops the candidates about `d`, someone else's Deployment.
+    fn forget_pending(&mut self, d: &Deployment) {
+        let Some(dep) = d.metadata.name.as_deref() else {
+            return;
+        };
+        let belongs = |item: &Item<Event>| {
+            event_of(item).is_some_and(|e| {
+                let n = e.involved_object.name.as_deref().unwrap_or_default();
+                n == dep
+                    || (n.len() > dep.len()
+                        && n.starts_with(dep)
+                        && n.as_bytes()[dep.len()] == b'-')
+            })
+        };
+        for queue in &mut self.pending {
+            if !queue.is_empty() {
+                queue.retain(|item| !belongs(item));
+            }
         }
     }
 
@@ -298,17 +429,13 @@ impl Follower {
     }
 
     fn on_deployment(&mut self, ev: &watcher::Event<Deployment>) {
-        let learned = match ev {
-            watcher::Event::Apply(d) | watcher::Event::InitApply(d) => self.relevance.learn(d),
-            _ => false,
+        let (watcher::Event::Apply(d) | watcher::Event::InitApply(d)) = ev else {
+            return;
         };
-        if learned {
-            for item in std::mem::take(&mut self.pending) {
-                match event_of(&item) {
-                    Some(e) if self.relevance.matches(e) => self.emit(e),
-                    _ => self.pending.push_back(item),
-                }
-            }
+        if self.relevance.learn(d) {
+            self.recheck_pending();
+        } else if !owned_by(d, &self.relevance.uid) {
+            self.forget_pending(d);
         }
     }
 
@@ -360,14 +487,17 @@ pub fn follow_in(hub: &Hub, filter: EventFilter) -> BoxStream<'static, Result<Ev
         .subscribe(|_| true)
         .into_stream()
         .map(Input::Event);
-    let deps = hub
-        .deployments()
+    let feed = hub.deployments();
+    let store = feed.clone();
+    let lookup: Lookup = Arc::new(move |name, uid| store.read(|s| known(s.get(name), uid)));
+    let deps = feed
         .subscribe(|_| true)
         .into_stream()
         .map(Input::Deployment);
     follow_items(
         stream::select(events, deps).boxed(),
         filter,
+        Some(lookup),
         Op::other("watch", "events", namespace),
         Op::other("watch", "deployments.apps", namespace),
     )
@@ -377,10 +507,11 @@ pub fn follow_in(hub: &Hub, filter: EventFilter) -> BoxStream<'static, Result<Ev
 fn follow_items(
     input: BoxStream<'static, Input>,
     filter: EventFilter,
+    lookup: Option<Lookup>,
     events_op: Op,
     deps_op: Op,
 ) -> BoxStream<'static, Result<EventRecord>> {
-    let follower = Follower::new(input, filter, events_op, deps_op);
+    let follower = Follower::new(input, filter, lookup, events_op, deps_op);
     stream::unfold(follower, |mut f| async move {
         loop {
             if let Some(r) = f.out.pop_front() {
@@ -495,6 +626,14 @@ mod tests {
     }
 
     fn follower(since: Option<&str>, replay_existing: bool) -> Follower {
+        follower_with(since, replay_existing, None)
+    }
+
+    fn follower_with(
+        since: Option<&str>,
+        replay_existing: bool,
+        lookup: Option<Lookup>,
+    ) -> Follower {
         Follower::new(
             stream::empty().boxed(),
             EventFilter {
@@ -504,9 +643,25 @@ mod tests {
                 replay_existing,
                 deployment_names: vec!["iris-default-0-classifier".into()],
             },
+            lookup,
             Op::other("watch", "events", "ns"),
             Op::other("watch", "deployments.apps", "ns"),
         )
+    }
+
+    /// A Deployment `name` owned by the SeldonDeployment with `owner_uid`.
+    fn dep(name: &str, owner_uid: &str) -> Deployment {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "uid": format!("{name}-uid"),
+                "ownerReferences": [{"apiVersion": "machinelearning.seldon.io/v1",
+                    "kind": "SeldonDeployment", "name": "x", "uid": owner_uid}]},
+            "spec": {"selector": {}, "template": {}}
+        }))
+        .unwrap()
+    }
+
+    fn pending_len(f: &Follower) -> usize {
+        f.pending.iter().map(VecDeque::len).sum()
     }
 
     /// Delivers `events` as one (re)list.
@@ -589,8 +744,9 @@ mod tests {
 
     #[test]
     fn a_busy_namespace_does_not_grow_a_follower() {
-        // Thousands of other deployments' Events: none shown, none remembered, and the
-        // candidates held for a Deployment not seen yet stay bounded (and are not copies).
+        // Thousands of other deployments' Events: none shown, none remembered, none held
+        // (their names cannot be one of ours), and the hashed-name candidates held for a
+        // Deployment not seen yet stay bounded (and are not copies).
         let mut f = follower(Some(SINCE), true);
         let others: Vec<Event> = (0..5000)
             .map(|i| {
@@ -607,6 +763,101 @@ mod tests {
         list(&mut f, &others);
         assert!(shown(&mut f).is_empty());
         assert!(f.seen.is_empty(), "{} remembered", f.seen.len());
-        assert_eq!(f.pending.len(), MAX_PENDING);
+        assert_eq!(pending_len(&f), 0);
+        let hashed: Vec<Event> = (0..5000)
+            .map(|i| {
+                ev(
+                    "Pod",
+                    &format!("seldon-{i:032x}-5d-x"),
+                    &format!("h{i}"),
+                    i,
+                    T,
+                )
+            })
+            .collect();
+        list(&mut f, &hashed);
+        assert!(shown(&mut f).is_empty());
+        assert!(pending_len(&f) <= 2 * MAX_PENDING, "{}", pending_len(&f));
+    }
+
+    #[test]
+    fn our_late_matching_events_survive_thousands_of_foreign_candidates() {
+        // Other SeldonDeployments' hashed Deployments are in the shared store; ours are not
+        // yet (the operator is creating them).
+        let foreign: HashMap<String, Deployment> = (0..5000)
+            .map(|i| {
+                let name = format!("seldon-{i:032x}");
+                (name.clone(), dep(&name, "other-sdep"))
+            })
+            .collect();
+        let lookup: Lookup = Arc::new(move |n, uid| known(foreign.get(n), uid));
+        let mut f = follower_with(Some(SINCE), true, Some(lookup));
+        // Ours first: an unpredicted explainer and a hashed component, both not yet known.
+        let ours_hashed = "seldon-0123456789abcdef0123456789abcdef";
+        let explainer = ev("Pod", "iris-default-explainer-7c-x", "explainer", 1, T);
+        let hashed = ev("Pod", &format!("{ours_hashed}-6c-x"), "hashed", 2, T);
+        f.on_event(&item(watcher::Event::Apply(explainer)));
+        f.on_event(&item(watcher::Event::Apply(hashed)));
+        // Then thousands of others: plain names, and hashed ones whose Deployments are known.
+        // None is held.
+        for i in 0..5000_u32 {
+            let plain = ev(
+                "Pod",
+                &format!("other-{i}-p-0-c-5d-x"),
+                &format!("o{i}"),
+                10 + i,
+                T,
+            );
+            let hashed = ev(
+                "ReplicaSet",
+                &format!("seldon-{i:032x}-5d"),
+                &format!("h{i}"),
+                10 + i,
+                T,
+            );
+            f.on_event(&item(watcher::Event::Apply(plain)));
+            f.on_event(&item(watcher::Event::Apply(hashed)));
+        }
+        assert!(shown(&mut f).is_empty());
+        assert_eq!(pending_len(&f), 2);
+        f.on_deployment(&watcher::Event::Apply(dep(ours_hashed, "sdep-uid")));
+        assert_eq!(shown(&mut f), ["hashed"]);
+        // Hashed names whose Deployments nobody has seen yet compete only among themselves,
+        // not with our `iris-…` candidates.
+        for i in 0..5000_u32 {
+            let unknown = ev(
+                "Pod",
+                &format!("seldon-f{i:031x}-5d-x"),
+                &format!("u{i}"),
+                10 + i,
+                T,
+            );
+            f.on_event(&item(watcher::Event::Apply(unknown)));
+        }
+        assert!(pending_len(&f) <= 2 * MAX_PENDING);
+        f.on_deployment(&watcher::Event::Apply(dep(
+            "iris-default-explainer",
+            "sdep-uid",
+        )));
+        assert_eq!(shown(&mut f), ["explainer"]);
+        // Someone else's Deployment appears: its held candidates go.
+        let before = pending_len(&f);
+        f.on_deployment(&watcher::Event::Apply(dep(
+            &format!("seldon-f{:031x}", 4999),
+            "x",
+        )));
+        assert_eq!(pending_len(&f), before - 1);
+    }
+
+    #[test]
+    fn a_candidate_whose_deployment_is_already_stored_as_ours_shows_at_once() {
+        let ours = dep("seldon-0f9a", "sdep-uid");
+        let lookup: Lookup =
+            Arc::new(move |n, uid| known((n == "seldon-0f9a").then_some(&ours), uid));
+        let mut f = follower_with(Some(SINCE), true, Some(lookup));
+        let pod = ev("Pod", "seldon-0f9a-6c7d-x", "pod", 4, T);
+        f.on_event(&item(watcher::Event::Apply(pod)));
+        assert_eq!(shown(&mut f), ["pod"]);
+        assert_eq!(pending_len(&f), 0);
     }
 }

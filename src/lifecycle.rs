@@ -10,7 +10,9 @@ use std::time::Duration;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Event;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
@@ -24,6 +26,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::time::Instant;
 
+use crate::apply::{self, Change};
 use crate::error::{Error, Op, Result, is_transient, is_unserved_resource, retry_after};
 use crate::manifest::{GROUP, Manifest};
 use crate::pods::{self, Assessment, PodIssue};
@@ -35,8 +38,8 @@ use crate::watch::{self, SELDON_ID_LABEL, Snapshot, Stats, Subscription};
 
 /// Field manager recorded on every write.
 pub const FIELD_MANAGER: &str = "seldon-deploy";
-/// How many times a scale is re-read and re-sent after a conflict.
-const MAX_SCALE_ATTEMPTS: u32 = 8;
+/// How many times a write (scale, update, restore) is re-read and re-sent after a conflict.
+const MAX_WRITE_ATTEMPTS: u32 = 8;
 
 /// Tuning for the wait steps.
 #[derive(Debug, Clone)]
@@ -84,6 +87,42 @@ impl Handle {
             created_at: s("/metadata/creationTimestamp"),
         })
     }
+}
+
+/// The result of [`Deployer::apply`].
+#[derive(Debug, Clone)]
+pub struct Applied {
+    /// The object (for a dry-run creation, without a UID).
+    pub handle: Handle,
+    /// What was done.
+    pub change: Change,
+    /// The live object before the update (`None` when created).
+    pub before: Option<Value>,
+    /// The object after the write, as the server returned it (the manifest for a creation;
+    /// the live object when unchanged).
+    pub after: Value,
+    /// The update's resourceVersion, which a status must be newer than to describe it
+    /// (see [`Target::Rollout`]); `None` when nothing was updated.
+    pub revision: Option<u64>,
+}
+
+const GAVE_UP: &str = "the object kept changing; gave up after repeated conflicts";
+
+/// A 409 of our own making, for "gave up after repeated conflicts".
+fn conflict(message: &str) -> kube::Error {
+    kube::Error::Api(Box::new(
+        kube::core::Status::failure(message, "Conflict").with_code(409),
+    ))
+}
+
+/// A JSON request; the parts are static or already encoded, so building it cannot fail.
+fn json_request(method: http::Method, url: &str, body: &Value) -> http::Request<Vec<u8>> {
+    http::Request::builder()
+        .method(method)
+        .uri(url)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(serde_json::to_vec(body).unwrap_or_default())
+        .expect("static request parts are valid")
 }
 
 /// What a wait reports while it runs.
@@ -280,6 +319,265 @@ impl Deployer {
         Handle::from_object(&created, &self.namespace)
     }
 
+    /// Brings the live object to the manifest: creates it when it does not exist, else
+    /// replaces its spec and merges its labels and annotations (see [`crate::apply`]) with a
+    /// resourceVersion precondition; a concurrent write makes it re-read and merge again.
+    /// Nothing is written when the live object already matches. With `dry_run` the write is
+    /// sent with `dryRun=All`: validated and defaulted by the server, stored nowhere.
+    ///
+    /// # Errors
+    ///
+    /// As [`Deployer::create`]; [`Error::Gone`] when the object is being deleted; an access
+    /// error after repeated conflicts.
+    pub async fn apply(
+        &self,
+        manifest: &Manifest,
+        dry_run: bool,
+        deadline: Instant,
+    ) -> Result<Applied> {
+        manifest.check_namespace(&self.namespace)?;
+        let op = self.op("update", &manifest.name);
+        let mut delay = Duration::from_millis(10);
+        for attempt in 1..=MAX_WRITE_ATTEMPTS {
+            let live = match self.get(&manifest.name, deadline).await {
+                Err(Error::NotFound { .. }) => {
+                    return self.apply_create(manifest, dry_run, deadline).await;
+                }
+                other => other?,
+            };
+            let handle = Handle::from_object(&live, &self.namespace)?;
+            if live
+                .pointer("/metadata/deletionTimestamp")
+                .is_some_and(|v| !v.is_null())
+            {
+                return Err(Error::Gone {
+                    name: handle.name,
+                    uid: handle.uid,
+                    how: "marked for deletion",
+                });
+            }
+            let desired = apply::desired_object(&live, manifest);
+            if !apply::differs(&live, &desired) {
+                return Ok(Applied {
+                    handle,
+                    change: Change::Unchanged,
+                    after: live.clone(),
+                    before: Some(live),
+                    revision: None,
+                });
+            }
+            match self.replace(manifest, &desired, dry_run, deadline).await {
+                Ok(after) => {
+                    let revision = apply::revision(
+                        after
+                            .pointer("/metadata/resourceVersion")
+                            .and_then(Value::as_str),
+                    );
+                    // The server found nothing to store (e.g. a number written differently).
+                    let change = if !dry_run
+                        && after.pointer("/metadata/resourceVersion")
+                            == live.pointer("/metadata/resourceVersion")
+                    {
+                        Change::Unchanged
+                    } else {
+                        Change::Updated
+                    };
+                    return Ok(Applied {
+                        handle,
+                        change,
+                        before: Some(live),
+                        after,
+                        revision: (change == Change::Updated && !dry_run)
+                            .then_some(revision)
+                            .flatten(),
+                    });
+                }
+                Err(kube::Error::Api(s))
+                    if s.code == 409
+                        && attempt < MAX_WRITE_ATTEMPTS
+                        && Instant::now() + delay < deadline =>
+                {
+                    tracing::debug!(attempt, "update conflict, re-reading: {}", s.message);
+                    self.stats.retry();
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 5).min(Duration::from_secs(2));
+                }
+                Err(e) => return Err(self.classify_write(e, &op, manifest)),
+            }
+        }
+        Err(Error::from_kube(conflict(GAVE_UP), &op))
+    }
+
+    async fn apply_create(
+        &self,
+        manifest: &Manifest,
+        dry_run: bool,
+        deadline: Instant,
+    ) -> Result<Applied> {
+        if !dry_run {
+            let handle = self.create(manifest, deadline).await?;
+            return Ok(Applied {
+                handle,
+                change: Change::Created,
+                before: None,
+                after: manifest.object.clone(),
+                revision: None,
+            });
+        }
+        let url = self.collection_url(&manifest.version, "&dryRun=All");
+        let op = self.op("create", &manifest.name);
+        let after: Value = self
+            .retrying(deadline, false, || {
+                self.client.request::<Value>(json_request(
+                    http::Method::POST,
+                    &url,
+                    &manifest.object,
+                ))
+            })
+            .await
+            .map_err(|e| self.classify_write(e, &op, manifest))?;
+        Ok(Applied {
+            handle: Handle {
+                namespace: self.namespace.clone(),
+                name: manifest.name.clone(),
+                uid: String::new(),
+                created_at: None,
+            },
+            change: Change::Created,
+            before: None,
+            after,
+            revision: None,
+        })
+    }
+
+    /// PUTs `desired` (which carries the live resourceVersion, so a concurrent write is a
+    /// 409) to the manifest's API version. Sent once unless the answer proves it was not
+    /// applied (429/503).
+    async fn replace(
+        &self,
+        manifest: &Manifest,
+        desired: &Value,
+        dry_run: bool,
+        deadline: Instant,
+    ) -> Result<Value, kube::Error> {
+        let url = format!(
+            "/apis/{GROUP}/{}/namespaces/{}/seldondeployments/{}?fieldValidation=Strict&fieldManager={FIELD_MANAGER}{}",
+            manifest.version,
+            self.namespace,
+            manifest.name,
+            if dry_run { "&dryRun=All" } else { "" }
+        );
+        self.retrying(deadline, false, || {
+            self.client
+                .request::<Value>(json_request(http::Method::PUT, &url, desired))
+        })
+        .await
+    }
+
+    /// Restores `previous` (the object as it was before an update: its spec, labels and
+    /// annotations exactly) over whatever is live now, re-reading on conflicts. Returns the
+    /// resourceVersion of the write, for the rollout wait.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Gone`] if the object was deleted or replaced; access errors.
+    pub async fn restore(
+        &self,
+        handle: &Handle,
+        previous: &Value,
+        deadline: Instant,
+    ) -> Result<Option<u64>> {
+        let op = self.op("update", &handle.name);
+        let mut delay = Duration::from_millis(10);
+        for attempt in 1..=MAX_WRITE_ATTEMPTS {
+            let live = match self.get(&handle.name, deadline).await {
+                Err(Error::NotFound { .. }) => {
+                    return Err(Error::Gone {
+                        name: handle.name.clone(),
+                        uid: handle.uid.clone(),
+                        how: "deleted",
+                    });
+                }
+                other => other?,
+            };
+            if live.pointer("/metadata/uid").and_then(Value::as_str) != Some(&handle.uid) {
+                return Err(Error::Gone {
+                    name: handle.name.clone(),
+                    uid: handle.uid.clone(),
+                    how: "replaced",
+                });
+            }
+            let mut desired = live.clone();
+            if let Some(o) = desired.as_object_mut() {
+                o.remove("status");
+                o.insert(
+                    "spec".into(),
+                    previous.get("spec").cloned().unwrap_or(Value::Null),
+                );
+            }
+            if let Some(meta) = desired.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.remove("managedFields");
+                for key in ["labels", "annotations"] {
+                    match previous.pointer(&format!("/metadata/{key}")) {
+                        Some(v) => meta.insert(key.to_owned(), v.clone()),
+                        None => meta.remove(key),
+                    };
+                }
+            }
+            if !apply::differs(&live, &desired) {
+                return Ok(None);
+            }
+            let url = format!(
+                "/apis/{GROUP}/v1/namespaces/{}/seldondeployments/{}?fieldManager={FIELD_MANAGER}",
+                self.namespace, handle.name
+            );
+            match self
+                .retrying(deadline, false, || {
+                    self.client
+                        .request::<Value>(json_request(http::Method::PUT, &url, &desired))
+                })
+                .await
+            {
+                Ok(after) => {
+                    return Ok(apply::revision(
+                        after
+                            .pointer("/metadata/resourceVersion")
+                            .and_then(Value::as_str),
+                    ));
+                }
+                Err(kube::Error::Api(s))
+                    if s.code == 409
+                        && attempt < MAX_WRITE_ATTEMPTS
+                        && Instant::now() + delay < deadline =>
+                {
+                    self.stats.retry();
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 5).min(Duration::from_secs(2));
+                }
+                Err(e) => return Err(Error::from_kube(e, &op)),
+            }
+        }
+        Err(Error::from_kube(conflict(GAVE_UP), &op))
+    }
+
+    fn collection_url(&self, version: &str, extra: &str) -> String {
+        format!(
+            "/apis/{GROUP}/{version}/namespaces/{}/seldondeployments?fieldValidation=Strict&fieldManager={FIELD_MANAGER}{extra}",
+            self.namespace
+        )
+    }
+
+    /// Maps a write's error, naming the manifest's version when the CRD does not serve it.
+    fn classify_write(&self, e: kube::Error, op: &Op, manifest: &Manifest) -> Error {
+        match Error::from_kube(e, op) {
+            Error::MissingCrd { message, .. } => Error::MissingCrd {
+                version: manifest.version.clone(),
+                message,
+            },
+            other => other,
+        }
+    }
+
     /// Reads the SeldonDeployment as JSON.
     ///
     /// # Errors
@@ -303,6 +601,29 @@ impl Deployer {
     pub async fn handle(&self, name: &str, deadline: Instant) -> Result<Handle> {
         let obj = self.get(name, deadline).await?;
         Handle::from_object(&obj, &self.namespace)
+    }
+
+    /// As [`Deployer::handle`], with the API server's clock when it answered (its `Date`
+    /// header, if it sent one). Events carry the server's times, so "from now on" must be
+    /// measured on that clock, not on this machine's.
+    ///
+    /// # Errors
+    ///
+    /// As [`Deployer::get`].
+    pub async fn handle_and_server_time(
+        &self,
+        name: &str,
+        deadline: Instant,
+    ) -> Result<(Handle, Option<Timestamp>)> {
+        let url = format!(
+            "/apis/{GROUP}/v1/namespaces/{}/seldondeployments/{name}",
+            self.namespace
+        );
+        let (obj, date) = self
+            .retrying(deadline, true, || get_with_date(&self.client, &url))
+            .await
+            .map_err(|e| Error::from_kube(e, &self.op("get", name)))?;
+        Ok((Handle::from_object(&obj, &self.namespace)?, date))
     }
 
     /// One-shot readiness: reads the SeldonDeployment and its Deployments once.
@@ -358,8 +679,15 @@ impl Deployer {
         let phase = match target {
             Target::Initial => "readiness at the manifest's replica counts".to_owned(),
             Target::Replicas(n) => format!("readiness at {n} replicas"),
+            Target::Rollout { .. } => "the rollout of the manifest's spec".to_owned(),
         };
         let mut views = Views::new(self, handle, true);
+        if let Target::Rollout {
+            status_after: Some(updated_at),
+        } = target
+        {
+            views.watch_reconciles(self, handle, updated_at);
+        }
         let mut last: Option<Readiness> = None;
         let mut failed_since: Option<Instant> = None;
         // Broken pods, and since when some have been (their grace starts when first seen).
@@ -405,6 +733,13 @@ impl Deployer {
                     let sdep = views.sdep_json();
                     let comps = sdep.as_ref().map(replicas::components).unwrap_or_default();
                     let deps = views.owned_deployments();
+                    // Once the operator has reconciled since the update, its status is as
+                    // fresh as it will get (it writes none when nothing changed).
+                    let target = if views.reconciled {
+                        Target::Rollout { status_after: None }
+                    } else {
+                        target
+                    };
                     let mut r = readiness::evaluate(sdep.as_ref(), &handle.uid, &deps, &comps, target);
                     let assessment = views.assess(&deps);
                     if r.verdict != Verdict::Ready {
@@ -462,7 +797,7 @@ impl Deployer {
             uid: handle.uid.clone(),
             how,
         };
-        for attempt in 1..=MAX_SCALE_ATTEMPTS {
+        for attempt in 1..=MAX_WRITE_ATTEMPTS {
             let live = match self.get(&handle.name, deadline).await {
                 Err(Error::NotFound { .. }) => return Err(gone("deleted")),
                 other => other?,
@@ -486,7 +821,7 @@ impl Deployer {
                 Err(kube::Error::Api(s)) if s.code == 404 => return Err(gone("deleted")),
                 Err(kube::Error::Api(s))
                     if (s.code == 409 || (s.code == 422 && s.message.contains("test")))
-                        && attempt < MAX_SCALE_ATTEMPTS
+                        && attempt < MAX_WRITE_ATTEMPTS
                         && Instant::now() + delay < deadline =>
                 {
                     tracing::debug!(
@@ -502,16 +837,7 @@ impl Deployer {
                 Err(e) => return Err(Error::from_kube(e, &op)),
             }
         }
-        Err(Error::Access {
-            op,
-            source: Box::new(kube::Error::Api(Box::new(
-                kube::core::Status::failure(
-                    "the object kept changing; gave up after repeated conflicts",
-                    "Conflict",
-                )
-                .with_code(409),
-            ))),
-        })
+        Err(Error::from_kube(conflict(GAVE_UP), &op))
     }
 
     /// Deletes the object with foreground propagation and a UID precondition (a namesake
@@ -697,6 +1023,23 @@ async fn sleep_until_opt(t: Option<Instant>) {
     }
 }
 
+/// The next item of `sub`, or never.
+async fn next_if_some<K>(sub: Option<&mut Subscription<K>>) -> watch::Item<K>
+where
+    K: kube::Resource
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    match sub {
+        Some(s) => s.next().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// The two watches a wait needs: the SeldonDeployment, and the namespace's Seldon
 /// Deployments (label `seldon-deployment-id` present; ownership is checked by UID).
 /// Subscriptions to the [`Hub`]'s feeds (shared, or fresh ones), folded into small local
@@ -719,6 +1062,13 @@ struct Views {
     sdep_op: Op,
     deps_op: Op,
     pods_op: Op,
+    /// After an update (see [`Views::watch_reconciles`]): the operator's `Updated` events
+    /// about this object.
+    reconciles: Option<Subscription<Event>>,
+    /// The update's resourceVersion, with [`Views::reconciles`].
+    updated_at: u64,
+    /// An `Updated` event was written after the update.
+    reconciled: bool,
 }
 
 impl Views {
@@ -743,7 +1093,25 @@ impl Views {
             sdep_op: Op::sdep("watch", &d.namespace, Some(&handle.name)),
             deps_op: Op::other("watch", "deployments.apps", &d.namespace),
             pods_op: Op::other("watch", "pods", &d.namespace),
+            reconciles: None,
+            updated_at: 0,
+            reconciled: false,
         }
+    }
+
+    /// Also follows the operator's `Updated` events about the object, which it emits at the
+    /// end of every reconcile that ended without error. A reconcile that changes no child
+    /// object writes no status, so after such an update (a new traffic split, say) this event
+    /// is the only sign that the operator has processed it. Events are a view, not the job:
+    /// an error on this watch only means the sign never comes.
+    fn watch_reconciles(&mut self, d: &Deployer, handle: &Handle, updated_at: u64) {
+        self.updated_at = updated_at;
+        let uid = handle.uid.clone();
+        self.reconciles = Some(d.hub.events().subscribe(move |e: &Event| {
+            e.reason.as_deref() == Some("Updated")
+                && e.involved_object.kind.as_deref() == Some("SeldonDeployment")
+                && e.involved_object.uid.as_deref() == Some(uid.as_str())
+        }));
     }
 
     /// Waits for the next watch item; `Ok(true)` if the view changed.
@@ -759,9 +1127,27 @@ impl Views {
                 Ok(ev) => return Ok(self.deps.apply(ev.clone(), &uncounted)),
                 Err(e) => watch::fatal(e, &self.deps_op),
             },
-            item = next_or_never(self.pods_sub.as_mut()) => match &*item {
+            item = next_if_some(self.pods_sub.as_mut()) => match &*item {
                 Ok(ev) => return Ok(self.apply_pod(ev)),
                 Err(e) => watch::fatal(e, &self.pods_op),
+            },
+            item = next_if_some(self.reconciles.as_mut()) => {
+                // An event written while we watch is news. One in the replayed store may be
+                // from a reconcile before the update, or after it but before this wait
+                // subscribed (a reconcile that changes nothing takes milliseconds): written
+                // after the update means a newer resourceVersion (Events share etcd's
+                // revisions with the object).
+                let after_update = match &*item {
+                    Ok(watcher::Event::Apply(_)) => true,
+                    Ok(watcher::Event::InitApply(e)) => {
+                        apply::revision(e.metadata.resource_version.as_deref())
+                            .is_some_and(|rv| rv > self.updated_at)
+                    }
+                    _ => false,
+                };
+                let first = after_update && !self.reconciled;
+                self.reconciled |= first;
+                return Ok(first);
             },
         };
         fatal.map_or(Ok(false), Err)
@@ -835,19 +1221,36 @@ fn pod_filter(name: &str) -> impl Fn(&Pod) -> bool + Send + Sync + 'static {
     }
 }
 
-/// The subscription's next item, or never without one.
-async fn next_or_never<K>(sub: Option<&mut Subscription<K>>) -> watch::Item<K>
-where
-    K: kube::Resource
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    match sub {
-        Some(s) => s.next().await,
-        None => std::future::pending().await,
+/// GETs `url` as JSON, with the answer's `Date` header. kube's typed calls drop the headers, so
+/// this sends the request itself and turns error answers into [`kube::Error::Api`] as kube does.
+async fn get_with_date(
+    client: &Client,
+    url: &str,
+) -> Result<(Value, Option<Timestamp>), kube::Error> {
+    let req = http::Request::get(url)
+        .header(http::header::ACCEPT, "application/json")
+        .body(kube::client::Body::from(Vec::new()))
+        .expect("static request parts are valid");
+    let res = client.send(req).await?;
+    let code = res.status();
+    let date = res
+        .headers()
+        .get(http::header::DATE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            k8s_openapi::jiff::fmt::rfc2822::DateTimeParser::new()
+                .parse_timestamp(v)
+                .ok()
+        });
+    let body = res.into_body().collect_bytes().await?;
+    if code.is_client_error() || code.is_server_error() {
+        let status = serde_json::from_slice::<kube::core::Status>(&body).unwrap_or_else(|_| {
+            let text = String::from_utf8_lossy(&body);
+            kube::core::Status::failure(text.trim(), "Failed to parse error data")
+                .with_code(code.as_u16())
+        });
+        return Err(kube::Error::Api(status.boxed()));
     }
+    let obj = serde_json::from_slice(&body).map_err(kube::Error::SerdeError)?;
+    Ok((obj, date))
 }

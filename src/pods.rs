@@ -628,6 +628,8 @@ mod tests {
                 predictor: None,
                 desired: Some(1),
                 available: 0,
+                updated: 1,
+                old: 0,
                 ready: false,
                 reason: Some("0/1 available (1 updated, 1 current)".into()),
             }],

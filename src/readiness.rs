@@ -14,6 +14,13 @@
 //!
 //! Owned Deployments that match no component (an explainer, a separate orchestrator) must be
 //! rolled out at their own `spec.replicas`.
+//!
+//! A rollout ([`Target::Rollout`], after `apply`) also requires:
+//!
+//! 6. each Deployment's pod template runs the images the spec names for its containers;
+//! 7. no Deployment of a component or predictor the spec no longer has remains;
+//! 8. after an update, a status the operator wrote after it (a newer resourceVersion). Before
+//!    that, `Available` and even `Failed` describe the previous spec.
 
 use k8s_openapi::api::apps::v1::Deployment;
 use serde::Serialize;
@@ -47,6 +54,10 @@ pub struct ComponentReadiness {
     pub desired: Option<i32>,
     /// Available replicas (Deployment status).
     pub available: i32,
+    /// Replicas running the Deployment's current pod template.
+    pub updated: i32,
+    /// Pods of older ReplicaSets still there (`replicas - updatedReplicas`).
+    pub old: i32,
     /// Whether this component passes.
     pub ready: bool,
     /// Why not, when not.
@@ -61,6 +72,22 @@ impl ComponentReadiness {
         match self.desired {
             Some(d) => format!("{}/{d}", self.available),
             None => format!("{}/auto", self.available),
+        }
+    }
+
+    /// The ratio, plus `(U updated, O old)` while a rollout is under way.
+    #[must_use]
+    pub fn progress(&self) -> String {
+        let rolling = self.old > 0 || self.desired.is_some_and(|d| self.updated < d);
+        if rolling && self.reason.is_some() {
+            format!(
+                "{} ({} updated, {} old)",
+                self.ratio(),
+                self.updated,
+                self.old
+            )
+        } else {
+            self.ratio()
         }
     }
 }
@@ -97,7 +124,7 @@ impl Readiness {
         let comps: Vec<String> = self
             .components
             .iter()
-            .map(|c| format!("{} {}", c.name, c.ratio()))
+            .map(|c| format!("{} {}", c.name, c.progress()))
             .collect();
         if !comps.is_empty() {
             s.push_str("; ");
@@ -183,6 +210,18 @@ pub fn evaluate(
         .filter(|s| !s.is_empty())
         .map(str::to_owned);
     let dep_status = sdep.pointer("/status/deploymentStatus");
+    // Rule 8: a status from before the update describes the previous spec.
+    let stale_status = match target {
+        Target::Rollout {
+            status_after: Some(after),
+        } => crate::apply::revision(
+            sdep.pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str),
+        )
+        .is_none_or(|rv| rv <= after),
+        _ => false,
+    };
+    let rollout = matches!(target, Target::Rollout { .. });
 
     let mut owned: Vec<&Deployment> = deployments.iter().filter(|d| owned_by(d, uid)).collect();
     owned.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
@@ -197,12 +236,15 @@ pub fn evaluate(
                 Some(comp.predictor.clone()),
                 desired,
                 dep_status,
+                if rollout { &comp.images } else { &[] },
             )),
             None => rows.push(ComponentReadiness {
                 name: comp.label(),
                 predictor: Some(comp.predictor.clone()),
                 desired,
                 available: 0,
+                updated: 0,
+                old: 0,
                 ready: false,
                 reason: Some("no Deployment yet".into()),
             }),
@@ -210,11 +252,26 @@ pub fn evaluate(
     }
     for (di, d) in owned.iter().enumerate() {
         if !assignment.contains(&Some(di)) {
-            rows.push(check_deployment(d, None, None, dep_status));
+            let mut row = check_deployment(d, None, None, dep_status, &[]);
+            if rollout && !is_auxiliary(d) {
+                // Rule 7: a component the spec no longer has.
+                row.ready = false;
+                row.reason = Some(
+                    "left over from the previous spec; waiting for the operator to delete it"
+                        .into(),
+                );
+            }
+            rows.push(row);
         }
     }
 
     let reason = match state.as_deref() {
+        _ if stale_status => rows
+            .iter()
+            .find_map(|r| r.reason.as_ref().map(|why| format!("{}: {why}", r.name)))
+            .or_else(|| {
+                Some("the operator has not written a status since the update yet".to_owned())
+            }),
         Some("Failed") => {
             return Readiness {
                 verdict: Verdict::Failed,
@@ -288,6 +345,7 @@ fn check_deployment(
     predictor: Option<String>,
     desired: Option<i32>,
     dep_status: Option<&Value>,
+    images: &[(String, String)],
 ) -> ComponentReadiness {
     let name = d.metadata.name.clone().unwrap_or_default();
     let spec_replicas = d.spec.replicas.unwrap_or(1);
@@ -301,6 +359,8 @@ fn check_deployment(
 
     let reason = if d.metadata.deletion_timestamp.is_some() {
         Some("Deployment is being deleted".to_owned())
+    } else if let Some(why) = template_lags(d, images) {
+        Some(why)
     } else if spec_replicas != want {
         Some(format!(
             "Deployment spec.replicas is {spec_replicas}, waiting for the operator to set {want}"
@@ -327,9 +387,36 @@ fn check_deployment(
         predictor,
         desired: shown,
         available,
+        updated,
+        old: (replicas - updated).max(0),
         ready: reason.is_none(),
         reason,
     }
+}
+
+/// Rule 6: why the Deployment's pod template does not run `images` yet, if it does not.
+fn template_lags(d: &Deployment, images: &[(String, String)]) -> Option<String> {
+    let containers = d
+        .spec
+        .template
+        .spec
+        .as_ref()
+        .map(|p| p.containers.as_slice())
+        .unwrap_or_default();
+    images.iter().find_map(|(name, image)| {
+        let running = containers
+            .iter()
+            .find(|c| &c.name == name)
+            .and_then(|c| c.image.as_deref());
+        (running != Some(image.as_str())).then(|| match running {
+            Some(old) => format!(
+                "pod template runs {name} image {old}, waiting for the operator to roll out {image}"
+            ),
+            None => format!(
+                "pod template has no container {name} yet, waiting for the operator to roll out {image}"
+            ),
+        })
+    })
 }
 
 /// Checks the operator's copy of the counts, which it writes when it last judged readiness.
@@ -468,6 +555,7 @@ mod tests {
         let r = eval(&s, &deps, Target::Initial);
         assert_eq!(r.verdict, Verdict::NotReady);
         assert_eq!(r.components[0].ratio(), "1/1");
+        assert_eq!(r.components[0].progress(), "1/1 (1 updated, 1 old)");
         assert!(!r.components[0].ready);
     }
 
@@ -548,6 +636,70 @@ mod tests {
         let r = eval(&s, &[d, dep("s-p-1-b", 2, 1, 1, 2, 2, 2)], Target::Initial);
         assert_eq!(r.verdict, Verdict::NotReady);
         assert!(r.reason.unwrap().contains("being deleted"));
+    }
+
+    fn with_image(mut d: Deployment, container: &str, image: &str) -> Deployment {
+        d.spec.template.spec = Some(k8s_openapi::api::core::v1::PodSpec {
+            containers: vec![k8s_openapi::api::core::v1::Container {
+                name: container.into(),
+                image: Some(image.into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        d
+    }
+
+    fn rollout_sdep(rv: &str, state: &str) -> Value {
+        let mut s = sdep(state, status(1, 2));
+        s["metadata"]["resourceVersion"] = json!(rv);
+        s["spec"]["predictors"][0]["componentSpecs"][0]["spec"]["containers"][0]["image"] =
+            json!("a:2");
+        s["spec"]["predictors"][0]["componentSpecs"][1]["spec"]["containers"][0]["image"] =
+            json!("b:1");
+        s
+    }
+
+    #[test]
+    fn rollout_waits_for_new_images_fresh_status_and_removed_components() {
+        let after = Target::Rollout {
+            status_after: Some(100),
+        };
+        let done = || {
+            vec![
+                with_image(dep("s-p-0-a", 1, 2, 2, 1, 1, 1), "a", "a:2"),
+                with_image(dep("s-p-1-b", 2, 1, 1, 2, 2, 2), "b", "b:1"),
+            ]
+        };
+        // Everything looks done, but the status is the one from before the update.
+        let stale = rollout_sdep("100", "Available");
+        let r = eval(&stale, &done(), after);
+        assert_eq!(r.verdict, Verdict::NotReady);
+        assert!(r.reason.unwrap().contains("since the update"));
+        // A Failed written before the update describes the old spec: not a failure yet.
+        let r = eval(&rollout_sdep("90", "Failed"), &done(), after);
+        assert_eq!(r.verdict, Verdict::NotReady);
+
+        let fresh = rollout_sdep("101", "Available");
+        assert_eq!(eval(&fresh, &done(), after).verdict, Verdict::Ready);
+        // The same Deployments judged at their counts alone pass: images are rollout-only.
+        let mut old = done();
+        old[0] = with_image(dep("s-p-0-a", 1, 2, 2, 1, 1, 1), "a", "a:1");
+        assert_eq!(eval(&fresh, &old, Target::Initial).verdict, Verdict::Ready);
+        let r = eval(&fresh, &old, after);
+        assert_eq!(r.verdict, Verdict::NotReady);
+        assert!(r.summary().contains("runs a image a:1"), "{}", r.summary());
+
+        // A Deployment of a component the spec no longer has must be gone first.
+        let mut extra = done();
+        extra.push(dep("s-p-2-c", 1, 1, 1, 1, 1, 1));
+        let r = eval(&fresh, &extra, after);
+        assert_eq!(r.verdict, Verdict::NotReady);
+        assert!(r.reason.unwrap().contains("left over"));
+
+        // Without an update (unchanged), any status will do.
+        let unchanged = Target::Rollout { status_after: None };
+        assert_eq!(eval(&stale, &done(), unchanged).verdict, Verdict::Ready);
     }
 
     #[test]

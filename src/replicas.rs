@@ -53,6 +53,9 @@ pub struct Component {
     pub initial_replicas: i32,
     /// Set when the component is autoscaled and cannot be scaled by hand.
     pub autoscaler: Option<Autoscaler>,
+    /// `(container, image)` for each container of the componentSpec that names an image (a
+    /// rollout is complete only when the Deployment's pod template runs these).
+    pub images: Vec<(String, String)>,
 }
 
 impl Component {
@@ -72,7 +75,7 @@ impl Component {
             return None;
         }
         match target {
-            Target::Initial => Some(self.initial_replicas),
+            Target::Initial | Target::Rollout { .. } => Some(self.initial_replicas),
             Target::Replicas(n) => Some(n),
         }
     }
@@ -86,6 +89,14 @@ pub enum Target {
     Initial,
     /// Every component at this count.
     Replicas(i32),
+    /// A rollout of the object's spec (`apply`): each component at its own count, running
+    /// the images the spec names, no Deployment left over from an earlier spec, and, when
+    /// `status_after` is set, a status the operator wrote after that resourceVersion (the
+    /// update's), since it writes no `observedGeneration`.
+    Rollout {
+        /// The update's resourceVersion (as a number), if there was an update.
+        status_after: Option<u64>,
+    },
 }
 
 /// Reads a replica count if it is a valid one (an integer in `0..=i32::MAX`).
@@ -166,6 +177,7 @@ pub fn components(sdep: &Value) -> Vec<Component> {
                         deployment_name: name,
                         initial_replicas: replicas,
                         autoscaler: autoscaler(c),
+                        images: images(c),
                     });
                 }
             }
@@ -184,11 +196,30 @@ pub fn components(sdep: &Value) -> Vec<Component> {
                     deployment_name: child_name(sdep_name, pname, 0, &[graph_name]),
                     initial_replicas: p_replicas.or(spec_replicas).unwrap_or(1),
                     autoscaler: None,
+                    images: Vec::new(),
                 });
             }
         }
     }
     out
+}
+
+/// The `(container, image)` pairs a componentSpec names.
+fn images(component_spec: &Value) -> Vec<(String, String)> {
+    component_spec
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            let name = c.get("name").and_then(Value::as_str)?;
+            let image = c
+                .get("image")
+                .and_then(Value::as_str)
+                .filter(|i| !i.is_empty())?;
+            Some((name.to_owned(), image.to_owned()))
+        })
+        .collect()
 }
 
 /// Which autoscaler a componentSpec uses, if any (KEDA wins, as in the operator).

@@ -6,6 +6,7 @@
 use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::apply::{Change, ImageChange};
 use crate::error::Error;
 use crate::events::EventRecord;
 use crate::pods::Broken;
@@ -82,6 +83,8 @@ pub struct Report {
     pub phases: Vec<PhaseRecord>,
     /// Events seen during the run, in arrival order.
     pub events: Vec<EventRecord>,
+    /// What the run went on without, e.g. Events it was not allowed to read.
+    pub warnings: Vec<String>,
     /// The last readiness evaluation.
     pub final_status: Option<Readiness>,
     /// The pods (or Deployments) that could not come up, with their reasons, when that
@@ -93,6 +96,26 @@ pub struct Report {
     pub left_behind: Vec<String>,
     /// Watch and retry counters.
     pub watch: StatsSnapshot,
+    /// What `apply` did: `created`, `updated` or `unchanged`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change: Option<Change>,
+    /// The images `apply` changed, per component and container.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<ImageChange>,
+    /// Whether `apply --atomic` tried to roll back, and how that went.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<Rollback>,
+}
+
+/// The rollback of a failed `apply --atomic`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rollback {
+    /// `restored` (the previous spec is ready again), `deleted` (the object `apply`
+    /// created was removed) or `failed`.
+    pub outcome: String,
+    /// Why the rollback failed, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl Report {
@@ -109,11 +132,15 @@ impl Report {
             error: None,
             phases: Vec::new(),
             events: Vec::new(),
+            warnings: Vec::new(),
             final_status: None,
             failing_pods: Vec::new(),
             kept: false,
             left_behind: Vec::new(),
             watch: StatsSnapshot::default(),
+            change: None,
+            images: Vec::new(),
+            rollback: None,
         }
     }
 
@@ -175,6 +202,66 @@ pub fn worst_exit_code(codes: impl IntoIterator<Item = u8>) -> u8 {
         _ => 5,
     };
     codes.into_iter().max_by_key(|c| rank(*c)).unwrap_or(0)
+}
+
+/// Most Warnings kept by [`last_events`] beyond its `limit` (the latest per object always
+/// stays, up to this many objects).
+const MAX_KEPT_WARNINGS: usize = 10;
+
+/// The Events that explain how a run ended, for the "last events" of a failure, in the order
+/// they last happened:
+/// - repeats of one (object, reason, message) are collapsed into their latest record, whose
+///   count is at least the number of repeats seen (the operator's `Updated SeldonDeployment`
+///   alone would otherwise fill the list);
+/// - the latest Warning of each object is always kept (up to `MAX_KEPT_WARNINGS` (10) objects,
+///   the most recent), since a `FailedScheduling` streamed early is often the cause;
+/// - the most recent of the rest fill up to `limit`.
+#[must_use]
+pub fn last_events(events: &[EventRecord], limit: usize) -> Vec<EventRecord> {
+    // Collapse: one entry per key, at the position of its last occurrence.
+    let mut latest: std::collections::HashMap<(&str, &str, &str), (usize, usize)> =
+        std::collections::HashMap::new();
+    for (i, e) in events.iter().enumerate() {
+        let entry = latest
+            .entry((e.object.as_str(), e.reason.as_str(), e.message.as_str()))
+            .or_insert((i, 0));
+        *entry = (i, entry.1 + 1);
+    }
+    let mut groups: Vec<(usize, usize)> = latest.into_values().collect();
+    groups.sort_unstable();
+    // Newest first: the latest Warning of each object, then the rest up to the limit.
+    let mut warned: Vec<&str> = Vec::new();
+    let mut keep = vec![false; groups.len()];
+    for (g, &(i, _)) in groups.iter().enumerate().rev() {
+        let e = &events[i];
+        if e.type_ == "Warning"
+            && !warned.contains(&e.object.as_str())
+            && warned.len() < MAX_KEPT_WARNINGS
+        {
+            warned.push(&e.object);
+            keep[g] = true;
+        }
+    }
+    let mut kept = keep.iter().filter(|k| **k).count();
+    for k in keep.iter_mut().rev() {
+        if kept >= limit {
+            break;
+        }
+        if !*k {
+            *k = true;
+            kept += 1;
+        }
+    }
+    groups
+        .iter()
+        .zip(keep)
+        .filter(|(_, k)| *k)
+        .map(|(&(i, repeats), _)| {
+            let mut e = events[i].clone();
+            e.count = e.count.max(i32::try_from(repeats).unwrap_or(i32::MAX));
+            e
+        })
+        .collect()
 }
 
 /// Formats milliseconds as `1.234s` or `2m03.4s`.
@@ -260,6 +347,125 @@ mod tests {
         assert_eq!(worst_exit_code([]), 0);
     }
 
+    fn rec(type_: &str, reason: &str, object: &str, message: &str, count: i32) -> EventRecord {
+        EventRecord {
+            time: None,
+            type_: type_.into(),
+            reason: reason.into(),
+            source: "c".into(),
+            object: object.into(),
+            message: message.into(),
+            count,
+        }
+    }
+
+    fn lines(events: &[EventRecord]) -> Vec<String> {
+        events.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn last_events_collapse_repeats_and_keep_the_cause() {
+        let sdep = "SeldonDeployment/x";
+        let mut events = vec![
+            rec(
+                "Normal",
+                "CreateDeployment",
+                sdep,
+                "Created Deployment \"x-p-0-c\"",
+                1,
+            ),
+            rec("Normal", "Scheduled", "Pod/x-p-0-c-5d-a", "assigned", 1),
+            rec(
+                "Warning",
+                "FailedScheduling",
+                "Pod/x-p-0-c-5d-b",
+                "0/3 nodes: Insufficient nvidia.com/gpu",
+                1,
+            ),
+            rec(
+                "Warning",
+                "FailedScheduling",
+                "Pod/x-p-0-c-5d-b",
+                "0/3 nodes: Insufficient nvidia.com/gpu",
+                2,
+            ),
+        ];
+        for n in 1..=12 {
+            events.push(rec(
+                "Normal",
+                "Updated",
+                sdep,
+                "Updated SeldonDeployment \"x\"",
+                n,
+            ));
+        }
+        assert_eq!(
+            lines(&last_events(&events, 5)),
+            [
+                "Normal CreateDeployment c SeldonDeployment/x: Created Deployment \"x-p-0-c\"",
+                "Normal Scheduled c Pod/x-p-0-c-5d-a: assigned",
+                "Warning FailedScheduling c Pod/x-p-0-c-5d-b: 0/3 nodes: Insufficient nvidia.com/gpu (x2)",
+                "Normal Updated c SeldonDeployment/x: Updated SeldonDeployment \"x\" (x12)",
+            ]
+        );
+        // With more history than the limit, the early Warning still stays; the oldest
+        // Normal ones go.
+        for i in 0..10 {
+            events.push(rec(
+                "Normal",
+                "Pulled",
+                &format!("Pod/x-p-0-c-5d-{i}"),
+                "pulled",
+                1,
+            ));
+        }
+        let last = last_events(&events, 5);
+        assert_eq!(last.len(), 5);
+        assert!(last[0].reason == "FailedScheduling", "{:?}", lines(&last));
+        assert!(
+            last[1..].iter().all(|e| e.reason == "Pulled"),
+            "{:?}",
+            lines(&last)
+        );
+        // Separate Events with one key (the recorder's aggregation restarted) count as repeats.
+        let separate = vec![rec("Normal", "Killing", "Pod/a", "stop", 1); 3];
+        assert_eq!(last_events(&separate, 5)[0].count, 3);
+        assert!(last_events(&[], 5).is_empty());
+    }
+
+    #[test]
+    fn last_events_keep_the_latest_warning_of_each_object() {
+        let events = vec![
+            rec("Warning", "BackOff", "Pod/a", "restarting", 1),
+            rec(
+                "Warning",
+                "FailedScheduling",
+                "Pod/b",
+                "Insufficient cpu",
+                1,
+            ),
+            rec("Warning", "Unhealthy", "Pod/a", "probe failed", 1),
+        ];
+        let mut all = events.clone();
+        all.extend((0..8).map(|i| {
+            rec(
+                "Normal",
+                "Updated",
+                "SeldonDeployment/x",
+                &format!("u{i}"),
+                1,
+            )
+        }));
+        let last = last_events(&all, 2);
+        assert_eq!(
+            lines(&last),
+            [
+                "Warning FailedScheduling c Pod/b: Insufficient cpu",
+                "Warning Unhealthy c Pod/a: probe failed",
+            ]
+        );
+    }
+
     #[test]
     fn json_shape_and_tables() {
         let mut r = Report::new("iris", "seldon");
@@ -293,5 +499,134 @@ mod tests {
         let s = Summary::new(vec![r]);
         assert!(summary_table(&s).contains("iris"));
         assert_eq!(fmt_ms(125_400), "2m05.4s");
+    }
+}
+
+/// The reports as a JUnit XML document, which GitLab, Jenkins and GitHub test reporters read:
+/// one test suite per SeldonDeployment, one test case per phase (a failed phase is a
+/// `<failure>` with the error's message), and one `run` case for a deployment that failed
+/// before its first phase.
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::report::{Report, junit};
+/// let xml = junit("seldon-deploy apply", &[Report::new("iris", "models")]);
+/// assert!(xml.contains(r#"<testsuite name="models/iris""#));
+/// ```
+#[must_use]
+pub fn junit(command: &str, reports: &[Report]) -> String {
+    let seconds = |ms: u64| format!("{:.3}", ms as f64 / 1000.0);
+    let mut suites = String::new();
+    let (mut tests, mut failures) = (0, 0);
+    for r in reports {
+        let suite = format!("{}/{}", r.namespace, r.name);
+        let mut cases = String::new();
+        let mut count = 0;
+        let mut failed = 0;
+        let mut case = |name: &str, ms: u64, failure: Option<(&str, &str)>| {
+            count += 1;
+            cases.push_str(&format!(
+                "    <testcase classname=\"{}\" name=\"{}\" time=\"{}\"",
+                xml_escape(&suite),
+                xml_escape(name),
+                seconds(ms)
+            ));
+            match failure {
+                None => cases.push_str("/>\n"),
+                Some((kind, message)) => {
+                    failed += 1;
+                    cases.push_str(&format!(
+                        ">\n      <failure type=\"{}\" message=\"{}\">{}</failure>\n    </testcase>\n",
+                        xml_escape(kind),
+                        xml_escape(message),
+                        xml_escape(message)
+                    ));
+                }
+            }
+        };
+        for p in &r.phases {
+            let failure = (p.outcome != "ok").then(|| {
+                (
+                    p.outcome.as_str(),
+                    p.detail.as_deref().unwrap_or(p.outcome.as_str()),
+                )
+            });
+            case(&p.name, p.duration_ms, failure);
+        }
+        if r.phases.is_empty() {
+            case(
+                "run",
+                0,
+                r.error.as_deref().map(|e| (r.outcome.as_str(), e)),
+            );
+        }
+        let total_ms: u64 = r.phases.iter().map(|p| p.duration_ms).sum();
+        suites.push_str(&format!(
+            "  <testsuite name=\"{}\" tests=\"{count}\" failures=\"{failed}\" errors=\"0\" time=\"{}\">\n{cases}  </testsuite>\n",
+            xml_escape(&suite),
+            seconds(total_ms)
+        ));
+        tests += count;
+        failures += failed;
+    }
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\">\n{suites}</testsuites>\n",
+        xml_escape(command)
+    )
+}
+
+/// Escapes text for XML attributes and content. Written here because it is the whole of the
+/// XML this crate writes; an XML crate would be a dependency for five replacements. Control
+/// characters other than tab and newline are not allowed in XML 1.0 and are dropped.
+fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod junit_tests {
+    use super::*;
+
+    #[test]
+    fn one_case_per_phase_with_failures_escaped() {
+        let mut ok = Report::new("a", "ns");
+        ok.phases
+            .push(PhaseTimer::start("apply").finish("ok", None));
+        let mut bad = Report::new("b<&>", "ns");
+        bad.phases
+            .push(PhaseTimer::start("apply").finish("ok", None));
+        bad.phases.push(
+            PhaseTimer::start("wait-rollout")
+                .finish("failed", Some("pod \"x\" CrashLoopBackOff <exit 1>".into())),
+        );
+        let mut early = Report::new("c", "ns");
+        early.outcome = "access".into();
+        early.error = Some("forbidden".into());
+        let xml = junit("seldon-deploy apply", &[ok, bad, early]);
+        assert!(
+            xml.contains(r#"<testsuites name="seldon-deploy apply" tests="4" failures="2""#),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(r#"<testsuite name="ns/b&lt;&amp;&gt;" tests="2" failures="1""#),
+            "{xml}"
+        );
+        assert!(xml.contains(r#"<failure type="failed" message="pod &quot;x&quot; CrashLoopBackOff &lt;exit 1&gt;">"#), "{xml}");
+        assert!(xml.contains(r#"name="run" time="0.000">"#), "{xml}");
+        assert_eq!(xml.matches("<testcase ").count(), 4);
+        assert!(!xml.contains('\u{1}'));
     }
 }

@@ -25,7 +25,7 @@ use crate::lifecycle::{Deployer, Handle, WaitEvent};
 use crate::manifest::Manifest;
 use crate::readiness::Readiness;
 use crate::replicas::Target;
-use crate::report::{PhaseRecord, PhaseTimer, Report, Summary};
+use crate::report::{PhaseRecord, PhaseTimer, Report, Rollback, Summary};
 
 /// How long events are still collected after the last step.
 const EVENT_DRAIN: Duration = Duration::from_millis(300);
@@ -41,6 +41,9 @@ pub struct RunOptions {
     pub keep: bool,
     /// Bound on the clean-up delete after a failure or interrupt (default 30 s).
     pub cleanup_timeout: Duration,
+    /// `apply --atomic`: when the rollout fails, times out or is interrupted, restore the
+    /// spec that was live before the update (or delete the object `apply` created).
+    pub atomic: bool,
 }
 
 impl Default for RunOptions {
@@ -50,6 +53,7 @@ impl Default for RunOptions {
             timeout: Duration::from_secs(300),
             keep: false,
             cleanup_timeout: Duration::from_secs(30),
+            atomic: false,
         }
     }
 }
@@ -65,6 +69,9 @@ pub enum Step {
     Scale(i32),
     /// Delete and wait until gone (`delete`).
     Delete,
+    /// Create, or update the live object to the manifest (`apply`). A following
+    /// `Wait(Target::Rollout { .. })` waits for that update's rollout.
+    Apply,
 }
 
 impl Step {
@@ -75,8 +82,10 @@ impl Step {
             Step::Create => "create",
             Step::Wait(Target::Initial) => "wait-ready",
             Step::Wait(Target::Replicas(_)) => "wait-scaled",
+            Step::Wait(Target::Rollout { .. }) => "wait-rollout",
             Step::Scale(_) => "scale",
             Step::Delete => "delete",
+            Step::Apply => "apply",
         }
     }
 }
@@ -94,6 +103,15 @@ pub fn lifecycle_steps(n: i32, keep: bool) -> Vec<Step> {
         s.push(Step::Delete);
     }
     s
+}
+
+/// `apply`: create or update, then wait until the rollout is complete.
+#[must_use]
+pub fn apply_steps() -> Vec<Step> {
+    vec![
+        Step::Apply,
+        Step::Wait(Target::Rollout { status_after: None }),
+    ]
 }
 
 /// What the steps act on.
@@ -204,6 +222,9 @@ pub enum UpdateKind {
     },
     /// Advice for the user.
     Hint(String),
+    /// Something the run goes on without (sent once per process), e.g. Events it may not
+    /// read.
+    Warning(String),
     /// An Event.
     Event(EventRecord),
     /// A phase ended.
@@ -228,6 +249,8 @@ pub struct Context {
     pub ledger: Ledger,
     /// Where progress goes (`None`: nowhere).
     pub updates: Option<UnboundedSender<Update>>,
+    /// Warnings already sent, so each is shown once however many lifecycles hit it.
+    warned: Arc<Mutex<Vec<String>>>,
 }
 
 impl Context {
@@ -239,6 +262,21 @@ impl Context {
             interrupt: Interrupt::new(),
             ledger: Ledger::default(),
             updates: None,
+            warned: Arc::default(),
+        }
+    }
+
+    /// Sends a [`UpdateKind::Warning`] unless the same text was sent before.
+    fn warn_once(&self, deployment: &str, text: String) {
+        let first = self.warned.lock().is_ok_and(|mut seen| {
+            let new = !seen.contains(&text);
+            if new {
+                seen.push(text.clone());
+            }
+            new
+        });
+        if first {
+            self.send(deployment, UpdateKind::Warning(text));
         }
     }
 
@@ -303,20 +341,38 @@ struct EventTask {
     collected: Arc<Mutex<Vec<EventRecord>>>,
     failed: CancellationToken,
     error: Arc<Mutex<Option<Error>>>,
+    /// Set when the run goes on without Events (not allowed to read them).
+    warning: Arc<Mutex<Option<String>>>,
     handle: tokio::task::JoinHandle<()>,
 }
 
+/// The warning for a run that may not read Events, or `None` when `e` must stop the run.
+/// Events are a view of the run, not its job: only missing rights on them are forgiven.
+fn events_denied(e: &Error) -> Option<String> {
+    match e {
+        Error::Forbidden {
+            verb,
+            resource,
+            namespace,
+            ..
+        } if resource == "events" => Some(format!(
+            "not allowed to {verb} events in namespace {namespace:?}: going on without events \
+             (grant list and watch on events to see them)"
+        )),
+        _ => None,
+    }
+}
+
 impl EventTask {
-    fn start(ctx: &Context, handle: &Handle, predicted: Vec<String>, replay: bool) -> Self {
-        let since = handle
-            .created_at
-            .as_deref()
-            .and_then(|s| s.parse::<Timestamp>().ok());
-        let since = if replay {
-            since
-        } else {
-            Some(Timestamp::now())
-        };
+    /// Follows the Events of `handle`'s object. With `replay`, those already there are shown
+    /// too; either way none older than `since` (server clock).
+    fn start(
+        ctx: &Context,
+        handle: &Handle,
+        predicted: Vec<String>,
+        replay: bool,
+        since: Option<Timestamp>,
+    ) -> Self {
         let filter = EventFilter {
             name: handle.name.clone(),
             uid: handle.uid.clone(),
@@ -328,10 +384,12 @@ impl EventTask {
         let collected = Arc::new(Mutex::new(Vec::new()));
         let failed = CancellationToken::new();
         let error = Arc::new(Mutex::new(None));
-        let (c2, f2, e2, ctx2, name) = (
+        let warning = Arc::new(Mutex::new(None));
+        let (c2, f2, e2, w2, ctx2, name) = (
             collected.clone(),
             failed.clone(),
             error.clone(),
+            warning.clone(),
             ctx.clone(),
             handle.name.clone(),
         );
@@ -345,6 +403,13 @@ impl EventTask {
                         }
                     }
                     Err(e) => {
+                        if let Some(w) = events_denied(&e) {
+                            ctx2.warn_once(&name, w.clone());
+                            if let Ok(mut slot) = w2.lock() {
+                                *slot = Some(w);
+                            }
+                            return;
+                        }
                         if let Ok(mut slot) = e2.lock() {
                             *slot = Some(e);
                         }
@@ -358,6 +423,7 @@ impl EventTask {
             collected,
             failed,
             error,
+            warning,
             handle,
         }
     }
@@ -372,13 +438,17 @@ impl EventTask {
             })
     }
 
-    async fn stop(self, drain: bool) -> Vec<EventRecord> {
+    /// Stops following; returns the Events seen and the warning, if the run went on without
+    /// them.
+    async fn stop(self, drain: bool) -> (Vec<EventRecord>, Option<String>) {
         if drain {
             tokio::time::sleep(EVENT_DRAIN).await;
         }
         self.handle.abort();
         let _ = self.handle.await;
-        self.collected.lock().map(|v| v.clone()).unwrap_or_default()
+        let events = self.collected.lock().map(|v| v.clone()).unwrap_or_default();
+        let warning = self.warning.lock().ok().and_then(|mut w| w.take());
+        (events, warning)
     }
 }
 
@@ -417,12 +487,29 @@ pub async fn execute(
     let mut created = false;
     let mut deleted = false;
     let mut failure: Option<Error> = None;
+    // After an `apply` that updated the object: the object as it was before (for a
+    // rollback) and the update's resourceVersion (for the rollout wait).
+    let mut updated_from: Option<serde_json::Value> = None;
+    let mut update_revision: Option<u64> = None;
+    let applying = steps.contains(&Step::Apply);
 
     if let Subject::Existing(n) = subject {
-        match d.handle(n, Instant::now() + opts.timeout).await {
-            Ok(h) => {
+        match d
+            .handle_and_server_time(n, Instant::now() + opts.timeout)
+            .await
+        {
+            Ok((h, server_now)) => {
                 lease = Some(d.lease());
-                events = Some(EventTask::start(ctx, &h, predicted.clone(), false));
+                // Events from now on, "now" on the server's clock (Event times are the
+                // server's). Without a Date header the watch's first list is the only
+                // boundary: what it holds is not shown.
+                events = Some(EventTask::start(
+                    ctx,
+                    &h,
+                    predicted.clone(),
+                    false,
+                    server_now,
+                ));
                 handle = Some(h);
             }
             Err(e) => failure = Some(e),
@@ -451,7 +538,9 @@ pub async fn execute(
                         created = true;
                         report.uid = Some(h.uid.clone());
                         lease = Some(d.lease());
-                        events = Some(EventTask::start(ctx, &h, predicted.clone(), true));
+                        // Everything since the object was created (server clock).
+                        let since = h.created_at.as_deref().and_then(|t| t.parse().ok());
+                        events = Some(EventTask::start(ctx, &h, predicted.clone(), true, since));
                         let detail = format!("uid {}", h.uid);
                         handle = Some(h);
                         Ok(Some(detail))
@@ -459,11 +548,55 @@ pub async fn execute(
                     Err(e) => Err(e),
                 }
             }
-            (Step::Create, Subject::Existing(_), _) => {
-                Err(Error::Usage("create needs a manifest".into()))
+            (Step::Apply, Subject::Manifest(m), _) => match d.apply(m, false, deadline).await {
+                Ok(a) => {
+                    report.change = Some(a.change);
+                    report.images = crate::apply::image_changes(a.before.as_ref(), &a.after);
+                    report.uid = Some(a.handle.uid.clone());
+                    if a.change == crate::apply::Change::Created {
+                        ctx.ledger.add(&a.handle);
+                        created = true;
+                    } else {
+                        update_revision = a.revision;
+                        if a.change == crate::apply::Change::Updated {
+                            updated_from = a.before;
+                        }
+                    }
+                    lease = Some(d.lease());
+                    // Created: everything since its creation. Updated or unchanged: from now
+                    // on, where the watch's first list is the boundary (no client clock).
+                    let since = if created {
+                        a.handle.created_at.as_deref().and_then(|t| t.parse().ok())
+                    } else {
+                        None
+                    };
+                    events = Some(EventTask::start(
+                        ctx,
+                        &a.handle,
+                        predicted.clone(),
+                        created,
+                        since,
+                    ));
+                    let detail = match a.revision {
+                        Some(rv) => format!("{} (resourceVersion {rv})", a.change),
+                        None => a.change.to_string(),
+                    };
+                    handle = Some(a.handle);
+                    Ok(Some(detail))
+                }
+                Err(e) => Err(e),
+            },
+            (Step::Create | Step::Apply, Subject::Existing(_), _) => {
+                Err(Error::Usage(format!("{phase} needs a manifest")))
             }
             (_, _, None) => Err(Error::Usage("no object to act on".into())),
             (Step::Wait(target), _, Some(h)) => {
+                let target = match target {
+                    Target::Rollout { .. } => &Target::Rollout {
+                        status_after: update_revision,
+                    },
+                    other => other,
+                };
                 let mut last: Option<Readiness> = None;
                 let mut obs = |ev: WaitEvent<'_>| forward(ctx, &name, phase, ev, &mut last);
                 let r = cancellable(
@@ -506,17 +639,57 @@ pub async fn execute(
         report.phases.push(record);
     }
 
+    // `apply` without --atomic keeps what it created: the object is what the user asked for.
+    let keep_on_failure = opts.keep || (applying && !opts.atomic);
+    let failed = failure.is_some();
     if let (Some(e), Some(h)) = (&failure, &handle) {
         let ours = created && !deleted;
         if ours && matches!(e, Error::Gone { .. }) {
             ctx.ledger.remove(h);
-        } else if ours && opts.keep {
+        } else if ours && keep_on_failure {
             report.kept = true;
         } else if ours {
             cleanup(ctx, h, opts, &mut report).await;
+            if applying {
+                report.rollback = Some(Rollback {
+                    outcome: if report.left_behind.is_empty() {
+                        "deleted"
+                    } else {
+                        "failed"
+                    }
+                    .into(),
+                    error: report
+                        .left_behind
+                        .first()
+                        .map(|l| format!("could not delete {l}")),
+                });
+            }
         }
-    } else if created && !deleted {
-        report.kept = true;
+    }
+    if let (Some(previous), Some(h)) = (&updated_from, &handle)
+        && let Some(cause) = failure.take()
+    {
+        failure = Some(if opts.atomic && !matches!(cause, Error::Gone { .. }) {
+            rollback(ctx, h, previous, cause, opts, &mut report).await
+        } else {
+            Error::Rollout {
+                aftermath: format!(
+                    "the update stays in place{}: re-apply the previous manifest to roll back, or use --atomic to roll back automatically",
+                    if opts.atomic { "" } else { " (no --atomic)" }
+                ),
+                cause: Box::new(cause),
+            }
+        });
+    }
+    if !failed && created && !deleted {
+        if applying {
+            // What `apply` creates is meant to stay.
+            if let Some(h) = &handle {
+                ctx.ledger.remove(h);
+            }
+        } else {
+            report.kept = true;
+        }
     }
     if report.kept
         && let Some(h) = &handle
@@ -535,7 +708,9 @@ pub async fn execute(
         // Controllers' event recorders write asynchronously, so events of the run's last
         // steps (and under load even of its first) can arrive after it; a short wait keeps
         // them in the report. It delays the exit, not the phase timings.
-        report.events = t.stop(failure.is_none()).await;
+        let (seen, warning) = t.stop(failure.is_none()).await;
+        report.events = seen;
+        report.warnings.extend(warning);
     }
     if let Some(e) = &failure {
         report.fail(e);
@@ -550,6 +725,85 @@ pub async fn execute(
         },
     );
     report
+}
+
+/// `apply --atomic` after a failed rollout: restores the previous spec and waits until it is
+/// ready again, as phases `rollback` and `wait-rollback`. Not cancelled by the first
+/// interrupt (like the clean-up). Returns the error that ends the run: the first cause,
+/// saying whether the rollback worked.
+async fn rollback(
+    ctx: &Context,
+    h: &Handle,
+    previous: &serde_json::Value,
+    cause: Error,
+    opts: &RunOptions,
+    report: &mut Report,
+) -> Error {
+    let d = &ctx.deployer;
+    ctx.send(&h.name, UpdateKind::PhaseStarted("rollback".into()));
+    let timer = PhaseTimer::start("rollback");
+    let restored = d.restore(h, previous, Instant::now() + opts.timeout).await;
+    let rec = match &restored {
+        Ok(rv) => timer.finish(
+            "ok",
+            Some(match rv {
+                Some(rv) => format!("restored the previous spec (resourceVersion {rv})"),
+                None => "the previous spec was still live".to_owned(),
+            }),
+        ),
+        Err(e) => timer.finish(e.outcome(), Some(e.to_string())),
+    };
+    ctx.send(&h.name, UpdateKind::PhaseFinished(rec.clone()));
+    report.phases.push(rec);
+    let waited = match restored {
+        Ok(rv) => {
+            let phase = "wait-rollback";
+            ctx.send(&h.name, UpdateKind::PhaseStarted(phase.into()));
+            let timer = PhaseTimer::start(phase);
+            let mut last = None;
+            let mut obs = |ev: WaitEvent<'_>| forward(ctx, &h.name, phase, ev, &mut last);
+            let r = d
+                .wait_ready(
+                    h,
+                    Target::Rollout { status_after: rv },
+                    Instant::now() + opts.timeout,
+                    &mut obs,
+                )
+                .await;
+            let rec = match &r {
+                Ok(_) => timer.finish("ok", None),
+                Err(e) => timer.finish(e.outcome(), Some(e.to_string())),
+            };
+            ctx.send(&h.name, UpdateKind::PhaseFinished(rec.clone()));
+            report.phases.push(rec);
+            if let Ok(r) = &r {
+                report.final_status = Some(r.clone());
+            }
+            r.map(|_| ())
+        }
+        Err(e) => Err(e),
+    };
+    let (outcome, error, aftermath) = match waited {
+        Ok(()) => (
+            "restored",
+            None,
+            "rolled back to the spec that was live before the update, which is ready again"
+                .to_owned(),
+        ),
+        Err(e) => (
+            "failed",
+            Some(e.to_string()),
+            format!("the rollback failed too: {e}"),
+        ),
+    };
+    report.rollback = Some(Rollback {
+        outcome: outcome.into(),
+        error,
+    });
+    Error::Rollout {
+        cause: Box::new(cause),
+        aftermath,
+    }
 }
 
 /// Deletes what this run created after a failure, bounded by `cleanup_timeout`.
@@ -627,4 +881,50 @@ fn forward(
         WaitEvent::Hint(h) => UpdateKind::Hint(h.into()),
     };
     ctx.send(name, kind);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_warning_is_sent_once_however_many_lifecycles_hit_it() {
+        let (svc, _handle) = tower_test::mock::pair::<
+            http::Request<kube::client::Body>,
+            http::Response<kube::client::Body>,
+        >();
+        let mut ctx = Context::new(Deployer::new(kube::Client::new(svc, "ns"), "ns"));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        ctx.updates = Some(tx);
+        let denied = Error::Forbidden {
+            verb: "watch".into(),
+            resource: "events".into(),
+            namespace: "ns".into(),
+            name: None,
+            message: "m".into(),
+        };
+        let text = events_denied(&denied).expect("events are optional");
+        assert!(text.contains("watch events in namespace \"ns\""), "{text}");
+        // Two lifecycles of one run (clones of its context) hit it.
+        for (ctx, name) in [(ctx.clone(), "a"), (ctx.clone(), "b")] {
+            ctx.warn_once(name, text.clone());
+        }
+        drop(ctx);
+        let mut warnings = 0;
+        while let Some(u) = rx.recv().await {
+            if matches!(u.kind, UpdateKind::Warning(_)) {
+                warnings += 1;
+            }
+        }
+        assert_eq!(warnings, 1);
+        // Rights on what the run acts on stay fatal.
+        let deps = Error::Forbidden {
+            verb: "watch".into(),
+            resource: "deployments.apps".into(),
+            namespace: "ns".into(),
+            name: None,
+            message: "m".into(),
+        };
+        assert!(events_denied(&deps).is_none());
+    }
 }

@@ -309,3 +309,51 @@ fn completions_man_and_plugin_name() {
         .success()
         .stdout(predicate::str::contains("kubectl sdep"));
 }
+
+#[test]
+fn apply_input_errors_exit_2_without_contacting_the_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dead_kubeconfig(dir.path());
+    let bad = write(
+        dir.path(),
+        "bad.yaml",
+        b"kind: SeldonDeployment\nmetadata: {name: x\n",
+    );
+    for cmd in ["apply", "diff"] {
+        bin()
+            .args([cmd, "-f"])
+            .arg(&bad)
+            .arg("--kubeconfig")
+            .arg(&kc)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("bad.yaml"))
+            .stderr(predicate::str::contains("127.0.0.1:1").not());
+    }
+    // kubectl spells it --dry-run=server; a bare --dry-run means the same.
+    let good = write(dir.path(), "good.yaml", GOOD.as_bytes());
+    bin()
+        .args(["apply", "--dry-run=client", "-f"])
+        .arg(&good)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("server"));
+    bin()
+        .args(["apply", "--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("--atomic"))
+        .stdout(predicate::str::contains("Rollout complete means"));
+}
+
+#[test]
+fn junit_output_is_refused_where_there_are_no_phases() {
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dead_kubeconfig(dir.path());
+    bin()
+        .args(["status", "x", "-o", "junit", "--kubeconfig"])
+        .arg(&kc)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("-o junit is for run"));
+}

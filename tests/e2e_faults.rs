@@ -298,6 +298,14 @@ async fn an_unschedulable_second_replica_times_out_and_shows_failed_scheduling()
         reasons.iter().any(|r| r == "FailedScheduling"),
         "events: {reasons:?}"
     );
+    // The summary's last events keep the cause, however many events came after it.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.split("last events:").nth(1).unwrap_or_default();
+    assert!(
+        last.contains("Warning FailedScheduling"),
+        "{}",
+        describe(&out)
+    );
     ns.assert_nothing_left("full").await;
     ns.cleanup().await;
 }

@@ -267,3 +267,30 @@ async fn operator_events_reach_the_report() {
     ns.assert_nothing_left("opevents").await;
     ns.cleanup().await;
 }
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn pod_events_of_a_hashed_deployment_name_reach_the_report() {
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("hashedev").await;
+    // `<name>-default-0-classifier` is over 63 characters, so the operator names the
+    // Deployment `seldon-<hash>`: its Pods' Events wait until it is known to be ours.
+    let name = "pod-events-of-a-long-named-seldondeployment";
+    let (_tmp, file) = support::manifest_file(&support::slow_manifest(name, "3s"));
+    let out = cluster
+        .sdep(&["run", "-n", &ns.name, "-f", &file, "-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let report = report(&out);
+    let pod_events: Vec<&str> = report["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["object"].as_str())
+        .filter(|o| o.starts_with("Pod/seldon-"))
+        .collect();
+    assert!(!pod_events.is_empty(), "{}", describe(&out));
+    ns.assert_nothing_left(name).await;
+    ns.cleanup().await;
+}

@@ -522,3 +522,65 @@ async fn a_router_404_after_a_success_is_an_api_server_restart_and_is_retried() 
     let err = d.get("other", deadline).await.unwrap_err();
     assert_eq!(err.exit_code(), 1, "{err}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn apply_conflict_rereads_and_keeps_a_concurrent_writers_label() {
+    let stored = Arc::new(Mutex::new(sdep("1", Some("Available"), 1)));
+    let st = stored.clone();
+    let mut puts = 0;
+    let (client, log) = serve(Box::new(move |r| match r.method.as_str() {
+        "GET" => respond(200, &st.lock().unwrap()),
+        "PUT" => {
+            puts += 1;
+            let mut s = st.lock().unwrap();
+            if r.body["metadata"]["resourceVersion"] != s["metadata"]["resourceVersion"] {
+                return respond(
+                    409,
+                    &status(409, "Conflict", "the object has been modified"),
+                );
+            }
+            if puts == 1 {
+                // Another writer got in first: a label, and so a new resourceVersion.
+                s["metadata"]["labels"] = json!({"writer": "was-here"});
+                s["metadata"]["resourceVersion"] = json!("2");
+                return respond(
+                    409,
+                    &status(409, "Conflict", "the object has been modified"),
+                );
+            }
+            let mut new = r.body.clone();
+            new["metadata"]["resourceVersion"] = json!("3");
+            *s = new;
+            respond(200, &s)
+        }
+        _ => respond(500, &status(500, "Unexpected", "unexpected request")),
+    }));
+    let mut m = iris_manifest();
+    m.object["metadata"]["labels"] = json!({"version": "2"});
+    m.object["spec"]["predictors"][0]["replicas"] = json!(3);
+    let d = Deployer::new(client, "ns");
+    let applied = d
+        .apply(&m, false, Instant::now() + Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(applied.change, seldon_deploy::apply::Change::Updated);
+    assert_eq!(applied.revision, Some(3));
+    let s = stored.lock().unwrap().clone();
+    assert_eq!(
+        s["metadata"]["labels"],
+        json!({"writer": "was-here", "version": "2"})
+    );
+    assert_eq!(s["spec"], m.object["spec"]);
+    let puts: Vec<Value> = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.method == "PUT")
+        .map(|r| r.body["metadata"]["resourceVersion"].clone())
+        .collect();
+    assert_eq!(
+        puts,
+        [json!("1"), json!("2")],
+        "each PUT carries the version it read"
+    );
+}

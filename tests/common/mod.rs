@@ -59,6 +59,8 @@ pub enum Reply {
     Hang,
     /// Send this response after a while (on the test's clock).
     Later(std::time::Duration, Response<Body>),
+    /// Close the connection without an answer, as a failing proxy does.
+    Drop,
 }
 
 pub type Script = Box<dyn FnMut(&Req) -> Reply + Send>;
@@ -66,10 +68,18 @@ pub type Script = Box<dyn FnMut(&Req) -> Reply + Send>;
 /// Every request the fake server received, in order.
 pub type Log = Arc<Mutex<Vec<Req>>>;
 
-/// Starts the fake server; returns a client and the log of requests. Pods are answered by
-/// the server itself (none, and a silent watch); [`serve_with_pods`] scripts them too.
-pub fn serve(mut script: Script) -> (kube::Client, Log) {
-    serve_with_pods(Box::new(move |r| {
+/// Starts the fake server; returns a client and the log of requests.
+///
+/// The client skips kube's layers (retry, auth, tracing); [`serve_http`] does not.
+/// Pods are answered by the server itself (none, and a silent watch); [`serve_with_pods`]
+/// scripts them too.
+pub fn serve(script: Script) -> (kube::Client, Log) {
+    serve_with_pods(default_pods(script))
+}
+
+/// `script`, with pods answered by the server itself: none, and a silent watch.
+fn default_pods(mut script: Script) -> Script {
+    Box::new(move |r| {
         if r.resource() != "pods" {
             return script(r);
         }
@@ -78,7 +88,7 @@ pub fn serve(mut script: Script) -> (kube::Client, Log) {
         } else {
             respond(200, &list("PodList", "1", vec![]))
         }
-    }))
+    })
 }
 
 /// Starts the fake server with `script` answering every request, pods included.
@@ -109,10 +119,118 @@ pub fn serve_with_pods(mut script: Script) -> (kube::Client, Log) {
                         send.send_response(resp);
                     });
                 }
+                Reply::Drop => {
+                    send.send_error(std::io::Error::from(std::io::ErrorKind::ConnectionReset))
+                }
             }
         }
     });
     (kube::Client::new(svc, "default"), log)
+}
+
+/// The fake server behind a real local socket and a kubeconfig: clients made from it by
+/// `connect::connect` go through the same construction, layers included, as production.
+pub struct HttpMock {
+    /// A kubeconfig whose only context points at the server (namespace `ns`).
+    pub kubeconfig: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl HttpMock {
+    /// Connection options for `connect::connect`, naming [`HttpMock::kubeconfig`].
+    pub fn options(&self) -> seldon_deploy::connect::ConnectOptions {
+        seldon_deploy::connect::ConnectOptions {
+            kubeconfig: Some(self.kubeconfig.clone()),
+            ..Default::default()
+        }
+    }
+
+    /// A client from `connect::connect`, as the CLI builds it.
+    pub async fn connect(&self) -> seldon_deploy::connect::Connection {
+        seldon_deploy::connect::connect(&self.options())
+            .await
+            .expect("connect to the mock")
+    }
+}
+
+impl Drop for HttpMock {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+/// Serves `script` over HTTP/1.1 on 127.0.0.1 (plain HTTP: kube accepts an `http://` server)
+/// and writes a kubeconfig pointing at it; requests are logged, and pods answered, as by
+/// [`serve`].
+pub async fn serve_http(script: Script) -> (HttpMock, Log) {
+    use http_body_util::BodyExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let log: Log = Arc::default();
+    let script = Arc::new(Mutex::new(default_pods(script)));
+    let (log2, script2) = (log.clone(), script.clone());
+    let accept = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (log, script) = (log2.clone(), script2.clone());
+            let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let (log, script) = (log.clone(), script.clone());
+                async move {
+                    let (parts, body) = req.into_parts();
+                    let bytes = body
+                        .collect()
+                        .await
+                        .map(|b| b.to_bytes())
+                        .unwrap_or_default();
+                    let r = Req {
+                        method: parts.method.to_string(),
+                        path: parts.uri.path().to_owned(),
+                        query: parse_query(parts.uri.query().unwrap_or_default()),
+                        headers: parts.headers.clone(),
+                        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+                        at: Instant::now(),
+                    };
+                    log.lock().unwrap().push(r.clone());
+                    let reply = (script.lock().unwrap())(&r);
+                    match reply {
+                        Reply::Send(resp) => Ok(resp),
+                        Reply::Hang => std::future::pending().await,
+                        Reply::Later(after, resp) => {
+                            tokio::time::sleep(after).await;
+                            Ok(resp)
+                        }
+                        // hyper closes the connection when the service fails.
+                        Reply::Drop => {
+                            Err(std::io::Error::from(std::io::ErrorKind::ConnectionReset))
+                        }
+                    }
+                }
+            });
+            tokio::spawn(async move {
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await;
+            });
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("config");
+    let kc = json!({
+        "apiVersion": "v1", "kind": "Config", "current-context": "mock",
+        "clusters": [{"name": "mock", "cluster": {"server": format!("http://{addr}")}}],
+        "users": [{"name": "mock", "user": {"token": "mock-token"}}],
+        "contexts": [{"name": "mock", "context": {"cluster": "mock", "user": "mock", "namespace": "ns"}}]
+    });
+    std::fs::write(&kubeconfig, serde_json::to_vec(&kc).unwrap()).unwrap();
+    (
+        HttpMock {
+            kubeconfig,
+            _dir: dir,
+            accept,
+        },
+        log,
+    )
 }
 
 fn parse_query(q: &str) -> HashMap<String, String> {

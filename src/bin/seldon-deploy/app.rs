@@ -3,17 +3,18 @@
 use std::io::IsTerminal;
 
 use futures::StreamExt;
+use seldon_deploy::apply;
 use seldon_deploy::connect::{self, ConnectOptions, Connection};
 use seldon_deploy::error::{Error, Signal};
 use seldon_deploy::events::{self, EventFilter};
 use seldon_deploy::lifecycle::{Deployer, WaitOptions};
 use seldon_deploy::manifest::{self, Manifest};
 use seldon_deploy::replicas::Target;
-use seldon_deploy::report::{Report, Summary};
+use seldon_deploy::report::{self, Report, Summary};
 use seldon_deploy::run::{self, Context, Interrupt, Ledger, RunOptions, Step, Subject};
 use tokio::time::{Duration, Instant};
 
-use crate::cli::{Cli, Command, ConnArgs, Output, WaitFlags};
+use crate::cli::{Cli, Command, ConnArgs, DryRun, Output, WaitFlags};
 use crate::output::{self, Renderer};
 
 /// The API server this process talks to, once connected: named after any cluster-access
@@ -41,6 +42,16 @@ pub async fn dispatch(cli: Cli) -> u8 {
 
 async fn dispatch_inner(cli: Cli) -> Result<u8, Error> {
     let out = cli.output;
+    if out == Output::Junit
+        && matches!(
+            cli.command,
+            Command::Status(_) | Command::Events(_) | Command::Diff(_)
+        )
+    {
+        return Err(Error::Usage(
+            "-o junit is for run, create, apply, scale, wait and delete; use -o json here".into(),
+        ));
+    }
     match cli.command {
         Command::Run(a) => {
             // Everything that can be checked locally is checked before any client exists.
@@ -72,6 +83,34 @@ async fn dispatch_inner(cli: Cli) -> Result<u8, Error> {
             let steps = [Step::Create, Step::Wait(Target::Initial)];
             drive(ctx, out, &manifests, &steps, &opts, 4).await
         }
+        Command::Apply(a) => {
+            let manifests = manifest::load_all(&a.filename)?;
+            check_unique(&manifests)?;
+            let conn = connect_checked(&cli.conn, &manifests).await?;
+            if a.dry_run == DryRun::Server {
+                return diff(&conn, out, &manifests, a.wait.timeout, false).await;
+            }
+            let opts = RunOptions {
+                atomic: a.atomic,
+                ..run_options(&a.wait, 1, false)
+            };
+            let ctx = context(&conn, &a.wait, only_name(&manifests));
+            drive(
+                ctx,
+                out,
+                &manifests,
+                &run::apply_steps(),
+                &opts,
+                usize::from(a.concurrency),
+            )
+            .await
+        }
+        Command::Diff(a) => {
+            let manifests = manifest::load_all(&a.filename)?;
+            check_unique(&manifests)?;
+            let conn = connect_checked(&cli.conn, &manifests).await?;
+            diff(&conn, out, &manifests, a.timeout, true).await
+        }
         Command::Scale(a) => {
             let steps = [
                 Step::Scale(a.replicas),
@@ -96,6 +135,7 @@ fn run_options(w: &WaitFlags, replicas: i32, keep: bool) -> RunOptions {
         timeout: w.timeout,
         cleanup_timeout: w.cleanup_timeout,
         keep,
+        atomic: false,
     }
 }
 
@@ -234,7 +274,7 @@ async fn drive(
     ctx.updates = Some(tx);
     let many = manifests.len() > 1;
     let live = out == Output::Text && std::io::stdout().is_terminal();
-    let renderer = Renderer::new(live, out == Output::Json, many).with_total(manifests.len());
+    let renderer = Renderer::new(live, out != Output::Text, many).with_total(manifests.len());
     let render = tokio::spawn(output::render(rx, renderer));
 
     let reports: Vec<Report> = futures::stream::iter(manifests.iter())
@@ -248,6 +288,13 @@ async fn drive(
 }
 
 fn print_reports(out: Output, mut reports: Vec<Report>) -> u8 {
+    if out == Output::Junit {
+        print!("{}", report::junit("seldon-deploy", &reports));
+        for r in reports.iter().filter(|r| !r.succeeded()) {
+            eprint!("{}", output::result_line(r));
+        }
+        return Summary::new(reports).exit_code;
+    }
     if reports.len() == 1 {
         let rep = reports.remove(0);
         match out {
@@ -257,7 +304,7 @@ fn print_reports(out: Output, mut reports: Vec<Report>) -> u8 {
                     eprint!("{}", output::result_line(&rep));
                 }
             }
-            Output::Text => {
+            Output::Text | Output::Junit => {
                 let (stdout, stderr) = output::closing_text(&rep);
                 print!("{stdout}");
                 eprint!("{stderr}");
@@ -272,7 +319,7 @@ fn print_reports(out: Output, mut reports: Vec<Report>) -> u8 {
                 println!("{}", to_json(&sum));
                 eprint!("{stderr}");
             }
-            Output::Text => {
+            Output::Text | Output::Junit => {
                 print!("{stdout}");
                 eprint!("{stderr}");
             }
@@ -283,6 +330,57 @@ fn print_reports(out: Output, mut reports: Vec<Report>) -> u8 {
 
 fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+/// `diff`, and `apply --dry-run=server`: each manifest's change as the server would make
+/// it (`dryRun=All`), as a unified diff of spec, labels and annotations (live → result).
+/// With `exit_on_change` (`diff`), exits 1 when anything would change, like `kubectl diff`.
+async fn diff(
+    conn: &Connection,
+    out: Output,
+    manifests: &[Manifest],
+    timeout: Duration,
+    exit_on_change: bool,
+) -> Result<u8, Error> {
+    let d = Deployer::new(conn.client.clone(), &conn.namespace);
+    let mut docs = Vec::new();
+    let mut changed = false;
+    for m in manifests {
+        let a = d.apply(m, true, Instant::now() + timeout).await?;
+        let text = apply::diff(&m.name, a.before.as_ref(), &a.after);
+        let change = if text.is_empty() {
+            apply::Change::Unchanged
+        } else {
+            a.change
+        };
+        changed |= change != apply::Change::Unchanged;
+        match out {
+            Output::Json => docs.push(serde_json::json!({
+                "name": m.name,
+                "namespace": conn.namespace,
+                "source": m.origin(),
+                "change": change,
+                "diff": text,
+                "images": apply::image_changes(a.before.as_ref(), &a.after),
+            })),
+            Output::Text | Output::Junit => {
+                print!("{text}");
+                let verb = match change {
+                    apply::Change::Created => "created",
+                    apply::Change::Updated => "configured",
+                    apply::Change::Unchanged => "unchanged",
+                };
+                eprintln!("seldondeployment/{} {verb} (server dry run)", m.name);
+            }
+        }
+    }
+    if out == Output::Json {
+        println!(
+            "{}",
+            to_json(&serde_json::json!({"changed": changed, "deployments": docs}))
+        );
+    }
+    Ok(u8::from(exit_on_change && changed))
 }
 
 async fn existing(
@@ -300,7 +398,7 @@ async fn existing(
     let live = out == Output::Text && std::io::stdout().is_terminal();
     let render = tokio::spawn(output::render(
         rx,
-        Renderer::new(live, out == Output::Json, false),
+        Renderer::new(live, out != Output::Text, false),
     ));
     let opts = run_options(w, 1, true);
     let rep = run::execute(&ctx, Subject::Existing(name), steps, &opts).await;
@@ -330,7 +428,7 @@ async fn status(c: &ConnArgs, out: Output, name: &str, replicas: Option<i32>) ->
                 "readiness": r,
             }))
         ),
-        Output::Text => {
+        Output::Text | Output::Junit => {
             println!(
                 "seldondeployment/{} in {}: {}",
                 handle.name,
@@ -397,7 +495,7 @@ async fn follow_events(
             item = stream.next() => match item {
                 Some(Ok(e)) => match out {
                     Output::Json => println!("{}", serde_json::to_string(&e).unwrap_or_default()),
-                    Output::Text => println!(
+                    Output::Text | Output::Junit => println!(
                         "{} {e}",
                         e.time.as_deref().unwrap_or("-")
                     ),

@@ -66,6 +66,9 @@ pub enum Output {
     Text,
     /// One JSON document on stdout at the end (progress lines go to stderr).
     Json,
+    /// JUnit XML on stdout at the end, one test case per deployment and phase, for CI test
+    /// reporters (run, create, apply, scale, wait, delete; progress lines go to stderr).
+    Junit,
 }
 
 /// Examples under `run --help`.
@@ -90,6 +93,24 @@ Examples (one step at a time, e.g. in a CI pipeline):
   seldon-deploy events sklearn -n models            # history, then follow (Ctrl-C ends)
   seldon-deploy delete sklearn -n models            # foreground delete, wait until gone";
 
+/// Examples under `apply --help` and `diff --help`.
+const APPLY_EXAMPLES: &str = "\
+Examples (shipping a new model version into a live SeldonDeployment):
+  # Update (or create) and wait until every new pod serves and no old pod is left
+  seldon-deploy apply -n models -f iris.yaml
+  # Roll back to the previous spec if the rollout fails, times out or is interrupted
+  seldon-deploy apply -n models -f iris.yaml --atomic --timeout 10m
+  # What would change? (the server validates and defaults it; nothing is stored)
+  seldon-deploy diff -n models -f iris.yaml          # exit 0: equal, 1: different
+  seldon-deploy apply -n models -f iris.yaml --dry-run=server
+  # As a kubectl plugin, several files, a JSON report for CI
+  kubectl sdep apply -n models -f a.yaml -f b.yaml -o json
+
+Rollout complete means, on fresh data: every component ready at its replica count, every
+Deployment running the manifest's images with no pod of an older ReplicaSet left, the
+Deployments of removed components gone, and an Available status the operator wrote after
+the update (its Ready condition stays True while old pods serve, so it is not trusted alone).";
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -99,6 +120,12 @@ pub enum Command {
     /// Create from a manifest and wait until ready at its own replica counts.
     #[command(after_help = STEP_EXAMPLES)]
     Create(CreateArgs),
+    /// Create or update from a manifest and wait until the rollout is complete.
+    #[command(after_help = APPLY_EXAMPLES)]
+    Apply(ApplyArgs),
+    /// Show what `apply` would change, as a server dry run (exit 0: equal, 1: different).
+    #[command(after_help = APPLY_EXAMPLES)]
+    Diff(DiffArgs),
     /// Scale every component of an existing SeldonDeployment to N and wait until ready.
     #[command(after_help = STEP_EXAMPLES)]
     Scale(ScaleArgs),
@@ -191,6 +218,66 @@ pub struct CreateArgs {
     /// Waiting flags.
     #[command(flatten)]
     pub wait: WaitFlags,
+}
+
+/// How `apply` sends its change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DryRun {
+    /// Send it for real.
+    None,
+    /// Send it with `dryRun=All`: the server validates and defaults it, stores nothing;
+    /// the spec diff is printed.
+    Server,
+}
+
+/// `apply` flags.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// Manifest file(s) or directories; `-` reads stdin. YAML (multi-document) or JSON.
+    #[arg(
+        short,
+        long = "filename",
+        value_name = "FILE",
+        required = true,
+        num_args = 1
+    )]
+    pub filename: Vec<String>,
+
+    /// If the rollout fails, times out or is interrupted, restore the spec that was live
+    /// before the update and wait until it is ready again (an object `apply` created is
+    /// deleted instead).
+    #[arg(long)]
+    pub atomic: bool,
+
+    /// `server`: only show what would change (see `diff`).
+    #[arg(long, value_enum, default_value_t = DryRun::None, value_name = "MODE", num_args = 0..=1, default_missing_value = "server", require_equals = true)]
+    pub dry_run: DryRun,
+
+    /// How many SeldonDeployments to apply at once when several are given.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: u16,
+
+    /// Waiting flags.
+    #[command(flatten)]
+    pub wait: WaitFlags,
+}
+
+/// `diff` flags.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// Manifest file(s) or directories; `-` reads stdin.
+    #[arg(
+        short,
+        long = "filename",
+        value_name = "FILE",
+        required = true,
+        num_args = 1
+    )]
+    pub filename: Vec<String>,
+
+    /// Bound on the requests.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s", value_name = "DURATION")]
+    pub timeout: Duration,
 }
 
 /// `scale` flags.
@@ -302,8 +389,10 @@ pub fn rewrite_args(args: Vec<OsString>) -> Vec<OsString> {
     out
 }
 
-const SUBCOMMANDS: [&str; 10] = [
+const SUBCOMMANDS: [&str; 12] = [
     "run",
+    "apply",
+    "diff",
     "create",
     "scale",
     "wait",

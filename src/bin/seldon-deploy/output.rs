@@ -2,13 +2,20 @@
 //! run) rewritten in place under the scrolling events; otherwise timestamped lines, tagged
 //! with the deployment's name when several run.
 
-use std::io::Write;
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use seldon_deploy::events::EventRecord;
 
 use seldon_deploy::report::{self, Report, Summary, fmt_ms};
 use seldon_deploy::run::{Update, UpdateKind};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::Instant;
+
+/// How many Events a failure's summary shows (more when several objects have Warnings).
+const LAST_EVENTS: usize = 5;
 
 /// Where and how progress is written.
 pub struct Renderer {
@@ -27,6 +34,29 @@ pub struct Renderer {
     total: usize,
     /// Lines of the live block currently on screen.
     block: usize,
+    /// On a terminal: rows of permanent output written so far, and where each Event's line
+    /// (by deployment, object, reason, message) starts and how many rows it takes, while it
+    /// is still on screen, so a repeat updates its count in place.
+    rows_printed: usize,
+    event_lines: HashMap<EventKey, EventLine>,
+    /// Tests capture the output here instead of the terminal.
+    sink: Option<Arc<Mutex<Vec<u8>>>>,
+}
+
+type EventKey = (String, String, String, String);
+
+/// Where an Event's line is on screen.
+#[derive(Clone, Copy)]
+struct EventLine {
+    /// Value of `rows_printed` before it was written.
+    row: usize,
+    /// Rows it takes (long lines wrap).
+    rows: usize,
+}
+
+/// Rows `text` takes on a terminal `width` columns wide.
+fn rows_of(text: &str, width: usize) -> usize {
+    text.chars().count().div_ceil(width.max(1)).max(1)
 }
 
 /// One deployment's live row.
@@ -50,6 +80,9 @@ impl Renderer {
             rows: Vec::new(),
             total: 0,
             block: 0,
+            rows_printed: 0,
+            event_lines: HashMap::new(),
+            sink: None,
         }
     }
 
@@ -65,7 +98,11 @@ impl Renderer {
     }
 
     fn write(&mut self, s: &str) {
-        if self.to_stderr {
+        if let Some(sink) = &self.sink {
+            if let Ok(mut v) = sink.lock() {
+                v.extend_from_slice(s.as_bytes());
+            }
+        } else if self.to_stderr {
             let _ = std::io::stderr().write_all(s.as_bytes());
         } else {
             let mut out = std::io::stdout().lock();
@@ -90,10 +127,10 @@ impl Renderer {
     /// A permanent line (above the live line on a terminal).
     fn line(&mut self, deployment: &str, text: &str) {
         self.clear_live();
-        let line = if self.multi() {
-            format!("[{deployment}] {text}\n")
-        } else if self.live {
-            format!("{text}\n")
+        let line = if self.live {
+            let shown = self.on_terminal(deployment, text);
+            self.rows_printed += rows_of(&shown, terminal_dims().0);
+            format!("{shown}\n")
         } else {
             let ts = k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.3fZ");
             if self.tagged {
@@ -104,6 +141,77 @@ impl Renderer {
         };
         self.write(&line);
         self.draw_live();
+    }
+
+    /// A permanent line as a terminal shows it (without the newline).
+    fn on_terminal(&self, deployment: &str, text: &str) -> String {
+        if self.multi() {
+            format!("[{deployment}] {text}")
+        } else {
+            text.to_owned()
+        }
+    }
+
+    /// A warning: always on stderr, where warnings are looked for, whatever the output mode.
+    fn warning(&mut self, text: &str) {
+        self.clear_live();
+        let text = format!("warning: {text}");
+        if self.live && std::io::stderr().is_terminal() {
+            // The same screen: the rows count for the in-place updates.
+            self.rows_printed += rows_of(&text, terminal_dims().0);
+        }
+        eprintln!("{text}");
+        self.draw_live();
+    }
+
+    /// An Event. In a pipe every one gets its line (a log); on a terminal a repeat of one
+    /// (object, reason, message) updates the count on the line it already has, while that
+    /// line is on screen, as `kubectl events` aggregates.
+    fn event(&mut self, deployment: &str, e: &EventRecord) {
+        let text = format!("  event: {e}");
+        if !self.live {
+            self.line(deployment, &text);
+            return;
+        }
+        let key = (
+            deployment.to_owned(),
+            e.object.clone(),
+            e.reason.clone(),
+            e.message.clone(),
+        );
+        let (width, height) = terminal_dims();
+        let shown = self.on_terminal(deployment, &text);
+        let rows = rows_of(&shown, width);
+        let live_rows = self.block.max(1);
+        if let Some(prev) = self.event_lines.get(&key).copied() {
+            let up = self.rows_printed - prev.row;
+            // Same height (the text only grew by a digit or so) and still on screen.
+            if prev.rows == rows && up + live_rows < height {
+                self.clear_live();
+                // To the start of its line, clear its rows, write it again, and back.
+                let mut s = format!("\x1b[{up}F");
+                for r in 0..rows {
+                    s.push_str("\x1b[2K");
+                    if r + 1 < rows {
+                        s.push_str("\x1b[1E");
+                    }
+                }
+                if rows > 1 {
+                    s.push_str(&format!("\x1b[{}F", rows - 1));
+                }
+                s.push_str(&shown);
+                s.push_str(&format!("\x1b[{}E", up - (rows - 1)));
+                self.write(&s);
+                self.draw_live();
+                return;
+            }
+        }
+        let row = self.rows_printed;
+        self.line(deployment, &text);
+        self.event_lines.insert(key, EventLine { row, rows });
+        // Forget the lines that have scrolled away: memory stays bounded by the screen.
+        let printed = self.rows_printed;
+        self.event_lines.retain(|_, l| printed - l.row < height);
     }
 
     fn draw_live(&mut self) {
@@ -268,7 +376,8 @@ impl Renderer {
                 }
             }
             UpdateKind::Hint(h) => self.line(d, &format!("note: {h}")),
-            UpdateKind::Event(e) => self.line(d, &format!("  event: {e}")),
+            UpdateKind::Warning(w) => self.warning(w),
+            UpdateKind::Event(e) => self.event(d, e),
             UpdateKind::PhaseFinished(rec) => {
                 let detail = rec
                     .detail
@@ -361,7 +470,11 @@ pub fn result_line(rep: &Report) -> String {
             "OK: seldondeployment/{} in namespace {}{}\n",
             rep.name,
             rep.namespace,
-            if rep.kept { " (kept)" } else { "" }
+            match (rep.change, rep.kept) {
+                (Some(change), _) => format!(" ({change}, rollout complete)"),
+                (None, true) => " (kept)".to_owned(),
+                (None, false) => String::new(),
+            }
         )),
         Some(e) => {
             // Invalid input names its file, also when the server is the one that found it.
@@ -373,10 +486,10 @@ pub fn result_line(rep: &Report) -> String {
             if let Some(st) = &rep.final_status {
                 s.push_str(&format!("last status: {}\n", st.summary()));
             }
-            let tail: Vec<_> = rep.events.iter().rev().take(5).collect();
+            let tail = report::last_events(&rep.events, LAST_EVENTS);
             if !tail.is_empty() {
                 s.push_str("last events:\n");
-                for e in tail.into_iter().rev() {
+                for e in tail {
                     s.push_str(&format!("  {e}\n"));
                 }
             }
@@ -415,4 +528,111 @@ pub fn closing_summary(sum: &Summary) -> (String, String) {
 fn deleting_status(sdep_present: bool, deployments_left: usize) -> String {
     let sdep = if sdep_present { "present" } else { "gone" };
     format!("SeldonDeployment {sdep}; {deployments_left} Deployment(s) left")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn updated(count: i32) -> Update {
+        Update {
+            deployment: "x".into(),
+            kind: UpdateKind::Event(EventRecord {
+                time: None,
+                type_: "Normal".into(),
+                reason: "Updated".into(),
+                source: "seldon-controller-manager".into(),
+                object: "SeldonDeployment/x".into(),
+                message: "Updated SeldonDeployment \"x\"".into(),
+                count,
+            }),
+        }
+    }
+
+    fn scheduled() -> Update {
+        Update {
+            deployment: "x".into(),
+            kind: UpdateKind::Event(EventRecord {
+                time: None,
+                type_: "Normal".into(),
+                reason: "Scheduled".into(),
+                source: "default-scheduler".into(),
+                object: "Pod/x-p-0-c-5d-a".into(),
+                message: "assigned".into(),
+                count: 1,
+            }),
+        }
+    }
+
+    /// Renders `updates` with `r` and returns what it wrote.
+    fn render(mut r: Renderer, updates: &[Update]) -> String {
+        let sink = Arc::new(Mutex::new(Vec::new()));
+        r.sink = Some(sink.clone());
+        for u in updates {
+            r.handle(u);
+        }
+        r.finish();
+        let out = sink.lock().unwrap().clone();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn in_a_pipe_every_event_is_a_line_of_the_log() {
+        let out = render(
+            Renderer::new(false, false, false),
+            &[updated(1), scheduled(), updated(2), updated(3)],
+        );
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 4, "{out:?}");
+        assert!(
+            !out.contains('\x1b'),
+            "no cursor movement in a pipe: {out:?}"
+        );
+        for (line, end) in lines.iter().zip([
+            "event: Normal Updated seldon-controller-manager SeldonDeployment/x: Updated SeldonDeployment \"x\"",
+            "event: Normal Scheduled default-scheduler Pod/x-p-0-c-5d-a: assigned",
+            "Updated SeldonDeployment \"x\" (x2)",
+            "Updated SeldonDeployment \"x\" (x3)",
+        ]) {
+            // Each line is timestamped, as a log.
+            assert!(line.ends_with(end), "{line:?} ends with {end:?}");
+            assert!(line.starts_with("20"), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn on_a_terminal_a_repeat_updates_the_count_on_its_line() {
+        let out = render(
+            Renderer::new(true, false, false),
+            &[updated(1), scheduled(), updated(2), updated(3)],
+        );
+        // Two lines were written; each repeat rewrote the first one (99 characters: two rows
+        // of the 80-column default), three rows up, and came back.
+        assert_eq!(out.matches('\n').count(), 2, "{out:?}");
+        let rewrite = |n: u32| {
+            format!(
+                "\x1b[3F\x1b[2K\x1b[1E\x1b[2K\x1b[1F  event: Normal Updated seldon-controller-manager \
+                 SeldonDeployment/x: Updated SeldonDeployment \"x\" (x{n})\x1b[2E"
+            )
+        };
+        assert!(out.ends_with(&rewrite(3)), "{out:?}");
+        assert!(out.contains(&rewrite(2)), "{out:?}");
+    }
+
+    #[test]
+    fn on_a_terminal_a_line_scrolled_away_is_not_rewritten() {
+        let mut updates = vec![updated(1)];
+        // More lines than the screen (24 rows without a terminal) push it off.
+        for i in 0..30 {
+            let mut u = scheduled();
+            if let UpdateKind::Event(e) = &mut u.kind {
+                e.object = format!("Pod/x-{i}");
+            }
+            updates.push(u);
+        }
+        updates.push(updated(2));
+        let out = render(Renderer::new(true, false, false), &updates);
+        assert_eq!(out.matches('\n').count(), 32, "{out:?}");
+        assert!(!out.contains("F\x1b[2K"), "{out:?}");
+    }
 }

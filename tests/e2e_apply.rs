@@ -1,0 +1,374 @@
+//! End to end on the local control plane: `apply` ships a new version into a live
+//! SeldonDeployment and returns only when the rollout is complete; `diff`, `--dry-run=server`
+//! and `--atomic`.
+
+mod support;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use serde_json::{Value, json};
+use support::{Cluster, TestNamespace, describe, manifest_file, report, sdep_manifest};
+
+const IMAGE_V1: &str = "seldonio/mock_classifier_rest:1.3";
+const IMAGE_V2: &str = "seldonio/mock_classifier_rest:1.4";
+
+/// A one-component SeldonDeployment at `replicas`, running `image`, whose pods turn Ready
+/// `delay` after they start.
+fn versioned(name: &str, image: &str, replicas: i64, delay: &str) -> Value {
+    let mut m = sdep_manifest(
+        name,
+        json!({"annotations": {"test.seldon-deploy/ready-delay": delay}}),
+        json!({"containers": [{"name": "classifier", "image": image}]}),
+    );
+    m["spec"]["predictors"][0]["replicas"] = json!(replicas);
+    m
+}
+
+fn apply(cluster: &Cluster, ns: &str, manifest: &Value, extra: &[&str]) -> std::process::Output {
+    let (_dir, file) = manifest_file(manifest);
+    let mut args = vec!["apply", "-n", ns, "-f", &file, "-o", "json"];
+    args.extend_from_slice(extra);
+    cluster.sdep(&args).output().unwrap()
+}
+
+/// Every pod of `sdep` is Ready, runs `image`, and none is being deleted; the Deployment
+/// reports `replicas == updatedReplicas == availableReplicas == n` for its current generation.
+async fn assert_rolled_out(ns: &TestNamespace, sdep: &str, image: &str, n: i32) {
+    let deps = ns.child_deployments(sdep).await;
+    assert_eq!(deps.len(), 1, "{deps:?}");
+    let d = ns.deployments().get(&deps[0]).await.unwrap();
+    let st = d.status.clone().unwrap_or_default();
+    assert_eq!(
+        (
+            st.replicas,
+            st.updated_replicas,
+            st.available_replicas,
+            st.observed_generation
+        ),
+        (Some(n), Some(n), Some(n), d.metadata.generation),
+        "{deps:?} status {st:?}"
+    );
+    let template = d.spec.template.spec.clone().unwrap();
+    assert_eq!(template.containers[0].image.as_deref(), Some(image));
+    let pods: Api<Pod> = Api::namespaced(ns.client.clone(), &ns.name);
+    let pods = pods
+        .list(&ListParams::default().labels(&format!("seldon-deployment-id={sdep}")))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(pods.len(), n as usize, "pods left from an older ReplicaSet");
+    for p in &pods {
+        let name = p.metadata.name.clone().unwrap_or_default();
+        assert!(
+            p.metadata.deletion_timestamp.is_none(),
+            "{name} terminating"
+        );
+        let spec = p.spec.as_ref().unwrap();
+        let model = spec
+            .containers
+            .iter()
+            .find(|c| c.name == "classifier")
+            .expect("model container");
+        assert_eq!(
+            model.image.as_deref(),
+            Some(image),
+            "{name} runs an old image"
+        );
+        let ready = p
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        assert!(ready, "{name} is not Ready");
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn apply_returns_only_after_every_new_pod_is_ready_and_no_old_pod_remains() {
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("apply-image").await;
+
+    // A name that does not exist yet is created.
+    let out = apply(
+        &cluster,
+        &ns.name,
+        &versioned("model", IMAGE_V1, 2, "0s"),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(report(&out)["change"], "created");
+    assert_rolled_out(&ns, "model", IMAGE_V1, 2).await;
+
+    // The new image's pods take 10 s to turn Ready; the operator keeps Available meanwhile.
+    let out = apply(
+        &cluster,
+        &ns.name,
+        &versioned("model", IMAGE_V2, 2, "10s"),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let rep = report(&out);
+    assert_eq!(rep["change"], "updated");
+    assert_eq!(rep["images"][0]["old"], IMAGE_V1);
+    assert_eq!(rep["images"][0]["new"], IMAGE_V2);
+    assert_rolled_out(&ns, "model", IMAGE_V2, 2).await;
+    let waited = rep["phases"][1]["duration_ms"].as_u64().unwrap();
+    assert!(waited > 0, "{rep}");
+
+    // The same manifest again changes nothing and still confirms readiness.
+    let out = apply(
+        &cluster,
+        &ns.name,
+        &versioned("model", IMAGE_V2, 2, "10s"),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(report(&out)["change"], "unchanged");
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn apply_adds_a_canary_and_returns_after_removing_it_only_once_its_deployments_are_gone() {
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("apply-canary").await;
+    let base = versioned("split", IMAGE_V1, 1, "0s");
+    let out = apply(&cluster, &ns.name, &base, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+
+    let mut canary = base.clone();
+    let mut pred = canary["spec"]["predictors"][0].clone();
+    pred["name"] = json!("canary");
+    pred["traffic"] = json!(10);
+    pred["componentSpecs"][0]["spec"]["containers"][0]["image"] = json!(IMAGE_V2);
+    canary["spec"]["predictors"][0]["traffic"] = json!(90);
+    canary["spec"]["predictors"]
+        .as_array_mut()
+        .unwrap()
+        .push(pred);
+    let out = apply(&cluster, &ns.name, &canary, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let mut deps = ns.child_deployments("split").await;
+    deps.sort();
+    assert_eq!(
+        deps,
+        ["split-canary-0-classifier", "split-default-0-classifier"]
+    );
+
+    let mut back = base.clone();
+    back["spec"]["predictors"][0]["traffic"] = json!(100);
+    let out = apply(&cluster, &ns.name, &back, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(
+        ns.child_deployments("split").await,
+        ["split-default-0-classifier"],
+        "apply returned while the canary's Deployment still existed"
+    );
+    let live = ns.get_sdep("split").await.unwrap();
+    assert_eq!(
+        live["spec"], back["spec"],
+        "the live spec is the manifest's"
+    );
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn apply_keeps_labels_other_tools_wrote_and_removes_fields_the_manifest_dropped() {
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("apply-merge").await;
+    let mut theirs = versioned("merge", IMAGE_V1, 1, "0s");
+    theirs["metadata"]["labels"] = json!({"team": "fraud"});
+    theirs["metadata"]["annotations"] = json!({"other-tool/owner": "argo"});
+    theirs["spec"]["predictors"][0]["labels"] = json!({"old": "field"});
+    ns.create_sdep(&theirs).await;
+
+    let mut ours = versioned("merge", IMAGE_V1, 1, "0s");
+    ours["metadata"]["labels"] = json!({"version": "2"});
+    let out = apply(&cluster, &ns.name, &ours, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let live = ns.get_sdep("merge").await.unwrap();
+    assert_eq!(live["spec"], ours["spec"]);
+    assert_eq!(
+        live["metadata"]["labels"],
+        json!({"team": "fraud", "version": "2"})
+    );
+    assert_eq!(live["metadata"]["annotations"]["other-tool/owner"], "argo");
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn dry_run_and_diff_change_nothing_and_diff_exits_1_on_a_difference() {
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("apply-diff").await;
+    let v1 = versioned("diffed", IMAGE_V1, 1, "0s");
+    // Created and ready, so the operator has no more status to write.
+    let out = apply(&cluster, &ns.name, &v1, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let rv = |o: &Value| o["metadata"]["resourceVersion"].clone();
+    let before = ns.get_sdep("diffed").await.unwrap();
+
+    let v2 = versioned("diffed", IMAGE_V2, 1, "0s");
+    let (_d, file) = manifest_file(&v2);
+    let out = cluster
+        .sdep(&["apply", "-n", &ns.name, "-f", &file, "--dry-run=server"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("-        - image: {IMAGE_V1}"))
+            && text.contains(&format!("+        - image: {IMAGE_V2}")),
+        "{text}"
+    );
+    let out = cluster
+        .sdep(&["diff", "-n", &ns.name, "-f", &file])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let after = ns.get_sdep("diffed").await.unwrap();
+    assert_eq!(rv(&after), rv(&before), "a dry run wrote to the object");
+    assert_eq!(after["spec"], v1["spec"]);
+
+    let (_d, same) = manifest_file(&v1);
+    let out = cluster
+        .sdep(&["diff", "-n", &ns.name, "-f", &same])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert!(out.stdout.is_empty(), "{}", describe(&out));
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn atomic_apply_restores_the_previous_spec_when_the_rollout_does_not_complete() {
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("apply-atomic").await;
+    let good = versioned("atomic", IMAGE_V1, 1, "0s");
+    let out = apply(&cluster, &ns.name, &good, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let before = ns.get_sdep("atomic").await.unwrap();
+
+    // New pods that never turn Ready: the rollout cannot complete in time.
+    let mut bad = versioned("atomic", IMAGE_V2, 1, "0s");
+    bad["spec"]["predictors"][0]["componentSpecs"][0]["metadata"]["labels"] =
+        json!({"test.seldon-deploy/never-ready": "true"});
+    let out = apply(&cluster, &ns.name, &bad, &["--atomic", "--timeout", "8s"]);
+    assert_eq!(out.status.code(), Some(4), "{}", describe(&out));
+    let rep = report(&out);
+    assert_eq!(rep["rollback"]["outcome"], "restored", "{rep}");
+    let error = rep["error"].as_str().unwrap();
+    assert!(error.contains("rolled back"), "{error}");
+    let live = ns.get_sdep("atomic").await.unwrap();
+    assert_eq!(live["spec"], before["spec"]);
+    assert_eq!(live["metadata"]["labels"], before["metadata"]["labels"]);
+    assert_rolled_out(&ns, "atomic", IMAGE_V1, 1).await;
+
+    // Without --atomic the failed update stays, and the message says how to roll back.
+    let out = apply(&cluster, &ns.name, &bad, &["--timeout", "5s"]);
+    assert_eq!(out.status.code(), Some(4), "{}", describe(&out));
+    let error = report(&out)["error"].as_str().unwrap().to_owned();
+    assert!(error.contains("stays in place"), "{error}");
+    assert_eq!(ns.get_sdep("atomic").await.unwrap()["spec"], bad["spec"]);
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn atomic_apply_deletes_what_it_created_when_the_rollout_fails() {
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("apply-atomic-new").await;
+    let mut bad = versioned("fresh", IMAGE_V1, 1, "0s");
+    bad["spec"]["predictors"][0]["componentSpecs"][0]["metadata"]["labels"] =
+        json!({"test.seldon-deploy/never-ready": "true"});
+    let out = apply(&cluster, &ns.name, &bad, &["--atomic", "--timeout", "5s"]);
+    assert_eq!(out.status.code(), Some(4), "{}", describe(&out));
+    assert_eq!(report(&out)["rollback"]["outcome"], "deleted");
+    ns.assert_nothing_left("fresh").await;
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn a_label_written_during_the_rollout_survives_the_next_apply() {
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("apply-writer").await;
+    let v1 = versioned("shared", IMAGE_V1, 1, "0s");
+    let out = apply(&cluster, &ns.name, &v1, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+
+    // Another writer labels the object while our rollout runs.
+    let v2 = versioned("shared", IMAGE_V2, 1, "3s");
+    let (_d, file) = manifest_file(&v2);
+    let child = cluster.spawn(&["apply", "-n", &ns.name, "-f", &file, "-o", "json"]);
+    let patch = json!({"metadata": {"labels": {"written-by": "someone-else"}}});
+    ns.sdeps()
+        .patch("shared", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let live = ns.get_sdep("shared").await.unwrap();
+    assert_eq!(live["metadata"]["labels"]["written-by"], "someone-else");
+    assert_eq!(live["spec"], v2["spec"]);
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn junit_output_has_one_case_per_phase() {
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("apply-junit").await;
+    let (_d, file) = manifest_file(&versioned("reported", IMAGE_V1, 1, "0s"));
+    let out = cluster
+        .sdep(&["apply", "-n", &ns.name, "-f", &file, "-o", "junit"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let xml = String::from_utf8_lossy(&out.stdout);
+    assert!(xml.starts_with("<?xml"), "{xml}");
+    let case = |phase: &str| format!("classname=\"{}/reported\" name=\"{phase}\"", ns.name);
+    assert!(xml.contains(&case("apply")), "{xml}");
+    assert!(xml.contains(&case("wait-rollout")), "{xml}");
+    assert!(!xml.contains("<failure"), "{xml}");
+    ns.cleanup().await;
+}
+
+/// A new traffic split changes no object the operator makes (testenv has no Istio or
+/// Ambassador), so the operator writes no status after it: its `Updated` event is the sign it
+/// has processed the update. (Each SeldonDeployment gets 25 operator events before the event
+/// recorder's spam filter holds them back; a fresh object with little churn stays well below.)
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn a_traffic_split_change_completes_although_the_operator_writes_no_status() {
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("apply-traffic").await;
+    let mut split = versioned("traffic", IMAGE_V1, 1, "0s");
+    let mut canary = split["spec"]["predictors"][0].clone();
+    canary["name"] = json!("canary");
+    canary["traffic"] = json!(10);
+    split["spec"]["predictors"][0]["traffic"] = json!(90);
+    split["spec"]["predictors"]
+        .as_array_mut()
+        .unwrap()
+        .push(canary);
+    let out = apply(&cluster, &ns.name, &split, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let status_before = ns.get_sdep("traffic").await.unwrap()["status"].clone();
+
+    split["spec"]["predictors"][0]["traffic"] = json!(50);
+    split["spec"]["predictors"][1]["traffic"] = json!(50);
+    let out = apply(&cluster, &ns.name, &split, &["--timeout", "60s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(report(&out)["change"], "updated");
+    let live = ns.get_sdep("traffic").await.unwrap();
+    assert_eq!(live["spec"], split["spec"]);
+    assert_eq!(
+        live["status"], status_before,
+        "the operator wrote a status after all"
+    );
+    ns.cleanup().await;
+}
