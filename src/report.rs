@@ -146,7 +146,12 @@ impl Report {
 
     /// Records the error that ended the run (and the failing pods it names).
     pub fn fail(&mut self, e: &Error) {
-        if let Error::PodsFailing { pods, .. } = e {
+        // An `apply` wraps the cause in what became of the update.
+        let mut cause = e;
+        while let Error::Rollout { cause: inner, .. } = cause {
+            cause = inner;
+        }
+        if let Error::PodsFailing { pods, .. } = cause {
             self.failing_pods.clone_from(pods);
         }
         self.outcome = e.outcome().to_owned();

@@ -208,6 +208,22 @@ async fn crash_looping_pod(ns: &support::TestNamespace) {
     panic!("no crash-looping pod within 60 s");
 }
 
+/// Waits (test-side polling, at most 60 s) until the Deployment controller has observed the
+/// operator's update of the Deployment (generation 2): the rollout has begun, so a wait that
+/// starts now cannot see the finished rollout of the old template.
+async fn rollout_begun(ns: &support::TestNamespace, deployment: &str) {
+    for _ in 0..600 {
+        if let Ok(d) = ns.deployments().get(deployment).await {
+            let observed = d.status.and_then(|s| s.observed_generation).unwrap_or(0);
+            if d.metadata.generation >= Some(2) && observed >= 2 {
+                return;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{deployment} was not updated within 60 s");
+}
+
 async fn pod_names(ns: &support::TestNamespace) -> Vec<String> {
     Api::<Pod>::namespaced(ns.client.clone(), &ns.name)
         .list(&ListParams::default())
@@ -238,6 +254,7 @@ async fn wait_on_an_update_whose_new_pods_crash_loop_fails_naming_a_new_pod() {
         json!({"labels": {"test.seldon-deploy/crash-loop": "true"}}),
     )
     .await;
+    rollout_begun(&ns, "roll-default-0-classifier").await;
     // The old pod keeps serving (the operator stays Available); the new one crash-loops.
     let out = cluster
         .sdep(&[
@@ -285,6 +302,7 @@ async fn an_old_replica_sets_crash_looping_pod_does_not_fail_the_rollout_that_re
         json!({"annotations": {"test.seldon-deploy/ready-delay": "5s"}}),
     )
     .await;
+    rollout_begun(&ns, "fix-default-0-classifier").await;
     let out = cluster
         .sdep(&[
             "wait",
@@ -300,5 +318,94 @@ async fn an_old_replica_sets_crash_looping_pod_does_not_fail_the_rollout_that_re
         .unwrap();
     // Counting the old pod would have failed after 1 s.
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    ns.cleanup().await;
+}
+
+/// Creates `name` (ready), then `apply`s it again with a new image and `pod_meta` as its
+/// component's pod metadata, after `before_apply`; returns the apply's output.
+///
+/// The image changes too: with a metadata-only change, `apply`'s rollout wait was seen to
+/// return 0 before the operator had updated the Deployment (1 run in 8), since its "new pod
+/// template" check compares images only.
+const NEW_IMAGE: &str = "seldonio/mock_classifier_rest:1.4";
+
+async fn apply_update<F, Fut>(
+    cluster: &Cluster,
+    ns: &support::TestNamespace,
+    name: &str,
+    pod_meta: Value,
+    before_apply: F,
+) -> std::process::Output
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut m = support::sdep_manifest(name, json!({}), json!({}));
+    let (_tmp, file) = support::manifest_file(&m);
+    let out = cluster
+        .sdep(&["create", "-n", &ns.name, "-f", &file, "--timeout", "2m"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    before_apply().await;
+    m["spec"]["predictors"][0]["componentSpecs"][0]["metadata"] = pod_meta;
+    m["spec"]["predictors"][0]["componentSpecs"][0]["spec"]["containers"][0]["image"] =
+        json!(NEW_IMAGE);
+    let (_tmp2, file) = support::manifest_file(&m);
+    sdep_json(cluster, &["apply"], &ns.name, &file)
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn apply_of_an_update_whose_new_pods_crash_loop_fails_naming_pod_container_and_reason() {
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("applycrash").await;
+    let pod_meta = json!({"labels": {"test.seldon-deploy/crash-loop": "true"}});
+    let out = apply_update(&cluster, &ns, "applycrash", pod_meta, || async {}).await;
+    let (error, pods) = failure(&out);
+    for part in [
+        "pod applycrash-default-0-classifier-",
+        "container classifier",
+        "CrashLoopBackOff",
+    ] {
+        assert!(error.contains(part), "{part:?} in {error}");
+    }
+    assert_eq!(pods[0]["exit_code"], 1);
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn apply_of_an_update_whose_new_image_cannot_be_pulled_fails_naming_the_image() {
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("applypull").await;
+    let pod_meta = json!({"labels": {"test.seldon-deploy/image-pull-error": "true"}});
+    let out = apply_update(&cluster, &ns, "applypull", pod_meta, || async {}).await;
+    let (error, _) = failure(&out);
+    assert!(error.contains("container classifier"), "{error}");
+    assert!(error.contains(NEW_IMAGE), "{error}");
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn apply_of_an_update_a_quota_forbids_fails_naming_failed_create_and_the_quota() {
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("applyquota").await;
+    // Room for the serving pod only: the rollout's new pod (a surge) is refused.
+    let quotas = Api::<ResourceQuota>::namespaced(ns.client.clone(), &ns.name);
+    let pod_meta = json!({"annotations": {"test.seldon-deploy/ready-delay": "1s"}});
+    let out = apply_update(&cluster, &ns, "applyquota", pod_meta, || async {
+        let quota: ResourceQuota = serde_json::from_value(json!({
+            "metadata": {"name": "one-pod"}, "spec": {"hard": {"pods": "1"}}
+        }))
+        .unwrap();
+        quotas.create(&PostParams::default(), &quota).await.unwrap();
+    })
+    .await;
+    let (error, pods) = failure(&out);
+    assert!(error.contains("FailedCreate"), "{error}");
+    assert!(error.contains("exceeded quota: one-pod"), "{error}");
+    assert_eq!(pods[0]["reason"], "FailedCreate");
     ns.cleanup().await;
 }
