@@ -634,4 +634,29 @@ mod junit_tests {
         assert_eq!(xml.matches("<testcase ").count(), 4);
         assert!(!xml.contains('\u{1}'));
     }
+
+    #[test]
+    fn failing_pods_are_recorded_also_under_an_applys_aftermath() {
+        let broken = crate::pods::Broken {
+            deployment: "d".into(),
+            pod: Some("p".into()),
+            container: Some("c".into()),
+            reason: "CrashLoopBackOff".into(),
+            message: "back-off".into(),
+            exit_code: Some(1),
+        };
+        let cause = Error::PodsFailing {
+            name: "iris".into(),
+            pods: vec![broken.clone()],
+        };
+        let mut r = Report::new("iris", "seldon");
+        r.fail(&Error::Rollout {
+            cause: Box::new(cause),
+            aftermath: "the update stays in place".into(),
+        });
+        assert_eq!(r.exit_code, 1);
+        assert_eq!(r.failing_pods, vec![broken]);
+        let j = serde_json::to_value(&r).unwrap();
+        assert_eq!(j["failing_pods"][0]["reason"], "CrashLoopBackOff");
+    }
 }
