@@ -30,6 +30,12 @@ SDEP_E2E_KUBECONFIG=$(testenv/cluster kubeconfig)
 export SDEP_E2E_KUBECONFIG
 export SDEP_E2E_CLUSTER="$PWD/testenv/cluster"
 
+corpus=${SDEP_CORPUS_DIR:-../shared/upstream-sdeps}
+if [[ ! -f $corpus/OUTCOMES.tsv ]]; then
+  echo "NOTE: the SeldonDeployment corpus is missing ($corpus): e2e_corpus will not run" \
+    "(under CI=true it fails). It is not in this repository; see README, Tests."
+fi
+
 step "cargo test (unit, mock-API, CLI and end-to-end)"
 cargo test --locked --all-targets -- --include-ignored
 step "doc tests"

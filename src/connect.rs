@@ -6,6 +6,10 @@
 //! service account's namespace). Exec credential plugins are run by kube as configured.
 //!
 //! Nothing here logs or returns credential material: errors name files and contexts only.
+//!
+//! kube's built-in retry layer is switched off: it would re-send a create whose answer was
+//! lost, and wait up to 1000 s regardless of any deadline. [`crate::lifecycle`] retries what
+//! is safe to repeat, within each phase's deadline.
 
 use std::path::PathBuf;
 
@@ -55,7 +59,7 @@ impl std::fmt::Debug for Connection {
 /// [`Error::Config`] (exit 3) when no configuration can be loaded, the context does not
 /// exist, or the client cannot be built.
 pub async fn connect(opts: &ConnectOptions) -> Result<Connection> {
-    let config = load_config(opts).await?;
+    let mut config = load_config(opts).await?;
     let namespace = opts
         .namespace
         .clone()
@@ -63,9 +67,13 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Connection> {
         .unwrap_or_else(|| config.default_namespace.clone());
     let server = config.cluster_url.to_string();
     let insecure = config.accept_invalid_certs;
-    let client = Client::try_from(config).map_err(|e| Error::Config {
-        message: format!("cannot build a client for {server}: {e}"),
-    })?;
+    // kube's own retry layer re-sends every request, POST included, on 429/503/504, up to 15
+    // times with delays up to 1000 s: a create whose answer was lost would be sent again, and
+    // no phase deadline would bound the wait. `lifecycle` retries instead, knowing which
+    // requests are safe to repeat, within the deadline.
+    config.default_retry = false;
+    let client = Client::try_from(config)
+        .map_err(|e| config_error(format!("cannot build a client for {server}"), e))?;
     Ok(Connection {
         client,
         namespace,
@@ -82,41 +90,47 @@ async fn load_config(opts: &ConnectOptions) -> Result<Config> {
     let from_file = |kc: Kubeconfig, origin: String| async move {
         Config::from_custom_kubeconfig(kc, &kc_opts)
             .await
-            .map_err(|e| Error::Config {
-                message: format!("kubeconfig {origin}: {e}"),
-            })
+            .map_err(|e| config_error(format!("kubeconfig {origin}"), e))
     };
     if let Some(path) = &opts.kubeconfig {
-        let kc = Kubeconfig::read_from(path).map_err(|e| Error::Config {
-            message: format!("cannot read kubeconfig {}: {e}", path.display()),
-        })?;
+        let kc = Kubeconfig::read_from(path)
+            .map_err(|e| config_error(format!("cannot read kubeconfig {}", path.display()), e))?;
         return from_file(kc, path.display().to_string()).await;
     }
     match Kubeconfig::from_env() {
         Ok(Some(kc)) => return from_file(kc, "from $KUBECONFIG".into()).await,
         Ok(None) => {}
         Err(e) => {
-            return Err(Error::Config {
-                message: format!("cannot read the files in $KUBECONFIG: {e}"),
-            });
+            return Err(config_error(
+                "cannot read the files in $KUBECONFIG".into(),
+                e,
+            ));
         }
     }
     if let Some(home) = home_kubeconfig().filter(|p| p.exists()) {
-        let kc = Kubeconfig::read_from(&home).map_err(|e| Error::Config {
-            message: format!("cannot read kubeconfig {}: {e}", home.display()),
-        })?;
+        let kc = Kubeconfig::read_from(&home)
+            .map_err(|e| config_error(format!("cannot read kubeconfig {}", home.display()), e))?;
         return from_file(kc, home.display().to_string()).await;
     }
     if opts.context.is_some() {
         return Err(Error::Config {
             message: "--context given but no kubeconfig found ($KUBECONFIG, ~/.kube/config)".into(),
+            source: None,
         });
     }
-    Config::incluster().map_err(|e| Error::Config {
-        message: format!(
-            "no kubeconfig found (--kubeconfig, $KUBECONFIG, ~/.kube/config) and not running in a cluster: {e}"
-        ),
+    Config::incluster().map_err(|e| {
+        config_error(
+            "no kubeconfig found (--kubeconfig, $KUBECONFIG, ~/.kube/config) and not running in a cluster".into(),
+            e,
+        )
     })
+}
+
+fn config_error(message: String, source: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::Config {
+        message,
+        source: Some(Box::new(source)),
+    }
 }
 
 fn home_kubeconfig() -> Option<PathBuf> {
@@ -183,5 +197,9 @@ contexts:
         .unwrap_err();
         assert_eq!(missing.exit_code(), 3);
         assert!(!missing.to_string().contains("secret-token-value"));
+        assert!(
+            std::error::Error::source(&missing).is_some(),
+            "kube's error is kept as the source: {missing:?}"
+        );
     }
 }

@@ -1,15 +1,46 @@
-//! The crate's error type and its mapping to process exit codes.
-//!
-//! | code | meaning |
-//! |---|---|
-//! | 0 | success |
-//! | 1 | the deployment failed: operator reported `Failed`, its pods cannot come up, or the object was removed by someone else |
-//! | 2 | invalid usage or input, including a manifest the API server rejects as invalid |
-//! | 3 | cluster access: unreachable, TLS, authentication, authorization, missing CRD or namespace, name taken |
-//! | 4 | timed out waiting |
-//! | 130 / 143 | interrupted by SIGINT / SIGTERM, after clean-up |
+//! The crate's error type and its mapping to process exit codes ([`EXIT_CODES`]).
 
 use std::time::Duration;
+
+/// Every exit code and what it means, in order: the one table the CLI's `--help` is generated
+/// from and the README's table is checked against (`tests/cli_input.rs`).
+pub const EXIT_CODES: &[(&str, &str)] = &[
+    ("0", "success"),
+    (
+        "1",
+        "the deployment failed: the operator's Failed state outlasted --failed-grace; or the pods of \
+         its newest ReplicaSets cannot come up (crash loop, image pull error, quota or admission \
+         webhook refusing them, progress deadline exceeded) for longer than --failed-grace, and the \
+         message names the pod, container, reason and message; or someone else deleted or replaced \
+         the object (also: the named object does not exist)",
+    ),
+    (
+        "2",
+        "invalid usage or input: a file that does not parse (the message names the file, line and \
+         column), the wrong kind, group or version, a bad name, a namespace that conflicts with -n, \
+         bad replica counts, no predictors, two predictors with one name (Seldon's webhook denies it; \
+         without the webhook the operator fights over one Deployment), an autoscaled \
+         (hpaSpec/kedaSpec) component given to run \
+         or scale, or a manifest the API server rejects as invalid (400/422, e.g. an unknown field \
+         under strict validation)",
+    ),
+    (
+        "3",
+        "cluster access: unreachable, TLS, authentication, authorization (the message names the \
+         verb, resource and namespace), missing CRD or namespace, or the name is already taken (the \
+         existing object is left untouched)",
+    ),
+    (
+        "4",
+        "timed out waiting: the message names the phase and each component as available/desired, \
+         with the last events",
+    ),
+    (
+        "130 / 143",
+        "interrupted by SIGINT / SIGTERM, after clean-up; a second Ctrl-C exits at once and lists \
+         what is left",
+    ),
+];
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
@@ -204,10 +235,53 @@ pub enum Error {
     },
 
     /// Loading the kubeconfig or building the client failed (exit 3).
-    #[error("cluster configuration: {message}")]
+    #[error("cluster configuration: {message}{}", suffix(source.as_deref()))]
     Config {
         /// What went wrong (never includes credentials).
         message: String,
+        /// The underlying error, if any (kube's configuration errors name files and fields,
+        /// never credential values).
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+
+    /// The API server answered with something this client cannot use (exit 3).
+    #[error("unexpected answer from the API server: {what}{}", suffix(source.as_deref()))]
+    UnexpectedResponse {
+        /// What was wrong with it.
+        what: String,
+        /// The underlying decoding error, if any.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+
+    /// The answer to a create was lost (a 5xx, a dropped connection, the deadline) and a
+    /// read could not settle whether the object was stored (exit 3). If it exists and carries
+    /// this run's marker annotation, this run created it.
+    #[error(
+        "the answer to creating SeldonDeployment {name:?} in namespace {namespace:?} was lost ({cause}); \
+         it may have been created: if it exists with annotation {annotation}={run_id}, it is this run's \
+         (delete it with: seldon-deploy delete {name} -n {namespace})",
+        cause = root_cause(source),
+        annotation = crate::lifecycle::RUN_ID_ANNOTATION
+    )]
+    CreateUncertain {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// The value of this run's marker annotation.
+        run_id: String,
+        /// Why the answer was lost.
+        #[source]
+        source: Box<kube::Error>,
+    },
+
+    /// The stream of Events failed, stopping the lifecycle it accompanied (exit 3).
+    #[error("the event watch failed: {reason}")]
+    EventWatch {
+        /// What is known about the failure.
+        reason: String,
     },
 
     /// The operator reported `Failed` for longer than the grace period (exit 1).
@@ -287,6 +361,11 @@ fn whole_seconds(d: Duration) -> Duration {
     Duration::from_secs(u64::try_from(d.as_millis().div_ceil(1000)).unwrap_or(u64::MAX))
 }
 
+/// `": source"`, or nothing.
+fn suffix(source: Option<&(dyn std::error::Error + Send + Sync)>) -> String {
+    source.map(|s| format!(": {s}")).unwrap_or_default()
+}
+
 /// Shorthand result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -305,7 +384,10 @@ impl Error {
             | Error::MissingCrd { .. }
             | Error::MissingNamespace { .. }
             | Error::Access { .. }
-            | Error::Config { .. } => EXIT_ACCESS,
+            | Error::Config { .. }
+            | Error::UnexpectedResponse { .. }
+            | Error::CreateUncertain { .. }
+            | Error::EventWatch { .. } => EXIT_ACCESS,
             Error::NotFound { .. }
             | Error::DeploymentFailed { .. }
             | Error::PodsFailing { .. }

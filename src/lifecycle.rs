@@ -38,6 +38,13 @@ use crate::watch::{self, SELDON_ID_LABEL, Snapshot, Stats, Subscription};
 
 /// Field manager recorded on every write.
 pub const FIELD_MANAGER: &str = "seldon-deploy";
+/// Annotation added to every object this tool creates; its value is random per create, so
+/// after a lost answer a read tells this run's object from a namesake someone else made.
+pub const RUN_ID_ANNOTATION: &str = "seldon-deploy.io/run-id";
+/// [`RUN_ID_ANNOTATION`] as a JSON Pointer segment (`/` escaped as `~1`).
+const RUN_ID_POINTER: &str = "seldon-deploy.io~1run-id";
+/// The least time the read after a lost create answer gets, even past the phase deadline.
+const OWNERSHIP_CHECK: Duration = Duration::from_secs(10);
 /// How many times a write (scale, update, restore) is re-read and re-sent after a conflict.
 const MAX_WRITE_ATTEMPTS: u32 = 8;
 
@@ -81,8 +88,9 @@ impl Handle {
         Ok(Handle {
             namespace: s("/metadata/namespace").unwrap_or_else(|| namespace.to_owned()),
             name: s("/metadata/name").unwrap_or_default(),
-            uid: s("/metadata/uid").ok_or_else(|| Error::Config {
-                message: "the API server returned an object without metadata.uid".into(),
+            uid: s("/metadata/uid").ok_or_else(|| Error::UnexpectedResponse {
+                what: "an object without metadata.uid".into(),
+                source: None,
             })?,
             created_at: s("/metadata/creationTimestamp"),
         })
@@ -278,45 +286,104 @@ impl Deployer {
         Op::sdep(verb, &self.namespace, Some(name))
     }
 
-    /// Creates the SeldonDeployment exactly as written, posting to the version the manifest
-    /// names with `fieldValidation=Strict` (unknown fields are rejected, not pruned).
+    /// Creates the SeldonDeployment as written, plus one annotation, [`RUN_ID_ANNOTATION`],
+    /// posting to the version the manifest names with `fieldValidation=Strict` (unknown fields
+    /// are rejected, not pruned).
+    ///
+    /// The request is sent again only when the server's answer proves it was not stored
+    /// (429/503). When the answer is lost (another 5xx, a dropped connection, no answer before
+    /// the deadline), a read decides: an object carrying this create's marker is this run's own
+    /// and the create succeeded; one without it was someone else's (name taken); no object
+    /// means nothing was stored, and the create is sent again (a late arrival of the first one
+    /// then makes it answer 409, which the same read resolves to our own object).
     ///
     /// # Errors
     ///
     /// [`Error::Manifest`] if `metadata.namespace` conflicts; [`Error::Invalid`] (exit 2) with
     /// the server's message for 400/422; [`Error::AlreadyExists`] (exit 3) if the name is
-    /// taken; [`Error::MissingCrd`] / [`Error::MissingNamespace`] / [`Error::Forbidden`] /
-    /// [`Error::Access`] for cluster problems.
+    /// taken; [`Error::CreateUncertain`] if the answer was lost and a read could not settle
+    /// whether it was stored; [`Error::MissingCrd`] / [`Error::MissingNamespace`] /
+    /// [`Error::Forbidden`] / [`Error::Access`] for cluster problems.
     pub async fn create(&self, manifest: &Manifest, deadline: Instant) -> Result<Handle> {
         manifest.check_namespace(&self.namespace)?;
         let url = format!(
             "/apis/{GROUP}/{}/namespaces/{}/seldondeployments?fieldValidation=Strict&fieldManager={FIELD_MANAGER}",
             manifest.version, self.namespace
         );
-        let body = serde_json::to_vec(&manifest.object).map_err(|e| Error::Manifest {
-            source_name: manifest.origin(),
-            message: format!("cannot encode as JSON: {e}"),
+        let run_id = new_run_id();
+        let body = serde_json::to_vec(&with_run_id(&manifest.object, &run_id)).map_err(|e| {
+            Error::Manifest {
+                source_name: manifest.origin(),
+                message: format!("cannot encode as JSON: {e}"),
+            }
         })?;
         let op = self.op("create", &manifest.name);
-        // A POST is retried only on answers proving it was not applied (429/503), so a lost
-        // response can never turn into "already exists" for our own object.
-        let created: Value = self
-            .retrying(deadline, false, || {
-                let req = http::Request::post(url.as_str())
-                    .header(http::header::CONTENT_TYPE, "application/json")
-                    .body(body.clone())
-                    .expect("static request parts are valid");
-                self.client.request::<Value>(req)
-            })
-            .await
-            .map_err(|e| match Error::from_kube(e, &op) {
-                Error::MissingCrd { message, .. } => Error::MissingCrd {
-                    version: manifest.version.clone(),
-                    message,
-                },
-                other => other,
-            })?;
-        Handle::from_object(&created, &self.namespace)
+        let map_err = |e| match Error::from_kube(e, &op) {
+            Error::MissingCrd { message, .. } => Error::MissingCrd {
+                version: manifest.version.clone(),
+                message,
+            },
+            other => other,
+        };
+        let mut backoff = Duration::from_millis(200);
+        // Whether an earlier attempt's answer was lost: a 409 may then be our own object.
+        let mut lost = false;
+        loop {
+            // 429/503 prove the request was not stored: `retrying` repeats only those.
+            let attempt = self
+                .retrying(deadline, false, || {
+                    let req = http::Request::post(url.as_str())
+                        .header(http::header::CONTENT_TYPE, "application/json")
+                        .body(body.clone())
+                        .expect("static request parts are valid");
+                    self.client.request::<Value>(req)
+                })
+                .await;
+            let err = match attempt {
+                Ok(created) => return Handle::from_object(&created, &self.namespace),
+                // After a lost answer, "already exists" may be our own first attempt.
+                Err(kube::Error::Api(s)) if lost && s.is_already_exists() => kube::Error::Api(s),
+                Err(e) if answer_lost(&e) => e,
+                Err(e) => return Err(map_err(e)),
+            };
+            lost = true;
+            tracing::debug!("the answer to the create was lost or ambiguous, reading: {err}");
+            // The deadline may be what cut the answer off: the read gets a short grace so a
+            // stored object is still found (and then cleaned up by its run).
+            let check_deadline = deadline.max(Instant::now() + OWNERSHIP_CHECK);
+            match self.get(&manifest.name, check_deadline).await {
+                Ok(live) => {
+                    if live
+                        .pointer(&format!("/metadata/annotations/{RUN_ID_POINTER}"))
+                        .and_then(Value::as_str)
+                        == Some(run_id.as_str())
+                    {
+                        return Handle::from_object(&live, &self.namespace);
+                    }
+                    return Err(Error::AlreadyExists {
+                        namespace: self.namespace.clone(),
+                        name: manifest.name.clone(),
+                    });
+                }
+                Err(Error::NotFound { .. }) if Instant::now() + backoff < deadline => {
+                    self.stats.retry();
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+                // Nothing has ever answered: an unreachable or misconfigured server, which the
+                // original error describes best.
+                Err(_) if !self.contacted.load(Ordering::Relaxed) => return Err(map_err(err)),
+                Err(other) => {
+                    tracing::debug!("could not settle whether the create was stored: {other}");
+                    return Err(Error::CreateUncertain {
+                        namespace: self.namespace.clone(),
+                        name: manifest.name.clone(),
+                        run_id,
+                        source: Box::new(err),
+                    });
+                }
+            }
+        }
     }
 
     /// Brings the live object to the manifest: creates it when it does not exist, else
@@ -588,8 +655,9 @@ impl Deployer {
             .retrying(deadline, true, || self.sdeps.get(name))
             .await
             .map_err(|e| Error::from_kube(e, &self.op("get", name)))?;
-        serde_json::to_value(obj).map_err(|e| Error::Config {
-            message: format!("cannot re-encode the object: {e}"),
+        serde_json::to_value(obj).map_err(|e| Error::UnexpectedResponse {
+            what: format!("SeldonDeployment {name:?} cannot be re-encoded as JSON"),
+            source: Some(Box::new(e)),
         })
     }
 
@@ -820,7 +888,7 @@ impl Deployer {
                 Ok(_) => return Ok(plan),
                 Err(kube::Error::Api(s)) if s.code == 404 => return Err(gone("deleted")),
                 Err(kube::Error::Api(s))
-                    if (s.code == 409 || (s.code == 422 && s.message.contains("test")))
+                    if (s.code == 409 || patch_did_not_apply(&s))
                         && attempt < MAX_WRITE_ATTEMPTS
                         && Instant::now() + delay < deadline =>
                 {
@@ -1006,6 +1074,68 @@ impl Deployer {
             }
         }
     }
+}
+
+/// Whether a JSON Patch was refused because it does not apply to the live object: a `test`
+/// operation failed, or a path it names is gone (both mean the object changed since it was
+/// read). The API server answers every such failure alike (`NewGenericServerResponse(422)`
+/// in apiserver's `patch.go`): 422, reason `Invalid`, its generic message and empty details,
+/// whereas a patched object failing validation gets details naming its kind and the causes.
+fn patch_did_not_apply(s: &kube::core::Status) -> bool {
+    s.code == 422
+        && s.reason == "Invalid"
+        && s.details
+            .as_ref()
+            .is_none_or(|d| d.kind.is_empty() && d.name.is_empty() && d.causes.is_empty())
+}
+
+/// Whether a create's answer leaves open whether it was stored: a server error other than
+/// 503 (which proves it was not), a transport failure, or a response that could not be read.
+fn answer_lost(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(s) => s.code >= 500 && s.code != 503 && s.code != 501,
+        kube::Error::HyperError(_)
+        | kube::Error::Service(_)
+        | kube::Error::ReadEvents(_)
+        | kube::Error::SerdeError(_)
+        | kube::Error::FromUtf8(_) => true,
+        _ => false,
+    }
+}
+
+/// A fresh random marker for one create (128 bits, hex).
+fn new_run_id() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // No OS randomness (practically never): a per-process random hash of time and pid
+        // still differs between runs, which is all the marker needs.
+        use std::hash::{BuildHasher, RandomState};
+        let seed = (std::time::SystemTime::now(), std::process::id());
+        let state = RandomState::new();
+        bytes[..8].copy_from_slice(&state.hash_one(seed).to_le_bytes());
+        bytes[8..].copy_from_slice(&state.hash_one((seed, 1u8)).to_le_bytes());
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `object` with [`RUN_ID_ANNOTATION`] set to `run_id`; every other field unchanged.
+fn with_run_id(object: &Value, run_id: &str) -> Value {
+    let mut object = object.clone();
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        let annotations = meta
+            .entry("annotations")
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        if annotations.is_null() {
+            *annotations = Value::Object(serde_json::Map::new());
+        }
+        if let Some(map) = annotations.as_object_mut() {
+            map.insert(
+                RUN_ID_ANNOTATION.to_owned(),
+                Value::String(run_id.to_owned()),
+            );
+        }
+    }
+    object
 }
 
 fn gone_how(reason: Option<&str>) -> &'static str {

@@ -15,6 +15,8 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::replicas::{self, Component};
 
+mod yaml;
+
 /// Largest manifest accepted, in bytes. Real SeldonDeployments are a few KiB.
 pub const MAX_MANIFEST_BYTES: u64 = 10 * 1024 * 1024;
 /// Deepest YAML/JSON nesting accepted. A PodSpec inside a 10-level graph stays well below this.
@@ -46,6 +48,9 @@ pub struct Manifest {
     pub namespace: Option<String>,
     /// Components with their initial replica counts.
     pub components: Vec<Component>,
+    /// Harmless oddities of the file worth telling the user (`file: line L column C: …`),
+    /// such as a key written twice with the same value.
+    pub warnings: Vec<String>,
 }
 
 impl Manifest {
@@ -266,18 +271,28 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<Vec<Manifest>> {
     }
 
     let docs = if text.trim_start().starts_with(['{', '[']) {
-        parse_json(text).map_err(fail)?
+        parse_json(text)
+            .map_err(fail)?
+            .into_iter()
+            .map(|v| (v, Vec::new()))
+            .collect()
     } else {
         parse_yaml(text, source).map_err(fail)?
     };
 
-    let mut docs: Vec<Value> = docs.into_iter().filter(|d| !d.is_null()).collect();
+    let mut docs: Vec<(Value, Vec<String>)> =
+        docs.into_iter().filter(|(d, _)| !d.is_null()).collect();
     // kubectl accepts `kind: List`; expand it so such files work here too.
     if docs.len() == 1
-        && docs[0].get("kind").and_then(Value::as_str) == Some("List")
-        && let Some(items) = docs[0].get("items").and_then(Value::as_array)
+        && docs[0].0.get("kind").and_then(Value::as_str) == Some("List")
+        && let Some(items) = docs[0].0.get("items").and_then(Value::as_array)
     {
-        docs = items.clone();
+        let items = items.clone();
+        let mut warnings = std::mem::take(&mut docs[0].1);
+        docs = items
+            .into_iter()
+            .map(|i| (i, std::mem::take(&mut warnings)))
+            .collect();
     }
     if docs.is_empty() {
         return Err(fail(
@@ -287,16 +302,18 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<Vec<Manifest>> {
     let several = docs.len() > 1;
     docs.into_iter()
         .enumerate()
-        .map(|(i, doc)| {
+        .map(|(i, (doc, warnings))| {
             let origin = if several {
                 format!("{source} (document {})", i + 1)
             } else {
                 source.to_owned()
             };
-            validate(doc, source, i + 1).map_err(|message| Error::Manifest {
-                source_name: origin,
+            let mut m = validate(doc, source, i + 1).map_err(|message| Error::Manifest {
+                source_name: origin.clone(),
                 message,
-            })
+            })?;
+            m.warnings = warnings.iter().map(|w| format!("{origin}: {w}")).collect();
+            Ok(m)
         })
         .collect()
 }
@@ -311,13 +328,23 @@ fn yaml_options() -> serde_saphyr::Options {
     // Alias expansion is bounded so a "billion laughs" document fails fast and small.
     options.alias_limits.max_total_replayed_events = 100_000;
     options.alias_limits.max_alias_expansions_per_anchor = 10_000;
-    options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::Error;
+    // Duplicate keys reach `yaml`, which accepts a repeated equal value and refuses a
+    // different one.
+    options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::PassThrough;
     options
 }
 
-fn parse_yaml(text: &str, source: &str) -> std::result::Result<Vec<Value>, String> {
-    serde_saphyr::from_multiple_with_options::<Value>(text, yaml_options())
-        .map_err(|e| format!("invalid YAML: {}", yaml_error_text(&e, source)))
+/// The documents of a YAML text, each with its warnings.
+fn parse_yaml(text: &str, source: &str) -> std::result::Result<Vec<(Value, Vec<String>)>, String> {
+    yaml::parse(text, yaml_options())
+        .map_err(|e| format!("invalid YAML: {}", yaml_error_text(&e, source)))?
+        .into_iter()
+        .map(|node| {
+            node.into_document()
+                .map(|d| (d.value, d.warnings))
+                .map_err(|e| format!("invalid YAML: {e}"))
+        })
+        .collect()
 }
 
 /// The parser's message with `line L column C` up front when it knows the location, then its
@@ -487,13 +514,24 @@ fn validate(doc: Value, source: &str, document: usize) -> std::result::Result<Ma
             ));
         }
     };
+    let mut predictor_names = std::collections::HashMap::new();
     for (i, p) in predictors.iter().enumerate() {
         let at = format!("spec.predictors[{i}]");
         if !p.is_object() {
             return Err(format!("{at} must be a mapping, found {}", type_name(p)));
         }
         match p.get("name") {
-            Some(Value::String(s)) if !s.is_empty() => {}
+            Some(Value::String(s)) if !s.is_empty() => {
+                // Seldon's validating webhook denies this; where it is not installed, the
+                // operator makes both predictors fight over the same Deployments forever.
+                if let Some(first) = predictor_names.insert(s.as_str(), i) {
+                    return Err(format!(
+                        "{at}.name {s:?} is also the name of spec.predictors[{first}]: \
+                         predictor names must be unique (Seldon's webhook denies a Duplicate \
+                         predictor name)"
+                    ));
+                }
+            }
             _ => return Err(format!("{at}.name is required")),
         }
         check_replicas(p.get("replicas"), &format!("{at}.replicas"))?;
@@ -526,6 +564,7 @@ fn validate(doc: Value, source: &str, document: usize) -> std::result::Result<Ma
         namespace,
         components,
         object: doc,
+        warnings: Vec::new(),
     })
 }
 
@@ -688,12 +727,39 @@ spec:
     }
 
     #[test]
-    fn tabs_and_duplicate_keys_are_rejected() {
+    fn tabs_and_differing_duplicate_keys_are_rejected() {
         let tab = "apiVersion: machinelearning.seldon.io/v1\nkind: SeldonDeployment\nmetadata:\n\tname: x\n";
         assert!(err(tab).contains("line"), "{}", err(tab));
         let dup = "apiVersion: a\napiVersion: b\n";
         let e = err(dup);
-        assert!(e.to_lowercase().contains("duplicate"), "{e}");
+        assert!(
+            e.starts_with("m.yaml: invalid YAML: line 2 column 1: duplicate key \"apiVersion\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_equal_duplicate_key_is_a_warning_naming_file_line_and_key() {
+        let src = IRIS.replace(
+            "    name: default\n",
+            "    name: default\n    name: default\n",
+        );
+        let m = &parse("iris.yaml", src.as_bytes()).unwrap()[0];
+        assert_eq!(m.object["spec"]["predictors"][0]["name"], "default");
+        assert_eq!(m.warnings.len(), 1, "{:?}", m.warnings);
+        assert!(
+            m.warnings[0].starts_with("iris.yaml: line 14 column 5: duplicate key \"name\""),
+            "{:?}",
+            m.warnings
+        );
+        let two = format!("{IRIS}---\n{src}").replace("name: sklearn\nspec", "name: b\nspec");
+        let ms = parse("two.yaml", two.as_bytes()).unwrap();
+        assert!(ms[0].warnings.is_empty());
+        assert!(
+            ms[1].warnings[0].starts_with("two.yaml (document 2): line 29 column 5:"),
+            "{:?}",
+            ms[1].warnings
+        );
     }
 
     #[test]
@@ -769,6 +835,13 @@ spec:
 
     #[test]
     fn predictors_required() {
+        let twice = err(&with_spec(
+            "  predictors:\n  - {name: p, graph: {name: a}}\n  - {name: p, graph: {name: b}}\n",
+        ));
+        assert!(
+            twice.contains("spec.predictors[1].name \"p\" is also the name of spec.predictors[0]"),
+            "{twice}"
+        );
         assert!(err(&with_spec("  predictors: []\n")).contains("at least one predictor"));
         assert!(err(&with_spec("  replicas: 1\n")).contains("at least one predictor"));
     }

@@ -6,7 +6,9 @@
 //!
 //! 1. the SeldonDeployment exists with the expected UID and is not being deleted;
 //! 2. `status.state` is `Available` (`Failed` is reported as [`Verdict::Failed`]);
-//! 3. every expected component has an owned Deployment, none of them being deleted;
+//! 3. every expected component has an owned Deployment, none of them being deleted (paired by
+//!    the operator's name for it, else by the containers of its pod template, never by the
+//!    order of names);
 //! 4. each such Deployment has `spec.replicas == desired`, `observedGeneration >= generation`,
 //!    and `replicas == updatedReplicas == availableReplicas == desired` (missing counts are 0);
 //! 5. the operator's own `status.deploymentStatus[<deployment>]` agrees (`availableReplicas ==
@@ -21,6 +23,8 @@
 //! 7. no Deployment of a component or predictor the spec no longer has remains;
 //! 8. after an update, a status the operator wrote after it (a newer resourceVersion). Before
 //!    that, `Available` and even `Failed` describe the previous spec.
+
+use std::collections::BTreeSet;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use serde::Serialize;
@@ -225,7 +229,11 @@ pub fn evaluate(
 
     let mut owned: Vec<&Deployment> = deployments.iter().filter(|d| owned_by(d, uid)).collect();
     owned.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
-    let assignment = assign(components, &owned);
+    let sdep_name = sdep
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let assignment = assign(sdep_name, components, &owned);
 
     let mut rows = Vec::new();
     for (ci, comp) in components.iter().enumerate() {
@@ -287,7 +295,7 @@ pub fn evaluate(
         Some("Available") => rows
             .iter()
             .find_map(|r| r.reason.as_ref().map(|why| format!("{}: {why}", r.name))),
-        None => Some("the operator has not reported a status yet".to_owned()),
+        None => Some(no_status_reason(sdep)),
         Some(other) => Some(format!("state is {other}")),
     };
     Readiness {
@@ -303,33 +311,129 @@ pub fn evaluate(
     }
 }
 
-/// Maps components to owned Deployments: by predicted name first; then, if exactly as many
-/// unmatched components as unmatched Deployments remain (hashed names), in order.
-fn assign(components: &[Component], owned: &[&Deployment]) -> Vec<Option<usize>> {
+/// Why there is no status yet. An operator handles an object labelled
+/// `seldon.io/controller-id` only when it was started with that `CONTROLLER_ID`, and every
+/// other operator skips it without a word, so a status may never come: say so.
+fn no_status_reason(sdep: &Value) -> String {
+    let label = sdep
+        .pointer("/metadata/labels")
+        .and_then(|l| l.get(CONTROLLER_ID_LABEL))
+        .and_then(Value::as_str);
+    match label {
+        Some(id) => format!(
+            "the operator has not reported a status yet; the object is labelled \
+             {CONTROLLER_ID_LABEL}={id:?}, so only a Seldon operator started with \
+             CONTROLLER_ID={id:?} handles it, and any other operator ignores it"
+        ),
+        None => "the operator has not reported a status yet".to_owned(),
+    }
+}
+
+/// The label that assigns a SeldonDeployment to the operator with that `CONTROLLER_ID`.
+const CONTROLLER_ID_LABEL: &str = "seldon.io/controller-id";
+
+/// Maps components to owned Deployments (indices into `owned`).
+///
+/// First by the name the operator gives them (see [`crate::replicas`]), or its
+/// `DEPLOYMENT_NAME_AS_PREFIX` form of a hashed one ([`prefixed`]). The rest (an operator
+/// that names them otherwise) by what it puts in the pod template: a Deployment fits a
+/// component when its template has every container of the component and, where the operator
+/// set `PREDICTOR_ID` on a container, the component's predictor, and its name is not the
+/// operator's name for another predictor/index (a Deployment left from an earlier spec). A
+/// component is paired only with the one free Deployment it fits; one that fits none or
+/// several is left unpaired (shown as not ready), never guessed: names and their order say
+/// nothing about which component a hashed name belongs to.
+fn assign(sdep_name: &str, components: &[Component], owned: &[&Deployment]) -> Vec<Option<usize>> {
     let mut taken = vec![false; owned.len()];
     let mut out: Vec<Option<usize>> = components
         .iter()
         .map(|c| {
             let want = c.deployment_name.as_deref()?;
-            let i = owned
-                .iter()
-                .position(|d| d.metadata.name.as_deref() == Some(want))?;
+            let alt = prefixed(sdep_name, want);
+            let i = owned.iter().position(|d| {
+                let name = d.metadata.name.as_deref();
+                name == Some(want) || (alt.is_some() && name == alt.as_deref())
+            })?;
             taken[i] = true;
             Some(i)
         })
         .collect();
-    let free: Vec<usize> = (0..owned.len())
-        .filter(|i| !taken[*i] && !is_auxiliary(owned[*i]))
-        .collect();
-    let unmatched: Vec<usize> = (0..components.len())
-        .filter(|i| out[*i].is_none())
-        .collect();
-    if !unmatched.is_empty() && free.len() == unmatched.len() {
-        for (c, d) in unmatched.into_iter().zip(free) {
-            out[c] = Some(d);
+    for (i, d) in owned.iter().enumerate() {
+        taken[i] |= is_auxiliary(d);
+    }
+    let predictors: BTreeSet<&str> = components.iter().map(|c| c.predictor.as_str()).collect();
+    let candidate = |comp: &Component, d: &Deployment| {
+        let name = d.metadata.name.as_deref().unwrap_or_default();
+        fits(comp, d) && !another_slot(sdep_name, &predictors, comp, name)
+    };
+    // Pairing one component can leave another with a single fit: repeat until nothing moves.
+    loop {
+        let mut moved = false;
+        for (ci, comp) in components.iter().enumerate() {
+            if out[ci].is_some() {
+                continue;
+            }
+            let mut fits = (0..owned.len()).filter(|&di| !taken[di] && candidate(comp, owned[di]));
+            if let (Some(di), None) = (fits.next(), fits.next()) {
+                out[ci] = Some(di);
+                taken[di] = true;
+                moved = true;
+            }
+        }
+        if !moved {
+            return out;
         }
     }
-    out
+}
+
+/// With `DEPLOYMENT_NAME_AS_PREFIX=true` the operator names a hashed Deployment
+/// `<sdep>-<md5>` instead of `seldon-<md5>`, when that fits in 63 characters.
+fn prefixed(sdep_name: &str, predicted: &str) -> Option<String> {
+    let hex = predicted.strip_prefix("seldon-")?;
+    let name = format!("{sdep_name}-{hex}");
+    (hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()) && name.len() <= 63)
+        .then_some(name)
+}
+
+/// Whether `name` is the operator's unhashed name for a predictor/index other than `comp`'s
+/// (`<sdep>-<predictor>-<index>-…`).
+fn another_slot(
+    sdep_name: &str,
+    predictors: &BTreeSet<&str>,
+    comp: &Component,
+    name: &str,
+) -> bool {
+    let mut other = false;
+    for p in predictors {
+        let Some(rest) = name.strip_prefix(&format!("{sdep_name}-{p}-")) else {
+            continue;
+        };
+        let Some((index, _)) = rest.split_once('-') else {
+            continue;
+        };
+        let Ok(index) = index.parse::<usize>() else {
+            continue;
+        };
+        if *p == comp.predictor && index == comp.index {
+            return false;
+        }
+        other = true;
+    }
+    other
+}
+
+/// Whether `d`'s pod template is the one the operator builds for `comp` (see [`assign`]).
+fn fits(comp: &Component, d: &Deployment) -> bool {
+    let Some(containers) = d.spec.template.spec.as_ref().map(|p| &p.containers) else {
+        return false;
+    };
+    let has = |name: &String| containers.iter().any(|c| &c.name == name);
+    let predictor_ok = containers
+        .iter()
+        .flat_map(|c| c.env.iter().flatten())
+        .filter(|e| e.name == "PREDICTOR_ID")
+        .all(|e| e.value.as_deref() == Some(comp.predictor.as_str()));
+    !comp.containers.is_empty() && comp.containers.iter().all(has) && predictor_ok
 }
 
 /// Deployments the operator adds besides components: explainers and separate orchestrators.
@@ -493,6 +597,25 @@ mod tests {
         let r = eval(&s, &deps, Target::Initial);
         assert_eq!(r.verdict, Verdict::Ready, "{}", r.summary());
         assert_eq!(r.components[1].ratio(), "2/2");
+    }
+
+    #[test]
+    fn no_status_names_the_controller_id_label_when_set() {
+        let mut s = sdep("x", json!(null));
+        s.as_object_mut().unwrap().remove("status");
+        let r = eval(&s, &[], Target::Initial);
+        assert_eq!(
+            r.reason.as_deref(),
+            Some("the operator has not reported a status yet")
+        );
+        s["metadata"]["labels"] = json!({"seldon.io/controller-id": "team-a"});
+        let r = eval(&s, &[], Target::Initial);
+        let why = r.reason.unwrap();
+        assert!(
+            why.contains("seldon.io/controller-id=\"team-a\"")
+                && why.contains("CONTROLLER_ID=\"team-a\""),
+            "{why}"
+        );
     }
 
     #[test]
@@ -702,24 +825,204 @@ mod tests {
         assert_eq!(eval(&stale, &done(), unchanged).verdict, Verdict::Ready);
     }
 
+    /// A Deployment rolled out at `n`, whose pod template has `containers`, each with the
+    /// `PREDICTOR_ID` the operator sets when `predictor` is given.
+    fn rolled_out(name: &str, n: i32, containers: &[&str], predictor: Option<&str>) -> Deployment {
+        let mut d = dep(name, n, 1, 1, n, n, n);
+        let cs: Vec<Value> = containers
+            .iter()
+            .map(|c| match predictor {
+                Some(p) => json!({"name": c, "env": [{"name": "PREDICTOR_ID", "value": p}]}),
+                None => json!({"name": c}),
+            })
+            .collect();
+        d.spec.template = serde_json::from_value(json!({"spec": {"containers": cs}})).unwrap();
+        d
+    }
+
+    /// A SeldonDeployment named `name` with one componentSpec per `(predictor, container,
+    /// replicas)`, Available, and the operator's status for `deployments` at their counts.
+    fn long_sdep(name: &str, comps: &[(&str, &str, i32)], deployments: &[(String, i32)]) -> Value {
+        let mut predictors: Vec<Value> = Vec::new();
+        for (p, c, n) in comps {
+            let spec = json!({"replicas": n, "spec": {"containers": [{"name": c}]}});
+            match predictors.iter_mut().find(|x| x["name"] == *p) {
+                Some(x) => x["componentSpecs"].as_array_mut().unwrap().push(spec),
+                None => predictors
+                    .push(json!({"name": p, "componentSpecs": [spec], "graph": {"name": c}})),
+            }
+        }
+        let status: serde_json::Map<String, Value> = deployments
+            .iter()
+            .map(|(d, n)| (d.clone(), json!({"replicas": n, "availableReplicas": n})))
+            .collect();
+        json!({"metadata": {"name": name, "uid": UID}, "spec": {"predictors": predictors},
+               "status": {"state": "Available", "deploymentStatus": status}})
+    }
+
     #[test]
-    fn hashed_names_fall_back_to_order_and_aux_deployments_must_roll_out() {
+    fn hashed_names_pair_each_component_with_its_own_deployment_in_either_order() {
+        // The reported case: the Deployment at 3 sorts after the one at 1.
+        let comps = [
+            ("champion-candidate", "classifier", 3),
+            ("champion-candidate", "transformer", 1),
+        ];
+        let named = [
+            ("seldon-d19aa4c2bd38a2e6b24214a23faed3fa".to_owned(), 3),
+            ("seldon-adf1be1cdf88f287e1fc0b32b7c07cc3".to_owned(), 1),
+        ];
+        let s = long_sdep("fraud-detection-ensemble-production", &comps, &named);
+        for order in [[0, 1], [1, 0]] {
+            let deps: Vec<Deployment> = order
+                .iter()
+                .map(|&i| rolled_out(&named[i].0, named[i].1, &[comps[i].1], None))
+                .collect();
+            let r = eval(&s, &deps, Target::Initial);
+            assert_eq!(r.verdict, Verdict::Ready, "{}", r.summary());
+            let got: Vec<(&str, String)> = r
+                .components
+                .iter()
+                .map(|c| (c.name.as_str(), c.ratio()))
+                .collect();
+            assert_eq!(
+                got,
+                [
+                    (named[0].0.as_str(), "3/3".into()),
+                    (named[1].0.as_str(), "1/1".into())
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn names_the_operator_chose_otherwise_pair_by_pod_template_not_by_order() {
+        // Five components at five counts, on Deployments whose names are not the predicted
+        // ones (as with DEPLOYMENT_NAME_AS_PREFIX), and sort in the reverse order of the
+        // components; the first also carries the orchestrator's container.
+        let sdep_name = "a-seldon-deployment-whose-name-is-long-enough-to-be-hashed";
+        let comps: Vec<(&str, String, i32)> =
+            (0..5).map(|i| ("p", format!("model-{i}"), i + 1)).collect();
+        let names: Vec<(String, i32)> = (0..5)
+            .map(|i| (format!("{sdep_name}-{:x}", 15 - i), i + 1))
+            .collect();
+        let borrowed: Vec<(&str, &str, i32)> =
+            comps.iter().map(|(p, c, n)| (*p, c.as_str(), *n)).collect();
+        let s = long_sdep(sdep_name, &borrowed, &names);
+        let build = |i: usize| {
+            let mut cs = vec![comps[i].1.as_str()];
+            if i == 0 {
+                cs.push("seldon-container-engine");
+            }
+            rolled_out(&names[i].0, names[i].1, &cs, Some("p"))
+        };
+        // Every rotation of the list, forwards and backwards.
+        for start in 0..5 {
+            for reverse in [false, true] {
+                let mut order: Vec<usize> = (0..5).map(|k| (start + k) % 5).collect();
+                if reverse {
+                    order.reverse();
+                }
+                let deps: Vec<Deployment> = order.iter().map(|&i| build(i)).collect();
+                let r = eval(&s, &deps, Target::Initial);
+                assert_eq!(r.verdict, Verdict::Ready, "{order:?}: {}", r.summary());
+                for (i, row) in r.components.iter().enumerate() {
+                    assert_eq!(row.name, names[i].0, "{order:?}");
+                    assert_eq!(row.desired, Some(names[i].1), "{order:?}");
+                }
+                // At one count for all, the component at 1 is ready and the others are not.
+                let r = eval(&s, &deps, Target::Replicas(1));
+                assert_eq!(r.components[0].reason, None, "{order:?}: {}", r.summary());
+                assert!(r.components[1..].iter().all(|c| !c.ready));
+            }
+        }
+    }
+
+    #[test]
+    fn deployment_name_as_prefix_names_pair_exactly() {
+        // DEPLOYMENT_NAME_AS_PREFIX=true: `<sdep>-<md5>` for a hashed name that then fits.
+        let pred = "a-predictor-name-long-enough-for-the-deployment-name-to-be-hashed";
+        let probe = long_sdep(
+            "fraud",
+            &[(pred, "classifier", 3), (pred, "transformer", 1)],
+            &[],
+        );
+        let prefixed: Vec<(String, i32)> = components(&probe)
+            .iter()
+            .zip([3, 1])
+            .map(|(c, n)| {
+                let hashed = c.deployment_name.clone().unwrap();
+                (hashed.replacen("seldon-", "fraud-", 1), n)
+            })
+            .collect();
+        let s = long_sdep(
+            "fraud",
+            &[(pred, "classifier", 3), (pred, "transformer", 1)],
+            &prefixed,
+        );
+        // Pod templates without containers: the names alone decide.
+        let deps = [
+            dep(&prefixed[1].0, 1, 1, 1, 1, 1, 1),
+            dep(&prefixed[0].0, 3, 1, 1, 3, 3, 3),
+        ];
+        let r = eval(&s, &deps, Target::Initial);
+        assert_eq!(r.verdict, Verdict::Ready, "{}", r.summary());
+        assert_eq!(r.components[0].name, prefixed[0].0);
+    }
+
+    #[test]
+    fn a_deployment_named_for_another_index_is_not_paired_by_its_containers() {
+        // The spec's only componentSpec runs `b`; `s-p-1-b` is left from a spec where `b`
+        // was the second one, and the operator has not made `s-p-0-b` yet.
+        let s = long_sdep("s", &[("p", "b", 2)], &[("s-p-1-b".to_owned(), 2)]);
+        let r = eval(
+            &s,
+            &[rolled_out("s-p-1-b", 2, &["b"], Some("p"))],
+            Target::Initial,
+        );
+        assert_eq!(r.verdict, Verdict::NotReady);
+        assert_eq!(r.components[0].name, "s-p-0-b");
+        assert_eq!(r.components[0].reason.as_deref(), Some("no Deployment yet"));
+    }
+
+    #[test]
+    fn the_predictor_tells_apart_components_with_the_same_containers() {
+        let comps = [("main", "classifier", 1), ("canary", "classifier", 2)];
+        let names = [("x-main".to_owned(), 1), ("w-canary".to_owned(), 2)];
+        let s = long_sdep("s", &comps, &names);
+        let deps = [
+            rolled_out("w-canary", 2, &["classifier"], Some("canary")),
+            rolled_out("x-main", 1, &["classifier"], Some("main")),
+        ];
+        let r = eval(&s, &deps, Target::Initial);
+        assert_eq!(r.verdict, Verdict::Ready, "{}", r.summary());
+        assert_eq!(r.components[0].name, "x-main");
+        assert_eq!(r.components[1].name, "w-canary");
+
+        // Without the predictor on the pod template the fit is ambiguous: no guess.
+        let deps = [
+            rolled_out("w-canary", 2, &["classifier"], None),
+            rolled_out("x-main", 1, &["classifier"], None),
+        ];
+        let r = eval(&s, &deps, Target::Initial);
+        assert_eq!(r.verdict, Verdict::NotReady);
+        assert_eq!(r.components[0].reason.as_deref(), Some("no Deployment yet"));
+        assert_eq!(r.components[1].reason.as_deref(), Some("no Deployment yet"));
+    }
+
+    #[test]
+    fn auxiliary_deployments_are_not_components_and_must_roll_out() {
         let s = sdep(
             "Available",
-            json!({"seldon-1": {"replicas": 1, "availableReplicas": 1},
-            "seldon-2": {"replicas": 2, "availableReplicas": 2},
+            json!({"s-p-0-a": {"replicas": 1, "availableReplicas": 1},
+            "s-p-1-b": {"replicas": 2, "availableReplicas": 2},
             "s-p-explainer": {"replicas": 1, "availableReplicas": 1, "explainerFor": "p"}}),
         );
-        let mut comps = components(&s);
-        for c in &mut comps {
-            c.deployment_name = None;
-        }
         let deps = [
-            dep("seldon-1", 1, 1, 1, 1, 1, 1),
-            dep("seldon-2", 2, 1, 1, 2, 2, 2),
+            dep("s-p-0-a", 1, 1, 1, 1, 1, 1),
+            dep("s-p-1-b", 2, 1, 1, 2, 2, 2),
             dep("s-p-explainer", 1, 1, 1, 1, 1, 0),
         ];
-        let r = evaluate(Some(&s), UID, &deps, &comps, Target::Initial);
+        let r = eval(&s, &deps, Target::Initial);
         assert_eq!(r.components.len(), 3);
         assert!(r.components[0].ready && r.components[1].ready);
         assert!(!r.components[2].ready);

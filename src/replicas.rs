@@ -12,8 +12,18 @@
 use serde::Serialize;
 use serde_json::Value;
 
-/// Kubernetes names longer than this are hashed by the operator, so the child name is unknown.
+/// The operator replaces a child name longer than this by `seldon-<md5 of the name>`.
 const MAX_CHILD_NAME: usize = 63;
+
+/// `implementation` values the operator runs in the user's own containers; any other value is a
+/// prepackaged server, whose container the operator adds (operator `IsPrepack`).
+const NOT_PREPACKAGED: [&str; 5] = [
+    "SIMPLE_MODEL",
+    "SIMPLE_ROUTER",
+    "RANDOM_ABTEST",
+    "AVERAGE_COMBINER",
+    "UNKNOWN_IMPLEMENTATION",
+];
 
 /// The autoscaler that owns a component's replica count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -49,6 +59,10 @@ pub struct Component {
     pub explicit: bool,
     /// The child Deployment name the operator will use, when it can be predicted.
     pub deployment_name: Option<String>,
+    /// The container names of its pod as the operator builds it (a prepackaged server's
+    /// container included, the orchestrator's not): how its Deployment is recognised when
+    /// the operator names it differently (e.g. with `DEPLOYMENT_NAME_AS_PREFIX`).
+    pub containers: Vec<String>,
     /// Replica count from the precedence rule.
     pub initial_replicas: i32,
     /// Set when the component is autoscaled and cannot be scaled by hand.
@@ -144,61 +158,52 @@ pub fn components(sdep: &Value) -> Vec<Component> {
         let specs = p
             .get("componentSpecs")
             .and_then(Value::as_array)
-            .filter(|a| !a.is_empty());
-        match specs {
-            Some(specs) => {
-                for (ci, c) in specs.iter().enumerate() {
-                    let replicas = replicas_at(c.get("replicas"))
-                        .or(p_replicas)
-                        .or(spec_replicas)
-                        .unwrap_or(1);
-                    let containers: Vec<&str> = c
-                        .pointer("/spec/containers")
-                        .and_then(Value::as_array)
-                        .map(|cs| {
-                            cs.iter()
-                                .filter_map(|c| c.get("name").and_then(Value::as_str))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    let explicit_name = c
-                        .pointer("/metadata/name")
-                        .and_then(Value::as_str)
-                        .filter(|s| !s.is_empty());
-                    let name = match explicit_name {
-                        Some(n) => Some(n.to_owned()),
-                        None => child_name(sdep_name, pname, ci, &containers),
-                    };
-                    out.push(Component {
-                        predictor: pname.to_owned(),
-                        predictor_index: pi,
-                        index: ci,
-                        explicit: true,
-                        deployment_name: name,
-                        initial_replicas: replicas,
-                        autoscaler: autoscaler(c),
-                        images: images(c),
-                    });
-                }
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let mut containers: Vec<Vec<String>> = specs.iter().map(container_names).collect();
+        // Prepackaged servers without a container of their own get one, named after their
+        // graph node, in the first componentSpec (one is made when there is none), as the
+        // operator's defaulting does before it names the Deployments.
+        let mut missing: Vec<String> = Vec::new();
+        if let Some(graph) = p.get("graph") {
+            prepackaged_units(graph, &mut missing);
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        missing.retain(|u| !containers.iter().flatten().any(|c| c == u) && seen.insert(u.clone()));
+        let explicit = !specs.is_empty();
+        if explicit {
+            containers[0].extend(missing);
+        } else {
+            if missing.is_empty() {
+                // No componentSpec and no prepackaged server: one container named after the
+                // graph's root node.
+                let root = p.pointer("/graph/name").and_then(Value::as_str);
+                missing.push(root.unwrap_or_default().to_owned());
             }
-            None => {
-                // Prepackaged server: the operator synthesises one componentSpec whose single
-                // container is named after the graph's root node.
-                let graph_name = p
-                    .pointer("/graph/name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                out.push(Component {
-                    predictor: pname.to_owned(),
-                    predictor_index: pi,
-                    index: 0,
-                    explicit: false,
-                    deployment_name: child_name(sdep_name, pname, 0, &[graph_name]),
-                    initial_replicas: p_replicas.or(spec_replicas).unwrap_or(1),
-                    autoscaler: None,
-                    images: Vec::new(),
-                });
-            }
+            containers.push(missing);
+        }
+        for (ci, names) in containers.into_iter().enumerate() {
+            let c = specs.get(ci);
+            let replicas = c
+                .and_then(|c| replicas_at(c.get("replicas")))
+                .or(p_replicas)
+                .or(spec_replicas)
+                .unwrap_or(1);
+            let explicit_name = c
+                .and_then(|c| c.pointer("/metadata/name"))
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty());
+            out.push(Component {
+                predictor: pname.to_owned(),
+                predictor_index: pi,
+                index: ci,
+                explicit,
+                deployment_name: child_name(sdep_name, pname, ci, explicit_name, &names),
+                containers: names,
+                initial_replicas: replicas,
+                autoscaler: c.and_then(autoscaler),
+                images: c.map(images).unwrap_or_default(),
+            });
         }
     }
     out
@@ -222,6 +227,37 @@ fn images(component_spec: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+fn container_names(component_spec: &Value) -> Vec<String> {
+    component_spec
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .map(|cs| {
+            cs.iter()
+                .map(|c| {
+                    let name = c.get("name").and_then(Value::as_str);
+                    name.unwrap_or_default().to_owned()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Names of the graph's prepackaged-server nodes, depth first (the operator's order).
+fn prepackaged_units(unit: &Value, out: &mut Vec<String>) {
+    let implementation = unit.get("implementation").and_then(Value::as_str);
+    if let Some(i) = implementation
+        && !i.is_empty()
+        && !NOT_PREPACKAGED.contains(&i)
+    {
+        let name = unit.get("name").and_then(Value::as_str);
+        out.push(name.unwrap_or_default().to_owned());
+    }
+    let children = unit.get("children").and_then(Value::as_array);
+    for child in children.map(Vec::as_slice).unwrap_or_default() {
+        prepackaged_units(child, out);
+    }
+}
+
 /// Which autoscaler a componentSpec uses, if any (KEDA wins, as in the operator).
 #[must_use]
 pub fn autoscaler(component_spec: &Value) -> Option<Autoscaler> {
@@ -235,14 +271,32 @@ pub fn autoscaler(component_spec: &Value) -> Option<Autoscaler> {
     }
 }
 
-/// `<sdep>-<predictor>-<index>-<container>-<container>…`, or `None` when the operator would hash it.
-fn child_name(sdep: &str, predictor: &str, index: usize, containers: &[&str]) -> Option<String> {
-    let mut name = format!("{sdep}-{predictor}-{index}");
-    for c in containers.iter().filter(|c| !c.is_empty()) {
-        name.push('-');
-        name.push_str(c);
+/// The operator's name for a component's Deployment (`GetDeploymentName`, Seldon Core
+/// 1.19): `<sdep>-<predictor>-<index>-<componentSpec.metadata.name>`, or with the container
+/// names joined by `-` in place of the metadata name; longer than 63 characters,
+/// `seldon-<md5 of that name, in hex>`. `None` without a SeldonDeployment name.
+fn child_name(
+    sdep: &str,
+    predictor: &str,
+    index: usize,
+    metadata_name: Option<&str>,
+    containers: &[String],
+) -> Option<String> {
+    if sdep.is_empty() {
+        return None;
     }
-    (name.len() <= MAX_CHILD_NAME && !sdep.is_empty()).then_some(name)
+    let tail = match metadata_name {
+        Some(n) => n.to_owned(),
+        None => containers.join("-"),
+    };
+    let name = format!("{sdep}-{predictor}-{index}-{tail}");
+    if name.len() <= MAX_CHILD_NAME {
+        return Some(name);
+    }
+    use md5::Digest;
+    let digest = md5::Md5::digest(name.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    Some(format!("seldon-{hex}"))
 }
 
 #[cfg(test)]
@@ -311,19 +365,75 @@ mod tests {
             names,
             vec![
                 Some("m-p-0-x-y".to_owned()),
-                Some("custom".to_owned()),
+                Some("m-p-1-custom".to_owned()),
                 Some("m-q-0-classifier".to_owned())
             ]
         );
     }
 
     #[test]
-    fn long_names_are_unpredictable() {
-        let s = json!({"metadata": {"name": "a".repeat(60)}, "spec": {"predictors": [
-            {"name": "default", "graph": {"name": "classifier"}}
-        ]}});
-        assert_eq!(components(&s)[0].deployment_name, None);
-        assert!(components(&s)[0].label().contains("default[0]"));
+    fn long_names_are_hashed_as_the_operator_does() {
+        // Names the Seldon 1.19 operator gave these components on the local cluster.
+        let s = json!({"metadata": {"name": "fraud-detection-ensemble-production"},
+            "spec": {"predictors": [{"name": "champion-candidate", "replicas": 1,
+                "componentSpecs": [container_spec("classifier", Some(3)),
+                                   container_spec("transformer", None)],
+                "graph": {"name": "transformer"}}]}});
+        let c = components(&s);
+        assert_eq!(
+            c[0].deployment_name.as_deref(),
+            Some("seldon-d19aa4c2bd38a2e6b24214a23faed3fa")
+        );
+        assert_eq!(
+            c[1].deployment_name.as_deref(),
+            Some("seldon-adf1be1cdf88f287e1fc0b32b7c07cc3")
+        );
+        assert_eq!(c[0].containers, ["classifier"]);
+        assert_eq!(c[1].label(), "seldon-adf1be1cdf88f287e1fc0b32b7c07cc3");
+
+        // 63 characters stay as they are; 64 are hashed.
+        let at = |sdep_len: usize| {
+            let s = json!({"metadata": {"name": "a".repeat(sdep_len)}, "spec": {"predictors": [
+                {"name": "p", "graph": {"name": "c"}}]}});
+            components(&s)[0].deployment_name.clone().unwrap()
+        };
+        assert_eq!(at(57).len(), 63);
+        assert!(
+            at(58).starts_with("seldon-") && at(58).len() == 39,
+            "{}",
+            at(58)
+        );
+    }
+
+    #[test]
+    fn prepackaged_servers_join_the_first_component_spec() {
+        let s = sdep(json!({"predictors": [
+            {"name": "p", "componentSpecs": [container_spec("router", None),
+                                             container_spec("other", Some(2))],
+             "graph": {"name": "router", "children": [
+                {"name": "sk", "implementation": "SKLEARN_SERVER"},
+                {"name": "other", "implementation": "SKLEARN_SERVER"},
+                {"name": "plain", "implementation": "SIMPLE_MODEL"}]}},
+            {"name": "q", "graph": {"name": "top", "implementation": "RANDOM_ABTEST", "children": [
+                {"name": "a", "implementation": "XGBOOST_SERVER"},
+                {"name": "b", "implementation": "TENSORFLOW_SERVER"}]}}
+        ]}));
+        let c = components(&s);
+        let got: Vec<_> = c
+            .iter()
+            .map(|c| (c.deployment_name.clone().unwrap(), c.containers.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "m-p-0-router-sk".to_owned(),
+                    vec!["router".to_owned(), "sk".to_owned()]
+                ),
+                ("m-p-1-other".to_owned(), vec!["other".to_owned()]),
+                ("m-q-0-a-b".to_owned(), vec!["a".to_owned(), "b".to_owned()]),
+            ]
+        );
     }
 
     #[test]

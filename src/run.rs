@@ -155,30 +155,83 @@ impl Interrupt {
     }
 }
 
-/// Objects created and not yet deleted, for the "left behind" message on a hard exit.
+/// Objects created and not yet deleted, and creates still in flight, for the "left behind"
+/// message on a hard exit.
 #[derive(Debug, Clone, Default)]
-pub struct Ledger(Arc<Mutex<Vec<Handle>>>);
+pub struct Ledger(Arc<Mutex<Entries>>);
+
+#[derive(Debug, Default)]
+struct Entries {
+    created: Vec<Handle>,
+    /// `(namespace, name)` of creates sent whose answer has not arrived yet.
+    creating: Vec<(String, String)>,
+}
 
 impl Ledger {
     fn add(&self, h: &Handle) {
-        if let Ok(mut v) = self.0.lock() {
-            v.push(h.clone());
+        if let Ok(mut e) = self.0.lock() {
+            e.created.push(h.clone());
         }
     }
 
     fn remove(&self, h: &Handle) {
-        if let Ok(mut v) = self.0.lock() {
-            v.retain(|x| x.uid != h.uid);
+        if let Ok(mut e) = self.0.lock() {
+            e.created.retain(|x| x.uid != h.uid);
         }
     }
 
-    /// What is currently left behind, as `seldondeployment/NAME -n NAMESPACE (uid …)`.
+    /// Records a create about to be sent; [`Ledger::create_settled`] clears it.
+    fn creating(&self, namespace: &str, name: &str) {
+        if let Ok(mut e) = self.0.lock() {
+            e.creating.push((namespace.to_owned(), name.to_owned()));
+        }
+    }
+
+    /// Clears a create recorded by [`Ledger::creating`], recording the object if it was made
+    /// (under one lock, so a concurrent [`Ledger::describe`] never misses it).
+    fn create_settled(&self, namespace: &str, name: &str, created: Option<&Handle>) {
+        if let Ok(mut e) = self.0.lock() {
+            e.creating.retain(|(ns, n)| !(ns == namespace && n == name));
+            e.created.extend(created.cloned());
+        }
+    }
+
+    /// What may be left behind: `seldondeployment/NAME -n NAMESPACE (uid …)` for each object
+    /// created and not yet deleted, then one line for each create whose answer has not
+    /// arrived yet (it may have gone through).
     #[must_use]
     pub fn describe(&self) -> Vec<String> {
         self.0
             .lock()
-            .map(|v| v.iter().map(describe).collect())
+            .map(|e| {
+                e.created
+                    .iter()
+                    .map(describe)
+                    .chain(e.creating.iter().map(|(ns, n)| {
+                        format!(
+                            "seldondeployment/{n} -n {ns} (create request in flight: it may have gone through; \
+                             check with: kubectl get sdep {n} -n {ns})"
+                        )
+                    }))
+                    .collect()
+            })
             .unwrap_or_default()
+    }
+
+    /// The message for an exit that skips clean-up (a second Ctrl-C): what may be left behind,
+    /// or that nothing is.
+    #[must_use]
+    pub fn exit_message(&self) -> String {
+        let left = self.describe();
+        if left.is_empty() {
+            return "exiting at once; nothing created by this run is left behind".to_owned();
+        }
+        let mut msg = String::from("exiting at once; left behind:");
+        for l in left {
+            msg.push_str("\n  ");
+            msg.push_str(&l);
+        }
+        msg
     }
 }
 
@@ -310,12 +363,16 @@ pub async fn run(ctx: &Context, manifest: &Manifest, opts: &RunOptions) -> Repor
     execute(ctx, Subject::Manifest(manifest), &steps, opts).await
 }
 
-/// Runs the full lifecycle of several manifests, at most `concurrency` at a time. Each is
-/// isolated: one failing does not stop the others. They share one watch per resource in the
-/// namespace (see [`crate::shared`]), so the API load does not grow with their number.
+/// Runs `steps` (e.g. [`lifecycle_steps`]) on each of several manifests, at most
+/// `concurrency` at a time, and returns their reports in input order. Each is isolated: one
+/// failing does not stop the others, and a slow one does not keep the next from starting
+/// (they finish in any order). They share one watch per resource in the namespace (see
+/// [`crate::shared`]), held for the whole call, so the API load grows neither with their
+/// number nor when they run one after another.
 pub async fn run_many(
     ctx: &Context,
     manifests: &[Manifest],
+    steps: &[Step],
     opts: &RunOptions,
     concurrency: usize,
 ) -> Summary {
@@ -327,13 +384,17 @@ pub async fn run_many(
     if !hub.is_shared() || narrowed_to_one {
         ctx.deployer = ctx.deployer.with_shared_watches(true);
     }
+    let _hold = ctx.deployer.hub().hold();
     let ctx = &ctx;
-    let reports: Vec<Report> = futures::stream::iter(manifests.iter())
-        .map(|m| run(ctx, m, opts))
-        .buffered(concurrency.max(1))
+    // `buffer_unordered`, not `buffered`: a finished lifecycle frees its slot at once, even
+    // while one started before it is still running.
+    let mut reports: Vec<(usize, Report)> = futures::stream::iter(manifests.iter().enumerate())
+        .map(|(i, m)| async move { (i, execute(ctx, Subject::Manifest(m), steps, opts).await) })
+        .buffer_unordered(concurrency.max(1))
         .collect()
         .await;
-    Summary::new(reports)
+    reports.sort_by_key(|(i, _)| *i);
+    Summary::new(reports.into_iter().map(|(_, r)| r).collect())
 }
 
 /// Background event collection for one run.
@@ -433,8 +494,8 @@ impl EventTask {
             .lock()
             .ok()
             .and_then(|mut e| e.take())
-            .unwrap_or_else(|| Error::Config {
-                message: "the event watch failed".into(),
+            .unwrap_or_else(|| Error::EventWatch {
+                reason: "it ended without reporting why".into(),
             })
     }
 
@@ -532,9 +593,12 @@ pub async fn execute(
             (Step::Create, Subject::Manifest(m), _) => {
                 // Not cancellable: dropping an in-flight POST could leave an object we do not
                 // know about. The interrupt is honoured right after it returns.
-                match d.create(m, deadline).await {
+                ctx.ledger.creating(d.namespace(), &m.name);
+                let created_now = d.create(m, deadline).await;
+                ctx.ledger
+                    .create_settled(d.namespace(), &m.name, created_now.as_ref().ok());
+                match created_now {
                     Ok(h) => {
-                        ctx.ledger.add(&h);
                         created = true;
                         report.uid = Some(h.uid.clone());
                         lease = Some(d.lease());
@@ -849,7 +913,7 @@ async fn cancellable<T>(
             signal: ctx.interrupt.signal().unwrap_or(Signal::Int),
         }),
         () = events_failed => Err(events.map_or_else(
-            || Error::Config { message: "event watch failed".into() },
+            || Error::EventWatch { reason: "no event watch was running".into() },
             EventTask::take_error,
         )),
     }
@@ -886,6 +950,40 @@ fn forward(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_create_in_flight_is_named_as_possibly_left_behind() {
+        let ledger = Ledger::default();
+        assert_eq!(
+            ledger.exit_message(),
+            "exiting at once; nothing created by this run is left behind"
+        );
+        ledger.creating("team-a", "iris");
+        let msg = ledger.exit_message();
+        assert!(!msg.contains("nothing created"), "{msg}");
+        assert!(msg.contains("seldondeployment/iris -n team-a"), "{msg}");
+        assert!(msg.contains("may have gone through"), "{msg}");
+
+        let h = Handle {
+            namespace: "team-a".into(),
+            name: "iris".into(),
+            uid: "u-1".into(),
+            created_at: None,
+        };
+        ledger.create_settled("team-a", "iris", Some(&h));
+        assert_eq!(
+            ledger.describe(),
+            ["seldondeployment/iris -n team-a (uid u-1)"],
+            "once answered, the object itself is named"
+        );
+        ledger.remove(&h);
+        ledger.creating("team-a", "other");
+        ledger.create_settled("team-a", "other", None);
+        assert!(
+            ledger.describe().is_empty(),
+            "a failed create leaves nothing"
+        );
+    }
 
     #[tokio::test]
     async fn a_warning_is_sent_once_however_many_lifecycles_hit_it() {

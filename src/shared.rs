@@ -5,9 +5,11 @@
 //! Shared ([`crate::Deployer::with_shared_watches`]), the namespace has ONE watch of
 //! SeldonDeployments, ONE of Seldon's Deployments, ONE of their Pods and ONE of Events,
 //! started on first use and stopped when the last user drops them, so N lifecycles cost four
-//! lists and four watches instead of about 4N of each. [`Lease`] keeps them running between phases. A process that
-//! handles one SeldonDeployment narrows the shared SeldonDeployment watch to its name
-//! ([`Hub::shared_for`]), so a busy namespace's other objects are neither listed nor streamed.
+//! lists and four watches instead of about 4N of each. [`Lease`] keeps them running between
+//! phases, and [`Hold`] between lifecycles (a driver of several takes one for its whole run).
+//! A process that handles one SeldonDeployment narrows the shared SeldonDeployment watch to its
+//! name ([`Hub::shared_for`]), and the Pod watch to its label, so a busy namespace's other
+//! objects are neither listed nor streamed.
 //!
 //! A shared store may lag an answer this process just got (a create's object may not be in it
 //! yet), so the waits confirm with a GET before trusting an absence; see
@@ -47,6 +49,31 @@ struct Slots {
     deployments: Weak<Feed<Deployment>>,
     events: Weak<Feed<Event>>,
     pods: Weak<Feed<Pod>>,
+    /// Live [`Hold`]s; while there is one, the first [`Lease`]'s feeds are kept in `held`.
+    holds: usize,
+    held: Option<Feeds>,
+}
+
+/// Keeps a namespace's shared watches running from the first [`Lease`] taken while it lives
+/// until it is dropped, so lifecycles run one after another (`--concurrency 1`) share one list
+/// per resource instead of listing again each time the previous one ended. It opens nothing
+/// by itself: the watches still start when the first lifecycle needs them.
+pub struct Hold(Hub);
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        let released = {
+            let mut slots = self.0.slots();
+            slots.holds = slots.holds.saturating_sub(1);
+            if slots.holds == 0 {
+                slots.held.take()
+            } else {
+                None
+            }
+        };
+        // Dropped outside the lock: stopping a feed aborts its task.
+        drop(released);
+    }
 }
 
 /// Keeps a namespace's shared watches running (e.g. between the phases of a lifecycle).
@@ -227,19 +254,35 @@ impl Hub {
     }
 
     /// Starts (or joins) the four shared watches and keeps them running while the lease
-    /// lives; does nothing when unshared (each wait then opens its own).
+    /// lives (and, under a [`Hold`], until the hold ends); does nothing when unshared (each
+    /// wait then opens its own).
     #[must_use]
     pub fn lease(&self) -> Lease {
-        Lease {
-            _feeds: self.0.shared.then(|| {
-                (
-                    self.sdeps(""),
-                    self.deployments(),
-                    self.events(),
-                    self.pods(""),
-                )
-            }),
+        let feeds = self.0.shared.then(|| {
+            (
+                self.sdeps(""),
+                self.deployments(),
+                self.events(),
+                self.pods(""),
+            )
+        });
+        if let Some(f) = &feeds {
+            let mut slots = self.slots();
+            if slots.holds > 0 && slots.held.is_none() {
+                slots.held = Some(f.clone());
+            }
         }
+        Lease { _feeds: feeds }
+    }
+
+    /// Keeps the shared watches, once a [`Lease`] has started them, running until the
+    /// returned [`Hold`] is dropped; does nothing when unshared.
+    #[must_use]
+    pub fn hold(&self) -> Hold {
+        if self.0.shared {
+            self.slots().holds += 1;
+        }
+        Hold(self.clone())
     }
 }
 

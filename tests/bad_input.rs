@@ -273,7 +273,7 @@ bad_file! {
     tab_indentation: "tab-indent.yaml"
         => ["invalid YAML", "found a tab", "spaces only", "line 7 column 11"];
     duplicate_keys: "duplicate-keys.yaml"
-        => ["duplicate mapping key `replicas`", "line 11 column 5", "duplicate-keys.yaml:11:5"];
+        => ["invalid YAML: line 11 column 5: duplicate key \"replicas\" with a different value than at line 8 column 5"];
     yaml_syntax_error: "yaml-syntax.yaml" => ["invalid YAML", "mismatched bracket", "line 8 column 41"];
     json_syntax_error: "json-syntax.json" => ["invalid JSON", "trailing comma", "line 5 column 79"];
     alias_bomb: "alias-bomb.yaml" => ["invalid YAML", "aliases expand to too many values", "line "];
@@ -306,6 +306,8 @@ bad_file! {
         => ["hpaSpec", "cannot scale \"autoscaled\" by hand", "componentSpecs[0]"];
     bad_second_document: "second-document-bad.yaml"
         => ["(document 2)", "spec.predictors[0].replicas is -1"];
+    duplicate_predictor_name: "duplicate-predictor-name.yaml"
+        => ["spec.predictors[1].name \"main\" is also the name of spec.predictors[0]"];
     same_name_twice: "duplicate-names.yaml" => ["\"iris\" appears twice", "documents 1 and 2"];
 }
 
@@ -523,6 +525,26 @@ fn valid_manifest_with_unknown_field_is_sent_to_the_server() {
     let env = Env::new();
     let out = env.run(&bad("unknown-field-replica.yaml"));
     assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    assert!(
+        env.sentinel.connections() >= 1,
+        "the sentinel saw no connection"
+    );
+}
+
+/// A key written twice with the same value (as in real manifests kubectl applies) is a
+/// warning naming the file, line, column and key, and the manifest is sent.
+#[test]
+fn valid_manifest_with_an_equal_duplicate_key_warns_and_is_sent() {
+    let env = Env::new();
+    let path = bad("duplicate-key-same-value.yaml");
+    let out = env.run(&path);
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let want = format!(
+        "warning: {}: line 12 column 5: duplicate key \"name\", with the same value as at line 7 column 5",
+        path.display()
+    );
+    assert!(stderr.contains(&want), "{}", describe(&out));
     assert!(
         env.sentinel.connections() >= 1,
         "the sentinel saw no connection"

@@ -32,6 +32,39 @@ fn write(dir: &Path, name: &str, content: &[u8]) -> PathBuf {
 
 const GOOD: &str = "apiVersion: machinelearning.seldon.io/v1\nkind: SeldonDeployment\nmetadata:\n  name: good\nspec:\n  predictors:\n  - name: p\n    graph: {name: c}\n";
 
+/// `text` with every run of whitespace as one space.
+fn words(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The README's exit-code table is the library's, row for row (backticks aside), so the
+/// three places that show it (README, `--help`, the library) cannot drift apart.
+#[test]
+fn the_readme_exit_code_table_is_the_librarys() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = readme
+        .split("### Exit codes")
+        .nth(1)
+        .expect("README has an Exit codes section");
+    let rows: Vec<(String, String)> = section
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .skip(2) // header and separator
+        .map(|l| {
+            let cells: Vec<&str> = l.trim_matches('|').split(" | ").map(str::trim).collect();
+            assert_eq!(cells.len(), 2, "two columns: {l}");
+            (cells[0].to_owned(), cells[1].replace('`', ""))
+        })
+        .collect();
+    let table: Vec<(String, String)> = seldon_deploy::error::EXIT_CODES
+        .iter()
+        .map(|(c, m)| ((*c).to_owned(), (*m).to_owned()))
+        .collect();
+    assert_eq!(rows, table);
+}
+
 #[test]
 fn help_documents_exit_codes() {
     bin()
@@ -41,6 +74,14 @@ fn help_documents_exit_codes() {
         .stdout(predicate::str::contains("Exit codes:"))
         .stdout(predicate::str::contains("130/143"))
         .stdout(predicate::str::contains("timed out waiting"));
+    let help = bin().arg("--help").output().unwrap();
+    let help = words(&String::from_utf8_lossy(&help.stdout));
+    for (code, meaning) in seldon_deploy::error::EXIT_CODES {
+        assert!(
+            help.contains(&words(meaning)),
+            "--help lacks exit {code}: {meaning}"
+        );
+    }
     bin()
         .args(["run", "--help"])
         .assert()
@@ -142,8 +183,8 @@ fn bad_inputs_exit_2_naming_the_file_without_contacting_the_cluster() {
         ("hpa.yaml", hpa.into_bytes(), "hpaSpec"),
         (
             "dup.yaml",
-            format!("{GOOD}kind: SeldonDeployment\n").into_bytes(),
-            "uplicate",
+            format!("{GOOD}kind: SeldonDeploymentList\n").into_bytes(),
+            "duplicate key \"kind\" with a different value",
         ),
     ];
     for (name, content, want) in cases {
@@ -356,4 +397,136 @@ fn junit_output_is_refused_where_there_are_no_phases() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("-o junit is for run"));
+}
+
+/// Runs the binary and parses its stdout as exactly one JSON document.
+fn json_doc(cmd: &mut Command, code: i32) -> serde_json::Value {
+    let out = cmd
+        .timeout(std::time::Duration::from_secs(60))
+        .assert()
+        .code(code);
+    let o = out.get_output();
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON document ({e}):\n{}\n--- stderr ---\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    })
+}
+
+#[test]
+fn json_output_on_an_input_error_is_a_report_with_outcome_invalid() {
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dead_kubeconfig(dir.path());
+    let bad = write(dir.path(), "bad.yaml", b"kind: [unclosed\n");
+    let doc = json_doc(
+        bin()
+            .args(["run", "-o", "json", "-n", "ns", "-f"])
+            .arg(&bad)
+            .arg("--kubeconfig")
+            .arg(&kc),
+        2,
+    );
+    assert_eq!(doc["outcome"], "invalid", "{doc}");
+    assert_eq!(doc["exit_code"], 2, "{doc}");
+    assert_eq!(doc["namespace"], "ns", "{doc}");
+    assert_eq!(doc["source"], bad.to_str().unwrap(), "{doc}");
+    let error = doc["error"].as_str().unwrap();
+    assert!(
+        error.contains("bad.yaml") && error.contains("invalid YAML"),
+        "{doc}"
+    );
+    assert_eq!(doc["phases"], serde_json::json!([]), "{doc}");
+    assert_eq!(doc["left_behind"], serde_json::json!([]), "{doc}");
+
+    // A namespace conflict, found after the manifest loaded: its name is in the report.
+    let other = write(
+        dir.path(),
+        "other-ns.yaml",
+        GOOD.replace("name: good", "name: good\n  namespace: team-a")
+            .as_bytes(),
+    );
+    for extra in [&["-n", "ns"][..], &[][..]] {
+        let doc = json_doc(
+            bin()
+                .args(["create", "-o", "json", "-f"])
+                .arg(&other)
+                .args(extra)
+                .arg("--kubeconfig")
+                .arg(&kc),
+            2,
+        );
+        assert_eq!(doc["outcome"], "invalid", "{doc}");
+        assert_eq!(doc["name"], "good", "{doc}");
+        // -n, else the context's namespace.
+        let ns = if extra.is_empty() {
+            "from-context"
+        } else {
+            "ns"
+        };
+        assert_eq!(doc["namespace"], ns, "{doc}");
+        assert!(
+            doc["error"].as_str().unwrap().contains("\"team-a\""),
+            "{doc}"
+        );
+    }
+}
+
+#[test]
+fn json_output_on_a_usage_error_is_a_report_with_outcome_invalid() {
+    for args in [
+        &["run", "-f", "x.yaml", "--replicas", "0", "-o", "json"][..],
+        &["-ojson", "scale", "x"],
+        &["--output=json", "run", "-f", "x.yaml", "--timeout", "soon"],
+    ] {
+        let doc = json_doc(bin().args(args), 2);
+        assert_eq!(doc["outcome"], "invalid", "{args:?}: {doc}");
+        assert_eq!(doc["exit_code"], 2, "{args:?}: {doc}");
+        assert!(!doc["error"].as_str().unwrap().is_empty(), "{doc}");
+    }
+    // --help is not an error, and text output stays text.
+    bin()
+        .args(["run", "--help", "-o", "json"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("--replicas"));
+    bin()
+        .args(["run", "--replicas", "0"])
+        .assert()
+        .code(2)
+        .stdout("");
+}
+
+#[test]
+fn json_output_on_an_access_error_before_any_lifecycle_is_a_report_for_every_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write(dir.path(), "good.yaml", GOOD.as_bytes());
+    let missing = dir.path().join("no-kubeconfig");
+    let good = good.to_str().unwrap();
+    for (args, name) in [
+        (&["run", "-f", good][..], "good"),
+        (&["create", "-f", good], "good"),
+        (&["scale", "sd", "--replicas", "3"], "sd"),
+        (&["wait", "sd"], "sd"),
+        (&["delete", "sd"], "sd"),
+        (&["status", "sd"], "sd"),
+        (&["events", "sd"], "sd"),
+    ] {
+        let doc = json_doc(
+            bin()
+                .args(args)
+                .args(["-o", "json", "-n", "ns", "--kubeconfig"])
+                .arg(&missing),
+            3,
+        );
+        assert_eq!(doc["outcome"], "access", "{args:?}: {doc}");
+        assert_eq!(doc["exit_code"], 3, "{args:?}: {doc}");
+        assert_eq!(doc["name"], name, "{args:?}: {doc}");
+        assert_eq!(doc["namespace"], "ns", "{args:?}: {doc}");
+        assert!(
+            doc["error"].as_str().unwrap().contains("no-kubeconfig"),
+            "{args:?}: {doc}"
+        );
+    }
 }

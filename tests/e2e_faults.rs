@@ -260,6 +260,37 @@ async fn pods_that_never_become_ready_time_out_with_exit_4() {
     ns.cleanup().await;
 }
 
+/// testenv's operator runs with an empty CONTROLLER_ID, so it never touches an object
+/// labelled for another one: the timeout must say so, with the label's value.
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn a_controller_id_label_no_operator_serves_times_out_naming_the_label() {
+    let _guard = CLUSTER.read().await;
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("ctlid").await;
+    let mut m = support::sdep_manifest("ctlid", json!({}), json!({}));
+    m["metadata"]["labels"] = json!({"seldon.io/controller-id": "seldon-team-b"});
+    let (_tmp, file) = support::manifest_file(&m);
+    let out = cluster
+        .sdep(&["run", "-n", &ns.name, "-f", &file, "--timeout", "4s"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let failed = stderr
+        .lines()
+        .find(|l| l.starts_with("FAILED (exit 4)"))
+        .unwrap_or_else(|| panic!("no FAILED line: {}", describe(&out)));
+    assert!(
+        failed.contains("labelled seldon.io/controller-id=\"seldon-team-b\"")
+            && failed.contains("started with CONTROLLER_ID=\"seldon-team-b\""),
+        "{}",
+        describe(&out)
+    );
+    ns.assert_nothing_left("ctlid").await;
+    ns.cleanup().await;
+}
+
 #[tokio::test]
 #[ignore = "needs the local control plane: run scripts/test.sh"]
 async fn an_unschedulable_second_replica_times_out_and_shows_failed_scheduling() {

@@ -1,5 +1,6 @@
 //! End to end: an unreliable network and a concurrent writer.
 
+mod common;
 mod support;
 
 use std::time::Duration;
@@ -107,5 +108,86 @@ async fn a_concurrent_writers_changes_survive_the_scale() {
         json!(2),
         "the scale landed"
     );
+    ns.cleanup().await;
+}
+
+/// A proxy in front of the real API server (through [`common::serve_http`]) that forwards
+/// everything, but answers the first SeldonDeployment create with a 504 after the API server
+/// has stored it, as a load balancer timing out does.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn a_create_stored_but_answered_504_by_a_proxy_is_sent_once_and_cleaned_up() {
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("lost").await;
+    let upstream = cluster.client().await;
+    let mut first_post = true;
+    let (proxy, log) = common::serve_http(Box::new(move |r| {
+        let body = if r.body.is_null() {
+            Vec::new()
+        } else {
+            serde_json::to_vec(&r.body).unwrap()
+        };
+        let mut req = http::Request::builder()
+            .method(r.method.as_str())
+            .uri(r.uri.as_str());
+        for (k, v) in &r.headers {
+            // The proxy's own credentials and framing replace the client's.
+            let hop = [
+                http::header::AUTHORIZATION,
+                http::header::HOST,
+                http::header::CONTENT_LENGTH,
+                http::header::TRANSFER_ENCODING,
+            ];
+            if !hop.contains(k) {
+                req = req.header(k, v);
+            }
+        }
+        let req = req.body(kube::client::Body::from(body)).unwrap();
+        let client = upstream.clone();
+        let lose_answer =
+            r.method == "POST" && r.path.ends_with("/seldondeployments") && first_post;
+        first_post &= !lose_answer;
+        common::Reply::Later(Box::pin(async move {
+            let resp = client.send(req).await.expect("the API server answers");
+            if lose_answer {
+                assert!(resp.status().is_success(), "stored: {}", resp.status());
+                let body = common::status(504, "Timeout", "the proxy gave up waiting");
+                return http::Response::builder()
+                    .status(504)
+                    .header("content-type", "application/json")
+                    .body(kube::client::Body::from(serde_json::to_vec(&body).unwrap()))
+                    .unwrap();
+            }
+            resp
+        }))
+    }))
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let file = support::write_json(
+        tmp.path(),
+        "lost.json",
+        &support::slow_manifest("lost", "1s"),
+    );
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_seldon-deploy"));
+    cmd.env_remove("KUBECONFIG")
+        .args(["run", "-n", &ns.name, "-o", "json", "--timeout", "2m", "-f"])
+        .arg(&file)
+        .arg("--kubeconfig")
+        .arg(&proxy.kubeconfig);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("already exists"),
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(
+        common::count(&log, |r| r.method == "POST"),
+        1,
+        "the create was sent once"
+    );
+    ns.assert_nothing_left("lost").await;
     ns.cleanup().await;
 }

@@ -166,22 +166,49 @@ async fn server_errors_500_and_503_are_retried_with_growing_backoff() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_500_on_create_is_not_retried() {
-    let (client, log) = serve(Box::new(|r| {
-        assert_eq!(r.method, "POST");
-        respond(500, &status(500, "InternalError", "etcd request timed out"))
+async fn a_500_on_create_is_resent_only_after_a_read_finds_no_object() {
+    let mut posts = 0;
+    let (client, log) = serve(Box::new(move |r| match r.method.as_str() {
+        "POST" => {
+            posts += 1;
+            if posts == 1 {
+                return respond(500, &status(500, "InternalError", "etcd request timed out"));
+            }
+            let mut o = sdep("1", None, 0);
+            o["metadata"]["annotations"] = r.body["metadata"]["annotations"].clone();
+            respond(201, &o)
+        }
+        "GET" => {
+            let mut s = status(404, "NotFound", "seldondeployments \"iris\" not found");
+            s["details"] = json!({"name": "iris", "kind": "seldondeployments"});
+            respond(404, &s)
+        }
+        _ => respond(500, &status(500, "Unexpected", "unexpected request")),
     }));
     let d = Deployer::new(client, "ns");
-    let err = d
+    let h = d
         .create(&iris_manifest(), Instant::now() + Duration::from_secs(30))
         .await
-        .unwrap_err();
-    assert_ne!(err.exit_code(), 0);
+        .expect("created by the second request");
+    assert_eq!(h.uid, UID);
+    let methods: Vec<String> = log
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.method.clone())
+        .collect();
     assert_eq!(
-        count(&log, |_| true),
-        1,
-        "a create may have been applied: never re-sent"
+        methods,
+        ["POST", "GET", "POST"],
+        "re-sent only after the read"
     );
+    let marker = |i: usize| {
+        log.lock().unwrap()[i].body["metadata"]["annotations"]
+            [seldon_deploy::lifecycle::RUN_ID_ANNOTATION]
+            .clone()
+    };
+    assert!(marker(0).is_string());
+    assert_eq!(marker(0), marker(2), "the same marker both times");
 }
 
 #[tokio::test(start_paused = true)]
@@ -521,6 +548,86 @@ async fn a_router_404_after_a_success_is_an_api_server_restart_and_is_retried() 
     d.get("iris", deadline).await.unwrap();
     let err = d.get("other", deadline).await.unwrap_err();
     assert_eq!(err.exit_code(), 1, "{err}");
+}
+
+/// The API server's answer to a JSON Patch whose `test` operation fails, as recorded from
+/// testenv's kube-apiserver v1.35.4 (`kubectl patch --type=json -v=9`): nothing in it says
+/// "test", only the code, the reason and empty details.
+fn failed_patch_test() -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+           "message": "the server rejected our request due to an error in our request",
+           "reason": "Invalid", "details": {}, "code": 422})
+}
+
+/// A server whose first PATCH answers `first`; later ones apply the patch.
+fn scale_server(first: Value) -> (kube::Client, Log) {
+    let stored = Arc::new(Mutex::new(sdep("1", Some("Available"), 1)));
+    let mut patches = 0;
+    serve(Box::new(move |r| match r.method.as_str() {
+        "GET" => respond(200, &stored.lock().unwrap()),
+        "PATCH" => {
+            patches += 1;
+            if patches == 1 {
+                return respond(first["code"].as_u64().unwrap() as u16, &first);
+            }
+            let patch: json_patch::Patch = serde_json::from_value(r.body.clone()).unwrap();
+            let mut s = stored.lock().unwrap();
+            json_patch::patch(&mut s, &patch).unwrap();
+            respond(200, &s)
+        }
+        _ => respond(500, &status(500, "Unexpected", "unexpected request")),
+    }))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_json_patch_test_is_recognised_by_code_and_reason_and_retried() {
+    let (client, log) = scale_server(failed_patch_test());
+    let d = Deployer::new(client, "ns");
+    d.scale(&handle(), 2, Instant::now() + Duration::from_secs(30))
+        .await
+        .expect("re-read and re-sent");
+    assert_eq!(count(&log, |r| r.method == "PATCH"), 2);
+    assert_eq!(count(&log, |r| r.method == "GET"), 2, "re-read in between");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_patch_the_schema_rejects_is_not_retried_even_if_its_message_says_test() {
+    // A validation failure names the kind and its causes; the word "test" in it means nothing.
+    let mut invalid = status(
+        422,
+        "Invalid",
+        "SeldonDeployment.machinelearning.seldon.io \"iris\" is invalid: spec.predictors[0].replicas: Invalid value: \"test\"",
+    );
+    invalid["details"] = json!({"name": "iris", "group": "machinelearning.seldon.io",
+        "kind": "SeldonDeployment", "causes": [{"reason": "FieldValueTypeInvalid",
+        "message": "Invalid value: \"test\"", "field": "spec.predictors[0].replicas"}]});
+    let (client, log) = scale_server(invalid);
+    let d = Deployer::new(client, "ns");
+    let err = d
+        .scale(&handle(), 2, Instant::now() + Duration::from_secs(30))
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 2, "{err}");
+    assert_eq!(count(&log, |r| r.method == "PATCH"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_answer_without_a_uid_is_an_unexpected_response_not_a_configuration_error() {
+    let (client, _log) = serve(Box::new(|_| {
+        let mut o = sdep("1", None, 0);
+        o["metadata"].as_object_mut().unwrap().remove("uid");
+        respond(201, &o)
+    }));
+    let err = Deployer::new(client, "ns")
+        .create(&iris_manifest(), Instant::now() + Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 3);
+    assert!(
+        matches!(err, seldon_deploy::Error::UnexpectedResponse { .. }),
+        "{err:?}"
+    );
+    assert!(!err.to_string().contains("configuration"), "{err}");
 }
 
 #[tokio::test(start_paused = true)]

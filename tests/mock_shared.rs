@@ -34,6 +34,10 @@ fn manifest_named(name: &str) -> manifest::Manifest {
 struct World {
     rv: u64,
     sdeps: BTreeMap<String, Value>,
+    /// A SeldonDeployment the operator leaves unreconciled (never ready) until this many
+    /// other SeldonDeployments have been deleted.
+    held: Option<(String, usize)>,
+    deletes: usize,
     /// (resourceVersion, resource, watch event type, object)
     log: Vec<(u64, &'static str, &'static str, Value)>,
 }
@@ -82,7 +86,16 @@ impl World {
 }
 
 fn server() -> (kube::Client, Arc<Mutex<Vec<Req>>>) {
-    let world = Arc::new(Mutex::new(World::default()));
+    server_holding(None)
+}
+
+/// As [`server`], with `held = Some((name, n))`: `name` stays unreconciled until `n` other
+/// SeldonDeployments have been deleted.
+fn server_holding(held: Option<(&str, usize)>) -> (kube::Client, Arc<Mutex<Vec<Req>>>) {
+    let world = Arc::new(Mutex::new(World {
+        held: held.map(|(n, after)| (n.to_owned(), after)),
+        ..World::default()
+    }));
     serve(Box::new(move |r| {
         let mut w = world.lock().unwrap();
         let name = r.path.rsplit('/').next().unwrap_or_default().to_owned();
@@ -95,7 +108,16 @@ fn server() -> (kube::Client, Arc<Mutex<Vec<Req>>>) {
                 o["metadata"]["namespace"] = json!("ns");
                 o["metadata"]["creationTimestamp"] = json!("2026-01-01T00:00:00Z");
                 w.sdeps.insert(name.clone(), o);
-                w.reconcile(&name, "ADDED");
+                if w.held.as_ref().is_some_and(|(h, _)| *h == name) {
+                    w.rv += 1;
+                    let rv = w.rv;
+                    let o = w.sdeps.get_mut(&name).unwrap();
+                    o["metadata"]["resourceVersion"] = json!(rv.to_string());
+                    let o = o.clone();
+                    w.log.push((rv, "sdep", "ADDED", o));
+                } else {
+                    w.reconcile(&name, "ADDED");
+                }
                 respond(201, &w.sdeps[&name])
             }
             ("PATCH", "sdep") => {
@@ -110,14 +132,23 @@ fn server() -> (kube::Client, Arc<Mutex<Vec<Req>>>) {
                 // Like the real server, the DELETED object carries the deletion's version.
                 let mut o = w.sdeps.remove(&name).unwrap();
                 o["metadata"]["resourceVersion"] = json!(rv.to_string());
-                let mut dep = w
+                let dep = w
                     .current("deployments")
                     .into_iter()
-                    .find(|d| d["metadata"]["labels"]["seldon-deployment-id"] == name.as_str())
-                    .unwrap();
-                dep["metadata"]["resourceVersion"] = json!(rv.to_string());
+                    .find(|d| d["metadata"]["labels"]["seldon-deployment-id"] == name.as_str());
                 w.log.push((rv, "sdep", "DELETED", o.clone()));
-                w.log.push((rv, "deployments", "DELETED", dep));
+                // A held SeldonDeployment that was never reconciled has no Deployment.
+                if let Some(mut dep) = dep {
+                    dep["metadata"]["resourceVersion"] = json!(rv.to_string());
+                    w.log.push((rv, "deployments", "DELETED", dep));
+                }
+                w.deletes += 1;
+                if let Some((held, after)) = w.held.clone()
+                    && w.deletes == after
+                    && w.sdeps.contains_key(&held)
+                {
+                    w.reconcile(&held, "MODIFIED");
+                }
                 respond(200, &o)
             }
             ("GET", "sdep") if !r.is_watch() && w.sdeps.contains_key(&name) => {
@@ -188,7 +219,8 @@ async fn many_lifecycles_share_one_list_and_watch_per_resource() {
     let (client, log) = server();
     let ctx = Context::new(Deployer::new(client, "ns"));
     let manifests: Vec<_> = ["a", "b", "c"].iter().map(|n| manifest_named(n)).collect();
-    let summary = run::run_many(&ctx, &manifests, &opts(), 3).await;
+    let steps = run::lifecycle_steps(2, false);
+    let summary = run::run_many(&ctx, &manifests, &steps, &opts(), 3).await;
     for r in &summary.deployments {
         assert_eq!(r.exit_code, 0, "{}: {:?}", r.name, r.error);
         assert_eq!(r.phases.len(), 5, "{}", r.name);
@@ -322,9 +354,70 @@ async fn one_deployment_narrows_the_shared_watch_to_its_name() {
     let summary = run::run_many(
         &ctx,
         &[manifest_named("c"), manifest_named("d")],
+        &run::lifecycle_steps(2, false),
         &opts(),
         2,
     )
     .await;
     assert_eq!(summary.exit_code, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_lifecycle_does_not_keep_the_others_from_starting() {
+    // "slow" becomes ready only after the four others have run their whole lifecycle, at
+    // concurrency 2: so they must start, one after another, while it is still waiting.
+    let names = ["slow", "b", "c", "d", "e"];
+    let (client, log) = server_holding(Some(("slow", names.len() - 1)));
+    let ctx = Context::new(Deployer::new(client, "ns"));
+    let manifests: Vec<_> = names.iter().map(|n| manifest_named(n)).collect();
+    let steps = run::lifecycle_steps(2, false);
+    let summary = run::run_many(&ctx, &manifests, &steps, &opts(), 2).await;
+    for r in &summary.deployments {
+        assert_eq!(r.exit_code, 0, "{}: {:?}", r.name, r.error);
+    }
+    // Reports in input order, whatever the order of completion.
+    let order: Vec<&str> = summary
+        .deployments
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(order, names);
+    // Every other lifecycle was created and deleted while "slow" still waited to be ready.
+    let reqs = log.lock().unwrap().clone();
+    let at = |method: &str, name: &str| {
+        reqs.iter()
+            .position(|r| {
+                r.method == method
+                    && r.resource() == "sdep"
+                    && (r.path.ends_with(&format!("/{name}")) || r.body["metadata"]["name"] == name)
+            })
+            .unwrap_or_else(|| panic!("no {method} of {name}"))
+    };
+    let slow_scaled = at("PATCH", "slow");
+    for n in &names[1..] {
+        assert!(
+            at("POST", n) < slow_scaled && at("DELETE", n) < slow_scaled,
+            "{n}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn lifecycles_run_one_at_a_time_still_share_one_list_per_resource() {
+    let (client, log) = server();
+    let ctx = Context::new(Deployer::new(client, "ns"));
+    let manifests: Vec<_> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|n| manifest_named(n))
+        .collect();
+    let steps = run::lifecycle_steps(2, false);
+    let summary = run::run_many(&ctx, &manifests, &steps, &opts(), 1).await;
+    for r in &summary.deployments {
+        assert_eq!(r.exit_code, 0, "{}: {:?}", r.name, r.error);
+    }
+    // One after another, yet the watches stayed up between them: three lists in all.
+    assert_eq!(lists(&log, "sdep"), 1);
+    assert_eq!(lists(&log, "deployments"), 1);
+    assert_eq!(lists(&log, "events"), 1);
+    assert_eq!(count(&log, |r| r.method == "DELETE"), 4);
 }

@@ -504,6 +504,15 @@ fn seldon_deployment() -> impl Strategy<Value = Generated> {
                 if !annotations.is_empty() {
                     metadata["annotations"] = json!(annotations);
                 }
+                // Predictor names are unique in a valid SeldonDeployment.
+                let predictors: Vec<Value> = predictors
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, mut p)| {
+                        p["name"] = json!(format!("p{i}-{}", p["name"].as_str().unwrap()));
+                        p
+                    })
+                    .collect();
                 let mut spec = json!({"predictors": predictors});
                 if let Some(r) = r {
                     spec["replicas"] = json!(r);

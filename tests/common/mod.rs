@@ -14,6 +14,8 @@ use tokio::time::Instant;
 #[derive(Debug, Clone)]
 pub struct Req {
     pub method: String,
+    /// Path and query as sent, for forwarding.
+    pub uri: String,
     pub path: String,
     pub query: HashMap<String, String>,
     pub headers: http::HeaderMap,
@@ -57,10 +59,11 @@ pub enum Reply {
     Send(Response<Body>),
     /// Never answer (a watch that stays open and silent).
     Hang,
-    /// Send this response after a while (on the test's clock).
-    Later(std::time::Duration, Response<Body>),
     /// Close the connection without an answer, as a failing proxy does.
     Drop,
+    /// Answer with what this future yields (e.g. a forwarded request), awaited outside the
+    /// script so other requests are served meanwhile.
+    Later(std::pin::Pin<Box<dyn std::future::Future<Output = Response<Body>> + Send>>),
 }
 
 pub type Script = Box<dyn FnMut(&Req) -> Reply + Send>;
@@ -103,6 +106,11 @@ pub fn serve_with_pods(mut script: Script) -> (kube::Client, Log) {
             let bytes = body.collect_bytes().await.unwrap_or_default();
             let r = Req {
                 method: parts.method.to_string(),
+                uri: parts
+                    .uri
+                    .path_and_query()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
                 path: parts.uri.path().to_owned(),
                 query: parse_query(parts.uri.query().unwrap_or_default()),
                 headers: parts.headers.clone(),
@@ -113,14 +121,11 @@ pub fn serve_with_pods(mut script: Script) -> (kube::Client, Log) {
             match script(&r) {
                 Reply::Send(resp) => send.send_response(resp),
                 Reply::Hang => parked.push(send),
-                Reply::Later(after, resp) => {
-                    tokio::spawn(async move {
-                        tokio::time::sleep(after).await;
-                        send.send_response(resp);
-                    });
-                }
                 Reply::Drop => {
                     send.send_error(std::io::Error::from(std::io::ErrorKind::ConnectionReset))
+                }
+                Reply::Later(answer) => {
+                    tokio::spawn(async move { send.send_response(answer.await) });
                 }
             }
         }
@@ -184,6 +189,11 @@ pub async fn serve_http(script: Script) -> (HttpMock, Log) {
                         .unwrap_or_default();
                     let r = Req {
                         method: parts.method.to_string(),
+                        uri: parts
+                            .uri
+                            .path_and_query()
+                            .map(ToString::to_string)
+                            .unwrap_or_default(),
                         path: parts.uri.path().to_owned(),
                         query: parse_query(parts.uri.query().unwrap_or_default()),
                         headers: parts.headers.clone(),
@@ -194,11 +204,8 @@ pub async fn serve_http(script: Script) -> (HttpMock, Log) {
                     let reply = (script.lock().unwrap())(&r);
                     match reply {
                         Reply::Send(resp) => Ok(resp),
+                        Reply::Later(answer) => Ok(answer.await),
                         Reply::Hang => std::future::pending().await,
-                        Reply::Later(after, resp) => {
-                            tokio::time::sleep(after).await;
-                            Ok(resp)
-                        }
                         // hyper closes the connection when the service fails.
                         Reply::Drop => {
                             Err(std::io::Error::from(std::io::ErrorKind::ConnectionReset))
@@ -301,7 +308,10 @@ pub fn watch_events(events: &[Value]) -> Reply {
 /// A watch response carrying these events `after` a while, then closing.
 pub fn later_watch_events(after: std::time::Duration, events: &[Value]) -> Reply {
     match watch_events(events) {
-        Reply::Send(resp) => Reply::Later(after, resp),
+        Reply::Send(resp) => Reply::Later(Box::pin(async move {
+            tokio::time::sleep(after).await;
+            resp
+        })),
         other => other,
     }
 }

@@ -15,6 +15,7 @@ use seldon_deploy::run::{self, Context, Interrupt, Ledger, RunOptions, Step, Sub
 use tokio::time::{Duration, Instant};
 
 use crate::cli::{Cli, Command, ConnArgs, DryRun, Output, WaitFlags};
+use crate::early;
 use crate::output::{self, Renderer};
 
 /// The API server this process talks to, once connected: named after any cluster-access
@@ -23,9 +24,15 @@ static SERVER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// Runs the subcommand and returns the exit code.
 pub async fn dispatch(cli: Cli) -> u8 {
+    let out = cli.output;
+    let (asked, one_line) = asked(&cli);
     let code = match dispatch_inner(cli).await {
         Ok(code) => code,
         Err(e) => {
+            // An error before any lifecycle started: `-o json` still prints a document.
+            if out == Output::Json {
+                println!("{}", early::json(&asked.report(&e), one_line));
+            }
             eprintln!("error: {e}");
             e.exit_code()
         }
@@ -38,6 +45,33 @@ pub async fn dispatch(cli: Cli) -> u8 {
         );
     }
     code
+}
+
+/// What the command line names, for the report of an early error, and whether the command
+/// prints JSON lines rather than one document.
+fn asked(cli: &Cli) -> (early::Asked, bool) {
+    let (name, files) = match &cli.command {
+        Command::Run(a) => (None, Some(&a.filename)),
+        Command::Create(a) => (None, Some(&a.filename)),
+        Command::Apply(a) => (None, Some(&a.filename)),
+        Command::Diff(a) => (None, Some(&a.filename)),
+        Command::Scale(a) => (Some(&a.name), None),
+        Command::Wait(a) => (Some(&a.name), None),
+        Command::Delete(a) => (Some(&a.name), None),
+        Command::Status(a) => (Some(&a.name), None),
+        Command::Events(a) => (Some(&a.name), None),
+        _ => (None, None),
+    };
+    let asked = early::Asked {
+        name: name.cloned(),
+        namespace: cli.conn.namespace.clone(),
+        source: files.and_then(|f| match f.as_slice() {
+            [one] if one == "-" => Some(manifest::STDIN_NAME.to_owned()),
+            [one] => Some(one.clone()),
+            _ => None,
+        }),
+    };
+    (asked, matches!(cli.command, Command::Events(_)))
 }
 
 async fn dispatch_inner(cli: Cli) -> Result<u8, Error> {
@@ -55,7 +89,7 @@ async fn dispatch_inner(cli: Cli) -> Result<u8, Error> {
     match cli.command {
         Command::Run(a) => {
             // Everything that can be checked locally is checked before any client exists.
-            let manifests = manifest::load_all(&a.filename)?;
+            let manifests = load(&a.filename)?;
             for m in &manifests {
                 m.ensure_manually_scalable()?;
             }
@@ -75,7 +109,7 @@ async fn dispatch_inner(cli: Cli) -> Result<u8, Error> {
             .await
         }
         Command::Create(a) => {
-            let manifests = manifest::load_all(&a.filename)?;
+            let manifests = load(&a.filename)?;
             check_unique(&manifests)?;
             let opts = run_options(&a.wait, 1, a.keep);
             let conn = connect_checked(&cli.conn, &manifests).await?;
@@ -129,6 +163,18 @@ async fn dispatch_inner(cli: Cli) -> Result<u8, Error> {
     }
 }
 
+/// Loads the manifests and prints their warnings (a key written twice with one value, …).
+fn load(files: &[String]) -> Result<Vec<Manifest>, Error> {
+    let manifests = manifest::load_all(files)?;
+    for w in manifests.iter().flat_map(|m| &m.warnings) {
+        eprintln!("warning: {w}");
+    }
+    if let [m] = manifests.as_slice() {
+        let _ = early::NAME.set(m.name.clone());
+    }
+    Ok(manifests)
+}
+
 fn run_options(w: &WaitFlags, replicas: i32, keep: bool) -> RunOptions {
     RunOptions {
         replicas,
@@ -168,6 +214,7 @@ async fn connect_plain(c: &ConnArgs) -> Result<Connection, Error> {
     })
     .await?;
     let _ = SERVER.set(conn.server.clone());
+    let _ = early::NAMESPACE.set(conn.namespace.clone());
     if conn.insecure {
         eprintln!(
             "warning: the kubeconfig sets insecure-skip-tls-verify for {}: the API server's identity is not verified",
@@ -245,15 +292,7 @@ fn install_signals(interrupt: Interrupt, ledger: Ledger) {
                 }
                 interrupt.trigger(sig);
             } else {
-                let left = ledger.describe();
-                if left.is_empty() {
-                    eprintln!("\nexiting at once; nothing created by this run is left behind");
-                } else {
-                    eprintln!("\nexiting at once; left behind:");
-                    for l in left {
-                        eprintln!("  {l}");
-                    }
-                }
+                eprintln!("\n{}", ledger.exit_message());
                 std::process::exit(i32::from(sig.exit_code()));
             }
         }
@@ -277,14 +316,10 @@ async fn drive(
     let renderer = Renderer::new(live, out != Output::Text, many).with_total(manifests.len());
     let render = tokio::spawn(output::render(rx, renderer));
 
-    let reports: Vec<Report> = futures::stream::iter(manifests.iter())
-        .map(|m| run::execute(&ctx, Subject::Manifest(m), steps, opts))
-        .buffered(concurrency.max(1))
-        .collect()
-        .await;
+    let summary = run::run_many(&ctx, manifests, steps, opts, concurrency).await;
     drop(ctx);
     let _ = render.await;
-    Ok(print_reports(out, reports))
+    Ok(print_reports(out, summary.deployments))
 }
 
 fn print_reports(out: Output, mut reports: Vec<Report>) -> u8 {

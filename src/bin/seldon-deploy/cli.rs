@@ -4,27 +4,53 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::sync::LazyLock;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use seldon_deploy::error::EXIT_CODES;
 
-/// Shown under `--help`; the README carries the same table.
-pub const AFTER_HELP: &str = "\
-Exit codes:
-  0        success
-  1        the deployment failed: the operator reported Failed (after a grace period),
-           or the object was removed by someone else
-  2        invalid usage or input, including a manifest the API server rejects (400/422)
-           and an autoscaled (hpaSpec/kedaSpec) component given to run
-  3        cluster access: unreachable, TLS, authentication, authorization, missing CRD or
-           namespace, name already taken (the existing object is left untouched)
-  4        timed out waiting (--timeout bounds each wait phase)
-  130/143  interrupted by SIGINT/SIGTERM, after clean-up (a second Ctrl-C exits at once)
+/// Shown under `--help`: the library's exit-code table ([`EXIT_CODES`]), then the note on
+/// the original program's flags.
+pub static AFTER_HELP: LazyLock<String> = LazyLock::new(|| {
+    let mut text = String::from("Exit codes:\n");
+    for (code, meaning) in EXIT_CODES {
+        let code = code.replace(' ', "");
+        for (i, line) in wrap(meaning, HELP_WIDTH - CODE_COLUMN).iter().enumerate() {
+            let label = if i == 0 { code.as_str() } else { "" };
+            text.push_str(&format!("  {label:<w$}{line}\n", w = CODE_COLUMN - 2));
+        }
+    }
+    text.push_str(
+        "\nCompatibility: `seldon-deploy -namespace NS -filename FILE` (the original program's flags)\n\
+         means `seldon-deploy run -n NS -f FILE`.",
+    );
+    text
+});
 
-Compatibility: `seldon-deploy -namespace NS -filename FILE` (the original program's flags)
-means `seldon-deploy run -n NS -f FILE`.";
+/// Width of the exit-code table under `--help`, and where its meanings start.
+const HELP_WIDTH: usize = 92;
+const CODE_COLUMN: usize = 11;
+
+/// Greedy word wrap to `width` columns.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    for word in text.split_whitespace() {
+        let line = lines.last_mut().expect("never empty");
+        if !line.is_empty() && line.len() + 1 + word.len() > width {
+            lines.push(word.to_owned());
+        } else {
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+    }
+    lines
+}
 
 /// Create, wait for, scale and delete a Seldon Core v1 SeldonDeployment, streaming its events.
 #[derive(Debug, Parser)]
-#[command(name = "seldon-deploy", version, about, after_help = AFTER_HELP)]
+#[command(name = "seldon-deploy", version, about, after_help = AFTER_HELP.as_str())]
 pub struct Cli {
     /// Connection flags, accepted before or after the subcommand.
     #[command(flatten)]

@@ -3,6 +3,7 @@
 
 mod app;
 mod cli;
+mod early;
 mod output;
 
 use std::process::ExitCode;
@@ -11,6 +12,7 @@ use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> ExitCode {
     let args = cli::rewrite_args(std::env::args_os().collect());
+    let json = early::wants_json(&args);
     let mut command = cli::Cli::command();
     if cli::is_kubectl_plugin(args.first()) {
         command = command.bin_name("kubectl sdep").name("kubectl-sdep");
@@ -22,6 +24,11 @@ fn main() -> ExitCode {
     let cli = match parsed {
         Ok(c) => c,
         Err(e) => {
+            if json && e.use_stderr() {
+                let usage = seldon_deploy::Error::Usage(early::clap_message(&e));
+                let rep = early::Asked::default().report(&usage);
+                println!("{}", early::json(&rep, false));
+            }
             let _ = e.print();
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }

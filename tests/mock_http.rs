@@ -1,0 +1,341 @@
+//! Mock-API tests through the production client: a scripted server on a real local socket,
+//! reached through a kubeconfig and `connect::connect`, so kube's own layers (retry, auth,
+//! tracing) are in the path. Here: a create whose answer is lost.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use seldon_deploy::Deployer;
+use seldon_deploy::lifecycle::RUN_ID_ANNOTATION;
+use seldon_deploy::manifest;
+use seldon_deploy::run::{self, Context, RunOptions};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+const IRIS: &str = include_str!("../examples/iris-v1alpha2.yaml");
+
+fn iris_manifest() -> manifest::Manifest {
+    manifest::parse(
+        "iris.yaml",
+        IRIS.replace("name: sklearn", "name: iris").as_bytes(),
+    )
+    .unwrap()
+    .remove(0)
+}
+
+/// How the fake answers the first create.
+#[derive(Clone, Copy)]
+enum FirstPost {
+    /// Stores it, then answers 504 (a proxy or etcd timing out after the write).
+    StoredThen504,
+    /// Stores it, then closes the connection without an answer.
+    StoredThenDropped,
+    /// Stores it and never answers.
+    StoredThenHang,
+    /// Answers 504 without storing: the name already belongs to someone else's object.
+    TakenThen504,
+}
+
+const THEIR_UID: &str = "99999999-0000-0000-0000-000000000000";
+
+/// A stateful fake of the API server, operator and deployment controller for `iris`, like
+/// `mock_lifecycle`'s: every list shows the reconciled state, watches stay silent.
+fn cluster(first: FirstPost) -> (Script, Arc<Mutex<Option<Value>>>) {
+    let state = Arc::new(Mutex::new(None::<Value>));
+    if let FirstPost::TakenThen504 = first {
+        let mut theirs = sdep("1", Some("Available"), 1);
+        theirs["metadata"]["uid"] = json!(THEIR_UID);
+        *state.lock().unwrap() = Some(theirs);
+    }
+    let st = state.clone();
+    let mut rv = 100;
+    let mut posts = 0;
+    let script: Script = Box::new(move |r| {
+        rv += 1;
+        let mut st = st.lock().unwrap();
+        match (r.method.as_str(), r.resource()) {
+            ("POST", "sdep") => {
+                posts += 1;
+                if posts == 1 && matches!(first, FirstPost::TakenThen504) {
+                    return respond(
+                        504,
+                        &status(
+                            504,
+                            "Timeout",
+                            "request did not complete within the allotted timeout",
+                        ),
+                    );
+                }
+                if st.is_some() {
+                    return respond(
+                        409,
+                        &status(
+                            409,
+                            "AlreadyExists",
+                            "seldondeployments.machinelearning.seldon.io \"iris\" already exists",
+                        ),
+                    );
+                }
+                let mut o = r.body.clone();
+                o["apiVersion"] = json!("machinelearning.seldon.io/v1");
+                o["metadata"]["uid"] = json!(UID);
+                o["metadata"]["namespace"] = json!("ns");
+                o["metadata"]["creationTimestamp"] = json!("2026-01-01T00:00:00Z");
+                o["metadata"]["resourceVersion"] = json!(rv.to_string());
+                *st = Some(o.clone());
+                match (posts, first) {
+                    (1, FirstPost::StoredThen504) => respond(
+                        504,
+                        &status(
+                            504,
+                            "Timeout",
+                            "request did not complete within the allotted timeout",
+                        ),
+                    ),
+                    (1, FirstPost::StoredThenDropped) => Reply::Drop,
+                    (1, FirstPost::StoredThenHang) => Reply::Hang,
+                    _ => respond(201, &o),
+                }
+            }
+            ("GET", "sdep") if !r.is_watch() && r.path.ends_with("/iris") => match st.as_ref() {
+                Some(o) => respond(200, o),
+                None => {
+                    let mut s = status(404, "NotFound", "seldondeployments \"iris\" not found");
+                    s["details"] = json!({"name": "iris", "kind": "seldondeployments"});
+                    respond(404, &s)
+                }
+            },
+            ("PATCH", "sdep") => {
+                let patch: json_patch::Patch = serde_json::from_value(r.body.clone()).unwrap();
+                let o = st.as_mut().unwrap();
+                json_patch::patch(o, &patch).unwrap();
+                respond(200, o)
+            }
+            ("DELETE", "sdep") => {
+                assert_eq!(
+                    r.body["preconditions"]["uid"], UID,
+                    "only ever our own object"
+                );
+                let o = st.take().unwrap();
+                respond(200, &o)
+            }
+            (_, _) if r.is_watch() => Reply::Hang,
+            ("GET", "sdep") => {
+                let items = st
+                    .iter()
+                    .map(|o| {
+                        let mut o = o.clone();
+                        let n = o["spec"]["predictors"][0]["replicas"].as_i64().unwrap_or(1);
+                        o["status"] = json!({"state": "Available", "deploymentStatus": {
+                            "iris-default-0-classifier": {"replicas": n, "availableReplicas": n}}});
+                        o
+                    })
+                    .collect();
+                respond(200, &list("SeldonDeploymentList", &rv.to_string(), items))
+            }
+            ("GET", "deployments") => {
+                let items = st
+                    .iter()
+                    .filter(|o| o["metadata"]["uid"] == UID)
+                    .map(|o| {
+                        let n = o["spec"]["predictors"][0]["replicas"].as_i64().unwrap_or(1);
+                        deployment(&rv.to_string(), n, n)
+                    })
+                    .collect();
+                respond(200, &list("DeploymentList", &rv.to_string(), items))
+            }
+            ("GET", "events") => respond(200, &list("EventList", &rv.to_string(), vec![])),
+            _ => respond(500, &status(500, "Unexpected", "unexpected request")),
+        }
+    });
+    (script, state)
+}
+
+fn posts(log: &Log) -> usize {
+    count(log, |r| r.method == "POST")
+}
+
+async fn run_through_connect(
+    first: FirstPost,
+) -> (
+    seldon_deploy::report::Report,
+    Log,
+    Arc<Mutex<Option<Value>>>,
+) {
+    let (script, state) = cluster(first);
+    let (mock, log) = serve_http(script).await;
+    let conn = mock.connect().await;
+    let ctx = Context::new(Deployer::new(conn.client, &conn.namespace));
+    let opts = RunOptions {
+        timeout: Duration::from_secs(30),
+        ..RunOptions::default()
+    };
+    let report = run::run(&ctx, &iris_manifest(), &opts).await;
+    assert!(
+        ctx.ledger.describe().is_empty(),
+        "{:?}",
+        ctx.ledger.describe()
+    );
+    (report, log, state)
+}
+
+#[tokio::test]
+async fn a_stored_create_answered_504_is_sent_once_and_the_run_goes_on_with_it() {
+    let (report, log, state) = run_through_connect(FirstPost::StoredThen504).await;
+    assert_eq!(report.exit_code, 0, "{:?}", report.error);
+    assert_eq!(posts(&log), 1, "the create was sent exactly once");
+    assert_eq!(
+        report.uid.as_deref(),
+        Some(UID),
+        "went on with the stored object"
+    );
+    let names: Vec<&str> = report.phases.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["create", "wait-ready", "scale", "wait-scaled", "delete"]
+    );
+    assert_eq!(count(&log, |r| r.method == "DELETE"), 1);
+    assert!(
+        state.lock().unwrap().is_none(),
+        "its own object was deleted at the end"
+    );
+}
+
+#[tokio::test]
+async fn a_stored_create_whose_connection_drops_is_recognised_as_this_runs_own() {
+    let (report, log, state) = run_through_connect(FirstPost::StoredThenDropped).await;
+    assert_eq!(report.exit_code, 0, "{:?}", report.error);
+    assert_eq!(posts(&log), 1);
+    assert_eq!(report.uid.as_deref(), Some(UID));
+    assert!(state.lock().unwrap().is_none(), "cleaned up");
+}
+
+#[tokio::test]
+async fn a_lost_create_answer_for_a_name_someone_else_holds_exits_3_and_leaves_it_untouched() {
+    let (report, log, state) = run_through_connect(FirstPost::TakenThen504).await;
+    assert_eq!(report.exit_code, 3, "{:?}", report.error);
+    assert!(
+        report.error.as_deref().unwrap().contains("already exists"),
+        "{:?}",
+        report.error
+    );
+    assert_eq!(posts(&log), 1);
+    assert_eq!(
+        count(&log, |r| r.method != "GET" && r.method != "POST"),
+        0,
+        "nothing but reads after the create"
+    );
+    let theirs = state.lock().unwrap().clone().expect("still there");
+    assert_eq!(theirs["metadata"]["uid"], THEIR_UID);
+    assert!(theirs["metadata"]["annotations"][RUN_ID_ANNOTATION].is_null());
+}
+
+#[tokio::test]
+async fn a_stored_create_unanswered_by_the_deadline_is_found_and_returned() {
+    let (script, state) = cluster(FirstPost::StoredThenHang);
+    let (mock, log) = serve_http(script).await;
+    let conn = mock.connect().await;
+    let d = Deployer::new(conn.client, &conn.namespace);
+    let h = d
+        .create(
+            &iris_manifest(),
+            Instant::now() + Duration::from_millis(500),
+        )
+        .await
+        .expect("the read after the deadline finds it");
+    assert_eq!(h.uid, UID);
+    assert_eq!(posts(&log), 1);
+    let stored = state.lock().unwrap().clone().unwrap();
+    assert!(stored["metadata"]["annotations"][RUN_ID_ANNOTATION].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_ctrl_c_while_the_create_is_unanswered_names_the_object_it_may_have_made() {
+    use std::io::BufRead;
+    let (posted_tx, posted_rx) = std::sync::mpsc::channel();
+    let (mock, _log) = serve_http(Box::new(move |r| {
+        if r.method == "POST" {
+            let _ = posted_tx.send(());
+        }
+        Reply::Hang
+    }))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("iris.yaml");
+    std::fs::write(&file, IRIS.replace("name: sklearn", "name: iris")).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_seldon-deploy"))
+        .env_remove("KUBECONFIG")
+        .args(["run", "-n", "ns", "-f"])
+        .arg(&file)
+        .arg("--kubeconfig")
+        .arg(&mock.kubeconfig)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (line_tx, line_rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = line_tx.send(line);
+        }
+    });
+    let kill = |pid: u32| {
+        let status = std::process::Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    posted_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the create reached the server");
+    kill(child.id());
+    let mut stderr = Vec::new();
+    // The second signal only after the first was handled, so it counts as the second.
+    while !stderr
+        .iter()
+        .any(|l: &String| l.contains("SIGINT received"))
+    {
+        stderr.push(
+            line_rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("first SIGINT handled"),
+        );
+    }
+    kill(child.id());
+    let status = child.wait().unwrap();
+    stderr.extend(line_rx.iter());
+    let stderr = stderr.join("\n");
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(!stderr.contains("nothing created by this run"), "{stderr}");
+    assert!(stderr.contains("seldondeployment/iris -n ns"), "{stderr}");
+    assert!(stderr.contains("may have gone through"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_retry_after_beyond_the_deadline_is_reported_at_once_not_slept_by_kube() {
+    // kube's retry layer would sleep the 1000 s the server asks for; ours sees that it does
+    // not fit before the deadline and reports the 429 itself.
+    let (mock, log) = serve_http(Box::new(|_| {
+        let mut body = status(429, "TooManyRequests", "slow down");
+        body["details"] = json!({"retryAfterSeconds": 1000});
+        respond_with_header(429, &body, "Retry-After", "1000")
+    }))
+    .await;
+    let conn = mock.connect().await;
+    let d = Deployer::new(conn.client, &conn.namespace);
+    let err = d
+        .get("iris", Instant::now() + Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 3);
+    assert!(err.to_string().contains("slow down"), "{err}");
+    assert_eq!(count(&log, |_| true), 1);
+}
