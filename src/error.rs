@@ -8,8 +8,11 @@ pub const EXIT_CODES: &[(&str, &str)] = &[
     ("0", "success"),
     (
         "1",
-        "the deployment failed: the operator's Failed state outlasted --failed-grace, or someone \
-         else deleted or replaced the object (also: the named object does not exist)",
+        "the deployment failed: the operator's Failed state outlasted --failed-grace; or the pods of \
+         its newest ReplicaSets cannot come up (crash loop, image pull error, quota or admission \
+         webhook refusing them, progress deadline exceeded) for longer than --failed-grace, and the \
+         message names the pod, container, reason and message; or someone else deleted or replaced \
+         the object (also: the named object does not exist)",
     ),
     (
         "2",
@@ -290,6 +293,21 @@ pub enum Error {
         description: String,
     },
 
+    /// The pods of the newest ReplicaSet cannot come up (crash loop, image pull, quota, …),
+    /// and have not for longer than the grace period (exit 1). The message names the first
+    /// cause: pod, container, reason and message.
+    #[error(
+        "SeldonDeployment {name:?} failed: its pods cannot come up: {first}{more}",
+        first = pods.first().map(ToString::to_string).unwrap_or_default(),
+        more = match pods.len() { 0 | 1 => String::new(), n => format!(" (and {} more)", n - 1) }
+    )]
+    PodsFailing {
+        /// Name.
+        name: String,
+        /// Every cause seen, the first one named in the message.
+        pods: Vec<crate::pods::Broken>,
+    },
+
     /// The object was deleted or replaced by someone else (exit 1).
     #[error("SeldonDeployment {name:?} (uid {uid}) was {how} by someone else")]
     Gone {
@@ -370,9 +388,10 @@ impl Error {
             | Error::UnexpectedResponse { .. }
             | Error::CreateUncertain { .. }
             | Error::EventWatch { .. } => EXIT_ACCESS,
-            Error::NotFound { .. } | Error::DeploymentFailed { .. } | Error::Gone { .. } => {
-                EXIT_FAILED
-            }
+            Error::NotFound { .. }
+            | Error::DeploymentFailed { .. }
+            | Error::PodsFailing { .. }
+            | Error::Gone { .. } => EXIT_FAILED,
             Error::Timeout { .. } => EXIT_TIMEOUT,
             Error::Interrupted { signal } => signal.exit_code(),
             Error::Rollout { cause, .. } => cause.exit_code(),

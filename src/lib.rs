@@ -28,6 +28,7 @@ pub mod error;
 pub mod events;
 pub mod lifecycle;
 pub mod manifest;
+pub mod pods;
 pub mod readiness;
 pub mod replicas;
 pub mod report;

@@ -7,8 +7,11 @@
 use std::future::Future;
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Event;
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::api::{
@@ -26,10 +29,11 @@ use tokio::time::Instant;
 use crate::apply::{self, Change};
 use crate::error::{Error, Op, Result, is_transient, is_unserved_resource, retry_after};
 use crate::manifest::{GROUP, Manifest};
+use crate::pods::{self, Assessment, PodIssue};
 use crate::readiness::{self, Readiness, Verdict};
 use crate::replicas::{self, Target};
 use crate::scale::{ScalePlan, scale_patch};
-use crate::shared::{Hub, Lease};
+use crate::shared::{Hub, Lease, seldon_id};
 use crate::watch::{self, SELDON_ID_LABEL, Snapshot, Stats, Subscription};
 
 /// Field manager recorded on every write.
@@ -729,6 +733,8 @@ impl Deployer {
     ///
     /// [`Error::Timeout`] at `deadline` (with the last readiness summary);
     /// [`Error::DeploymentFailed`] when `Failed` persists past the grace period;
+    /// [`Error::PodsFailing`] when the pods of a Deployment's newest ReplicaSet cannot come up
+    /// (see [`crate::pods`]) for longer than the same grace period;
     /// [`Error::Gone`] when the object is deleted or replaced; a fatal watch error (403, …).
     pub async fn wait_ready(
         &self,
@@ -743,7 +749,7 @@ impl Deployer {
             Target::Replicas(n) => format!("readiness at {n} replicas"),
             Target::Rollout { .. } => "the rollout of the manifest's spec".to_owned(),
         };
-        let mut views = Views::new(self, handle);
+        let mut views = Views::new(self, handle, true);
         if let Target::Rollout {
             status_after: Some(updated_at),
         } = target
@@ -752,12 +758,19 @@ impl Deployer {
         }
         let mut last: Option<Readiness> = None;
         let mut failed_since: Option<Instant> = None;
+        // Broken pods, and since when some have been (their grace starts when first seen).
+        let mut broken: Vec<pods::Broken> = Vec::new();
+        let mut broken_since: Option<Instant> = None;
         let mut hinted = false;
         let hint_at = started + self.options.status_hint_after;
 
         loop {
             let failed_deadline = failed_since.map(|t| t + self.options.failed_grace);
+            let broken_deadline = broken_since.map(|t| t + self.options.failed_grace);
             tokio::select! {
+                () = sleep_until_opt(broken_deadline) => {
+                    return Err(Error::PodsFailing { name: handle.name.clone(), pods: broken });
+                }
                 () = tokio::time::sleep_until(deadline) => {
                     let detail = last.as_ref().map_or_else(
                         || "no data from the API server yet".to_owned(),
@@ -795,7 +808,17 @@ impl Deployer {
                     } else {
                         target
                     };
-                    let r = readiness::evaluate(sdep.as_ref(), &handle.uid, &deps, &comps, target);
+                    let mut r = readiness::evaluate(sdep.as_ref(), &handle.uid, &deps, &comps, target);
+                    let assessment = views.assess(&deps);
+                    if r.verdict != Verdict::Ready {
+                        pods::annotate(&mut r, &assessment);
+                    }
+                    if assessment.broken.is_empty() {
+                        broken_since = None;
+                    } else {
+                        broken_since.get_or_insert_with(Instant::now);
+                    }
+                    broken = assessment.broken;
                     if r.verdict == Verdict::Gone
                         && r.reason.as_deref() != Some("marked for deletion")
                         && self.still_ours(handle, false, deadline).await?
@@ -931,7 +954,7 @@ impl Deployer {
         observer: Observer<'_>,
     ) -> Result<()> {
         let started = Instant::now();
-        let mut views = Views::new(self, handle);
+        let mut views = Views::new(self, handle, false);
         let mut remaining = String::from("no data from the API server yet");
         let mut last: Option<(bool, Vec<String>)> = None;
         loop {
@@ -1151,14 +1174,24 @@ where
 /// Deployments (label `seldon-deployment-id` present; ownership is checked by UID).
 /// Subscriptions to the [`Hub`]'s feeds (shared, or fresh ones), folded into small local
 /// stores of this wait's own objects, so each item is evaluated on the view it produced.
+///
+/// Pods (of the SeldonDeployment's label value) are a third, optional view: they never hold
+/// readiness up, they only tell a broken rollout early (see [`crate::pods`]). Each pod item
+/// is classified once, on arrival, into `issues`, so a wait's work per item stays O(1) and
+/// the assessment reads only the pods that have something wrong.
 struct Views {
     sdep_sub: Subscription<DynamicObject>,
     deps_sub: Subscription<Deployment>,
+    /// Only for waits that judge readiness (a deletion needs no pods).
+    pods_sub: Option<Subscription<Pod>>,
     sdep: Snapshot<DynamicObject>,
     deps: Snapshot<Deployment>,
+    pods: Snapshot<Pod>,
+    issues: BTreeMap<String, PodIssue>,
     name: String,
     sdep_op: Op,
     deps_op: Op,
+    pods_op: Op,
     /// After an update (see [`Views::watch_reconciles`]): the operator's `Updated` events
     /// about this object.
     reconciles: Option<Subscription<Event>>,
@@ -1169,7 +1202,7 @@ struct Views {
 }
 
 impl Views {
-    fn new(d: &Deployer, handle: &Handle) -> Self {
+    fn new(d: &Deployer, handle: &Handle, with_pods: bool) -> Self {
         let (name, uid) = (handle.name.clone(), handle.uid.clone());
         Views {
             sdep_sub: d
@@ -1180,11 +1213,16 @@ impl Views {
                 .hub
                 .deployments()
                 .subscribe(move |dep: &Deployment| readiness::owned_by(dep, &uid)),
+            pods_sub: with_pods
+                .then(|| d.hub.pods(&handle.name).subscribe(pod_filter(&handle.name))),
             sdep: Snapshot::new(),
             deps: Snapshot::new(),
+            pods: Snapshot::new(),
+            issues: BTreeMap::new(),
             name: handle.name.clone(),
             sdep_op: Op::sdep("watch", &d.namespace, Some(&handle.name)),
             deps_op: Op::other("watch", "deployments.apps", &d.namespace),
+            pods_op: Op::other("watch", "pods", &d.namespace),
             reconciles: None,
             updated_at: 0,
             reconciled: false,
@@ -1219,6 +1257,10 @@ impl Views {
                 Ok(ev) => return Ok(self.deps.apply(ev.clone(), &uncounted)),
                 Err(e) => watch::fatal(e, &self.deps_op),
             },
+            item = next_if_some(self.pods_sub.as_mut()) => match &*item {
+                Ok(ev) => return Ok(self.apply_pod(ev)),
+                Err(e) => watch::fatal(e, &self.pods_op),
+            },
             item = next_if_some(self.reconciles.as_mut()) => {
                 // An event written while we watch is news. One in the replayed store may be
                 // from a reconcile before the update, or after it but before this wait
@@ -1241,6 +1283,40 @@ impl Views {
         fatal.map_or(Ok(false), Err)
     }
 
+    /// Folds one pod item into the pods view and its issues; `true` if the issues changed
+    /// (a healthy pod's updates change nothing a wait looks at).
+    fn apply_pod(&mut self, ev: &watcher::Event<Pod>) -> bool {
+        let changed = self.pods.apply(ev.clone(), &Stats::default());
+        match ev {
+            watcher::Event::Apply(p) | watcher::Event::Delete(p) if changed => {
+                let name = p.metadata.name.clone().unwrap_or_default();
+                let issue = match ev {
+                    watcher::Event::Apply(_) => pods::pod_issue(p),
+                    _ => None,
+                };
+                let old = match issue.clone() {
+                    Some(i) => self.issues.insert(name, i),
+                    None => self.issues.remove(&name),
+                };
+                old != issue
+            }
+            watcher::Event::InitDone => {
+                self.issues = self
+                    .pods
+                    .objects()
+                    .filter_map(|p| Some((p.metadata.name.clone()?, pods::pod_issue(p)?)))
+                    .collect();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The broken and blocked pods of the owned Deployments' newest ReplicaSets.
+    fn assess(&self, deployments: &[Deployment]) -> Assessment {
+        pods::assess(self.issues.values(), deployments)
+    }
+
     fn synced(&self) -> bool {
         self.sdep.is_synced() && self.deps.is_synced()
     }
@@ -1253,6 +1329,25 @@ impl Views {
 
     fn owned_deployments(&self) -> Vec<Deployment> {
         self.deps.objects().cloned().collect()
+    }
+}
+
+/// Selects the pods of SeldonDeployment `name` by their `seldon-deployment-id` label, in O(1)
+/// per pod: the name itself, or for a name too long for a label any `seldon-<hash>` value
+/// (the Deployment owner check in [`pods::assess`] then keeps only ours).
+fn pod_filter(name: &str) -> impl Fn(&Pod) -> bool + Send + Sync + 'static {
+    let id = seldon_id(name).map(str::to_owned);
+    move |p: &Pod| {
+        let label = p
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(SELDON_ID_LABEL));
+        match (&id, label) {
+            (Some(id), Some(l)) => l == id,
+            (None, Some(l)) => l.starts_with("seldon-"),
+            (_, None) => false,
+        }
     }
 }
 

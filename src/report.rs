@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use crate::apply::{Change, ImageChange};
 use crate::error::Error;
 use crate::events::EventRecord;
+use crate::pods::Broken;
 use crate::readiness::Readiness;
 use crate::watch::StatsSnapshot;
 
@@ -86,6 +87,9 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// The last readiness evaluation.
     pub final_status: Option<Readiness>,
+    /// The pods (or Deployments) that could not come up, with their reasons, when that
+    /// ended a wait (see [`crate::pods`]).
+    pub failing_pods: Vec<Broken>,
     /// Whether the object was deliberately kept (`--keep`).
     pub kept: bool,
     /// Objects this run created and could not delete (`kind/namespace/name (uid)`).
@@ -130,6 +134,7 @@ impl Report {
             events: Vec::new(),
             warnings: Vec::new(),
             final_status: None,
+            failing_pods: Vec::new(),
             kept: false,
             left_behind: Vec::new(),
             watch: StatsSnapshot::default(),
@@ -139,8 +144,16 @@ impl Report {
         }
     }
 
-    /// Records the error that ended the run.
+    /// Records the error that ended the run (and the failing pods it names).
     pub fn fail(&mut self, e: &Error) {
+        // An `apply` wraps the cause in what became of the update.
+        let mut cause = e;
+        while let Error::Rollout { cause: inner, .. } = cause {
+            cause = inner;
+        }
+        if let Error::PodsFailing { pods, .. } = cause {
+            self.failing_pods.clone_from(pods);
+        }
         self.outcome = e.outcome().to_owned();
         self.exit_code = e.exit_code();
         self.error = Some(e.to_string());
@@ -475,6 +488,7 @@ mod tests {
             "phases",
             "events",
             "final_status",
+            "failing_pods",
             "error",
         ] {
             assert!(j.get(k).is_some(), "missing {k}");
@@ -619,5 +633,30 @@ mod junit_tests {
         assert!(xml.contains(r#"name="run" time="0.000">"#), "{xml}");
         assert_eq!(xml.matches("<testcase ").count(), 4);
         assert!(!xml.contains('\u{1}'));
+    }
+
+    #[test]
+    fn failing_pods_are_recorded_also_under_an_applys_aftermath() {
+        let broken = crate::pods::Broken {
+            deployment: "d".into(),
+            pod: Some("p".into()),
+            container: Some("c".into()),
+            reason: "CrashLoopBackOff".into(),
+            message: "back-off".into(),
+            exit_code: Some(1),
+        };
+        let cause = Error::PodsFailing {
+            name: "iris".into(),
+            pods: vec![broken.clone()],
+        };
+        let mut r = Report::new("iris", "seldon");
+        r.fail(&Error::Rollout {
+            cause: Box::new(cause),
+            aftermath: "the update stays in place".into(),
+        });
+        assert_eq!(r.exit_code, 1);
+        assert_eq!(r.failing_pods, vec![broken]);
+        let j = serde_json::to_value(&r).unwrap();
+        assert_eq!(j["failing_pods"][0]["reason"], "CrashLoopBackOff");
     }
 }

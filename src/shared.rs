@@ -3,12 +3,13 @@
 //! Unshared (the default of [`crate::Deployer::new`]), every wait and every event follower
 //! opens its own watches, the SeldonDeployment one narrowed to its name: a fresh list per wait.
 //! Shared ([`crate::Deployer::with_shared_watches`]), the namespace has ONE watch of
-//! SeldonDeployments, ONE of Seldon's Deployments and ONE of Events, started on first use and
-//! stopped when the last user drops them, so N lifecycles cost three lists and three watches
-//! instead of about 3N of each. [`Lease`] keeps them running between phases, and [`Hold`]
-//! between lifecycles (a driver of several takes one for its whole run). A process that
-//! handles one SeldonDeployment narrows the shared SeldonDeployment watch to its name
-//! ([`Hub::shared_for`]), so a busy namespace's other objects are neither listed nor streamed.
+//! SeldonDeployments, ONE of Seldon's Deployments, ONE of their Pods and ONE of Events,
+//! started on first use and stopped when the last user drops them, so N lifecycles cost four
+//! lists and four watches instead of about 4N of each. [`Lease`] keeps them running between
+//! phases, and [`Hold`] between lifecycles (a driver of several takes one for its whole run).
+//! A process that handles one SeldonDeployment narrows the shared SeldonDeployment watch to its
+//! name ([`Hub::shared_for`]), and the Pod watch to its label, so a busy namespace's other
+//! objects are neither listed nor streamed.
 //!
 //! A shared store may lag an answer this process just got (a create's object may not be in it
 //! yet), so the waits confirm with a GET before trusting an absence; see
@@ -17,7 +18,7 @@
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Event;
+use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::Client;
 use kube::api::{Api, DynamicObject};
 
@@ -47,6 +48,7 @@ struct Slots {
     sdeps: Weak<Feed<DynamicObject>>,
     deployments: Weak<Feed<Deployment>>,
     events: Weak<Feed<Event>>,
+    pods: Weak<Feed<Pod>>,
     /// Live [`Hold`]s; while there is one, the first [`Lease`]'s feeds are kept in `held`.
     holds: usize,
     held: Option<Feeds>,
@@ -84,6 +86,7 @@ type Feeds = (
     Arc<Feed<DynamicObject>>,
     Arc<Feed<Deployment>>,
     Arc<Feed<Event>>,
+    Arc<Feed<Pod>>,
 );
 
 /// Returns the live feed in `slot`, or starts one and remembers it (weakly: the feed stops
@@ -201,6 +204,35 @@ impl Hub {
         }
     }
 
+    /// Pods labelled `seldon-deployment-id`: the namespace's when shared, else (and with
+    /// [`Hub::only`]) only those of `name`. An empty `name` means the shared feed. Which
+    /// Deployment and ReplicaSet a pod belongs to is checked by the readers (see
+    /// [`crate::pods`]).
+    #[must_use]
+    pub fn pods(&self, name: &str) -> Arc<Feed<Pod>> {
+        let h = &self.0;
+        let start = |name: Option<&str>| {
+            let selector = match name.and_then(seldon_id) {
+                Some(id) => format!("{SELDON_ID_LABEL}={id}"),
+                None => SELDON_ID_LABEL.to_owned(),
+            };
+            Feed::start(
+                Api::namespaced(h.client.clone(), &h.namespace),
+                watch::config().labels(&selector),
+                Op::other("watch", "pods", &h.namespace),
+                h.stats.clone(),
+                CAPACITY,
+            )
+        };
+        match (h.shared, h.only.as_deref()) {
+            (true, None) => join(&mut self.slots().pods, || start(None)),
+            (true, Some(only)) if name.is_empty() || name == only => {
+                join(&mut self.slots().pods, || start(Some(only)))
+            }
+            _ => start(Some(name)),
+        }
+    }
+
     /// The namespace's Events.
     #[must_use]
     pub fn events(&self) -> Arc<Feed<Event>> {
@@ -221,15 +253,19 @@ impl Hub {
         }
     }
 
-    /// Starts (or joins) the three shared watches and keeps them running while the lease
+    /// Starts (or joins) the four shared watches and keeps them running while the lease
     /// lives (and, under a [`Hold`], until the hold ends); does nothing when unshared (each
     /// wait then opens its own).
     #[must_use]
     pub fn lease(&self) -> Lease {
-        let feeds = self
-            .0
-            .shared
-            .then(|| (self.sdeps(""), self.deployments(), self.events()));
+        let feeds = self.0.shared.then(|| {
+            (
+                self.sdeps(""),
+                self.deployments(),
+                self.events(),
+                self.pods(""),
+            )
+        });
         if let Some(f) = &feeds {
             let mut slots = self.slots();
             if slots.holds > 0 && slots.held.is_none() {
@@ -248,4 +284,13 @@ impl Hub {
         }
         Hold(self.clone())
     }
+}
+
+/// The `seldon-deployment-id` label value the operator gives the children of SeldonDeployment
+/// `name`: the name itself, or, over 63 characters (too long for a label), `seldon-` and
+/// the name's MD5 in hex, which is not worth a hash crate here: `None` then, and callers
+/// select on the label's presence and check ownership themselves.
+#[must_use]
+pub fn seldon_id(name: &str) -> Option<&str> {
+    (!name.is_empty() && name.len() <= 63).then_some(name)
 }

@@ -155,6 +155,21 @@ async fn completes_without_events(prefix: &str, missing: &[(&str, &str)], verb: 
 
 #[tokio::test]
 #[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn without_watch_on_pods_the_run_fails_naming_watch_pods() {
+    // The waits watch the pods to stop early on broken ones: a right the README lists.
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("nopods").await;
+    let user = format!("nopods-{}", ns.name);
+    let kc = restricted_user(&cluster, &ns, &user, &[("watch", "pods")]).await;
+    let out = run_as(&kc, &ns.name, "1m");
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    assert_names_denied(&out, "watch", "pods", &ns.name);
+    ns.assert_nothing_left("seldon-scale").await;
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
 async fn without_watch_on_events_the_run_completes_and_warns_once_naming_watch() {
     completes_without_events("nowatchev", &[("watch", "events")], "watch").await;
 }

@@ -197,7 +197,7 @@ fn selected(r: &Req, o: &Value) -> bool {
 
 /// Lists of a collection (GETs of one object, by name, are not lists).
 fn lists(log: &Arc<Mutex<Vec<Req>>>, resource: &str) -> usize {
-    let collection = ["seldondeployments", "deployments", "events"];
+    let collection = ["seldondeployments", "deployments", "events", "pods"];
     count(log, |r| {
         r.resource() == resource
             && r.is_list()
@@ -230,7 +230,15 @@ async fn many_lifecycles_share_one_list_and_watch_per_resource() {
     assert_eq!(lists(&log, "sdep"), 1);
     assert_eq!(lists(&log, "deployments"), 1);
     assert_eq!(lists(&log, "events"), 1);
-    // Namespace-scoped: no per-object field selector.
+    assert_eq!(lists(&log, "pods"), 1);
+    // Namespace-scoped: no per-object field selector, and every Seldon pod.
+    assert!(
+        log.lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.resource() == "pods")
+            .all(|r| r.query["labelSelector"] == "seldon-deployment-id")
+    );
     assert!(
         log.lock()
             .unwrap()
@@ -258,6 +266,11 @@ async fn unshared_lifecycles_list_per_wait_for_comparison() {
         "three waits and the follower"
     );
     assert_eq!(lists(&log, "events"), 2);
+    assert_eq!(
+        lists(&log, "pods"),
+        4,
+        "the two readiness waits; a deletion needs no pods"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -321,6 +334,18 @@ async fn one_deployment_narrows_the_shared_watch_to_its_name() {
     }
     // Still one list for the whole lifecycle: narrowing keeps the sharing.
     assert_eq!(sdep_reads.iter().filter(|q| !q.is_watch()).count(), 1);
+    // Its pods are narrowed to its label value the same way.
+    let pod_reads: Vec<Req> = log.lock().unwrap()[before..]
+        .iter()
+        .filter(|q| q.resource() == "pods")
+        .cloned()
+        .collect();
+    assert_eq!(pod_reads.iter().filter(|q| !q.is_watch()).count(), 1);
+    assert!(
+        pod_reads
+            .iter()
+            .all(|q| q.query["labelSelector"] == "seldon-deployment-id=a")
+    );
 
     // Another name on the narrowed deployer gets watches of its own, and works.
     let r = run::run(&ctx, &manifest_named("b"), &opts()).await;

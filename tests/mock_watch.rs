@@ -385,3 +385,126 @@ fn forbidden(what: &str) -> Reply {
     let message = format!("seldondeployments is forbidden: User \"u\" {what}");
     respond(403, &status(403, "Forbidden", &message))
 }
+
+/// The child Deployment still rolling out its first pod, its new ReplicaSet
+/// `iris-default-0-classifier-abc` named by its Progressing condition.
+fn rolling_out() -> serde_json::Value {
+    let mut d = deployment("5", 1, 0);
+    d["status"]["conditions"] = json!([{"type": "Progressing", "status": "True",
+        "reason": "ReplicaSetUpdated",
+        "message": "ReplicaSet \"iris-default-0-classifier-abc\" is progressing."}]);
+    d
+}
+
+/// A pod of the Deployment's new ReplicaSet with this container state and these conditions.
+fn new_pod(rv: &str, state: serde_json::Value, conditions: serde_json::Value) -> serde_json::Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "iris-default-0-classifier-abc-x1", "namespace": "ns", "resourceVersion": rv,
+            "labels": {"seldon-deployment-id": "iris", "pod-template-hash": "abc"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "name": "iris-default-0-classifier-abc", "uid": "rs-uid", "controller": true}]},
+        "spec": {"containers": [{"name": "classifier", "image": "seldonio/sklearnserver:1.18.0"}]},
+        "status": {"phase": "Running", "conditions": conditions, "containerStatuses": [state]}
+    })
+}
+
+fn crash_looping(restarts: i64) -> serde_json::Value {
+    json!({"name": "classifier", "image": "seldonio/sklearnserver:1.18.0", "imageID": "",
+        "ready": false, "restartCount": restarts,
+        "state": {"waiting": {"reason": "CrashLoopBackOff",
+            "message": "back-off 40s restarting failed container=classifier pod=iris-default-0-classifier-abc-x1"}},
+        "lastState": {"terminated": {"exitCode": 1, "reason": "Error"}}})
+}
+
+/// A server where the SeldonDeployment is `Creating`, its Deployment rolling out, and the
+/// pod list and watch are `pods_list` and `pods_watch`.
+fn pods_server(
+    pods_list: serde_json::Value,
+    mut pods_watch: impl FnMut() -> Reply + Send + 'static,
+) -> (kube::Client, Log) {
+    serve_with_pods(Box::new(move |r| match (r.resource(), r.is_watch()) {
+        ("pods", false) => respond(200, &list("PodList", "7", vec![pods_list.clone()])),
+        ("pods", true) => pods_watch(),
+        ("deployments", false) => respond(200, &list("DeploymentList", "5", vec![rolling_out()])),
+        (_, true) => Reply::Hang,
+        _ => sdep_list("10", sdep("10", Some("Creating"), 0)),
+    }))
+}
+
+fn grace(secs: u64) -> WaitOptions {
+    WaitOptions {
+        failed_grace: Duration::from_secs(secs),
+        ..WaitOptions::default()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crash_looping_pod_ends_the_wait_with_exit_1_once_the_grace_has_passed() {
+    let (client, log) = pods_server(new_pod("7", crash_looping(3), json!([])), || Reply::Hang);
+    let d = Deployer::new(client, "ns").with_options(grace(20));
+    let started = Instant::now();
+    let err = wait_initial(&d, 300).await.unwrap_err();
+    let waited = started.elapsed();
+    assert!(matches!(err, Error::PodsFailing { .. }), "{err}");
+    assert_eq!(err.exit_code(), 1);
+    let msg = err.to_string();
+    for part in [
+        "pod iris-default-0-classifier-abc-x1",
+        "container classifier",
+        "CrashLoopBackOff",
+        "back-off 40s",
+        "last exit code 1",
+    ] {
+        assert!(msg.contains(part), "{part:?} in {msg}");
+    }
+    // Virtual time: the grace was honoured, and the 300 s timeout was not what ended it.
+    assert!(
+        waited >= Duration::from_secs(20) && waited < Duration::from_secs(300),
+        "{waited:?}"
+    );
+    // The pods of this SeldonDeployment only, by its label.
+    let pods_list = log
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|q| q.resource() == "pods")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        pods_list.query["labelSelector"],
+        "seldon-deployment-id=iris"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pod_that_recovers_within_the_grace_is_forgiven_and_the_timeout_names_the_blocker() {
+    // Crash-looping at first; 10 s later (inside the 20 s grace) the pod is back to
+    // unschedulable, which is not a failure: the wait runs to its deadline.
+    let mut watches = 0;
+    let (client, _log) = pods_server(new_pod("7", crash_looping(1), json!([])), move || {
+        watches += 1;
+        if watches > 1 {
+            return Reply::Hang;
+        }
+        let unschedulable = new_pod(
+            "8",
+            json!({"name": "classifier", "image": "i", "imageID": "", "ready": false,
+                   "restartCount": 0, "state": {"waiting": {"reason": "ContainerCreating"}}}),
+            json!([{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                    "message": "0/1 nodes are available: 1 Insufficient cpu."}]),
+        );
+        later_watch_events(
+            Duration::from_secs(10),
+            &[json!({"type": "MODIFIED", "object": unschedulable})],
+        )
+    });
+    let d = Deployer::new(client, "ns").with_options(grace(20));
+    let err = wait_initial(&d, 60).await.unwrap_err();
+    assert_eq!(err.exit_code(), 4, "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("Unschedulable: 0/1 nodes are available: 1 Insufficient cpu."),
+        "{msg}"
+    );
+}

@@ -62,6 +62,8 @@ impl Req {
             "deployments"
         } else if self.path.contains("/events") {
             "events"
+        } else if self.path.ends_with("/pods") {
+            "pods"
         } else {
             "other"
         }
@@ -89,7 +91,28 @@ pub type Log = Arc<Mutex<Vec<Req>>>;
 /// Starts the fake server; returns a client and the log of requests.
 ///
 /// The client skips kube's layers (retry, auth, tracing); [`serve_http`] does not.
-pub fn serve(mut script: Script) -> (kube::Client, Log) {
+/// Pods are answered by the server itself (none, and a silent watch); [`serve_with_pods`]
+/// scripts them too.
+pub fn serve(script: Script) -> (kube::Client, Log) {
+    serve_with_pods(default_pods(script))
+}
+
+/// `script`, with pods answered by the server itself: none, and a silent watch.
+fn default_pods(mut script: Script) -> Script {
+    Box::new(move |r| {
+        if r.resource() != "pods" {
+            return script(r);
+        }
+        if r.is_watch() {
+            Reply::Hang
+        } else {
+            respond(200, &list("PodList", "1", vec![]))
+        }
+    })
+}
+
+/// Starts the fake server with `script` answering every request, pods included.
+pub fn serve_with_pods(mut script: Script) -> (kube::Client, Log) {
     let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let log = Arc::new(Mutex::new(Vec::new()));
     let log2 = log.clone();
@@ -147,13 +170,14 @@ impl Drop for HttpMock {
 }
 
 /// Serves `script` over HTTP/1.1 on 127.0.0.1 (plain HTTP: kube accepts an `http://` server)
-/// and writes a kubeconfig pointing at it; requests are logged as by [`serve`].
+/// and writes a kubeconfig pointing at it; requests are logged, and pods answered, as by
+/// [`serve`].
 pub async fn serve_http(script: Script) -> (HttpMock, Log) {
     use http_body_util::BodyExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let log: Log = Arc::default();
-    let script = Arc::new(Mutex::new(script));
+    let script = Arc::new(Mutex::new(default_pods(script)));
     let (log2, script2) = (log.clone(), script.clone());
     let accept = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
@@ -271,6 +295,17 @@ pub fn watch_events(events: &[Value]) -> Reply {
             .body(Body::from(body))
             .unwrap(),
     )
+}
+
+/// A watch response carrying these events `after` a while, then closing.
+pub fn later_watch_events(after: std::time::Duration, events: &[Value]) -> Reply {
+    match watch_events(events) {
+        Reply::Send(resp) => Reply::Later(Box::pin(async move {
+            tokio::time::sleep(after).await;
+            resp
+        })),
+        other => other,
+    }
 }
 
 pub fn status(code: u16, reason: &str, message: &str) -> Value {

@@ -183,7 +183,8 @@ pub struct WaitFlags {
     #[arg(long, value_parser = humantime::parse_duration, default_value = "5m", value_name = "DURATION")]
     pub timeout: Duration,
 
-    /// How long the operator's Failed state must persist before giving up.
+    /// How long the operator's Failed state, or pods that cannot come up (crash loop, image
+    /// pull error, quota), must persist before giving up.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "30s", value_name = "DURATION")]
     pub failed_grace: Duration,
 
