@@ -372,3 +372,93 @@ async fn a_traffic_split_change_completes_although_the_operator_writes_no_status
     );
     ns.cleanup().await;
 }
+
+/// How an update can break, as testenv produces it: a KWOK hook on the new pod template, or a
+/// quota the new ReplicaSet's surge pod exceeds.
+#[derive(Clone, Copy)]
+enum Breakage {
+    CrashLoop,
+    ImagePull,
+    Quota,
+}
+
+/// Ships a broken v2 over a ready v1 and checks that the wait ends with exit 1 naming the
+/// cause (well inside `--timeout`: a timeout would be exit 4), and what becomes of the update
+/// with and without `--atomic` (without it, `e2e_broken_pods` covers each breakage).
+async fn broken_update(prefix: &str, breakage: Breakage, atomic: bool) {
+    let cluster = Cluster::get();
+    let ns = cluster.namespace(prefix).await;
+    let v1 = versioned("broken", IMAGE_V1, 1, "0s");
+    let out = apply(&cluster, &ns.name, &v1, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let before = ns.get_sdep("broken").await.unwrap();
+
+    let mut v2 = versioned("broken", IMAGE_V2, 1, "0s");
+    let labels = &mut v2["spec"]["predictors"][0]["componentSpecs"][0]["metadata"]["labels"];
+    let expected: &[&str] = match breakage {
+        Breakage::CrashLoop => {
+            *labels = json!({"test.seldon-deploy/crash-loop": "true"});
+            &[
+                "CrashLoopBackOff",
+                "classifier",
+                "broken-default-0-classifier-",
+            ]
+        }
+        Breakage::ImagePull => {
+            *labels = json!({"test.seldon-deploy/image-pull-error": "true"});
+            &["classifier", IMAGE_V2, "broken-default-0-classifier-"]
+        }
+        Breakage::Quota => {
+            let quota: k8s_openapi::api::core::v1::ResourceQuota = serde_json::from_value(json!({
+                "metadata": {"name": "one-pod"}, "spec": {"hard": {"pods": "1"}}
+            }))
+            .unwrap();
+            Api::namespaced(ns.client.clone(), &ns.name)
+                .create(&kube::api::PostParams::default(), &quota)
+                .await
+                .unwrap();
+            &["FailedCreate", "exceeded quota: one-pod"]
+        }
+    };
+    let mut args = vec!["--timeout", "3m", "--failed-grace", "2s"];
+    if atomic {
+        args.push("--atomic");
+    }
+    let out = apply(&cluster, &ns.name, &v2, &args);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let rep = report(&out);
+    let error = rep["error"].as_str().unwrap_or_default().to_owned();
+    for word in expected {
+        assert!(error.contains(word), "{word:?} not in: {error}");
+    }
+    assert!(!rep["failing_pods"].as_array().unwrap().is_empty(), "{rep}");
+    let live = ns.get_sdep("broken").await.unwrap();
+    if atomic {
+        assert!(error.contains("rolled back"), "{error}");
+        assert_eq!(rep["rollback"]["outcome"], "restored", "{rep}");
+        assert_eq!(live["spec"], before["spec"]);
+        assert_rolled_out(&ns, "broken", IMAGE_V1, 1).await;
+    } else {
+        assert!(error.contains("stays in place"), "{error}");
+        assert_eq!(live["spec"], v2["spec"]);
+    }
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn a_crash_looping_update_with_atomic_rolls_back_to_ready_old_pods() {
+    broken_update("apply-crash-atomic", Breakage::CrashLoop, true).await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn an_unpullable_image_update_with_atomic_fails_naming_the_image_and_rolls_back() {
+    broken_update("apply-pull-atomic", Breakage::ImagePull, true).await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn an_update_a_quota_forbids_with_atomic_fails_naming_failed_create_and_rolls_back() {
+    broken_update("apply-quota-atomic", Breakage::Quota, true).await;
+}
