@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: the benchmark harness's own tests, formatting and lints, unit and mock-API
 # tests, the bounded property test, and the end-to-end tests against the local control plane
-# (testenv/cluster, built on first use).
+# (testenv/cluster, built on first use): everything on the default (newest supported)
+# Kubernetes minor, then the lifecycle suite again on the oldest.
 #
 # If a cluster is already up (testenv/cluster up), it is used and left running; otherwise one is
 # started for the run and stopped afterwards. Under CI=true a cluster that cannot start fails the
@@ -40,3 +41,17 @@ step "cargo test (unit, mock-API, CLI and end-to-end)"
 cargo test --locked --all-targets -- --include-ignored
 step "doc tests"
 cargo test --locked --doc
+
+# The suite above ran on testenv's default Kubernetes, the newest minor our client supports
+# (kube 5.0 / k8s-openapi 0.29: v1.33 to v1.37). The oldest gets the lifecycle suite, on a
+# cluster of its own (its own state directory and ports), stopped afterwards. (The fault suite
+# passes there too, but once left a Deployment after a SIGINT clean-up that could not be
+# reproduced since; it joins here once that is understood: see testenv/README.md.)
+oldest=v1.33.13
+step "lifecycle suite on the oldest supported Kubernetes ($oldest)"
+oldest_dir="$PWD/.testenv-$oldest"
+oldest_env=(SDEP_TESTENV_K8S="$oldest" SDEP_TESTENV_DIR="$oldest_dir")
+trap 'env "${oldest_env[@]}" testenv/cluster down >/dev/null 2>&1 || true; if ((started_here)); then testenv/cluster down; fi' EXIT
+env "${oldest_env[@]}" testenv/cluster up >/dev/null
+SDEP_E2E_KUBECONFIG=$(env "${oldest_env[@]}" testenv/cluster kubeconfig) \
+  cargo test --locked --test e2e_lifecycle -- --include-ignored
