@@ -96,6 +96,32 @@ pub fn desired_object(live: &Value, manifest: &Manifest) -> Value {
     out
 }
 
+/// The object to send to roll `live` back to `previous` (the object as it was before an
+/// update): its spec, labels and annotations exactly as they were; the rest of the live
+/// metadata (and its resourceVersion, the precondition) kept. `status` and `managedFields` are
+/// dropped, as in [`desired_object`].
+#[must_use]
+pub fn restored_object(live: &Value, previous: &Value) -> Value {
+    let mut out = live.clone();
+    if let Some(o) = out.as_object_mut() {
+        o.remove("status");
+        o.insert(
+            "spec".into(),
+            previous.get("spec").cloned().unwrap_or(Value::Null),
+        );
+    }
+    if let Some(meta) = out.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("managedFields");
+        for key in ["labels", "annotations"] {
+            match previous.pointer(&format!("/metadata/{key}")) {
+                Some(v) => meta.insert(key.to_owned(), v.clone()),
+                None => meta.remove(key),
+            };
+        }
+    }
+    out
+}
+
 /// Whether sending `desired` would change `live`: its spec, or a label or annotation.
 #[must_use]
 pub fn differs(live: &Value, desired: &Value) -> bool {

@@ -116,6 +116,13 @@ pub struct Applied {
 
 const GAVE_UP: &str = "the object kept changing; gave up after repeated conflicts";
 
+/// Why [`Deployer::put_guarded`] stopped: its read (or the caller's check of it) failed, or
+/// the write did, with the server's answer for the caller to word.
+enum WriteError {
+    Read(Error),
+    Put(kube::Error),
+}
+
 /// A 409 of our own making, for "gave up after repeated conflicts".
 fn conflict(message: &str) -> kube::Error {
     kube::Error::Api(Box::new(
@@ -403,76 +410,73 @@ impl Deployer {
         deadline: Instant,
     ) -> Result<Applied> {
         manifest.check_namespace(&self.namespace)?;
+        let url = format!(
+            "/apis/{GROUP}/{}/namespaces/{}/seldondeployments/{}?fieldValidation=Strict&fieldManager={FIELD_MANAGER}{}",
+            manifest.version,
+            self.namespace,
+            manifest.name,
+            if dry_run { "&dryRun=All" } else { "" }
+        );
         let op = self.op("update", &manifest.name);
-        let mut delay = Duration::from_millis(10);
-        for attempt in 1..=MAX_WRITE_ATTEMPTS {
-            let live = match self.get(&manifest.name, deadline).await {
-                Err(Error::NotFound { .. }) => {
-                    return self.apply_create(manifest, dry_run, deadline).await;
-                }
-                other => other?,
-            };
-            let handle = Handle::from_object(&live, &self.namespace)?;
-            if live
-                .pointer("/metadata/deletionTimestamp")
-                .is_some_and(|v| !v.is_null())
-            {
-                return Err(Error::Gone {
-                    name: handle.name,
-                    uid: handle.uid,
-                    how: "marked for deletion",
-                });
-            }
-            let desired = apply::desired_object(&live, manifest);
-            if !apply::differs(&live, &desired) {
-                return Ok(Applied {
-                    handle,
-                    change: Change::Unchanged,
-                    after: live.clone(),
-                    before: Some(live),
-                    revision: None,
-                });
-            }
-            match self.replace(manifest, &desired, dry_run, deadline).await {
-                Ok(after) => {
-                    let revision = apply::revision(
-                        after
-                            .pointer("/metadata/resourceVersion")
-                            .and_then(Value::as_str),
-                    );
-                    // The server found nothing to store (e.g. a number written differently).
-                    let change = if !dry_run
-                        && after.pointer("/metadata/resourceVersion")
-                            == live.pointer("/metadata/resourceVersion")
-                    {
-                        Change::Unchanged
-                    } else {
-                        Change::Updated
-                    };
-                    return Ok(Applied {
-                        handle,
-                        change,
-                        before: Some(live),
-                        after,
-                        revision: (change == Change::Updated && !dry_run)
-                            .then_some(revision)
-                            .flatten(),
+        let written = self
+            .put_guarded(&manifest.name, &url, deadline, |live| {
+                if live
+                    .pointer("/metadata/deletionTimestamp")
+                    .is_some_and(|v| !v.is_null())
+                {
+                    let h = Handle::from_object(live, &self.namespace)?;
+                    return Err(Error::Gone {
+                        name: h.name,
+                        uid: h.uid,
+                        how: "marked for deletion",
                     });
                 }
-                Err(kube::Error::Api(s))
-                    if s.code == 409
-                        && attempt < MAX_WRITE_ATTEMPTS
-                        && Instant::now() + delay < deadline =>
-                {
-                    tracing::debug!(attempt, "update conflict, re-reading: {}", s.message);
-                    self.stats.retry();
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 5).min(Duration::from_secs(2));
-                }
-                Err(e) => return Err(self.classify_write(e, &op, manifest)),
+                Ok(Some(apply::desired_object(live, manifest)))
+            })
+            .await;
+        let (live, after) = match written {
+            Err(WriteError::Read(Error::NotFound { .. })) => {
+                return self.apply_create(manifest, dry_run, deadline).await;
             }
-        }
-        Err(Error::from_kube(conflict(GAVE_UP), &op))
+            Err(WriteError::Read(e)) => return Err(e),
+            Err(WriteError::Put(e)) => return Err(self.classify_write(e, &op, manifest)),
+            Ok(done) => done,
+        };
+        let handle = Handle::from_object(&live, &self.namespace)?;
+        let Some(after) = after else {
+            return Ok(Applied {
+                handle,
+                change: Change::Unchanged,
+                after: live.clone(),
+                before: Some(live),
+                revision: None,
+            });
+        };
+        // The server found nothing to store (e.g. a number written differently).
+        let change = if !dry_run
+            && after.pointer("/metadata/resourceVersion")
+                == live.pointer("/metadata/resourceVersion")
+        {
+            Change::Unchanged
+        } else {
+            Change::Updated
+        };
+        let revision = (change == Change::Updated && !dry_run)
+            .then(|| {
+                apply::revision(
+                    after
+                        .pointer("/metadata/resourceVersion")
+                        .and_then(Value::as_str),
+                )
+            })
+            .flatten();
+        Ok(Applied {
+            handle,
+            change,
+            before: Some(live),
+            after,
+            revision,
+        })
     }
 
     async fn apply_create(
@@ -517,30 +521,6 @@ impl Deployer {
         })
     }
 
-    /// PUTs `desired` (which carries the live resourceVersion, so a concurrent write is a
-    /// 409) to the manifest's API version. Sent once unless the answer proves it was not
-    /// applied (429/503).
-    async fn replace(
-        &self,
-        manifest: &Manifest,
-        desired: &Value,
-        dry_run: bool,
-        deadline: Instant,
-    ) -> Result<Value, kube::Error> {
-        let url = format!(
-            "/apis/{GROUP}/{}/namespaces/{}/seldondeployments/{}?fieldValidation=Strict&fieldManager={FIELD_MANAGER}{}",
-            manifest.version,
-            self.namespace,
-            manifest.name,
-            if dry_run { "&dryRun=All" } else { "" }
-        );
-        self.retrying(deadline, false, || {
-            self.client
-                .request::<Value>(json_request(http::Method::PUT, &url, desired))
-        })
-        .await
-    }
-
     /// Restores `previous` (the object as it was before an update: its spec, labels and
     /// annotations exactly) over whatever is live now, re-reading on conflicts. Returns the
     /// resourceVersion of the write, for the rollout wait.
@@ -554,77 +534,78 @@ impl Deployer {
         previous: &Value,
         deadline: Instant,
     ) -> Result<Option<u64>> {
-        let op = self.op("update", &handle.name);
+        let gone = |how| Error::Gone {
+            name: handle.name.clone(),
+            uid: handle.uid.clone(),
+            how,
+        };
+        let url = format!(
+            "/apis/{GROUP}/v1/namespaces/{}/seldondeployments/{}?fieldManager={FIELD_MANAGER}",
+            self.namespace, handle.name
+        );
+        let written = self
+            .put_guarded(&handle.name, &url, deadline, |live| {
+                if live.pointer("/metadata/uid").and_then(Value::as_str) != Some(&handle.uid) {
+                    return Err(gone("replaced"));
+                }
+                Ok(Some(apply::restored_object(live, previous)))
+            })
+            .await;
+        match written {
+            Ok((_, after)) => Ok(after.and_then(|a| {
+                apply::revision(
+                    a.pointer("/metadata/resourceVersion")
+                        .and_then(Value::as_str),
+                )
+            })),
+            Err(WriteError::Read(Error::NotFound { .. })) => Err(gone("deleted")),
+            Err(WriteError::Read(e)) => Err(e),
+            Err(WriteError::Put(e)) => Err(Error::from_kube(e, &self.op("update", &handle.name))),
+        }
+    }
+
+    /// The one read-modify-write loop for whole objects (`apply`, `restore`): reads `name`,
+    /// lets `build` make the object to send from it, and PUTs that to `url` with the read's
+    /// resourceVersion as precondition, so a concurrent write is a 409, after which it reads
+    /// and builds again (bounded). A PUT is sent once unless the answer proves it was not
+    /// applied (429/503). Nothing is sent when the built object does not differ from the live
+    /// one. Returns the live object read and, if something was written, the server's answer.
+    async fn put_guarded(
+        &self,
+        name: &str,
+        url: &str,
+        deadline: Instant,
+        build: impl Fn(&Value) -> Result<Option<Value>>,
+    ) -> Result<(Value, Option<Value>), WriteError> {
         let mut delay = Duration::from_millis(10);
         for attempt in 1..=MAX_WRITE_ATTEMPTS {
-            let live = match self.get(&handle.name, deadline).await {
-                Err(Error::NotFound { .. }) => {
-                    return Err(Error::Gone {
-                        name: handle.name.clone(),
-                        uid: handle.uid.clone(),
-                        how: "deleted",
-                    });
-                }
-                other => other?,
+            let live = self.get(name, deadline).await.map_err(WriteError::Read)?;
+            let desired = match build(&live).map_err(WriteError::Read)? {
+                Some(d) if apply::differs(&live, &d) => d,
+                _ => return Ok((live, None)),
             };
-            if live.pointer("/metadata/uid").and_then(Value::as_str) != Some(&handle.uid) {
-                return Err(Error::Gone {
-                    name: handle.name.clone(),
-                    uid: handle.uid.clone(),
-                    how: "replaced",
-                });
-            }
-            let mut desired = live.clone();
-            if let Some(o) = desired.as_object_mut() {
-                o.remove("status");
-                o.insert(
-                    "spec".into(),
-                    previous.get("spec").cloned().unwrap_or(Value::Null),
-                );
-            }
-            if let Some(meta) = desired.get_mut("metadata").and_then(Value::as_object_mut) {
-                meta.remove("managedFields");
-                for key in ["labels", "annotations"] {
-                    match previous.pointer(&format!("/metadata/{key}")) {
-                        Some(v) => meta.insert(key.to_owned(), v.clone()),
-                        None => meta.remove(key),
-                    };
-                }
-            }
-            if !apply::differs(&live, &desired) {
-                return Ok(None);
-            }
-            let url = format!(
-                "/apis/{GROUP}/v1/namespaces/{}/seldondeployments/{}?fieldManager={FIELD_MANAGER}",
-                self.namespace, handle.name
-            );
             match self
                 .retrying(deadline, false, || {
                     self.client
-                        .request::<Value>(json_request(http::Method::PUT, &url, &desired))
+                        .request::<Value>(json_request(http::Method::PUT, url, &desired))
                 })
                 .await
             {
-                Ok(after) => {
-                    return Ok(apply::revision(
-                        after
-                            .pointer("/metadata/resourceVersion")
-                            .and_then(Value::as_str),
-                    ));
-                }
+                Ok(after) => return Ok((live, Some(after))),
                 Err(kube::Error::Api(s))
                     if s.code == 409
                         && attempt < MAX_WRITE_ATTEMPTS
                         && Instant::now() + delay < deadline =>
                 {
+                    tracing::debug!(attempt, "update conflict, re-reading: {}", s.message);
                     self.stats.retry();
                     tokio::time::sleep(delay).await;
                     delay = (delay * 5).min(Duration::from_secs(2));
                 }
-                Err(e) => return Err(Error::from_kube(e, &op)),
+                Err(e) => return Err(WriteError::Put(e)),
             }
         }
-        Err(Error::from_kube(conflict(GAVE_UP), &op))
+        Err(WriteError::Put(conflict(GAVE_UP)))
     }
 
     fn collection_url(&self, version: &str, extra: &str) -> String {
