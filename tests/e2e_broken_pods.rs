@@ -172,20 +172,6 @@ async fn an_unschedulable_pod_is_not_a_failure_and_the_timeout_names_it_as_the_b
     ns.cleanup().await;
 }
 
-/// Replaces the live SeldonDeployment `name` with `manifest` whose component's pod metadata
-/// is `pod_meta`: a new pod template, so the Deployment rolls out a new ReplicaSet.
-async fn update_pod_meta(ns: &support::TestNamespace, mut manifest: Value, pod_meta: Value) {
-    let name = manifest["metadata"]["name"].as_str().unwrap().to_owned();
-    let live = ns.sdeps().get(&name).await.expect("get sdep");
-    manifest["metadata"]["resourceVersion"] = json!(live.metadata.resource_version);
-    manifest["spec"]["predictors"][0]["componentSpecs"][0]["metadata"] = pod_meta;
-    let obj: DynamicObject = serde_json::from_value(manifest).unwrap();
-    ns.sdeps()
-        .replace(&name, &PostParams::default(), &obj)
-        .await
-        .expect("update sdep");
-}
-
 /// Waits (test-side polling, at most 60 s) until a pod of the namespace is crash-looping.
 async fn crash_looping_pod(ns: &support::TestNamespace) {
     let pods = Api::<Pod>::namespaced(ns.client.clone(), &ns.name);
@@ -248,8 +234,7 @@ async fn wait_on_an_update_whose_new_pods_crash_loop_fails_naming_a_new_pod() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     let old = pod_names(&ns).await;
-    update_pod_meta(
-        &ns,
+    ns.update_pod_meta(
         m,
         json!({"labels": {"test.seldon-deploy/crash-loop": "true"}}),
     )
@@ -296,8 +281,7 @@ async fn an_old_replica_sets_crash_looping_pod_does_not_fail_the_rollout_that_re
     );
     ns.create_sdep(&m).await;
     crash_looping_pod(&ns).await;
-    update_pod_meta(
-        &ns,
+    ns.update_pod_meta(
         m,
         json!({"annotations": {"test.seldon-deploy/ready-delay": "5s"}}),
     )

@@ -211,7 +211,7 @@ async fn image_pull_error_hook_reports_err_image_pull_then_image_pull_back_off_n
 async fn adding_a_failing_hook_label_rolls_out_a_failing_pod_while_the_old_pod_keeps_serving() {
     let cluster = Cluster::get();
     let ns = cluster.namespace("hook-rollout").await;
-    let mut manifest = sdep_manifest("roll", json!({}), json!({}));
+    let manifest = sdep_manifest("roll", json!({}), json!({}));
     ns.create_sdep(&manifest).await;
 
     let mut old_pod = String::new();
@@ -225,16 +225,11 @@ async fn adding_a_failing_hook_label_rolls_out_a_failing_pod_while_the_old_pod_k
     .await;
 
     // An update through the API, as `apply` would send it: only the pod template's labels change.
-    let sdeps = ns.sdeps();
-    let live = sdeps.get("roll").await.expect("get sdep");
-    manifest["metadata"]["resourceVersion"] = json!(live.metadata.resource_version);
-    manifest["spec"]["predictors"][0]["componentSpecs"][0]["metadata"] =
-        json!({"labels": {"test.seldon-deploy/crash-loop": "true"}});
-    let obj: DynamicObject = serde_json::from_value(manifest).unwrap();
-    sdeps
-        .replace("roll", &PostParams::default(), &obj)
-        .await
-        .expect("update sdep");
+    ns.update_pod_meta(
+        manifest,
+        json!({"labels": {"test.seldon-deploy/crash-loop": "true"}}),
+    )
+    .await;
 
     watch_pods_until(&ns, "a crash-looping new pod", |pod| {
         pod_name(pod) != old_pod

@@ -202,6 +202,32 @@ impl TestNamespace {
         serde_json::to_value(created).unwrap()
     }
 
+    /// Replaces the live SeldonDeployment `name` with `manifest` whose first component's pod
+    /// metadata is `pod_meta`: a new pod template, so the Deployment rolls out a new ReplicaSet.
+    ///
+    /// Sent as `apply` sends it: with the live resourceVersion as a precondition. The operator
+    /// writes the object's status at any time, so a 409 means "read again and retry", not failure.
+    pub async fn update_pod_meta(&self, mut manifest: Value, pod_meta: Value) {
+        let name = manifest["metadata"]["name"].as_str().unwrap().to_owned();
+        manifest["spec"]["predictors"][0]["componentSpecs"][0]["metadata"] = pod_meta;
+        for _ in 0..20 {
+            let live = self.sdeps().get(&name).await.expect("get sdep");
+            manifest["metadata"]["resourceVersion"] =
+                serde_json::to_value(&live.metadata.resource_version).unwrap();
+            let obj: DynamicObject = serde_json::from_value(manifest.clone()).unwrap();
+            match self
+                .sdeps()
+                .replace(&name, &PostParams::default(), &obj)
+                .await
+            {
+                Ok(_) => return,
+                Err(kube::Error::Api(status)) if status.code == 409 => continue,
+                Err(e) => panic!("update sdep {name}: {e}"),
+            }
+        }
+        panic!("update sdep {name}: 20 conflicts in a row");
+    }
+
     /// Deletes the namespace; the tests call it at the end, whatever happened before.
     pub async fn cleanup(self) {
         let _ = Api::<Namespace>::all(self.client.clone())
