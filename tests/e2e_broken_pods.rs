@@ -7,7 +7,7 @@
 mod support;
 
 use k8s_openapi::api::core::v1::{Pod, ResourceQuota};
-use kube::api::{Api, DynamicObject, ListParams, PostParams};
+use kube::api::{Api, ListParams, PostParams};
 use serde_json::{Value, json};
 use support::{Cluster, describe, report};
 
