@@ -1,48 +1,31 @@
 //! Following the Events about a SeldonDeployment and its children.
 //!
 //! Events about child Deployments, ReplicaSets and Pods point at those objects, not at the
-//! SeldonDeployment, and carry no labels. So one namespace-wide Event watch runs next to a
-//! watch of the namespace's Seldon Deployments, and an Event is kept when its involved object
-//! is:
-//! - the SeldonDeployment (by UID; by name when the event has no UID);
-//! - a Deployment owned by it (by UID or name), or one of the Deployment names predicted from
-//!   the manifest;
-//! - a ReplicaSet or Pod whose name starts with `<one of those Deployment names>-`.
+//! SeldonDeployment, and carry no labels. The cache ([`crate::cache`]) files each Event under
+//! the SeldonDeployment it is about (by UID; by name when the Event has none) or under the
+//! Deployment its object belongs to (a ReplicaSet is `<deployment>-<hash>`, its pods
+//! `<replicaset>-<suffix>`). A follower reads the Events filed under its SeldonDeployment, the
+//! Deployment names predicted from the manifest, and the Deployments the SeldonDeployment owns
+//! (learnt from the cache's owner index, so hashed names are found too), and is woken only
+//! when one of those changes.
 //!
 //! Events older than `since` (server clock: the object's creation time, or the API server's
 //! `Date` when following "from now on") are dropped, so a namesake's history is not replayed.
 //! Relists re-deliver everything; an Event is emitted again only when its resourceVersion
 //! changed (its count went up).
-//!
-//! Candidates, Events about a ReplicaSet or Pod of a Deployment not known yet, are held until it
-//! appears. Only names the operator could have given one of ours are held (`<sdep>-…`, or the
-//! hashed `seldon-…`); a candidate whose Deployment is already in the shared store as someone
-//! else's is dropped at once. The two name shapes are held in separate bounded queues, so a busy
-//! namespace's hashed names cannot push out our own `<sdep>-…` candidates, and a follower's
-//! memory does not grow with the namespace.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use futures::stream::{self, BoxStream, StreamExt};
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Event;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
-use kube::runtime::watcher;
 use serde::Serialize;
 
-use crate::error::{Error, Op, Result};
-use crate::readiness::owned_by;
-use crate::shared::Hub;
-use crate::watch::{self, Item, Stats};
-
-/// Candidates kept per name shape (`<sdep>-…` and `seldon-…`) while waiting to learn about
-/// their Deployment: at most twice this many per follower.
-const MAX_PENDING: usize = 256;
-
-/// The prefix of the operator's hashed Deployment names (`seldon-<md5 hex>`).
-const HASHED_PREFIX: &str = "seldon-";
+use crate::cache::{NamespaceCache, ObjectWatch, Parts};
+use crate::error::Result;
+use crate::watch::Stats;
 
 /// One Event, flattened for printing and reports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -127,125 +110,6 @@ pub struct EventFilter {
     pub deployment_names: Vec<String>,
 }
 
-/// The relevance rule, separate from the watching so it can be tested.
-#[derive(Debug, Clone, Default)]
-pub struct Relevance {
-    name: String,
-    uid: String,
-    deployment_names: BTreeSet<String>,
-    deployment_uids: BTreeSet<String>,
-}
-
-impl Relevance {
-    /// A rule for the SeldonDeployment `name`/`uid` and predicted child names.
-    #[must_use]
-    pub fn new(filter: &EventFilter) -> Self {
-        Relevance {
-            name: filter.name.clone(),
-            uid: filter.uid.clone(),
-            deployment_names: filter.deployment_names.iter().cloned().collect(),
-            deployment_uids: BTreeSet::new(),
-        }
-    }
-
-    /// Records a Deployment if it is owned by the SeldonDeployment; returns whether it was new.
-    pub fn learn(&mut self, d: &Deployment) -> bool {
-        if !owned_by(d, &self.uid) {
-            return false;
-        }
-        let mut new = false;
-        if let Some(n) = &d.metadata.name {
-            new |= self.deployment_names.insert(n.clone());
-        }
-        if let Some(u) = &d.metadata.uid {
-            new |= self.deployment_uids.insert(u.clone());
-        }
-        new
-    }
-
-    /// Whether the Event is about the SeldonDeployment or one of its children.
-    #[must_use]
-    pub fn matches(&self, e: &Event) -> bool {
-        let io = &e.involved_object;
-        let name = io.name.as_deref().unwrap_or_default();
-        let uid = io.uid.as_deref().unwrap_or_default();
-        match io.kind.as_deref().unwrap_or_default() {
-            "SeldonDeployment" => uid == self.uid || (uid.is_empty() && name == self.name),
-            "Deployment" => {
-                self.deployment_uids.contains(uid) || self.deployment_names.contains(name)
-            }
-            "ReplicaSet" | "Pod" => self.deployment_names.iter().any(|d| {
-                name.len() > d.len()
-                    && name.starts_with(d.as_str())
-                    && name.as_bytes()[d.len()] == b'-'
-            }),
-            _ => false,
-        }
-    }
-
-    /// Whether the Event could match once more Deployments are known: which queue it waits
-    /// in, or `None` when no Deployment of ours can have that name (the operator names them
-    /// `<sdep>-…` or `seldon-<hash>`, so others' Events are never held).
-    fn candidate_tier(&self, e: &Event) -> Option<Tier> {
-        if !matches!(
-            e.involved_object.kind.as_deref(),
-            Some("Deployment" | "ReplicaSet" | "Pod")
-        ) {
-            return None;
-        }
-        let name = e.involved_object.name.as_deref().unwrap_or_default();
-        if name.len() > self.name.len()
-            && name.starts_with(self.name.as_str())
-            && name.as_bytes()[self.name.len()] == b'-'
-        {
-            Some(Tier::Named)
-        } else if name.starts_with(HASHED_PREFIX) {
-            Some(Tier::Hashed)
-        } else {
-            None
-        }
-    }
-}
-
-/// The two shapes of a Deployment name the operator gives, each with its own pending queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tier {
-    /// `<sdep>-<predictor>-…`: only objects sharing our name's prefix compete.
-    Named,
-    /// `seldon-<hash>` (names over 63 characters): every hashed object of the namespace
-    /// competes.
-    Hashed,
-}
-
-/// Looks a Deployment up by name in the shared store (the follower keeps no copy of it): is it
-/// owned by the SeldonDeployment with the given UID? Only ours are copied out.
-pub(crate) type Lookup = Arc<dyn Fn(&str, &str) -> Option<Known> + Send + Sync>;
-
-/// A Deployment found by a [`Lookup`].
-pub(crate) enum Known {
-    /// Ours: learn it.
-    Ours(Box<Deployment>),
-    /// Someone else's.
-    Theirs,
-}
-
-/// What a [`Lookup`] answers for `d`, the store's Deployment of that name (if any).
-fn known(d: Option<&Deployment>, uid: &str) -> Option<Known> {
-    d.map(|d| {
-        if owned_by(d, uid) {
-            Known::Ours(Box::new(d.clone()))
-        } else {
-            Known::Theirs
-        }
-    })
-}
-
-/// The Deployment names `name` (an involved object's) could belong to, longest first:
-/// `a-b-c` gives `a-b-c`, `a-b`, `a`.
-fn name_prefixes(name: &str) -> impl Iterator<Item = &str> {
-    std::iter::once(name).chain(name.rmatch_indices('-').map(move |(i, _)| &name[..i]))
-}
-
 fn last_seen(e: &Event) -> Option<Timestamp> {
     e.last_timestamp
         .as_ref()
@@ -260,194 +124,90 @@ fn last_seen(e: &Event) -> Option<Timestamp> {
         .or_else(|| e.metadata.creation_timestamp.as_ref().map(|t| t.0))
 }
 
-enum Input {
-    Event(Item<Event>),
-    Deployment(Item<Deployment>),
-}
-
+/// Finds the Events about one SeldonDeployment and its children in the cache, in order,
+/// each version once.
 struct Follower {
-    input: BoxStream<'static, Input>,
+    watch: ObjectWatch,
     filter: EventFilter,
-    relevance: Relevance,
-    /// uid → resourceVersion of the Events emitted (or deliberately skipped), to drop repeats
-    /// after a relist. Only this lifecycle's Events go in, so a follower stays small in a busy
-    /// namespace; others are dropped again by relevance or by `since`.
+    /// Events up to this resourceVersion were there when the follow began: hidden unless
+    /// [`EventFilter::replay_existing`]. Set once the Event store has listed.
+    hidden_up_to: Option<u64>,
+    /// uid → resourceVersion of the Events emitted, to emit each version once (a relist
+    /// delivers them all again). Only this SeldonDeployment's Events go in, so a follower's
+    /// memory does not grow with the namespace.
     seen: HashMap<String, String>,
-    /// Candidates (the shared watch items themselves, not copies), oldest first, per tier:
-    /// [`Tier::Named`], then [`Tier::Hashed`].
-    pending: [VecDeque<Item<Event>>; 2],
-    /// The shared Deployment store, to tell at once whether a candidate's Deployment is ours.
-    lookup: Option<Lookup>,
     out: VecDeque<EventRecord>,
-    first_list_done: bool,
-    events_op: Op,
-    deps_op: Op,
     failed: bool,
 }
 
-/// The Event an item carries, if any.
-fn event_of(item: &Item<Event>) -> Option<&Event> {
-    match &**item {
-        Ok(watcher::Event::InitApply(e) | watcher::Event::Apply(e)) => Some(e),
-        _ => None,
-    }
-}
-
 impl Follower {
-    fn new(
-        input: BoxStream<'static, Input>,
-        filter: EventFilter,
-        lookup: Option<Lookup>,
-        events_op: Op,
-        deps_op: Op,
-    ) -> Self {
+    fn new(mut watch: ObjectWatch, filter: EventFilter) -> Self {
+        for name in &filter.deployment_names {
+            watch.follow_deployment_events(name);
+        }
         Follower {
-            input,
-            relevance: Relevance::new(&filter),
+            watch,
             filter,
+            hidden_up_to: None,
             seen: HashMap::new(),
-            pending: [VecDeque::new(), VecDeque::new()],
-            lookup,
             out: VecDeque::new(),
-            first_list_done: false,
-            events_op,
-            deps_op,
             failed: false,
         }
     }
 
-    fn on_event(&mut self, item: &Item<Event>) {
-        match &**item {
-            Ok(watcher::Event::InitApply(_)) => {
-                let replay = self.first_list_done || self.filter.replay_existing;
-                self.consider(item, replay);
-            }
-            Ok(watcher::Event::Apply(_)) => self.consider(item, true),
-            Ok(watcher::Event::InitDone) => self.first_list_done = true,
-            _ => {}
-        }
-    }
-
-    fn consider(&mut self, item: &Item<Event>, emit: bool) {
-        let Some(e) = event_of(item) else { return };
-        if let (Some(since), Some(at)) = (self.filter.since, last_seen(e))
-            && at < since
-        {
+    /// Queues the Events not emitted yet, oldest version first. Reads only the Events filed
+    /// under this SeldonDeployment and its Deployments (learnt from the owner index, so
+    /// hashed names the manifest could not predict are found too).
+    fn collect(&mut self) {
+        if !self.watch.events_synced() {
             return;
         }
-        let tier = self.relevance.candidate_tier(e);
-        if !emit {
-            // Existing when the follow began and not to be replayed: remember it (if it is or
-            // could be ours), so a relist does not show it as new.
-            if tier.is_some() || self.relevance.matches(e) {
-                self.mark_seen(e);
+        let hidden = *self.hidden_up_to.get_or_insert_with(|| {
+            if self.filter.replay_existing {
+                0
+            } else {
+                self.watch.events_revision()
             }
-            return;
-        }
-        if self.relevance.matches(e) {
-            self.emit(e);
-            return;
-        }
-        let Some(tier) = tier else { return };
-        let name = e.involved_object.name.as_deref().unwrap_or_default();
-        match self.known_deployment(name) {
-            // Its Deployment is already known: ours (learn it and show the Event, with any
-            // candidates waiting for it) or someone else's (drop it).
-            Some(Known::Ours(d)) => {
-                if self.relevance.learn(&d) {
-                    self.recheck_pending();
-                }
-                if self.relevance.matches(e) {
-                    self.emit(e);
-                }
-                return;
-            }
-            Some(Known::Theirs) => return,
-            None => {}
-        }
-        let queue = &mut self.pending[tier as usize];
-        if queue.len() >= MAX_PENDING {
-            queue.pop_front();
-        }
-        queue.push_back(item.clone());
-    }
-
-    /// The Deployment in the shared store that `name` (an involved object's) belongs to.
-    fn known_deployment(&self, name: &str) -> Option<Known> {
-        let lookup = self.lookup.as_ref()?;
-        name_prefixes(name).find_map(|p| lookup(p, &self.relevance.uid))
-    }
-
-    /// Emits the candidates that match now.
-    fn recheck_pending(&mut self) {
-        for tier in 0..self.pending.len() {
-            for item in std::mem::take(&mut self.pending[tier]) {
-                match event_of(&item) {
-                    Some(e) if self.relevance.matches(e) => self.emit(e),
-                    _ => self.pending[tier].push_back(item),
-                }
+        });
+        for d in self.watch.deployments() {
+            if let Some(name) = &d.metadata.name {
+                self.watch.follow_deployment_events(name);
             }
         }
-    }
-
-    /// Drops the candidates about `d`, someone else's Deployment.
-    fn forget_pending(&mut self, d: &Deployment) {
-        let Some(dep) = d.metadata.name.as_deref() else {
-            return;
-        };
-        let belongs = |item: &Item<Event>| {
-            event_of(item).is_some_and(|e| {
-                let n = e.involved_object.name.as_deref().unwrap_or_default();
-                n == dep
-                    || (n.len() > dep.len()
-                        && n.starts_with(dep)
-                        && n.as_bytes()[dep.len()] == b'-')
+        let mut fresh: Vec<(u64, Arc<Event>)> = self
+            .watch
+            .events()
+            .into_iter()
+            .filter_map(|e| {
+                let rv = revision(&e);
+                let new = rv > hidden
+                    && !self.is_before_since(&e)
+                    && self.seen.get(uid_of(&e)).map(String::as_str)
+                        != e.metadata.resource_version.as_deref();
+                new.then_some((rv, e))
             })
-        };
-        for queue in &mut self.pending {
-            if !queue.is_empty() {
-                queue.retain(|item| !belongs(item));
-            }
+            .collect();
+        fresh.sort_by_key(|(rv, _)| *rv);
+        for (_, e) in fresh {
+            self.seen.insert(
+                uid_of(&e).to_owned(),
+                e.metadata.resource_version.clone().unwrap_or_default(),
+            );
+            self.out.push_back(EventRecord::from_event(&e));
         }
     }
 
-    /// Records `e`; false if this version of it was already recorded.
-    fn mark_seen(&mut self, e: &Event) -> bool {
-        let uid = e.metadata.uid.clone().unwrap_or_default();
-        let rv = e.metadata.resource_version.clone().unwrap_or_default();
-        if self.seen.get(&uid) == Some(&rv) {
-            return false;
-        }
-        self.seen.insert(uid, rv);
-        true
+    fn is_before_since(&self, e: &Event) -> bool {
+        matches!((self.filter.since, last_seen(e)), (Some(since), Some(at)) if at < since)
     }
+}
 
-    fn emit(&mut self, e: &Event) {
-        if self.mark_seen(e) {
-            self.out.push_back(EventRecord::from_event(e));
-        }
-    }
+fn uid_of(e: &Event) -> &str {
+    e.metadata.uid.as_deref().unwrap_or_default()
+}
 
-    fn on_deployment(&mut self, ev: &watcher::Event<Deployment>) {
-        let (watcher::Event::Apply(d) | watcher::Event::InitApply(d)) = ev else {
-            return;
-        };
-        if self.relevance.learn(d) {
-            self.recheck_pending();
-        } else if !owned_by(d, &self.relevance.uid) {
-            self.forget_pending(d);
-        }
-    }
-
-    /// Handles a watch error: `Some` when it is fatal (the feed counted and logged the others).
-    fn on_error(&self, err: &watcher::Error, events: bool) -> Option<Error> {
-        let op = if events {
-            &self.events_op
-        } else {
-            &self.deps_op
-        };
-        watch::fatal(err, op)
-    }
+fn revision(e: &Event) -> u64 {
+    crate::apply::revision(e.metadata.resource_version.as_deref()).unwrap_or(0)
 }
 
 /// Follows the Events selected by `filter` in `namespace`, forever (drop the stream to stop).
@@ -475,43 +235,27 @@ pub fn follow(
     filter: EventFilter,
     stats: Stats,
 ) -> BoxStream<'static, Result<EventRecord>> {
-    follow_in(&Hub::new(client, namespace, false, stats), filter)
-}
-
-/// As [`follow`], on the watches of `hub` (shared with other followers and waits when the hub
-/// is shared; see [`crate::shared`]).
-pub fn follow_in(hub: &Hub, filter: EventFilter) -> BoxStream<'static, Result<EventRecord>> {
-    let namespace = hub.namespace();
-    let events = hub
-        .events()
-        .subscribe(|_| true)
-        .into_stream()
-        .map(Input::Event);
-    let feed = hub.deployments();
-    let store = feed.clone();
-    let lookup: Lookup = Arc::new(move |name, uid| store.read(|s| known(s.get(name), uid)));
-    let deps = feed
-        .subscribe(|_| true)
-        .into_stream()
-        .map(Input::Deployment);
-    follow_items(
-        stream::select(events, deps).boxed(),
+    follow_in(
+        &NamespaceCache::new(client, namespace, false, stats),
         filter,
-        Some(lookup),
-        Op::other("watch", "events", namespace),
-        Op::other("watch", "deployments.apps", namespace),
     )
 }
 
-/// The follower proper, on any source of watch items (tests feed it synthetic ones).
-fn follow_items(
-    input: BoxStream<'static, Input>,
+/// As [`follow`], reading `cache` (shared with other followers and waits when the cache is
+/// shared; see [`crate::cache`]).
+pub fn follow_in(
+    cache: &NamespaceCache,
     filter: EventFilter,
-    lookup: Option<Lookup>,
-    events_op: Op,
-    deps_op: Op,
 ) -> BoxStream<'static, Result<EventRecord>> {
-    let follower = Follower::new(input, filter, lookup, events_op, deps_op);
+    let parts = Parts {
+        events: true,
+        ..Parts::default()
+    };
+    let watch = cache.watch_object(&filter.name, &filter.uid, parts);
+    follow_watch(Follower::new(watch, filter))
+}
+
+fn follow_watch(follower: Follower) -> BoxStream<'static, Result<EventRecord>> {
     stream::unfold(follower, |mut f| async move {
         loop {
             if let Some(r) = f.out.pop_front() {
@@ -520,26 +264,11 @@ fn follow_items(
             if f.failed {
                 return None;
             }
-            let fatal = match f.input.next().await? {
-                Input::Event(item) => match &*item {
-                    Ok(_) => {
-                        f.on_event(&item);
-                        None
-                    }
-                    Err(e) => f.on_error(e, true),
-                },
-                Input::Deployment(item) => match &*item {
-                    Ok(ev) => {
-                        f.on_deployment(ev);
-                        None
-                    }
-                    Err(e) => f.on_error(e, false),
-                },
-            };
-            if let Some(e) = fatal {
+            if let Err(e) = f.watch.changed().await {
                 f.failed = true;
                 return Some((Err(e), f));
             }
+            f.collect();
         }
     })
     .boxed()
@@ -549,7 +278,6 @@ fn follow_items(
 mod tests {
     use super::*;
     use serde_json::json;
-    use std::sync::Arc;
 
     fn event(kind: &str, name: &str, uid: &str) -> Event {
         serde_json::from_value(json!({
@@ -560,38 +288,6 @@ mod tests {
             "lastTimestamp": "2026-01-01T00:00:10Z"
         }))
         .unwrap()
-    }
-
-    fn rel() -> Relevance {
-        Relevance::new(&EventFilter {
-            name: "iris".into(),
-            uid: "sdep-uid".into(),
-            deployment_names: vec!["iris-default-0-classifier".into()],
-            ..Default::default()
-        })
-    }
-
-    #[test]
-    fn relevance_rule() {
-        let mut r = rel();
-        assert!(r.matches(&event("SeldonDeployment", "iris", "sdep-uid")));
-        assert!(!r.matches(&event("SeldonDeployment", "iris", "old-uid")));
-        assert!(r.matches(&event("SeldonDeployment", "iris", "")));
-        assert!(r.matches(&event("Deployment", "iris-default-0-classifier", "d")));
-        assert!(r.matches(&event("ReplicaSet", "iris-default-0-classifier-5d8f", "")));
-        assert!(r.matches(&event("Pod", "iris-default-0-classifier-5d8f-abcde", "")));
-        assert!(!r.matches(&event("Pod", "iris-default-0-classifierx-1", "")));
-        assert!(!r.matches(&event("Pod", "other-1", "")));
-
-        let d: Deployment = serde_json::from_value(json!({
-            "metadata": {"name": "seldon-abc", "uid": "dep-uid",
-                "ownerReferences": [{"apiVersion": "v1", "kind": "SeldonDeployment", "name": "iris", "uid": "sdep-uid"}]},
-            "spec": {"selector": {}, "template": {}}
-        }))
-        .unwrap();
-        assert!(r.learn(&d));
-        assert!(!r.learn(&d));
-        assert!(r.matches(&event("Pod", "seldon-abc-77-x", "")));
     }
 
     #[test]
@@ -606,9 +302,14 @@ mod tests {
         assert_eq!(j["type"], "Normal");
     }
 
-    // --- The follower: relists, history, candidates, memory -------------------------------
+    // --- The follower: relists, history, hashed names, memory ----------------------------
+
+    use crate::cache::HandFedStores;
+    use k8s_openapi::api::apps::v1::Deployment;
+    use kube::runtime::watcher;
 
     const SINCE: &str = "2026-01-01T00:00:00Z";
+    const T: &str = "2026-01-01T00:00:10Z";
 
     /// An Event `id` (its uid) at resourceVersion `rv`, last seen at `at`.
     fn ev(kind: &str, name: &str, id: &str, rv: u32, at: &str) -> Event {
@@ -621,38 +322,10 @@ mod tests {
         .unwrap()
     }
 
-    fn item(e: watcher::Event<Event>) -> Item<Event> {
-        Arc::new(Ok(e))
-    }
-
-    fn follower(since: Option<&str>, replay_existing: bool) -> Follower {
-        follower_with(since, replay_existing, None)
-    }
-
-    fn follower_with(
-        since: Option<&str>,
-        replay_existing: bool,
-        lookup: Option<Lookup>,
-    ) -> Follower {
-        Follower::new(
-            stream::empty().boxed(),
-            EventFilter {
-                name: "iris".into(),
-                uid: "sdep-uid".into(),
-                since: since.map(|t| t.parse().unwrap()),
-                replay_existing,
-                deployment_names: vec!["iris-default-0-classifier".into()],
-            },
-            lookup,
-            Op::other("watch", "events", "ns"),
-            Op::other("watch", "deployments.apps", "ns"),
-        )
-    }
-
     /// A Deployment `name` owned by the SeldonDeployment with `owner_uid`.
     fn dep(name: &str, owner_uid: &str) -> Deployment {
         serde_json::from_value(json!({
-            "metadata": {"name": name, "uid": format!("{name}-uid"),
+            "metadata": {"name": name, "uid": format!("{name}-uid"), "resourceVersion": "1",
                 "ownerReferences": [{"apiVersion": "machinelearning.seldon.io/v1",
                     "kind": "SeldonDeployment", "name": "x", "uid": owner_uid}]},
             "spec": {"selector": {}, "template": {}}
@@ -660,204 +333,157 @@ mod tests {
         .unwrap()
     }
 
-    fn pending_len(f: &Follower) -> usize {
-        f.pending.iter().map(VecDeque::len).sum()
+    fn follower(stores: &HandFedStores, since: Option<&str>, replay_existing: bool) -> Follower {
+        Follower::new(
+            stores.watch_object("iris", "sdep-uid"),
+            EventFilter {
+                name: "iris".into(),
+                uid: "sdep-uid".into(),
+                since: since.map(|t| t.parse().unwrap()),
+                replay_existing,
+                deployment_names: vec!["iris-default-0-classifier".into()],
+            },
+        )
     }
 
     /// Delivers `events` as one (re)list.
-    fn list<'a>(f: &mut Follower, events: impl IntoIterator<Item = &'a Event>) {
-        f.on_event(&item(watcher::Event::Init));
+    fn list<'a>(stores: &HandFedStores, events: impl IntoIterator<Item = &'a Event>) {
+        stores.events.apply(watcher::Event::Init);
         for e in events {
-            f.on_event(&item(watcher::Event::InitApply(e.clone())));
+            stores.events.apply(watcher::Event::InitApply(e.clone()));
         }
-        f.on_event(&item(watcher::Event::InitDone));
+        stores.events.apply(watcher::Event::InitDone);
     }
 
     fn shown(f: &mut Follower) -> Vec<String> {
+        f.collect();
         f.out.drain(..).map(|r| r.message).collect()
     }
 
-    const T: &str = "2026-01-01T00:00:10Z";
-
     #[test]
     fn a_relist_repeats_nothing_but_a_recurring_event_shows_again() {
-        let mut f = follower(Some(SINCE), true);
+        let stores = HandFedStores::new();
+        let mut f = follower(&stores, Some(SINCE), true);
         let created = ev("SeldonDeployment", "iris", "created", 1, T);
         let scheduled = ev("Pod", "iris-default-0-classifier-5d8f-x", "scheduled", 2, T);
-        list(&mut f, [&created, &scheduled]);
+        list(&stores, [&created, &scheduled]);
         assert_eq!(shown(&mut f), ["created", "scheduled"]);
         // The watch dropped and was relisted: the same versions come back.
-        list(&mut f, [&created, &scheduled]);
+        list(&stores, [&created, &scheduled]);
         assert!(shown(&mut f).is_empty());
         // The same Event, counted again by its controller: a new version.
         let again = ev("SeldonDeployment", "iris", "created", 7, T);
-        f.on_event(&item(watcher::Event::Apply(again)));
+        stores.events.apply(watcher::Event::Apply(again));
         assert_eq!(shown(&mut f), ["created"]);
     }
 
     #[test]
     fn history_from_before_the_run_is_not_shown() {
-        let mut f = follower(Some(SINCE), true);
+        let stores = HandFedStores::new();
+        let mut f = follower(&stores, Some(SINCE), true);
         // A namesake's Events (no UID on the involved object), older than the object.
         let old = ev("SeldonDeployment", "iris", "old", 1, "2025-12-31T23:59:59Z");
-        list(&mut f, [&old]);
-        list(&mut f, [&old]);
+        list(&stores, [&old]);
+        assert!(shown(&mut f).is_empty());
+        list(&stores, [&old]);
         assert!(shown(&mut f).is_empty());
     }
 
     #[test]
     fn without_replay_existing_events_stay_hidden_after_a_relist() {
-        let mut f = follower(None, false);
+        let stores = HandFedStores::new();
+        let mut f = follower(&stores, None, false);
         let before = ev("SeldonDeployment", "iris", "before", 1, T);
-        list(&mut f, [&before]);
-        list(&mut f, [&before]);
+        list(&stores, [&before]);
         assert!(shown(&mut f).is_empty());
-        f.on_event(&item(watcher::Event::Apply(ev(
-            "SeldonDeployment",
-            "iris",
-            "new",
-            3,
-            T,
-        ))));
+        list(&stores, [&before]);
+        assert!(shown(&mut f).is_empty());
+        let new = ev("SeldonDeployment", "iris", "new", 3, T);
+        stores.events.apply(watcher::Event::Apply(new));
         assert_eq!(shown(&mut f), ["new"]);
     }
 
     #[test]
-    fn a_pod_event_waits_for_its_deployment_then_shows_once() {
-        let mut f = follower(Some(SINCE), true);
+    fn a_pod_event_of_an_unpredicted_hashed_deployment_shows_once_that_deployment_is_ours() {
+        let stores = HandFedStores::new();
+        let mut f = follower(&stores, Some(SINCE), true);
         // The operator named the Deployment itself (a long name is hashed): not predicted.
         let pod = ev("Pod", "seldon-0f9a-6c7d-x", "pod", 4, T);
-        list(&mut f, [&pod]);
+        list(&stores, [&pod]);
         assert!(shown(&mut f).is_empty());
-        let d: Deployment = serde_json::from_value(json!({
-            "metadata": {"name": "seldon-0f9a", "uid": "dep-uid",
-                "ownerReferences": [{"apiVersion": "machinelearning.seldon.io/v1",
-                    "kind": "SeldonDeployment", "name": "iris", "uid": "sdep-uid"}]},
-            "spec": {"selector": {}, "template": {}}
-        }))
-        .unwrap();
-        f.on_deployment(&watcher::Event::Apply(d));
+        stores
+            .deployments
+            .apply(watcher::Event::Apply(dep("seldon-0f9a", "sdep-uid")));
         assert_eq!(shown(&mut f), ["pod"]);
-        list(&mut f, [&pod]);
+        list(&stores, [&pod]);
         assert!(shown(&mut f).is_empty());
     }
 
     #[test]
-    fn a_busy_namespace_does_not_grow_a_follower() {
-        // Thousands of other deployments' Events: none shown, none remembered, none held
-        // (their names cannot be one of ours), and the hashed-name candidates held for a
-        // Deployment not seen yet stay bounded (and are not copies).
-        let mut f = follower(Some(SINCE), true);
-        let others: Vec<Event> = (0..5000)
-            .map(|i| {
-                ev(
+    fn a_busy_namespace_neither_wakes_nor_grows_a_follower() {
+        let stores = HandFedStores::new();
+        let mut f = follower(&stores, Some(SINCE), true);
+        list(&stores, []);
+        assert!(shown(&mut f).is_empty());
+        let woken = f.watch.wakeups();
+        // Thousands of other SeldonDeployments' Deployments and Events, plain and hashed.
+        for i in 0..5000_u32 {
+            let plain = format!("other-{i}-default-0-c");
+            let hashed = format!("seldon-{i:032x}");
+            stores
+                .deployments
+                .apply(watcher::Event::Apply(dep(&plain, "other")));
+            stores
+                .deployments
+                .apply(watcher::Event::Apply(dep(&hashed, "other")));
+            for (name, id) in [(&plain, "o"), (&hashed, "h")] {
+                let e = ev(
                     "Pod",
-                    &format!("other-{i}-default-0-c-5d-x"),
-                    &format!("o{i}"),
-                    i,
+                    &format!("{name}-5d-x"),
+                    &format!("{id}{i}"),
+                    10 + i,
                     T,
-                )
-            })
-            .collect();
-        list(&mut f, &others);
-        list(&mut f, &others);
+                );
+                stores.events.apply(watcher::Event::Apply(e));
+            }
+        }
+        assert_eq!(f.watch.wakeups(), woken, "woken by others' objects");
         assert!(shown(&mut f).is_empty());
         assert!(f.seen.is_empty(), "{} remembered", f.seen.len());
-        assert_eq!(pending_len(&f), 0);
-        let hashed: Vec<Event> = (0..5000)
-            .map(|i| {
-                ev(
-                    "Pod",
-                    &format!("seldon-{i:032x}-5d-x"),
-                    &format!("h{i}"),
-                    i,
-                    T,
-                )
-            })
-            .collect();
-        list(&mut f, &hashed);
-        assert!(shown(&mut f).is_empty());
-        assert!(pending_len(&f) <= 2 * MAX_PENDING, "{}", pending_len(&f));
+        // Ours still shows, among them.
+        stores.events.apply(watcher::Event::Apply(ev(
+            "Pod",
+            "iris-default-0-classifier-5d-x",
+            "ours",
+            20_000,
+            T,
+        )));
+        assert_eq!(f.watch.wakeups(), woken + 1);
+        assert_eq!(shown(&mut f), ["ours"]);
     }
 
     #[test]
-    fn our_late_matching_events_survive_thousands_of_foreign_candidates() {
-        // Other SeldonDeployments' hashed Deployments are in the shared store; ours are not
-        // yet (the operator is creating them).
-        let foreign: HashMap<String, Deployment> = (0..5000)
-            .map(|i| {
-                let name = format!("seldon-{i:032x}");
-                (name.clone(), dep(&name, "other-sdep"))
-            })
-            .collect();
-        let lookup: Lookup = Arc::new(move |n, uid| known(foreign.get(n), uid));
-        let mut f = follower_with(Some(SINCE), true, Some(lookup));
-        // Ours first: an unpredicted explainer and a hashed component, both not yet known.
-        let ours_hashed = "seldon-0123456789abcdef0123456789abcdef";
-        let explainer = ev("Pod", "iris-default-explainer-7c-x", "explainer", 1, T);
-        let hashed = ev("Pod", &format!("{ours_hashed}-6c-x"), "hashed", 2, T);
-        f.on_event(&item(watcher::Event::Apply(explainer)));
-        f.on_event(&item(watcher::Event::Apply(hashed)));
-        // Then thousands of others: plain names, and hashed ones whose Deployments are known.
-        // None is held.
-        for i in 0..5000_u32 {
-            let plain = ev(
-                "Pod",
-                &format!("other-{i}-p-0-c-5d-x"),
-                &format!("o{i}"),
-                10 + i,
-                T,
-            );
-            let hashed = ev(
-                "ReplicaSet",
-                &format!("seldon-{i:032x}-5d"),
-                &format!("h{i}"),
-                10 + i,
-                T,
-            );
-            f.on_event(&item(watcher::Event::Apply(plain)));
-            f.on_event(&item(watcher::Event::Apply(hashed)));
-        }
+    fn an_event_of_a_deployment_already_stored_as_ours_shows_at_once() {
+        let stores = HandFedStores::new();
+        stores
+            .deployments
+            .apply(watcher::Event::Apply(dep("seldon-0f9a", "sdep-uid")));
+        let mut f = follower(&stores, Some(SINCE), true);
+        list(&stores, []);
         assert!(shown(&mut f).is_empty());
-        assert_eq!(pending_len(&f), 2);
-        f.on_deployment(&watcher::Event::Apply(dep(ours_hashed, "sdep-uid")));
-        assert_eq!(shown(&mut f), ["hashed"]);
-        // Hashed names whose Deployments nobody has seen yet compete only among themselves,
-        // not with our `iris-…` candidates.
-        for i in 0..5000_u32 {
-            let unknown = ev(
-                "Pod",
-                &format!("seldon-f{i:031x}-5d-x"),
-                &format!("u{i}"),
-                10 + i,
-                T,
-            );
-            f.on_event(&item(watcher::Event::Apply(unknown)));
-        }
-        assert!(pending_len(&f) <= 2 * MAX_PENDING);
-        f.on_deployment(&watcher::Event::Apply(dep(
-            "iris-default-explainer",
-            "sdep-uid",
-        )));
-        assert_eq!(shown(&mut f), ["explainer"]);
-        // Someone else's Deployment appears: its held candidates go.
-        let before = pending_len(&f);
-        f.on_deployment(&watcher::Event::Apply(dep(
-            &format!("seldon-f{:031x}", 4999),
-            "x",
-        )));
-        assert_eq!(pending_len(&f), before - 1);
+        let rs = ev("ReplicaSet", "seldon-0f9a-6c7d", "rs", 4, T);
+        stores.events.apply(watcher::Event::Apply(rs));
+        assert_eq!(shown(&mut f), ["rs"]);
     }
 
     #[test]
-    fn a_candidate_whose_deployment_is_already_stored_as_ours_shows_at_once() {
-        let ours = dep("seldon-0f9a", "sdep-uid");
-        let lookup: Lookup =
-            Arc::new(move |n, uid| known((n == "seldon-0f9a").then_some(&ours), uid));
-        let mut f = follower_with(Some(SINCE), true, Some(lookup));
-        let pod = ev("Pod", "seldon-0f9a-6c7d-x", "pod", 4, T);
-        f.on_event(&item(watcher::Event::Apply(pod)));
-        assert_eq!(shown(&mut f), ["pod"]);
-        assert_eq!(pending_len(&f), 0);
+    fn events_show_in_resource_version_order_across_objects() {
+        let stores = HandFedStores::new();
+        let mut f = follower(&stores, Some(SINCE), true);
+        let a = ev("Pod", "iris-default-0-classifier-5d-x", "pod", 3, T);
+        let b = ev("SeldonDeployment", "iris", "sdep", 2, T);
+        let c = ev("Deployment", "iris-default-0-classifier", "dep", 4, T);
+        list(&stores, [&a, &b, &c]);
+        assert_eq!(shown(&mut f), ["sdep", "pod", "dep"]);
     }
 }

@@ -23,6 +23,7 @@
 #![warn(missing_docs)]
 
 pub mod apply;
+pub mod cache;
 pub mod connect;
 pub mod error;
 pub mod events;
@@ -34,7 +35,6 @@ pub mod replicas;
 pub mod report;
 pub mod run;
 pub mod scale;
-pub mod shared;
 pub mod watch;
 
 pub use error::{Error, Result};

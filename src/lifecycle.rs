@@ -7,19 +7,11 @@
 use std::future::Future;
 use std::time::Duration;
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Event;
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
-use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
-    PropagationPolicy,
-};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PropagationPolicy};
 use kube::core::params::Preconditions;
-use kube::runtime::watcher;
 use serde::Serialize;
 use serde_json::Value;
 use std::sync::Arc;
@@ -27,14 +19,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::time::Instant;
 
 use crate::apply::{self, Change};
+use crate::cache::{NamespaceCache, ObjectWatch, Parts, WatchesRunning};
 use crate::error::{Error, Op, Result, is_transient, is_unserved_resource, retry_after};
 use crate::manifest::{GROUP, Manifest};
 use crate::pods::{self, Assessment, PodIssue};
 use crate::readiness::{self, Readiness, Verdict};
 use crate::replicas::{self, Target};
 use crate::scale::{ScalePlan, scale_patch};
-use crate::shared::{Hub, Lease, seldon_id};
-use crate::watch::{self, SELDON_ID_LABEL, Snapshot, Stats, Subscription};
+use crate::watch::{SELDON_ID_LABEL, Stats};
 
 /// Field manager recorded on every write.
 pub const FIELD_MANAGER: &str = "seldon-deploy";
@@ -170,7 +162,7 @@ pub struct Deployer {
     deployments: Api<Deployment>,
     options: WaitOptions,
     stats: Stats,
-    hub: Hub,
+    cache: NamespaceCache,
     /// Whether the API server has answered at least once. Transport errors are retried only
     /// after that: a server that was up is restarting, one never reached is misconfigured,
     /// and saying so at once beats waiting out the deadline.
@@ -179,14 +171,7 @@ pub struct Deployer {
     served: Arc<AtomicBool>,
 }
 
-/// The `ApiResource` of SeldonDeployment at `version`.
-#[must_use]
-pub fn sdep_resource(version: &str) -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk(GROUP, version, "SeldonDeployment"),
-        "seldondeployments",
-    )
-}
+pub use crate::manifest::sdep_resource;
 
 impl Deployer {
     /// A deployer for `namespace` with default [`WaitOptions`].
@@ -216,7 +201,7 @@ impl Deployer {
             sdeps: Api::namespaced_with(client.clone(), namespace, &sdep_resource("v1")),
             deployments: Api::namespaced(client.clone(), namespace),
             namespace: namespace.to_owned(),
-            hub: Hub::new(client.clone(), namespace, false, stats.clone()),
+            cache: NamespaceCache::new(client.clone(), namespace, false, stats.clone()),
             client,
             options: WaitOptions::default(),
             stats,
@@ -226,11 +211,11 @@ impl Deployer {
     }
 
     /// Shares one watch per resource across everything this deployer (and its clones) does in
-    /// the namespace, instead of opening watches per wait; see [`crate::shared`]. Use it to
+    /// the namespace, instead of opening watches per wait; see [`crate::cache`]. Use it to
     /// drive many deployments at once: the API load then stays flat as their number grows.
     #[must_use]
     pub fn with_shared_watches(mut self, shared: bool) -> Self {
-        self.hub = Hub::new(
+        self.cache = NamespaceCache::new(
             self.client.clone(),
             &self.namespace,
             shared,
@@ -240,10 +225,10 @@ impl Deployer {
     }
 
     /// As [`Deployer::with_shared_watches`]`(true)` for a deployer that handles only `name`:
-    /// the shared SeldonDeployment watch is narrowed to it (see [`Hub::shared_for`]).
+    /// the shared SeldonDeployment watch is narrowed to it (see [`NamespaceCache::for_one`]).
     #[must_use]
     pub fn with_shared_watches_for(mut self, name: &str) -> Self {
-        self.hub = Hub::shared_for(
+        self.cache = NamespaceCache::for_one(
             self.client.clone(),
             &self.namespace,
             name,
@@ -252,16 +237,17 @@ impl Deployer {
         self
     }
 
-    /// The watches of this deployer's namespace.
+    /// The cache of this deployer's namespace.
     #[must_use]
-    pub fn hub(&self) -> &Hub {
-        &self.hub
+    pub fn cache(&self) -> &NamespaceCache {
+        &self.cache
     }
 
-    /// Keeps the shared watches running while the lease lives (a no-op when unshared).
+    /// Keeps the shared watches running while the returned value lives (a no-op when
+    /// unshared).
     #[must_use]
-    pub fn lease(&self) -> Lease {
-        self.hub.lease()
+    pub fn keep_watches_running(&self) -> WatchesRunning {
+        self.cache.keep_running()
     }
 
     /// Replaces the wait tuning.
@@ -730,13 +716,11 @@ impl Deployer {
             Target::Replicas(n) => format!("readiness at {n} replicas"),
             Target::Rollout { .. } => "the rollout of the manifest's spec".to_owned(),
         };
-        let mut views = Views::new(self, handle, true);
-        if let Target::Rollout {
-            status_after: Some(updated_at),
-        } = target
-        {
-            views.watch_reconciles(self, handle, updated_at);
-        }
+        let updated_at = match target {
+            Target::Rollout { status_after } => status_after,
+            _ => None,
+        };
+        let mut views = Views::new(self, handle, true, updated_at);
         let mut last: Option<Readiness> = None;
         let mut failed_since: Option<Instant> = None;
         // Broken pods, and since when some have been (their grace starts when first seen).
@@ -776,7 +760,8 @@ impl Deployer {
                     }
                 }
                 changed = views.next() => {
-                    if !changed? || !views.synced() {
+                    changed?;
+                    if !views.synced() {
                         continue;
                     }
                     let sdep = views.sdep_json();
@@ -935,7 +920,7 @@ impl Deployer {
         observer: Observer<'_>,
     ) -> Result<()> {
         let started = Instant::now();
-        let mut views = Views::new(self, handle, false);
+        let mut views = Views::new(self, handle, false, None);
         let mut remaining = String::from("no data from the API server yet");
         let mut last: Option<(bool, Vec<String>)> = None;
         loop {
@@ -948,7 +933,8 @@ impl Deployer {
                     });
                 }
                 changed = views.next() => {
-                    if !changed? || !views.synced() {
+                    changed?;
+                    if !views.synced() {
                         continue;
                     }
                     let present = views.sdep_json().is_some_and(|o| {
@@ -983,7 +969,7 @@ impl Deployer {
     /// process's own requests. Unshared watches listed after them, so their absence is
     /// trusted as is (`false`).
     async fn still_ours(&self, handle: &Handle, deleting: bool, deadline: Instant) -> Result<bool> {
-        if !self.hub.is_shared() {
+        if !self.cache.is_shared() {
             return Ok(false);
         }
         match self.get(&handle.name, deadline).await {
@@ -1134,201 +1120,80 @@ async fn sleep_until_opt(t: Option<Instant>) {
     }
 }
 
-/// The next item of `sub`, or never.
-async fn next_if_some<K>(sub: Option<&mut Subscription<K>>) -> watch::Item<K>
-where
-    K: kube::Resource
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    match sub {
-        Some(s) => s.next().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// The two watches a wait needs: the SeldonDeployment, and the namespace's Seldon
-/// Deployments (label `seldon-deployment-id` present; ownership is checked by UID).
-/// Subscriptions to the [`Hub`]'s feeds (shared, or fresh ones), folded into small local
-/// stores of this wait's own objects, so each item is evaluated on the view it produced.
+/// What a wait reads: the SeldonDeployment and its children, from the cache.
 ///
-/// Pods (of the SeldonDeployment's label value) are a third, optional view: they never hold
-/// readiness up, they only tell a broken rollout early (see [`crate::pods`]). Each pod item
-/// is classified once, on arrival, into `issues`, so a wait's work per item stays O(1) and
-/// the assessment reads only the pods that have something wrong.
+/// Pods never hold readiness up; they only tell a broken rollout early (see [`crate::pods`]).
+/// After an update, the operator's `Updated` events about the object are read too: it emits
+/// one at the end of every reconcile that ended without error, and a reconcile that changes
+/// no child object writes no status, so after such an update (a new traffic split, say) this
+/// event is the only sign that the operator has processed it. Events are a view, not the job:
+/// an error on their watch only means the sign never comes.
 struct Views {
-    sdep_sub: Subscription<DynamicObject>,
-    deps_sub: Subscription<Deployment>,
-    /// Only for waits that judge readiness (a deletion needs no pods).
-    pods_sub: Option<Subscription<Pod>>,
-    sdep: Snapshot<DynamicObject>,
-    deps: Snapshot<Deployment>,
-    pods: Snapshot<Pod>,
-    issues: BTreeMap<String, PodIssue>,
-    name: String,
-    sdep_op: Op,
-    deps_op: Op,
-    pods_op: Op,
-    /// After an update (see [`Views::watch_reconciles`]): the operator's `Updated` events
-    /// about this object.
-    reconciles: Option<Subscription<Event>>,
-    /// The update's resourceVersion, with [`Views::reconciles`].
-    updated_at: u64,
-    /// An `Updated` event was written after the update.
+    watch: ObjectWatch,
+    /// The update's resourceVersion, when the wait follows one.
+    updated_at: Option<u64>,
+    /// An `Updated` event was written after the update (Events share etcd's revisions with
+    /// the object, so "after" is a newer resourceVersion).
     reconciled: bool,
 }
 
 impl Views {
-    fn new(d: &Deployer, handle: &Handle, with_pods: bool) -> Self {
-        let (name, uid) = (handle.name.clone(), handle.uid.clone());
+    fn new(d: &Deployer, handle: &Handle, with_pods: bool, updated_at: Option<u64>) -> Self {
+        let parts = Parts {
+            sdep: true,
+            pods: with_pods,
+            events: updated_at.is_some(),
+        };
         Views {
-            sdep_sub: d
-                .hub
-                .sdeps(&handle.name)
-                .subscribe(move |o: &DynamicObject| o.metadata.name.as_deref() == Some(&name)),
-            deps_sub: d
-                .hub
-                .deployments()
-                .subscribe(move |dep: &Deployment| readiness::owned_by(dep, &uid)),
-            pods_sub: with_pods
-                .then(|| d.hub.pods(&handle.name).subscribe(pod_filter(&handle.name))),
-            sdep: Snapshot::new(),
-            deps: Snapshot::new(),
-            pods: Snapshot::new(),
-            issues: BTreeMap::new(),
-            name: handle.name.clone(),
-            sdep_op: Op::sdep("watch", &d.namespace, Some(&handle.name)),
-            deps_op: Op::other("watch", "deployments.apps", &d.namespace),
-            pods_op: Op::other("watch", "pods", &d.namespace),
-            reconciles: None,
-            updated_at: 0,
+            watch: d.cache.watch_object(&handle.name, &handle.uid, parts),
+            updated_at,
             reconciled: false,
         }
     }
 
-    /// Also follows the operator's `Updated` events about the object, which it emits at the
-    /// end of every reconcile that ended without error. A reconcile that changes no child
-    /// object writes no status, so after such an update (a new traffic split, say) this event
-    /// is the only sign that the operator has processed it. Events are a view, not the job:
-    /// an error on this watch only means the sign never comes.
-    fn watch_reconciles(&mut self, d: &Deployer, handle: &Handle, updated_at: u64) {
-        self.updated_at = updated_at;
-        let uid = handle.uid.clone();
-        self.reconciles = Some(d.hub.events().subscribe(move |e: &Event| {
-            e.reason.as_deref() == Some("Updated")
-                && e.involved_object.kind.as_deref() == Some("SeldonDeployment")
-                && e.involved_object.uid.as_deref() == Some(uid.as_str())
-        }));
-    }
-
-    /// Waits for the next watch item; `Ok(true)` if the view changed.
-    async fn next(&mut self) -> Result<bool> {
-        // Relists and retried errors were counted and logged once, by the feed.
-        let uncounted = Stats::default();
-        let fatal = tokio::select! {
-            item = self.sdep_sub.next() => match &*item {
-                Ok(ev) => return Ok(self.sdep.apply(ev.clone(), &uncounted)),
-                Err(e) => watch::fatal(e, &self.sdep_op),
-            },
-            item = self.deps_sub.next() => match &*item {
-                Ok(ev) => return Ok(self.deps.apply(ev.clone(), &uncounted)),
-                Err(e) => watch::fatal(e, &self.deps_op),
-            },
-            item = next_if_some(self.pods_sub.as_mut()) => match &*item {
-                Ok(ev) => return Ok(self.apply_pod(ev)),
-                Err(e) => watch::fatal(e, &self.pods_op),
-            },
-            item = next_if_some(self.reconciles.as_mut()) => {
-                // An event written while we watch is news. One in the replayed store may be
-                // from a reconcile before the update, or after it but before this wait
-                // subscribed (a reconcile that changes nothing takes milliseconds): written
-                // after the update means a newer resourceVersion (Events share etcd's
-                // revisions with the object).
-                let after_update = match &*item {
-                    Ok(watcher::Event::Apply(_)) => true,
-                    Ok(watcher::Event::InitApply(e)) => {
-                        apply::revision(e.metadata.resource_version.as_deref())
-                            .is_some_and(|rv| rv > self.updated_at)
-                    }
-                    _ => false,
-                };
-                let first = after_update && !self.reconciled;
-                self.reconciled |= first;
-                return Ok(first);
-            },
-        };
-        fatal.map_or(Ok(false), Err)
-    }
-
-    /// Folds one pod item into the pods view and its issues; `true` if the issues changed
-    /// (a healthy pod's updates change nothing a wait looks at).
-    fn apply_pod(&mut self, ev: &watcher::Event<Pod>) -> bool {
-        let changed = self.pods.apply(ev.clone(), &Stats::default());
-        match ev {
-            watcher::Event::Apply(p) | watcher::Event::Delete(p) if changed => {
-                let name = p.metadata.name.clone().unwrap_or_default();
-                let issue = match ev {
-                    watcher::Event::Apply(_) => pods::pod_issue(p),
-                    _ => None,
-                };
-                let old = match issue.clone() {
-                    Some(i) => self.issues.insert(name, i),
-                    None => self.issues.remove(&name),
-                };
-                old != issue
-            }
-            watcher::Event::InitDone => {
-                self.issues = self
-                    .pods
-                    .objects()
-                    .filter_map(|p| Some((p.metadata.name.clone()?, pods::pod_issue(p)?)))
-                    .collect();
-                true
-            }
-            _ => false,
+    /// Waits until something the wait reads may have changed (at once the first time).
+    async fn next(&mut self) -> Result<()> {
+        self.watch.changed().await?;
+        if let Some(updated_at) = self.updated_at
+            && !self.reconciled
+        {
+            self.reconciled = self.watch.sdep_events().iter().any(|e| {
+                e.reason.as_deref() == Some("Updated")
+                    && apply::revision(e.metadata.resource_version.as_deref())
+                        .is_some_and(|rv| rv > updated_at)
+            });
         }
-    }
-
-    /// The broken and blocked pods of the owned Deployments' newest ReplicaSets.
-    fn assess(&self, deployments: &[Deployment]) -> Assessment {
-        pods::assess(self.issues.values(), deployments)
+        Ok(())
     }
 
     fn synced(&self) -> bool {
-        self.sdep.is_synced() && self.deps.is_synced()
+        self.watch.synced()
     }
 
     fn sdep_json(&self) -> Option<Value> {
-        self.sdep
-            .get(&self.name)
-            .and_then(|o| serde_json::to_value(o).ok())
+        self.watch
+            .sdep()
+            .and_then(|o| serde_json::to_value(&*o).ok())
     }
 
     fn owned_deployments(&self) -> Vec<Deployment> {
-        self.deps.objects().cloned().collect()
+        self.watch
+            .deployments()
+            .iter()
+            .map(|d| (**d).clone())
+            .collect()
     }
-}
 
-/// Selects the pods of SeldonDeployment `name` by their `seldon-deployment-id` label, in O(1)
-/// per pod: the name itself, or for a name too long for a label any `seldon-<hash>` value
-/// (the Deployment owner check in [`pods::assess`] then keeps only ours).
-fn pod_filter(name: &str) -> impl Fn(&Pod) -> bool + Send + Sync + 'static {
-    let id = seldon_id(name).map(str::to_owned);
-    move |p: &Pod| {
-        let label = p
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(SELDON_ID_LABEL));
-        match (&id, label) {
-            (Some(id), Some(l)) => l == id,
-            (None, Some(l)) => l.starts_with("seldon-"),
-            (_, None) => false,
-        }
+    /// The broken and blocked pods of the owned Deployments' newest ReplicaSets.
+    fn assess(&mut self, deployments: &[Deployment]) -> Assessment {
+        let owned = self.watch.deployments();
+        let issues: Vec<PodIssue> = self
+            .watch
+            .pods(&owned)
+            .iter()
+            .filter_map(|p| pods::pod_issue(p))
+            .collect();
+        pods::assess(issues.iter(), deployments)
     }
 }
 

@@ -639,6 +639,15 @@ pub fn check_dns1123_subdomain(name: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// The `ApiResource` of SeldonDeployment at `version`.
+#[must_use]
+pub fn sdep_resource(version: &str) -> kube::api::ApiResource {
+    kube::api::ApiResource::from_gvk_with_plural(
+        &kube::api::GroupVersionKind::gvk(GROUP, version, "SeldonDeployment"),
+        "seldondeployments",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

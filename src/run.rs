@@ -367,7 +367,7 @@ pub async fn run(ctx: &Context, manifest: &Manifest, opts: &RunOptions) -> Repor
 /// `concurrency` at a time, and returns their reports in input order. Each is isolated: one
 /// failing does not stop the others, and a slow one does not keep the next from starting
 /// (they finish in any order). They share one watch per resource in the namespace (see
-/// [`crate::shared`]), held for the whole call, so the API load grows neither with their
+/// [`crate::cache`]), held for the whole call, so the API load grows neither with their
 /// number nor when they run one after another.
 pub async fn run_many(
     ctx: &Context,
@@ -377,14 +377,14 @@ pub async fn run_many(
     concurrency: usize,
 ) -> Summary {
     let mut ctx = ctx.clone();
-    let hub = ctx.deployer.hub();
-    let narrowed_to_one = hub.only().is_some_and(|only| {
+    let cache = ctx.deployer.cache();
+    let narrowed_to_one = cache.only().is_some_and(|only| {
         manifests.len() != 1 || manifests.first().is_some_and(|m| m.name != only)
     });
-    if !hub.is_shared() || narrowed_to_one {
+    if !cache.is_shared() || narrowed_to_one {
         ctx.deployer = ctx.deployer.with_shared_watches(true);
     }
-    let _hold = ctx.deployer.hub().hold();
+    let _retained = ctx.deployer.cache().retain();
     let ctx = &ctx;
     // `buffer_unordered`, not `buffered`: a finished lifecycle frees its slot at once, even
     // while one started before it is still running.
@@ -441,7 +441,7 @@ impl EventTask {
             replay_existing: replay,
             deployment_names: predicted,
         };
-        let mut stream = events::follow_in(ctx.deployer.hub(), filter);
+        let mut stream = events::follow_in(ctx.deployer.cache(), filter);
         let collected = Arc::new(Mutex::new(Vec::new()));
         let failed = CancellationToken::new();
         let error = Arc::new(Mutex::new(None));
@@ -544,7 +544,7 @@ pub async fn execute(
     let mut handle: Option<Handle> = None;
     let mut events: Option<EventTask> = None;
     // Taken once there is an object: shared watches then stay up between phases.
-    let mut lease = None;
+    let mut watches = None;
     let mut created = false;
     let mut deleted = false;
     let mut failure: Option<Error> = None;
@@ -560,7 +560,7 @@ pub async fn execute(
             .await
         {
             Ok((h, server_now)) => {
-                lease = Some(d.lease());
+                watches = Some(d.keep_watches_running());
                 // Events from now on, "now" on the server's clock (Event times are the
                 // server's). Without a Date header the watch's first list is the only
                 // boundary: what it holds is not shown.
@@ -601,7 +601,7 @@ pub async fn execute(
                     Ok(h) => {
                         created = true;
                         report.uid = Some(h.uid.clone());
-                        lease = Some(d.lease());
+                        watches = Some(d.keep_watches_running());
                         // Everything since the object was created (server clock).
                         let since = h.created_at.as_deref().and_then(|t| t.parse().ok());
                         events = Some(EventTask::start(ctx, &h, predicted.clone(), true, since));
@@ -626,7 +626,7 @@ pub async fn execute(
                             updated_from = a.before;
                         }
                     }
-                    lease = Some(d.lease());
+                    watches = Some(d.keep_watches_running());
                     // Created: everything since its creation. Updated or unchanged: from now
                     // on, where the watch's first list is the boundary (no client clock).
                     let since = if created {
@@ -779,7 +779,7 @@ pub async fn execute(
     if let Some(e) = &failure {
         report.fail(e);
     }
-    drop(lease);
+    drop(watches);
     report.watch = d.stats().snapshot();
     ctx.send(
         &name,

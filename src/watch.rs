@@ -10,18 +10,10 @@
 //! (list, or watch) never worked on the feed, else after [`FATAL_GRACE`] of them in a row (an
 //! API server restart answers these for a moment).
 //!
-//! [`Snapshot`] folds the event stream into the current set of objects, so callers evaluate a
-//! level-triggered predicate on a consistent view instead of reacting to single events.
-//!
-//! [`Feed`] runs one such watch in a background task for any number of [`Subscription`]s: the
-//! store is kept once, every item is broadcast to every subscriber, and the watch stops when
-//! the last holder drops the feed. [`crate::shared::Hub`] decides which feeds are shared.
+//! [`crate::cache`] keeps what these watches see, for every reader.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-
-use tokio::sync::broadcast;
 
 use futures::stream::{BoxStream, StreamExt};
 use kube::Resource;
@@ -57,6 +49,7 @@ struct StatsInner {
     relists: AtomicU64,
     watch_errors: AtomicU64,
     retries: AtomicU64,
+    wakeups: AtomicU64,
 }
 
 /// A point-in-time copy of [`Stats`], for reports.
@@ -68,6 +61,10 @@ pub struct StatsSnapshot {
     pub watch_errors: u64,
     /// Requests retried after a transient error or conflict.
     pub retries: u64,
+    /// Readers woken by the cache (one per watch item per interested wait or event follower,
+    /// and every reader after a list): it grows with the number of deployments, not with
+    /// its square.
+    pub wakeups: u64,
 }
 
 impl Stats {
@@ -78,6 +75,7 @@ impl Stats {
             relists: self.0.relists.load(Ordering::Relaxed),
             watch_errors: self.0.watch_errors.load(Ordering::Relaxed),
             retries: self.0.retries.load(Ordering::Relaxed),
+            wakeups: self.0.wakeups.load(Ordering::Relaxed),
         }
     }
 
@@ -91,6 +89,10 @@ impl Stats {
 
     pub(crate) fn retry(&self) {
         self.0.retries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn wakeup(&self) {
+        self.0.wakeups.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -112,6 +114,8 @@ where
     let fresh = move || {
         watcher(api.clone(), config.clone())
             .default_backoff()
+            // Nothing here reads managedFields, and they are often the bulk of an object.
+            .modify(|o: &mut K| o.meta_mut().managed_fields = None)
             .boxed()
     };
     let idle = std::time::Duration::from_secs(WATCH_IDLE_SECS);
@@ -154,361 +158,9 @@ pub fn fatal(err: &watcher::Error, op: &Op) -> Option<Error> {
     Some(Error::from_kube(kube::Error::Api(status.clone()), &op))
 }
 
-/// The current objects of one watch, keyed by name, rebuilt atomically on each relist.
-#[derive(Debug, Clone)]
-pub struct Snapshot<K> {
-    objects: BTreeMap<String, K>,
-    buffer: Option<BTreeMap<String, K>>,
-    synced: bool,
-    lists: u64,
-}
-
-impl<K> Default for Snapshot<K> {
-    fn default() -> Self {
-        Snapshot {
-            objects: BTreeMap::new(),
-            buffer: None,
-            synced: false,
-            lists: 0,
-        }
-    }
-}
-
-impl<K: Resource + Clone> Snapshot<K> {
-    /// An empty, unsynced snapshot.
-    #[must_use]
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Applies one watcher event; returns whether the visible view changed.
-    ///
-    /// During a relist the old view stays visible until the list completes, so a predicate
-    /// never sees a half-listed state. `stats` counts relists after the first list.
-    pub fn apply(&mut self, event: watcher::Event<K>, stats: &Stats) -> bool {
-        match event {
-            watcher::Event::Init => {
-                self.buffer = Some(BTreeMap::new());
-                false
-            }
-            watcher::Event::InitApply(obj) => {
-                let name = obj.meta().name.clone().unwrap_or_default();
-                self.buffer
-                    .get_or_insert_with(BTreeMap::new)
-                    .insert(name, obj);
-                false
-            }
-            watcher::Event::InitDone => {
-                self.objects = self.buffer.take().unwrap_or_default();
-                self.lists += 1;
-                if self.lists > 1 {
-                    stats.relist();
-                }
-                self.synced = true;
-                true
-            }
-            watcher::Event::Apply(obj) => {
-                let name = obj.meta().name.clone().unwrap_or_default();
-                self.objects.insert(name, obj);
-                self.synced
-            }
-            watcher::Event::Delete(obj) => {
-                let name = obj.meta().name.clone().unwrap_or_default();
-                self.objects.remove(&name);
-                self.synced
-            }
-        }
-    }
-
-    /// Whether at least one full list has completed.
-    #[must_use]
-    pub fn is_synced(&self) -> bool {
-        self.synced
-    }
-
-    /// The object with this name, if present.
-    #[must_use]
-    pub fn get(&self, name: &str) -> Option<&K> {
-        self.objects.get(name)
-    }
-
-    /// All objects, ordered by name.
-    pub fn objects(&self) -> impl Iterator<Item = &K> {
-        self.objects.values()
-    }
-
-    /// Number of completed lists (1 after the initial sync).
-    #[must_use]
-    pub fn lists(&self) -> u64 {
-        self.lists
-    }
-
-    /// The items of a list in progress (after `Init`, before `InitDone`).
-    fn listing(&self) -> Option<impl Iterator<Item = &K>> {
-        self.buffer.as_ref().map(BTreeMap::values)
-    }
-}
-
-/// One watch item as every subscriber of a [`Feed`] sees it.
-pub type Item<K> = Arc<Result<watcher::Event<K>, watcher::Error>>;
-
-struct FeedShared<K> {
-    state: Mutex<FeedState<K>>,
-    tx: broadcast::Sender<Item<K>>,
-}
-
-struct FeedState<K> {
-    snapshot: Snapshot<K>,
-    /// The last error retrying cannot fix, until the next successful list; replayed to late
-    /// subscribers so they fail as fast as the first ones.
-    fatal: Option<Item<K>>,
-}
-
-impl<K> FeedShared<K> {
-    fn lock(&self) -> MutexGuard<'_, FeedState<K>> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// One running watch with its store, shared by its [`Subscription`]s; the watch stops when
-/// the last `Arc<Feed>` is dropped.
-pub struct Feed<K> {
-    shared: Arc<FeedShared<K>>,
-    task: tokio::task::AbortHandle,
-}
-
-impl<K> Drop for Feed<K> {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl<K> Feed<K>
-where
-    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
-{
-    /// Starts watching `api` with `config` in a background task. Retried errors and relists
-    /// are counted once in `stats`, however many subscribers there are; `op` names the
-    /// resource in fatal errors. `capacity` bounds how far a subscriber may lag before it is
-    /// resynchronised from the store.
-    #[must_use]
-    pub fn start(
-        api: Api<K>,
-        config: watcher::Config,
-        op: Op,
-        stats: Stats,
-        capacity: usize,
-    ) -> Arc<Self> {
-        let (tx, _) = broadcast::channel(capacity.max(16));
-        let shared = Arc::new(FeedShared {
-            state: Mutex::new(FeedState {
-                snapshot: Snapshot::new(),
-                fatal: None,
-            }),
-            tx,
-        });
-        let task_shared = shared.clone();
-        let mut items = stream(api, config);
-        let task = tokio::spawn(async move {
-            // Whether a list, and a watch, of this feed have succeeded; and since when
-            // fatal-looking errors have come in a row.
-            let (mut listed, mut watched) = (false, false);
-            let mut failing_since: Option<tokio::time::Instant> = None;
-            while let Some(item) = items.next().await {
-                let item = Arc::new(item);
-                let mut st = task_shared.lock();
-                match &*item {
-                    Ok(ev) => {
-                        match ev {
-                            watcher::Event::InitDone => {
-                                st.fatal = None;
-                                listed = true;
-                            }
-                            watcher::Event::Apply(_) | watcher::Event::Delete(_) => watched = true,
-                            _ => {}
-                        }
-                        if !matches!(ev, watcher::Event::Init) {
-                            failing_since = None;
-                        }
-                        st.snapshot.apply(ev.clone(), &stats);
-                    }
-                    Err(e) if fatal(e, &op).is_some() => {
-                        let since = *failing_since.get_or_insert_with(tokio::time::Instant::now);
-                        let worked_before = match e {
-                            watcher::Error::InitialListFailed(_) => listed,
-                            watcher::Error::WatchStartFailed(_) => watched,
-                            _ => false,
-                        };
-                        if worked_before && since.elapsed() < FATAL_GRACE {
-                            // A 401/403/404 on a request that has worked is most likely an API
-                            // server coming back (authorizers and CRD handlers sync after it
-                            // listens): retry for a while, and keep it from subscribers, who
-                            // would give up.
-                            stats.watch_error();
-                            tracing::debug!("watch error on a request that worked, retrying: {e}");
-                            continue;
-                        }
-                        st.fatal = Some(item.clone());
-                    }
-                    Err(e) => {
-                        stats.watch_error();
-                        tracing::debug!("watch error (will retry): {e}");
-                    }
-                }
-                // Sent under the lock, so a subscriber's copy of the store and its place in
-                // the broadcast always line up.
-                let _ = task_shared.tx.send(item);
-            }
-        })
-        .abort_handle();
-        Arc::new(Feed { shared, task })
-    }
-
-    /// Subscribes to the items about objects that `keep` selects (`Init`, `InitDone` and
-    /// errors always pass). The current store comes first as a synthetic list (`Init`,
-    /// `InitApply`…, `InitDone`), then any list in progress, so a late subscriber sees what
-    /// an early one saw.
-    #[must_use]
-    pub fn subscribe(
-        self: &Arc<Self>,
-        keep: impl Fn(&K) -> bool + Send + Sync + 'static,
-    ) -> Subscription<K> {
-        let keep: Keep<K> = Arc::new(keep);
-        let st = self.shared.lock();
-        let rx = self.shared.tx.subscribe();
-        let mut backlog = VecDeque::new();
-        if let Some(f) = &st.fatal {
-            backlog.push_back(f.clone());
-        }
-        catch_up(&st.snapshot, &*keep, &mut backlog);
-        drop(st);
-        Subscription {
-            feed: self.clone(),
-            rx,
-            backlog,
-            keep,
-        }
-    }
-
-    /// Reads the store.
-    pub fn read<R>(&self, f: impl FnOnce(&Snapshot<K>) -> R) -> R {
-        f(&self.shared.lock().snapshot)
-    }
-}
-
-type Keep<K> = Arc<dyn Fn(&K) -> bool + Send + Sync>;
-
-fn catch_up<K: Resource + Clone>(
-    snap: &Snapshot<K>,
-    keep: &dyn Fn(&K) -> bool,
-    out: &mut VecDeque<Item<K>>,
-) {
-    let ok = |e| Arc::new(Ok(e));
-    let apply = |o: &K| keep(o).then(|| ok(watcher::Event::InitApply(o.clone())));
-    if snap.is_synced() {
-        out.push_back(ok(watcher::Event::Init));
-        out.extend(snap.objects().filter_map(apply));
-        out.push_back(ok(watcher::Event::InitDone));
-    }
-    if let Some(partial) = snap.listing() {
-        out.push_back(ok(watcher::Event::Init));
-        out.extend(partial.filter_map(apply));
-    }
-}
-
-/// A subscriber's view of a [`Feed`]; holding it keeps the watch running.
-pub struct Subscription<K> {
-    feed: Arc<Feed<K>>,
-    rx: broadcast::Receiver<Item<K>>,
-    backlog: VecDeque<Item<K>>,
-    keep: Keep<K>,
-}
-
-impl<K> Subscription<K>
-where
-    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
-{
-    /// The next item. A subscriber that fell behind is resynchronised from the store, as
-    /// after a relist (consumers already cope with relists).
-    pub async fn next(&mut self) -> Item<K> {
-        loop {
-            if let Some(item) = self.backlog.pop_front() {
-                return item;
-            }
-            match self.rx.recv().await {
-                Ok(item) => {
-                    let wanted = match &*item {
-                        Ok(
-                            watcher::Event::Apply(o)
-                            | watcher::Event::InitApply(o)
-                            | watcher::Event::Delete(o),
-                        ) => (self.keep)(o),
-                        _ => true,
-                    };
-                    if wanted {
-                        return item;
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::debug!(skipped = n, "slow watch subscriber, resynchronising");
-                    let st = self.feed.shared.lock();
-                    catch_up(&st.snapshot, &*self.keep, &mut self.backlog);
-                }
-                // The feed's task never ends while a subscription holds the feed.
-                Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
-            }
-        }
-    }
-
-    /// The feed this subscription reads.
-    #[must_use]
-    pub fn feed(&self) -> &Arc<Feed<K>> {
-        &self.feed
-    }
-
-    /// This subscription as a stream (for `select`).
-    pub fn into_stream(self) -> BoxStream<'static, Item<K>> {
-        futures::stream::unfold(self, |mut s| async move {
-            let item = s.next().await;
-            Some((item, s))
-        })
-        .boxed()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::ConfigMap;
-
-    fn cm(name: &str) -> ConfigMap {
-        let mut c = ConfigMap::default();
-        c.metadata.name = Some(name.into());
-        c
-    }
-
-    #[test]
-    fn relist_replaces_view_atomically_and_is_counted() {
-        let stats = Stats::default();
-        let mut s = Snapshot::new();
-        assert!(!s.apply(watcher::Event::Init, &stats));
-        s.apply(watcher::Event::InitApply(cm("a")), &stats);
-        assert!(!s.is_synced());
-        assert!(s.apply(watcher::Event::InitDone, &stats));
-        assert!(s.get("a").is_some());
-        assert!(s.apply(watcher::Event::Apply(cm("b")), &stats));
-
-        // A relist that no longer contains "a": the old view holds until InitDone.
-        s.apply(watcher::Event::Init, &stats);
-        s.apply(watcher::Event::InitApply(cm("b")), &stats);
-        assert!(s.get("a").is_some());
-        s.apply(watcher::Event::InitDone, &stats);
-        assert!(s.get("a").is_none());
-        assert_eq!(s.objects().count(), 1);
-        assert_eq!(stats.snapshot().relists, 1);
-        assert!(s.apply(watcher::Event::Delete(cm("b")), &stats));
-        assert_eq!(s.objects().count(), 0);
-    }
 
     #[test]
     fn fatal_only_for_unfixable_list_or_watch_errors() {

@@ -286,7 +286,7 @@ async fn the_shared_watches_stop_when_the_last_lifecycle_ends() {
     assert_eq!(lists(&log, "sdep"), 2);
     assert_eq!(lists(&log, "events"), 2);
     // While one lease is held, joining costs nothing.
-    let lease = d.lease();
+    let lease = d.keep_watches_running();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = count(&log, |_| true);
     let r = run::run(&ctx, &manifest_named("c"), &opts()).await;
@@ -420,4 +420,34 @@ async fn lifecycles_run_one_at_a_time_still_share_one_list_per_resource() {
     assert_eq!(lists(&log, "deployments"), 1);
     assert_eq!(lists(&log, "events"), 1);
     assert_eq!(count(&log, |r| r.method == "DELETE"), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_watch_item_about_one_deployment_wakes_only_its_own_lifecycle_among_200() {
+    const N: usize = 200;
+    let (client, log) = server();
+    let ctx = Context::new(Deployer::new(client, "ns"));
+    let manifests: Vec<_> = (0..N).map(|i| manifest_named(&format!("m{i}"))).collect();
+    let steps = run::lifecycle_steps(2, false);
+    let summary = run::run_many(&ctx, &manifests, &steps, &opts(), N).await;
+    assert_eq!(summary.exit_code, 0);
+
+    // Every write (create, scale, delete) makes one SeldonDeployment item and one Deployment
+    // item. A SeldonDeployment item concerns one wait; a Deployment item that wait and its
+    // event follower. Each list wakes every reader registered then (at most a wait and a
+    // follower per lifecycle, on each of the four stores). Broadcast to every subscriber
+    // instead would wake about 2N readers per item: 2N × items ≈ 480 000 here.
+    let writes = count(&log, |r| {
+        matches!(r.method.as_str(), "POST" | "PATCH" | "DELETE")
+    });
+    assert_eq!(writes, 3 * N);
+    let items = 2 * writes as u64;
+    let per_item = 2 * items;
+    let per_list = 4 * 2 * N as u64;
+    let wakeups = ctx.deployer.stats().snapshot().wakeups;
+    assert!(
+        wakeups <= per_item + per_list,
+        "{wakeups} wake-ups for {items} items and {N} lifecycles"
+    );
+    assert!(wakeups >= items, "{wakeups} wake-ups: an item woke nobody?");
 }

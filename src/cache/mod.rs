@@ -1,0 +1,440 @@
+//! The namespace's SeldonDeployments, their Deployments, Pods and Events, as the waits and
+//! the event followers read them.
+//!
+//! One [`NamespaceCache`] keeps one store per resource (module `store`), each fed by one
+//! kube-runtime `watcher`, holding every object once, as an `Arc`, without `managedFields`.
+//! Each store is indexed by what its readers ask for:
+//!
+//! | store | index key | question it answers |
+//! | :--- | :--- | :--- |
+//! | SeldonDeployments | name | the SeldonDeployment named X |
+//! | Deployments (label `seldon-deployment-id`) | owner UID | the Deployments owned by UID U |
+//! | Pods (label `seldon-deployment-id`) | that label's value | the pods of X's Deployments |
+//! | Events | the SeldonDeployment's UID (name when the Event has none), else the Deployment an object belongs to | the Events about X and its children |
+//!
+//! A reader (an `ObjectWatch`, one per wait or event follower) registers on its keys and is
+//! woken only when an object under one of them changes, so a watch item costs O(1) per
+//! interested reader, not O(readers). It then reads the current objects through the index.
+//!
+//! Shared ([`NamespaceCache::new`] with `shared`), N lifecycles cost four lists and four
+//! watches. The stores start on first use and stop when the last user drops them; a
+//! [`WatchesRunning`] keeps them running between the phases of a lifecycle, a
+//! [`WatchesRetained`] between lifecycles. A process that handles one SeldonDeployment
+//! narrows the SeldonDeployment and Pod watches to it ([`NamespaceCache::for_one`]).
+//! Unshared, each reader gets stores of its own, listed when it starts.
+//!
+//! A shared store may lag an answer this process just got (a create's object may not be in it
+//! yet), so the waits confirm with a GET before trusting an absence; see [`crate::lifecycle`].
+
+mod object;
+mod store;
+
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Event, Pod};
+use kube::Client;
+use kube::api::{Api, DynamicObject};
+
+use crate::error::Op;
+use crate::manifest::sdep_resource;
+use crate::watch::{self, SELDON_ID_LABEL, Stats};
+
+use object::Stores;
+pub(crate) use object::{ObjectWatch, Parts};
+use store::{Keys, Store};
+
+/// Starts (or joins) the stores of one namespace. Cheap to clone; clones share the stores.
+#[derive(Clone)]
+pub struct NamespaceCache(Arc<Inner>);
+
+struct Inner {
+    client: Client,
+    namespace: String,
+    shared: bool,
+    /// With `shared`, the one SeldonDeployment the SeldonDeployment and Pod watches see.
+    only: Option<String>,
+    stats: Stats,
+    stores: Mutex<SharedStores>,
+}
+
+/// The shared stores while someone uses them (weak: they stop with their last user).
+#[derive(Default)]
+struct SharedStores {
+    sdeps: Weak<Store<DynamicObject>>,
+    deployments: Weak<Store<Deployment>>,
+    pods: Weak<Store<Pod>>,
+    events: Weak<Store<Event>>,
+    /// Live [`WatchesRetained`]; while there is one, the first [`WatchesRunning`]'s stores are
+    /// kept in `retained`.
+    retainers: usize,
+    retained: Option<Stores>,
+}
+
+/// Keeps a namespace's shared watches running (e.g. between the phases of a lifecycle).
+/// Empty for an unshared cache.
+pub struct WatchesRunning {
+    _stores: Option<Stores>,
+}
+
+/// Keeps the shared watches, once a [`WatchesRunning`] has started them, running until it is
+/// dropped, so lifecycles run one after another (`--concurrency 1`) share one list per
+/// resource instead of listing again each time the previous one ended.
+pub struct WatchesRetained(NamespaceCache);
+
+impl Drop for WatchesRetained {
+    fn drop(&mut self) {
+        let released = {
+            let mut s = self.0.stores();
+            s.retainers = s.retainers.saturating_sub(1);
+            if s.retainers == 0 {
+                s.retained.take()
+            } else {
+                None
+            }
+        };
+        // Dropped outside the lock: stopping a store aborts its task.
+        drop(released);
+    }
+}
+
+/// Returns the live store in `slot`, or starts one and remembers it weakly.
+fn join<K>(slot: &mut Weak<Store<K>>, start: impl FnOnce() -> Arc<Store<K>>) -> Arc<Store<K>> {
+    if let Some(s) = slot.upgrade() {
+        return s;
+    }
+    let s = start();
+    *slot = Arc::downgrade(&s);
+    s
+}
+
+impl NamespaceCache {
+    /// A cache of `namespace`; `shared` selects one store per resource for every reader (see
+    /// the module documentation). Relists and retried watch errors are counted in `stats`.
+    #[must_use]
+    pub fn new(client: Client, namespace: &str, shared: bool, stats: Stats) -> Self {
+        Self::build(client, namespace, shared, None, stats)
+    }
+
+    /// A shared cache whose SeldonDeployment and Pod watches see only `name`'s objects (the
+    /// Deployment and Event watches stay namespace-wide: their objects' names are the
+    /// operator's choice). Readers of any other name still work, on stores of their own.
+    #[must_use]
+    pub fn for_one(client: Client, namespace: &str, name: &str, stats: Stats) -> Self {
+        Self::build(client, namespace, true, Some(name.to_owned()), stats)
+    }
+
+    fn build(
+        client: Client,
+        namespace: &str,
+        shared: bool,
+        only: Option<String>,
+        stats: Stats,
+    ) -> Self {
+        NamespaceCache(Arc::new(Inner {
+            client,
+            namespace: namespace.to_owned(),
+            shared,
+            only,
+            stats,
+            stores: Mutex::default(),
+        }))
+    }
+
+    /// With [`NamespaceCache::for_one`], the one SeldonDeployment it sees.
+    #[must_use]
+    pub fn only(&self) -> Option<&str> {
+        self.0.only.as_deref()
+    }
+
+    /// Whether the stores are shared.
+    #[must_use]
+    pub fn is_shared(&self) -> bool {
+        self.0.shared
+    }
+
+    /// The namespace.
+    #[must_use]
+    pub fn namespace(&self) -> &str {
+        &self.0.namespace
+    }
+
+    fn stores(&self) -> std::sync::MutexGuard<'_, SharedStores> {
+        self.0.stores.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether `name`'s reader may use the shared SeldonDeployment and Pod stores.
+    fn shares(&self, name: &str) -> bool {
+        self.0.shared && self.0.only.as_deref().is_none_or(|only| only == name)
+    }
+
+    /// The stores a reader of `name` needs: the shared ones (started on first use), or, for
+    /// a name the shared ones do not see or an unshared cache, fresh ones.
+    fn stores_for(&self, name: &str, parts: Parts) -> Stores {
+        if !self.0.shared {
+            return Stores {
+                sdeps: parts.sdep.then(|| self.start_sdeps(Some(name))),
+                deployments: self.start_deployments(),
+                pods: parts.pods.then(|| self.start_pods(Some(name))),
+                events: parts.events.then(|| self.start_events()),
+            };
+        }
+        let narrow = self.0.only.as_deref();
+        let shares = self.shares(name);
+        let mut s = self.stores();
+        let deployments = join(&mut s.deployments, || self.start_deployments());
+        let events = parts
+            .events
+            .then(|| join(&mut s.events, || self.start_events()));
+        let sdeps = parts.sdep.then(|| {
+            if shares {
+                join(&mut s.sdeps, || self.start_sdeps(narrow))
+            } else {
+                self.start_sdeps(Some(name))
+            }
+        });
+        let pods = parts.pods.then(|| {
+            if shares {
+                join(&mut s.pods, || self.start_pods(narrow))
+            } else {
+                self.start_pods(Some(name))
+            }
+        });
+        Stores {
+            sdeps,
+            deployments,
+            pods,
+            events,
+        }
+    }
+
+    fn start_sdeps(&self, name: Option<&str>) -> Arc<Store<DynamicObject>> {
+        let h = &self.0;
+        let config = match name {
+            Some(n) => watch::config().fields(&format!("metadata.name={n}")),
+            None => watch::config(),
+        };
+        Store::watch(
+            Api::namespaced_with(h.client.clone(), &h.namespace, &sdep_resource("v1")),
+            config,
+            sdep_keys,
+            Op::sdep("watch", &h.namespace, name),
+            h.stats.clone(),
+        )
+    }
+
+    fn start_deployments(&self) -> Arc<Store<Deployment>> {
+        let h = &self.0;
+        Store::watch(
+            Api::namespaced(h.client.clone(), &h.namespace),
+            watch::config().labels(SELDON_ID_LABEL),
+            deployment_keys,
+            Op::other("watch", "deployments.apps", &h.namespace),
+            h.stats.clone(),
+        )
+    }
+
+    fn start_pods(&self, name: Option<&str>) -> Arc<Store<Pod>> {
+        let h = &self.0;
+        let selector = match name.and_then(seldon_id) {
+            Some(id) => format!("{SELDON_ID_LABEL}={id}"),
+            None => SELDON_ID_LABEL.to_owned(),
+        };
+        Store::watch(
+            Api::namespaced(h.client.clone(), &h.namespace),
+            watch::config().labels(&selector),
+            pod_keys,
+            Op::other("watch", "pods", &h.namespace),
+            h.stats.clone(),
+        )
+    }
+
+    fn start_events(&self) -> Arc<Store<Event>> {
+        let h = &self.0;
+        Store::watch(
+            Api::namespaced(h.client.clone(), &h.namespace),
+            watch::config().any_semantic(),
+            event_keys,
+            Op::other("watch", "events", &h.namespace),
+            h.stats.clone(),
+        )
+    }
+
+    /// Starts (or joins) the four shared watches and keeps them running while the returned
+    /// value lives (and, under a [`WatchesRetained`], until that ends); does nothing when
+    /// unshared (each reader then opens its own).
+    #[must_use]
+    pub fn keep_running(&self) -> WatchesRunning {
+        let stores = self
+            .0
+            .shared
+            .then(|| self.stores_for(self.only().unwrap_or(""), Parts::ALL));
+        if let Some(st) = &stores {
+            let mut s = self.stores();
+            if s.retainers > 0 && s.retained.is_none() {
+                s.retained = Some(st.clone());
+            }
+        }
+        WatchesRunning { _stores: stores }
+    }
+
+    /// Keeps the shared watches, once started, running until the returned value is dropped;
+    /// does nothing when unshared.
+    #[must_use]
+    pub fn retain(&self) -> WatchesRetained {
+        if self.0.shared {
+            self.stores().retainers += 1;
+        }
+        WatchesRetained(self.clone())
+    }
+
+    /// A reader of SeldonDeployment `name` (UID `uid`) and the `parts` of its children.
+    pub(crate) fn watch_object(&self, name: &str, uid: &str, parts: Parts) -> ObjectWatch {
+        ObjectWatch::new(self.stores_for(name, parts), self.namespace(), name, uid)
+    }
+}
+
+/// The `seldon-deployment-id` label value the operator gives the children of SeldonDeployment
+/// `name` when the name fits a label (63 characters); `None` otherwise, and then readers learn
+/// the value from the Deployments they own.
+#[must_use]
+pub fn seldon_id(name: &str) -> Option<&str> {
+    (!name.is_empty() && name.len() <= 63).then_some(name)
+}
+
+fn sdep_keys(o: &DynamicObject) -> Keys {
+    o.metadata.name.iter().cloned().collect()
+}
+
+/// The UIDs of the objects owning a Deployment.
+fn deployment_keys(d: &Deployment) -> Keys {
+    d.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .map(|r| r.uid.clone())
+        .collect()
+}
+
+fn pod_keys(p: &Pod) -> Keys {
+    p.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(SELDON_ID_LABEL))
+        .map(|id| vec![id.clone()])
+        .unwrap_or_default()
+}
+
+/// Events are indexed by the SeldonDeployment they are about ([`sdep_event_key`]), or by the
+/// Deployment the involved object belongs to ([`deployment_event_key`]): a ReplicaSet is named
+/// `<deployment>-<hash>`, its pods `<replicaset>-<suffix>`.
+fn event_keys(e: &Event) -> Keys {
+    let io = &e.involved_object;
+    let name = io.name.as_deref().unwrap_or_default();
+    let uid = io.uid.as_deref().unwrap_or_default();
+    let strip = |n: &str, segments: usize| {
+        let mut base = n;
+        for _ in 0..segments {
+            base = base.rsplit_once('-').map_or("", |(b, _)| b);
+        }
+        base.to_owned()
+    };
+    let key = match io.kind.as_deref().unwrap_or_default() {
+        "SeldonDeployment" => sdep_event_key(name, uid),
+        "Deployment" => deployment_event_key(name),
+        "ReplicaSet" => deployment_event_key(&strip(name, 1)),
+        "Pod" => deployment_event_key(&strip(name, 2)),
+        _ => return Keys::new(),
+    };
+    vec![key]
+}
+
+/// The Events key of SeldonDeployment `name` with `uid` (an Event may lack the UID).
+pub(crate) fn sdep_event_key(name: &str, uid: &str) -> String {
+    if uid.is_empty() {
+        format!("sdep-name/{name}")
+    } else {
+        format!("sdep/{uid}")
+    }
+}
+
+/// The Events key of Deployment `name`, its ReplicaSets and their pods.
+pub(crate) fn deployment_event_key(name: &str) -> String {
+    format!("deployment/{name}")
+}
+
+/// Stores fed by hand (no server), for the unit tests of their readers.
+#[cfg(test)]
+pub(crate) struct HandFedStores {
+    pub deployments: Arc<Store<Deployment>>,
+    pub events: Arc<Store<Event>>,
+}
+
+#[cfg(test)]
+impl HandFedStores {
+    /// Empty stores; the Deployment one has listed, the Event one not yet.
+    pub(crate) fn new() -> Self {
+        let stats = Stats::default();
+        let op = Op::other("watch", "deployments", "ns");
+        let deployments = Store::new(deployment_keys, op, stats.clone());
+        deployments.apply(kube::runtime::watcher::Event::Init);
+        deployments.apply(kube::runtime::watcher::Event::InitDone);
+        HandFedStores {
+            deployments,
+            events: Store::new(event_keys, Op::other("watch", "events", "ns"), stats),
+        }
+    }
+
+    /// A reader of SeldonDeployment `name`/`uid`'s Deployments and Events.
+    pub(crate) fn watch_object(&self, name: &str, uid: &str) -> ObjectWatch {
+        let stores = Stores {
+            sdeps: None,
+            deployments: self.deployments.clone(),
+            pods: None,
+            events: Some(self.events.clone()),
+        };
+        ObjectWatch::new(stores, "ns", name, uid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(kind: &str, name: &str, uid: &str) -> Event {
+        serde_json::from_value(json!({
+            "metadata": {"name": "e"},
+            "involvedObject": {"kind": kind, "name": name, "uid": uid},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn events_are_keyed_by_their_seldon_deployment_or_the_deployment_of_their_object() {
+        let d = |n: &str| vec![deployment_event_key(n)];
+        assert_eq!(
+            event_keys(&event("SeldonDeployment", "iris", "u1")),
+            vec!["sdep/u1"]
+        );
+        assert_eq!(
+            event_keys(&event("SeldonDeployment", "iris", "")),
+            vec!["sdep-name/iris"]
+        );
+        let dep = "iris-default-0-classifier";
+        assert_eq!(event_keys(&event("Deployment", dep, "")), d(dep));
+        assert_eq!(
+            event_keys(&event("ReplicaSet", &format!("{dep}-5d8f9c"), "")),
+            d(dep)
+        );
+        assert_eq!(
+            event_keys(&event("Pod", &format!("{dep}-5d8f9c-abcde"), "")),
+            d(dep)
+        );
+        assert_eq!(
+            event_keys(&event("Pod", "seldon-0a1b-77-x", "")),
+            d("seldon-0a1b")
+        );
+        assert!(event_keys(&event("Service", "iris", "")).is_empty());
+    }
+}
