@@ -146,6 +146,7 @@ async fn apiserver_restart_in(phase: Phase) {
         "restart in {phase:?}: {}",
         describe(&out)
     );
+    eprintln!("{}", describe(&out));
     ns.assert_nothing_left("restart").await;
     ns.cleanup().await;
 }
@@ -413,6 +414,8 @@ async fn interrupt_in(sig: &str, phase: Phase, expected: i32) {
         "{sig} in {phase:?}: {}",
         describe(&out)
     );
+    // Shown only if what follows fails: the run's own account of its clean-up.
+    eprintln!("{}", describe(&out));
     ns.assert_nothing_left("sig").await;
     ns.cleanup().await;
 }

@@ -5,12 +5,15 @@
 //! that runs without that variable fails loudly instead of skipping.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Event, Namespace};
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::{ApiResource, GroupVersionKind};
@@ -92,7 +95,11 @@ impl Cluster {
             .create(&PostParams::default(), &ns)
             .await
             .expect("create namespace");
-        TestNamespace { name, client }
+        TestNamespace {
+            name,
+            client,
+            seen_uids: Arc::default(),
+        }
     }
 
     /// `seldon-deploy ARGS --kubeconfig <this cluster>`, with `KUBECONFIG` unset.
@@ -135,6 +142,9 @@ pub struct TestNamespace {
     pub name: String,
     /// An admin client.
     pub client: Client,
+    /// The UIDs of the SeldonDeployments [`TestNamespace::get_sdep`] has seen, by name, for
+    /// [`TestNamespace::assert_nothing_left`]'s diagnosis.
+    seen_uids: Arc<Mutex<BTreeMap<String, BTreeSet<String>>>>,
 }
 
 /// The SeldonDeployment resource at version v1.
@@ -158,11 +168,12 @@ impl TestNamespace {
 
     /// The SeldonDeployment as JSON, if it exists.
     pub async fn get_sdep(&self, name: &str) -> Option<Value> {
-        self.sdeps()
-            .get_opt(name)
-            .await
-            .expect("get sdep")
-            .map(|o| serde_json::to_value(o).unwrap())
+        let found = self.sdeps().get_opt(name).await.expect("get sdep")?;
+        if let Some(uid) = &found.metadata.uid {
+            let mut seen = self.seen_uids.lock().unwrap();
+            seen.entry(name.to_owned()).or_default().insert(uid.clone());
+        }
+        Some(serde_json::to_value(found).unwrap())
     }
 
     /// Names of the Deployments the operator made for `sdep`.
@@ -178,17 +189,124 @@ impl TestNamespace {
     }
 
     /// Asserts that neither the SeldonDeployment nor any of its Deployments exists.
+    ///
+    /// A Deployment left behind is explained: when it was made, which owner UID it names,
+    /// the UIDs `sdep` had (from the namespace's events, and those this test saw), the
+    /// namespace's events, and whether the garbage collector removes it within 30 s. That tells
+    /// a Deployment the clean-up missed from one the operator made after the owner was gone.
     pub async fn assert_nothing_left(&self, sdep: &str) {
         assert_eq!(
             self.get_sdep(sdep).await,
             None,
             "SeldonDeployment {sdep} was left behind"
         );
-        assert_eq!(
-            self.child_deployments(sdep).await,
-            Vec::<String>::new(),
-            "Deployments of {sdep} were left behind"
+        let left = self
+            .deployments()
+            .list(&ListParams::default().labels(&format!("seldon-deployment-id={sdep}")))
+            .await
+            .expect("list deployments")
+            .items;
+        if !left.is_empty() {
+            let found_at = Timestamp::now();
+            let why = self.explain_left(sdep, &left).await;
+            panic!("Deployments of {sdep} were left behind (found at {found_at}):\n{why}");
+        }
+    }
+
+    /// The diagnosis [`TestNamespace::assert_nothing_left`] prints.
+    async fn explain_left(&self, sdep: &str, left: &[Deployment]) -> String {
+        let mut out = String::new();
+        let seen = self.seen_uids.lock().unwrap().clone();
+        let events = Api::<Event>::namespaced(self.client.clone(), &self.name)
+            .list(&ListParams::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default();
+        let from_events: BTreeSet<String> = events
+            .iter()
+            .filter(|e| {
+                e.involved_object.kind.as_deref() == Some("SeldonDeployment")
+                    && e.involved_object.name.as_deref() == Some(sdep)
+            })
+            .filter_map(|e| e.involved_object.uid.clone())
+            .collect();
+        out += &format!(
+            "SeldonDeployment {sdep} UIDs: seen by the test {seen:?}, named by events {from_events:?}\n"
         );
+        for d in left {
+            let m = &d.metadata;
+            let owners: Vec<String> = m
+                .owner_references
+                .iter()
+                .flatten()
+                .map(|o| format!("{}/{} uid={}", o.kind, o.name, o.uid))
+                .collect();
+            out += &format!(
+                "Deployment {} uid={} created={} deletionTimestamp={} finalizers={:?} owners={owners:?}\n",
+                m.name.as_deref().unwrap_or_default(),
+                m.uid.as_deref().unwrap_or_default(),
+                m.creation_timestamp
+                    .as_ref()
+                    .map(|t| t.0.to_string())
+                    .unwrap_or_default(),
+                m.deletion_timestamp
+                    .as_ref()
+                    .map(|t| t.0.to_string())
+                    .unwrap_or_default(),
+                m.finalizers.as_deref().unwrap_or_default(),
+            );
+        }
+        let mut events: Vec<(String, String)> = events
+            .iter()
+            .map(|e| {
+                let at = e
+                    .last_timestamp
+                    .as_ref()
+                    .or(e.first_timestamp.as_ref())
+                    .map(|t| t.0.to_string())
+                    .or_else(|| e.event_time.as_ref().map(|t| t.0.to_string()))
+                    .unwrap_or_default();
+                let o = &e.involved_object;
+                let line = format!(
+                    "  {at} {}/{} uid={} {} {} (x{})",
+                    o.kind.as_deref().unwrap_or_default(),
+                    o.name.as_deref().unwrap_or_default(),
+                    o.uid.as_deref().unwrap_or_default(),
+                    e.reason.as_deref().unwrap_or_default(),
+                    e.message.as_deref().unwrap_or_default(),
+                    e.count.unwrap_or(1)
+                );
+                (at, line)
+            })
+            .collect();
+        events.sort();
+        out += "events:\n";
+        for (_, line) in events {
+            out += &line;
+            out += "\n";
+        }
+        // Watched, not polled: whether (and how soon) the garbage collector collects them.
+        let started = std::time::Instant::now();
+        for d in left {
+            let (name, uid) = (
+                d.metadata.name.clone().unwrap_or_default(),
+                d.metadata.uid.clone(),
+            );
+            let gone = kube::runtime::wait::await_condition(
+                self.deployments(),
+                &name,
+                kube::runtime::wait::conditions::is_deleted(uid.as_deref().unwrap_or_default()),
+            );
+            out += &match tokio::time::timeout(Duration::from_secs(30), gone).await {
+                Ok(Ok(_)) => format!(
+                    "Deployment {name} was deleted {:?} after it was found\n",
+                    started.elapsed()
+                ),
+                Ok(Err(e)) => format!("watching Deployment {name} failed: {e}\n"),
+                Err(_) => format!("Deployment {name} was still there 30 s after it was found\n"),
+            };
+        }
+        out
     }
 
     /// Creates a SeldonDeployment directly (as another user of the cluster would).
