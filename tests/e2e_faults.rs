@@ -362,11 +362,80 @@ async fn someone_else_deleting_it_mid_wait_exits_1_without_recreating() {
         "{}",
         describe(&out)
     );
-    eventually(30, "the children to be collected", || async {
-        ns.child_deployments("stolen").await.is_empty()
-    })
-    .await;
+    // The garbage collector removes the children after their owner; the operator may even
+    // create one after the owner is gone (see assert_nothing_left).
     ns.assert_nothing_left("stolen").await;
+    ns.cleanup().await;
+}
+
+/// What the operator does when a reconcile that began before a deletion creates a child after
+/// its owner is gone (testenv's audit log caught it 84 ms after a delete): the child names the
+/// deleted UID, and the garbage collector deletes it unprompted, so the fault tests'
+/// "nothing left behind" waits for that instead of failing on it.
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn a_child_created_after_its_seldondeployment_is_gone_is_garbage_collected() {
+    let _guard = CLUSTER.read().await;
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("late").await;
+    // Labelled for an operator that does not run, so only this test makes its children.
+    let mut m = support::sdep_manifest("late", json!({}), json!({}));
+    m["metadata"]["labels"] = json!({"seldon.io/controller-id": "nobody"});
+    let created = ns.create_sdep(&m).await;
+    let uid = created["metadata"]["uid"].as_str().unwrap().to_owned();
+    ns.sdeps()
+        .delete("late", &kube::api::DeleteParams::background())
+        .await
+        .unwrap();
+    assert_eq!(ns.get_sdep("late").await, None, "no finalizer holds it");
+    // The Deployment as the operator makes it: its label, and a controller reference.
+    let labels = json!({"seldon-deployment-id": "late", "app": "late"});
+    let late: k8s_openapi::api::apps::v1::Deployment = serde_json::from_value(json!({
+        "metadata": {
+            "name": "late-default-0-classifier",
+            "labels": labels,
+            // Keeps it visible after the collector's delete, until released below.
+            "finalizers": [HOLD],
+            "ownerReferences": [{
+                "apiVersion": "machinelearning.seldon.io/v1", "kind": "SeldonDeployment",
+                "name": "late", "uid": uid, "controller": true, "blockOwnerDeletion": true
+            }]
+        },
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "c", "image": "seldonio/mock_classifier_rest:1.3"}]}
+            }
+        }
+    }))
+    .unwrap();
+    ns.deployments()
+        .create(&kube::api::PostParams::default(), &late)
+        .await
+        .expect("create the late child");
+    let release = async {
+        let deleting = kube::runtime::wait::await_condition(
+            ns.deployments(),
+            "late-default-0-classifier",
+            |d: Option<&k8s_openapi::api::apps::v1::Deployment>| {
+                d.is_none_or(|d| d.metadata.deletion_timestamp.is_some())
+            },
+        );
+        // Bounded so a collector that never acts fails the check below instead of hanging.
+        let _ = tokio::time::timeout(Duration::from_secs(90), deleting).await;
+        let patch = json!({"metadata": {"finalizers": null}});
+        let _ = ns
+            .deployments()
+            .patch(
+                "late-default-0-classifier",
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await;
+    };
+    tokio::join!(ns.assert_nothing_left("late"), release);
     ns.cleanup().await;
 }
 
