@@ -32,7 +32,7 @@ mod store;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::api::core::v1::{Container, Event, Pod, PodSpec};
 use kube::Client;
 use kube::api::{Api, DynamicObject};
 
@@ -42,7 +42,7 @@ use crate::watch::{self, SELDON_ID_LABEL, Stats};
 
 use object::Stores;
 pub(crate) use object::{ObjectWatch, Parts};
-use store::{Keys, Store};
+use store::{Keys, Store, Stored};
 
 /// Starts (or joins) the stores of one namespace. Cheap to clone; clones share the stores.
 #[derive(Clone)]
@@ -217,7 +217,10 @@ impl NamespaceCache {
         Store::watch(
             Api::namespaced_with(h.client.clone(), &h.namespace, &sdep_resource("v1")),
             config,
-            sdep_keys,
+            Stored {
+                keys: sdep_keys,
+                trim: |_| {},
+            },
             Op::sdep("watch", &h.namespace, name),
             h.stats.clone(),
         )
@@ -228,7 +231,10 @@ impl NamespaceCache {
         Store::watch(
             Api::namespaced(h.client.clone(), &h.namespace),
             watch::config().labels(SELDON_ID_LABEL),
-            deployment_keys,
+            Stored {
+                keys: deployment_keys,
+                trim: trim_deployment,
+            },
             Op::other("watch", "deployments.apps", &h.namespace),
             h.stats.clone(),
         )
@@ -243,7 +249,10 @@ impl NamespaceCache {
         Store::watch(
             Api::namespaced(h.client.clone(), &h.namespace),
             watch::config().labels(&selector),
-            pod_keys,
+            Stored {
+                keys: pod_keys,
+                trim: trim_pod,
+            },
             Op::other("watch", "pods", &h.namespace),
             h.stats.clone(),
         )
@@ -254,7 +263,10 @@ impl NamespaceCache {
         Store::watch(
             Api::namespaced(h.client.clone(), &h.namespace),
             watch::config().any_semantic(),
-            event_keys,
+            Stored {
+                keys: event_keys,
+                trim: |_| {},
+            },
             Op::other("watch", "events", &h.namespace),
             h.stats.clone(),
         )
@@ -325,6 +337,45 @@ fn pod_keys(p: &Pod) -> Keys {
         .unwrap_or_default()
 }
 
+/// Keeps what the readers use of a pod spec ([`crate::readiness`] and [`crate::pods`]): each
+/// container's name, image and the operator's `PREDICTOR_ID` variable. The rest (the
+/// executor's environment, which embeds the whole predictor, probes, volumes) is most of a
+/// Seldon pod's size: at 1000 deployments, about 80% of the client's memory.
+fn trim_pod_spec(spec: &mut PodSpec) {
+    let trim = |c: &mut Container| Container {
+        name: std::mem::take(&mut c.name),
+        image: c.image.take(),
+        env: c.env.take().map(|env| {
+            env.into_iter()
+                .filter(|e| e.name == "PREDICTOR_ID")
+                .collect()
+        }),
+        ..Container::default()
+    };
+    let containers = spec.containers.iter_mut().map(trim).collect();
+    let init_containers = spec
+        .init_containers
+        .as_mut()
+        .map(|cs| cs.iter_mut().map(trim).collect());
+    *spec = PodSpec {
+        containers,
+        init_containers,
+        ..PodSpec::default()
+    };
+}
+
+fn trim_deployment(d: &mut Deployment) {
+    if let Some(spec) = d.spec.template.spec.as_mut() {
+        trim_pod_spec(spec);
+    }
+}
+
+fn trim_pod(p: &mut Pod) {
+    if let Some(spec) = p.spec.as_mut() {
+        trim_pod_spec(spec);
+    }
+}
+
 /// Events are indexed by the SeldonDeployment they are about ([`sdep_event_key`]), or by the
 /// Deployment the involved object belongs to ([`deployment_event_key`]): a ReplicaSet is named
 /// `<deployment>-<hash>`, its pods `<replicaset>-<suffix>`.
@@ -376,12 +427,23 @@ impl HandFedStores {
     pub(crate) fn new() -> Self {
         let stats = Stats::default();
         let op = Op::other("watch", "deployments", "ns");
-        let deployments = Store::new(deployment_keys, op, stats.clone());
+        let stored = Stored {
+            keys: deployment_keys,
+            trim: trim_deployment,
+        };
+        let deployments = Store::new(stored, op, stats.clone());
         deployments.apply(kube::runtime::watcher::Event::Init);
         deployments.apply(kube::runtime::watcher::Event::InitDone);
         HandFedStores {
             deployments,
-            events: Store::new(event_keys, Op::other("watch", "events", "ns"), stats),
+            events: Store::new(
+                Stored {
+                    keys: event_keys,
+                    trim: |_| {},
+                },
+                Op::other("watch", "events", "ns"),
+                stats,
+            ),
         }
     }
 
@@ -436,5 +498,37 @@ mod tests {
             d("seldon-0a1b")
         );
         assert!(event_keys(&event("Service", "iris", "")).is_empty());
+    }
+
+    #[test]
+    fn a_trimmed_pod_template_keeps_what_readiness_reads_and_nothing_else() {
+        let mut d: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "d", "labels": {"seldon-deployment-id": "iris"}},
+            "spec": {"selector": {}, "template": {
+                "metadata": {"labels": {"app": "x"}, "annotations": {"a": "b"}},
+                "spec": {
+                    "containers": [{"name": "classifier", "image": "img:1",
+                        "env": [{"name": "PREDICTOR_ID", "value": "default"},
+                                {"name": "ENGINE_PREDICTOR", "value": "eyJ…"}],
+                        "readinessProbe": {"tcpSocket": {"port": 9000}}}],
+                    "initContainers": [{"name": "init", "image": "init:1", "args": ["x"]}],
+                    "volumes": [{"name": "v", "emptyDir": {}}],
+                    "nodeSelector": {"k": "v"}
+                }}}
+        }))
+        .unwrap();
+        trim_deployment(&mut d);
+        let t = serde_json::to_value(&d.spec.template).unwrap();
+        assert_eq!(
+            t,
+            json!({
+                "metadata": {"labels": {"app": "x"}, "annotations": {"a": "b"}},
+                "spec": {
+                    "containers": [{"name": "classifier", "image": "img:1",
+                        "env": [{"name": "PREDICTOR_ID", "value": "default"}]}],
+                    "initContainers": [{"name": "init", "image": "init:1"}]
+                }
+            })
+        );
     }
 }

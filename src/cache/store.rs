@@ -25,8 +25,12 @@ use crate::watch::{self, FATAL_GRACE, Stats};
 /// The index keys of one object (most have one or two).
 pub(crate) type Keys = Vec<String>;
 
-/// What a store indexes its objects by.
-pub(crate) type IndexFn<K> = fn(&K) -> Keys;
+/// How a store keeps its objects: what it indexes them by, and what it trims off them first
+/// (fields no reader uses; the watch has already dropped `managedFields`).
+pub(crate) struct Stored<K> {
+    pub keys: fn(&K) -> Keys,
+    pub trim: fn(&mut K),
+}
 
 /// A reader's wake-up signal. A change stores a permit, so a change that comes while the
 /// reader is busy is not lost: its next [`Wakeup::wait`] returns at once.
@@ -92,7 +96,7 @@ struct State<K> {
 /// A store of one resource in one namespace; its watch runs while the `Arc<Store>` lives.
 pub(crate) struct Store<K> {
     state: Mutex<State<K>>,
-    index_fn: IndexFn<K>,
+    stored: Stored<K>,
     /// Describes the watch in fatal errors.
     op: Op,
     /// Counts relists and wake-ups.
@@ -121,7 +125,7 @@ where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
     /// An empty store with no watch: [`Store::apply`] feeds it (the tests do).
-    pub(crate) fn new(index_fn: IndexFn<K>, op: Op, stats: Stats) -> Arc<Self> {
+    pub(crate) fn new(stored: Stored<K>, op: Op, stats: Stats) -> Arc<Self> {
         Arc::new(Store {
             state: Mutex::new(State {
                 objects: HashMap::new(),
@@ -132,7 +136,7 @@ where
                 fatal: None,
                 readers: HashMap::new(),
             }),
-            index_fn,
+            stored,
             op,
             stats,
             task: Mutex::new(None),
@@ -145,11 +149,11 @@ where
     pub(crate) fn watch(
         api: Api<K>,
         config: watcher::Config,
-        index_fn: IndexFn<K>,
+        stored: Stored<K>,
         op: Op,
         stats: Stats,
     ) -> Arc<Self> {
-        let store = Self::new(index_fn, op.clone(), stats.clone());
+        let store = Self::new(stored, op.clone(), stats.clone());
         let weak = Arc::downgrade(&store);
         let mut items = watch::stream(api, config);
         let task = tokio::spawn(async move {
@@ -218,7 +222,8 @@ where
                     st.listing = Some(HashMap::new());
                     false
                 }
-                watcher::Event::InitApply(obj) => {
+                watcher::Event::InitApply(mut obj) => {
+                    (self.stored.trim)(&mut obj);
                     let name = obj.meta().name.clone().unwrap_or_default();
                     st.listing
                         .get_or_insert_with(HashMap::new)
@@ -231,7 +236,7 @@ where
                     st.revision = st.revision.max(listed);
                     let mut index: HashMap<String, BTreeSet<String>> = HashMap::new();
                     for (name, obj) in &objects {
-                        for key in (self.index_fn)(obj) {
+                        for key in (self.stored.keys)(obj) {
                             index.entry(key).or_default().insert(name.clone());
                         }
                     }
@@ -243,12 +248,13 @@ where
                     woken.extend(st.readers.values().flatten().cloned());
                     st.lists > 1
                 }
-                watcher::Event::Apply(obj) => {
+                watcher::Event::Apply(mut obj) => {
+                    (self.stored.trim)(&mut obj);
                     st.revision = st.revision.max(revision(&obj));
                     let name = obj.meta().name.clone().unwrap_or_default();
-                    let keys = (self.index_fn)(&obj);
+                    let keys = (self.stored.keys)(&obj);
                     let old = st.objects.insert(name.clone(), Arc::new(obj));
-                    let old_keys = old.map(|o| (self.index_fn)(&o)).unwrap_or_default();
+                    let old_keys = old.map(|o| (self.stored.keys)(&o)).unwrap_or_default();
                     self.reindex(&mut st, &name, &old_keys, &keys, &mut woken);
                     false
                 }
@@ -256,7 +262,7 @@ where
                     let name = obj.meta().name.clone().unwrap_or_default();
                     let old = st.objects.remove(&name);
                     let old_keys =
-                        old.map_or_else(|| (self.index_fn)(&obj), |o| (self.index_fn)(&o));
+                        old.map_or_else(|| (self.stored.keys)(&obj), |o| (self.stored.keys)(&o));
                     self.reindex(&mut st, &name, &old_keys, &[], &mut woken);
                     false
                 }
@@ -412,7 +418,11 @@ mod tests {
 
     fn store_counting(stats: &Stats) -> Arc<Store<ConfigMap>> {
         let op = Op::other("watch", "configmaps", "ns");
-        let s = Store::new(by_label as IndexFn<ConfigMap>, op, stats.clone());
+        let stored = Stored {
+            keys: by_label,
+            trim: |_| {},
+        };
+        let s = Store::new(stored, op, stats.clone());
         s.apply(watcher::Event::Init);
         s.apply(watcher::Event::InitDone);
         s
