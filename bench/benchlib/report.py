@@ -167,15 +167,19 @@ def render(res: dict) -> str:
         for r in sc["runs"]:
             if r.get("skipped"):
                 rows.append([r["n"], peers[r["peer"]]["label"], r.get("mode", ""), "skipped: " + r["skipped"],
-                             "", "", "", "", "", ""])
+                             "", "", "", "", "", "", "", ""])
                 continue
             cl = r.get("cluster_cpu_pct") or {}
             top = ", ".join(f"{k} {v:.0f}%" for k, v in sorted(cl.items(), key=lambda kv: -kv[1])[:4])
             rows.append([r["n"], peers[r["peer"]]["label"], r.get("mode", ""), f"{r['ok']}/{r['n']}" + (" (killed: memory cap)" if r.get("killed") else " (timeout)" if r.get("timed_out") else ""),
                          fmt_num(r.get("wall_s")), fmt_num((r.get("client_rss_kb") or 0) / 1024, 0),
-                         fmt_num(r.get("client_cpu_s")), r.get("requests", {}).get("total", "–"),
+                         fmt_num((r.get("client_rss_kb") or 0) / 1024 / r["n"], 2),
+                         fmt_num(r.get("client_cpu_s")),
+                         fmt_num((r.get("client_cpu_s") or 0) * 1000 / r["n"], 0),
+                         r.get("requests", {}).get("total", "–"),
                          fmt_num(r.get("cluster_cpu_total_pct"), 0) + "%", top])
-        out.append(table(["N", "peer", "how", "ok", "wall s", "client RSS MB", "client CPU s", "client API requests",
+        out.append(table(["N", "peer", "how", "ok", "wall s", "client RSS MB", "MB per lifecycle", "client CPU s",
+                          "CPU ms per lifecycle", "client API requests",
                           "cluster CPU", "top cluster processes"], rows))
         out.append("")
         out.append("Per SeldonDeployment in the same runs (medians over the N): detection lag as above (the next request, "
