@@ -369,7 +369,8 @@ class Original(Peer):
     def start_one(self, ns: str, manifest: str, tag: str) -> procs.Proc:
         o, e = self.paths(tag)
         if self.emulated:
-            js = manifest[:-5] + ".json"
+            # In the run's scratch directory: never write into the repository's fixtures.
+            js = os.path.join(self.ctx.scratch, os.path.basename(manifest)[:-5] + ".json")
             if not os.path.exists(js):
                 manifest_json(os.path.join(self.ctx.cluster.bin, "kubectl"), self.ctx.cluster.kubeconfig, manifest, js)
             argv = [sys.executable, os.path.join(BENCH, "peers", "original_emulated.py"), self.kubeconfig, ns, js]
