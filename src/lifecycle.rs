@@ -22,7 +22,7 @@ use crate::apply::{self, Change};
 use crate::cache::{NamespaceCache, ObjectWatch, Parts, WatchesRunning};
 use crate::error::{Error, Op, Result, is_transient, is_unserved_resource, retry_after};
 use crate::manifest::{GROUP, Manifest};
-use crate::pods::{self, Assessment, PodIssue};
+use crate::pods::{self, Assessment};
 use crate::readiness::{self, Readiness, Verdict};
 use crate::replicas::{self, Target};
 use crate::scale::{ScalePlan, scale_patch};
@@ -1187,12 +1187,7 @@ impl Views {
     /// The broken and blocked pods of the owned Deployments' newest ReplicaSets.
     fn assess(&mut self, deployments: &[Deployment]) -> Assessment {
         let owned = self.watch.deployments();
-        let issues: Vec<PodIssue> = self
-            .watch
-            .pods(&owned)
-            .iter()
-            .filter_map(|p| pods::pod_issue(p))
-            .collect();
+        let issues = self.watch.pod_issues(&owned);
         pods::assess(issues.iter(), deployments)
     }
 }

@@ -38,6 +38,7 @@ use kube::api::{Api, DynamicObject};
 
 use crate::error::Op;
 use crate::manifest::sdep_resource;
+use crate::pods::{self, PodIssue};
 use crate::watch::{self, SELDON_ID_LABEL, Stats};
 
 use object::Stores;
@@ -63,7 +64,7 @@ struct Inner {
 struct SharedStores {
     sdeps: Weak<Store<DynamicObject>>,
     deployments: Weak<Store<Deployment>>,
-    pods: Weak<Store<Pod>>,
+    pods: Weak<Store<Pod, PodSummary>>,
     events: Weak<Store<Event>>,
     /// Live [`WatchesRetained`]; while there is one, the first [`WatchesRunning`]'s stores are
     /// kept in `retained`.
@@ -99,7 +100,10 @@ impl Drop for WatchesRetained {
 }
 
 /// Returns the live store in `slot`, or starts one and remembers it weakly.
-fn join<K>(slot: &mut Weak<Store<K>>, start: impl FnOnce() -> Arc<Store<K>>) -> Arc<Store<K>> {
+fn join<W, K>(
+    slot: &mut Weak<Store<W, K>>,
+    start: impl FnOnce() -> Arc<Store<W, K>>,
+) -> Arc<Store<W, K>> {
     if let Some(s) = slot.upgrade() {
         return s;
     }
@@ -218,8 +222,8 @@ impl NamespaceCache {
             Api::namespaced_with(h.client.clone(), &h.namespace, &sdep_resource("v1")),
             config,
             Stored {
+                keep: |o| o,
                 keys: sdep_keys,
-                trim: |_| {},
             },
             Op::sdep("watch", &h.namespace, name),
             h.stats.clone(),
@@ -232,15 +236,15 @@ impl NamespaceCache {
             Api::namespaced(h.client.clone(), &h.namespace),
             watch::config().labels(SELDON_ID_LABEL),
             Stored {
+                keep: trimmed_deployment,
                 keys: deployment_keys,
-                trim: trim_deployment,
             },
             Op::other("watch", "deployments.apps", &h.namespace),
             h.stats.clone(),
         )
     }
 
-    fn start_pods(&self, name: Option<&str>) -> Arc<Store<Pod>> {
+    fn start_pods(&self, name: Option<&str>) -> Arc<Store<Pod, PodSummary>> {
         let h = &self.0;
         let selector = match name.and_then(seldon_id) {
             Some(id) => format!("{SELDON_ID_LABEL}={id}"),
@@ -250,8 +254,8 @@ impl NamespaceCache {
             Api::namespaced(h.client.clone(), &h.namespace),
             watch::config().labels(&selector),
             Stored {
+                keep: summarize_pod,
                 keys: pod_keys,
-                trim: trim_pod,
             },
             Op::other("watch", "pods", &h.namespace),
             h.stats.clone(),
@@ -264,8 +268,8 @@ impl NamespaceCache {
             Api::namespaced(h.client.clone(), &h.namespace),
             watch::config().any_semantic(),
             Stored {
+                keep: |o| o,
                 keys: event_keys,
-                trim: |_| {},
             },
             Op::other("watch", "events", &h.namespace),
             h.stats.clone(),
@@ -328,19 +332,33 @@ fn deployment_keys(d: &Deployment) -> Keys {
         .collect()
 }
 
-fn pod_keys(p: &Pod) -> Keys {
-    p.metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(SELDON_ID_LABEL))
-        .map(|id| vec![id.clone()])
-        .unwrap_or_default()
+/// What the cache keeps of a pod: its `seldon-deployment-id`, and what is wrong with it if
+/// anything ([`pods::pod_issue`], judged once, on arrival). A healthy pod needs nothing more,
+/// and a whole pod is most of a lifecycle's share of the client's memory.
+pub(crate) struct PodSummary {
+    seldon_id: Option<String>,
+    pub(crate) issue: Option<PodIssue>,
 }
 
-/// Keeps what the readers use of a pod spec ([`crate::readiness`] and [`crate::pods`]): each
-/// container's name, image and the operator's `PREDICTOR_ID` variable. The rest (the
-/// executor's environment, which embeds the whole predictor, probes, volumes) is most of a
-/// Seldon pod's size: at 1000 deployments, about 80% of the client's memory.
+fn summarize_pod(p: Pod) -> PodSummary {
+    PodSummary {
+        seldon_id: p
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(SELDON_ID_LABEL))
+            .cloned(),
+        issue: pods::pod_issue(&p),
+    }
+}
+
+fn pod_keys(p: &PodSummary) -> Keys {
+    p.seldon_id.iter().cloned().collect()
+}
+
+/// Keeps what [`crate::readiness`] reads of a pod spec: each container's name, image and the
+/// operator's `PREDICTOR_ID` variable. The rest (the executor's environment, which embeds the
+/// whole predictor, probes, volumes) is most of a Seldon pod template's size.
 fn trim_pod_spec(spec: &mut PodSpec) {
     let trim = |c: &mut Container| Container {
         name: std::mem::take(&mut c.name),
@@ -364,16 +382,11 @@ fn trim_pod_spec(spec: &mut PodSpec) {
     };
 }
 
-fn trim_deployment(d: &mut Deployment) {
+fn trimmed_deployment(mut d: Deployment) -> Deployment {
     if let Some(spec) = d.spec.template.spec.as_mut() {
         trim_pod_spec(spec);
     }
-}
-
-fn trim_pod(p: &mut Pod) {
-    if let Some(spec) = p.spec.as_mut() {
-        trim_pod_spec(spec);
-    }
+    d
 }
 
 /// Events are indexed by the SeldonDeployment they are about ([`sdep_event_key`]), or by the
@@ -428,8 +441,8 @@ impl HandFedStores {
         let stats = Stats::default();
         let op = Op::other("watch", "deployments", "ns");
         let stored = Stored {
+            keep: trimmed_deployment,
             keys: deployment_keys,
-            trim: trim_deployment,
         };
         let deployments = Store::new(stored, op, stats.clone());
         deployments.apply(kube::runtime::watcher::Event::Init);
@@ -438,8 +451,8 @@ impl HandFedStores {
             deployments,
             events: Store::new(
                 Stored {
+                    keep: |o| o,
                     keys: event_keys,
-                    trim: |_| {},
                 },
                 Op::other("watch", "events", "ns"),
                 stats,
@@ -517,7 +530,7 @@ mod tests {
                 }}}
         }))
         .unwrap();
-        trim_deployment(&mut d);
+        d = trimmed_deployment(d);
         let t = serde_json::to_value(&d.spec.template).unwrap();
         assert_eq!(
             t,

@@ -8,8 +8,9 @@ use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::DynamicObject;
 
 use super::store::{Registration, Store, Wakeup};
-use super::{deployment_event_key, sdep_event_key, seldon_id};
+use super::{PodSummary, deployment_event_key, sdep_event_key, seldon_id};
 use crate::error::{Error, Op, Result};
+use crate::pods::PodIssue;
 use crate::watch::SELDON_ID_LABEL;
 
 /// Which of a SeldonDeployment's parts a reader needs (its owned Deployments always).
@@ -36,7 +37,7 @@ impl Parts {
 pub(super) struct Stores {
     pub sdeps: Option<Arc<Store<DynamicObject>>>,
     pub deployments: Arc<Store<Deployment>>,
-    pub pods: Option<Arc<Store<Pod>>>,
+    pub pods: Option<Arc<Store<Pod, PodSummary>>>,
     pub events: Option<Arc<Store<Event>>>,
 }
 
@@ -124,10 +125,10 @@ impl ObjectWatch {
         }
     }
 
-    /// The pods carrying the `seldon-deployment-id` of `deployments` (the owned ones; a
-    /// name too long for a label gets a hashed value, learnt from them). Which Deployment and
-    /// ReplicaSet a pod belongs to is for the caller to check.
-    pub(crate) fn pods(&mut self, deployments: &[Arc<Deployment>]) -> Vec<Arc<Pod>> {
+    /// What is wrong with the pods carrying the `seldon-deployment-id` of `deployments` (the
+    /// owned ones; a name too long for a label gets a hashed value, learnt from them). Which
+    /// Deployment and ReplicaSet a pod belongs to is for the caller to check.
+    pub(crate) fn pod_issues(&mut self, deployments: &[Arc<Deployment>]) -> Vec<PodIssue> {
         let Some(store) = self.stores.pods.clone() else {
             return Vec::new();
         };
@@ -149,6 +150,7 @@ impl ObjectWatch {
         self.pod_keys
             .iter()
             .flat_map(|k| store.indexed(k))
+            .filter_map(|p| p.issue.clone())
             .collect()
     }
 

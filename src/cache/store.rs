@@ -25,11 +25,11 @@ use crate::watch::{self, FATAL_GRACE, Stats};
 /// The index keys of one object (most have one or two).
 pub(crate) type Keys = Vec<String>;
 
-/// How a store keeps its objects: what it indexes them by, and what it trims off them first
-/// (fields no reader uses; the watch has already dropped `managedFields`).
-pub(crate) struct Stored<K> {
+/// How a store keeps the objects `W` its watch sees: as what (`K`: the object trimmed of
+/// fields no reader uses, or a summary of it), and indexed by which keys.
+pub(crate) struct Stored<W, K> {
+    pub keep: fn(W) -> K,
     pub keys: fn(&K) -> Keys,
-    pub trim: fn(&mut K),
 }
 
 /// A reader's wake-up signal. A change stores a permit, so a change that comes while the
@@ -83,6 +83,8 @@ struct State<K> {
     /// A list in progress; the old view stays visible until it completes, so a reader never
     /// sees a half-listed state.
     listing: Option<HashMap<String, Arc<K>>>,
+    /// The highest resourceVersion of the list in progress.
+    listing_revision: u64,
     /// Completed lists (1 after the initial sync).
     lists: u64,
     /// The highest resourceVersion seen (listed or watched).
@@ -93,10 +95,11 @@ struct State<K> {
     readers: HashMap<String, Vec<Arc<Wakeup>>>,
 }
 
-/// A store of one resource in one namespace; its watch runs while the `Arc<Store>` lives.
-pub(crate) struct Store<K> {
+/// A store of one resource (`W`, kept as `K`) in one namespace; its watch runs while the
+/// `Arc<Store>` lives.
+pub(crate) struct Store<W, K = W> {
     state: Mutex<State<K>>,
-    stored: Stored<K>,
+    stored: Stored<W, K>,
     /// Describes the watch in fatal errors.
     op: Op,
     /// Counts relists and wake-ups.
@@ -104,7 +107,7 @@ pub(crate) struct Store<K> {
     task: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
-impl<K> Drop for Store<K> {
+impl<W, K> Drop for Store<W, K> {
     fn drop(&mut self) {
         if let Some(task) = self.task.get_mut().unwrap_or_else(PoisonError::into_inner) {
             task.abort();
@@ -120,17 +123,19 @@ fn revision<K: Resource>(obj: &K) -> u64 {
         .unwrap_or(0)
 }
 
-impl<K> Store<K>
+impl<W, K> Store<W, K>
 where
-    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    W: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K: Send + Sync + 'static,
 {
     /// An empty store with no watch: [`Store::apply`] feeds it (the tests do).
-    pub(crate) fn new(stored: Stored<K>, op: Op, stats: Stats) -> Arc<Self> {
+    pub(crate) fn new(stored: Stored<W, K>, op: Op, stats: Stats) -> Arc<Self> {
         Arc::new(Store {
             state: Mutex::new(State {
                 objects: HashMap::new(),
                 index: HashMap::new(),
                 listing: None,
+                listing_revision: 0,
                 lists: 0,
                 revision: 0,
                 fatal: None,
@@ -147,9 +152,9 @@ where
     /// the last `Arc` is dropped. Retried errors and relists are counted in `stats`; `op`
     /// names the resource in fatal errors.
     pub(crate) fn watch(
-        api: Api<K>,
+        api: Api<W>,
         config: watcher::Config,
-        stored: Stored<K>,
+        stored: Stored<W, K>,
         op: Op,
         stats: Stats,
     ) -> Arc<Self> {
@@ -213,27 +218,28 @@ where
 
     /// Applies one watch event and wakes the readers of the keys it touched (all readers
     /// after a list). Returns whether it completed a relist (a list after the first).
-    pub(crate) fn apply(&self, event: watcher::Event<K>) -> bool {
+    pub(crate) fn apply(&self, event: watcher::Event<W>) -> bool {
         let mut woken: Vec<Arc<Wakeup>> = Vec::new();
         let relisted = {
             let mut st = self.lock();
             match event {
                 watcher::Event::Init => {
                     st.listing = Some(HashMap::new());
+                    st.listing_revision = 0;
                     false
                 }
-                watcher::Event::InitApply(mut obj) => {
-                    (self.stored.trim)(&mut obj);
+                watcher::Event::InitApply(obj) => {
+                    st.listing_revision = st.listing_revision.max(revision(&obj));
                     let name = obj.meta().name.clone().unwrap_or_default();
+                    let kept = (self.stored.keep)(obj);
                     st.listing
                         .get_or_insert_with(HashMap::new)
-                        .insert(name, Arc::new(obj));
+                        .insert(name, Arc::new(kept));
                     false
                 }
                 watcher::Event::InitDone => {
                     let objects = st.listing.take().unwrap_or_default();
-                    let listed = objects.values().map(|o| revision(&**o)).max().unwrap_or(0);
-                    st.revision = st.revision.max(listed);
+                    st.revision = st.revision.max(st.listing_revision);
                     let mut index: HashMap<String, BTreeSet<String>> = HashMap::new();
                     for (name, obj) in &objects {
                         for key in (self.stored.keys)(obj) {
@@ -248,12 +254,12 @@ where
                     woken.extend(st.readers.values().flatten().cloned());
                     st.lists > 1
                 }
-                watcher::Event::Apply(mut obj) => {
-                    (self.stored.trim)(&mut obj);
+                watcher::Event::Apply(obj) => {
                     st.revision = st.revision.max(revision(&obj));
                     let name = obj.meta().name.clone().unwrap_or_default();
-                    let keys = (self.stored.keys)(&obj);
-                    let old = st.objects.insert(name.clone(), Arc::new(obj));
+                    let kept = (self.stored.keep)(obj);
+                    let keys = (self.stored.keys)(&kept);
+                    let old = st.objects.insert(name.clone(), Arc::new(kept));
                     let old_keys = old.map(|o| (self.stored.keys)(&o)).unwrap_or_default();
                     self.reindex(&mut st, &name, &old_keys, &keys, &mut woken);
                     false
@@ -261,8 +267,10 @@ where
                 watcher::Event::Delete(obj) => {
                     let name = obj.meta().name.clone().unwrap_or_default();
                     let old = st.objects.remove(&name);
-                    let old_keys =
-                        old.map_or_else(|| (self.stored.keys)(&obj), |o| (self.stored.keys)(&o));
+                    let old_keys = match old {
+                        Some(o) => (self.stored.keys)(&o),
+                        None => (self.stored.keys)(&(self.stored.keep)(obj)),
+                    };
                     self.reindex(&mut st, &name, &old_keys, &[], &mut woken);
                     false
                 }
@@ -419,8 +427,8 @@ mod tests {
     fn store_counting(stats: &Stats) -> Arc<Store<ConfigMap>> {
         let op = Op::other("watch", "configmaps", "ns");
         let stored = Stored {
+            keep: |c| c,
             keys: by_label,
-            trim: |_| {},
         };
         let s = Store::new(stored, op, stats.clone());
         s.apply(watcher::Event::Init);
