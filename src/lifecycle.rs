@@ -1186,8 +1186,7 @@ impl Views {
 
     /// The broken and blocked pods of the owned Deployments' newest ReplicaSets.
     fn assess(&mut self, deployments: &[Deployment]) -> Assessment {
-        let owned = self.watch.deployments();
-        let issues = self.watch.pod_issues(&owned);
+        let issues = self.watch.pod_issues(deployments);
         pods::assess(issues.iter(), deployments)
     }
 }

@@ -128,7 +128,7 @@ impl ObjectWatch {
     /// What is wrong with the pods carrying the `seldon-deployment-id` of `deployments` (the
     /// owned ones; a name too long for a label gets a hashed value, learnt from them). Which
     /// Deployment and ReplicaSet a pod belongs to is for the caller to check.
-    pub(crate) fn pod_issues(&mut self, deployments: &[Arc<Deployment>]) -> Vec<PodIssue> {
+    pub(crate) fn pod_issues(&mut self, deployments: &[Deployment]) -> Vec<PodIssue> {
         let Some(store) = self.stores.pods.clone() else {
             return Vec::new();
         };
