@@ -304,15 +304,14 @@ mod tests {
 
     // --- The follower: relists, history, hashed names, memory ----------------------------
 
-    use crate::cache::HandFedStores;
-    use k8s_openapi::api::apps::v1::Deployment;
+    use crate::cache::{HandFedStores, WatchedDeployment, WatchedEvent};
     use kube::runtime::watcher;
 
     const SINCE: &str = "2026-01-01T00:00:00Z";
     const T: &str = "2026-01-01T00:00:10Z";
 
     /// An Event `id` (its uid) at resourceVersion `rv`, last seen at `at`.
-    fn ev(kind: &str, name: &str, id: &str, rv: u32, at: &str) -> Event {
+    fn ev(kind: &str, name: &str, id: &str, rv: u32, at: &str) -> WatchedEvent {
         serde_json::from_value(json!({
             "metadata": {"name": id, "uid": id, "resourceVersion": rv.to_string()},
             "involvedObject": {"kind": kind, "name": name},
@@ -323,7 +322,7 @@ mod tests {
     }
 
     /// A Deployment `name` owned by the SeldonDeployment with `owner_uid`.
-    fn dep(name: &str, owner_uid: &str) -> Deployment {
+    fn dep(name: &str, owner_uid: &str) -> WatchedDeployment {
         serde_json::from_value(json!({
             "metadata": {"name": name, "uid": format!("{name}-uid"), "resourceVersion": "1",
                 "ownerReferences": [{"apiVersion": "machinelearning.seldon.io/v1",
@@ -347,7 +346,7 @@ mod tests {
     }
 
     /// Delivers `events` as one (re)list.
-    fn list<'a>(stores: &HandFedStores, events: impl IntoIterator<Item = &'a Event>) {
+    fn list<'a>(stores: &HandFedStores, events: impl IntoIterator<Item = &'a WatchedEvent>) {
         stores.events.apply(watcher::Event::Init);
         for e in events {
             stores.events.apply(watcher::Event::InitApply(e.clone()));

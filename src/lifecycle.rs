@@ -765,7 +765,7 @@ impl Deployer {
                         continue;
                     }
                     let sdep = views.sdep_json();
-                    let comps = sdep.as_ref().map(replicas::components).unwrap_or_default();
+                    let comps = sdep.as_deref().map(replicas::components).unwrap_or_default();
                     let deps = views.owned_deployments();
                     // Once the operator has reconciled since the update, its status is as
                     // fresh as it will get (it writes none when nothing changed).
@@ -774,7 +774,7 @@ impl Deployer {
                     } else {
                         target
                     };
-                    let mut r = readiness::evaluate(sdep.as_ref(), &handle.uid, &deps, &comps, target);
+                    let mut r = readiness::evaluate(sdep.as_deref(), &handle.uid, &deps, &comps, target);
                     let assessment = views.assess(&deps);
                     if r.verdict != Verdict::Ready {
                         pods::annotate(&mut r, &assessment);
@@ -942,8 +942,8 @@ impl Deployer {
                     });
                     let left: Vec<String> = views
                         .owned_deployments()
-                        .into_iter()
-                        .filter_map(|d| d.metadata.name)
+                        .iter()
+                        .filter_map(|d| d.metadata.name.clone())
                         .collect();
                     if !present && left.is_empty() && !self.still_ours(handle, true, deadline).await? {
                         return Ok(());
@@ -1170,22 +1170,16 @@ impl Views {
         self.watch.synced()
     }
 
-    fn sdep_json(&self) -> Option<Value> {
-        self.watch
-            .sdep()
-            .and_then(|o| serde_json::to_value(&*o).ok())
+    fn sdep_json(&self) -> Option<Arc<Value>> {
+        self.watch.sdep()
     }
 
-    fn owned_deployments(&self) -> Vec<Deployment> {
-        self.watch
-            .deployments()
-            .iter()
-            .map(|d| (**d).clone())
-            .collect()
+    fn owned_deployments(&self) -> Vec<Arc<Deployment>> {
+        self.watch.deployments()
     }
 
     /// The broken and blocked pods of the owned Deployments' newest ReplicaSets.
-    fn assess(&mut self, deployments: &[Deployment]) -> Assessment {
+    fn assess(&mut self, deployments: &[Arc<Deployment>]) -> Assessment {
         let issues = self.watch.pod_issues(deployments);
         pods::assess(issues.iter(), deployments)
     }

@@ -18,6 +18,7 @@
 //! add a node). The caller applies a grace period: a broken state must persist before a
 //! wait gives up on it.
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -243,16 +244,17 @@ fn join(a: &str, b: &str) -> String {
 /// ```
 /// use seldon_deploy::pods::assess;
 ///
-/// let a = assess(std::iter::empty(), &[]);
+/// let a = assess(std::iter::empty(), &[] as &[k8s_openapi::api::apps::v1::Deployment]);
 /// assert!(a.is_clear());
 /// ```
 #[must_use]
 pub fn assess<'a>(
     issues: impl IntoIterator<Item = &'a PodIssue>,
-    deployments: &[Deployment],
+    deployments: &[impl Borrow<Deployment>],
 ) -> Assessment {
+    let deployments: Vec<&Deployment> = deployments.iter().map(Borrow::borrow).collect();
     let mut out = Assessment::default();
-    for d in deployments {
+    for &d in &deployments {
         if let Some(b) = deployment_failure(d) {
             out.broken.push(b);
         }

@@ -24,6 +24,7 @@
 //! 8. after an update, a status the operator wrote after it (a newer resourceVersion). Before
 //!    that, `Available` and even `Failed` describe the previous spec.
 
+use std::borrow::Borrow;
 use std::collections::BTreeSet;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -187,7 +188,7 @@ pub fn owned_by(d: &Deployment, uid: &str) -> bool {
 pub fn evaluate(
     sdep: Option<&Value>,
     uid: &str,
-    deployments: &[Deployment],
+    deployments: &[impl Borrow<Deployment>],
     components: &[Component],
     target: Target,
 ) -> Readiness {
@@ -226,7 +227,11 @@ pub fn evaluate(
     };
     let rollout = matches!(target, Target::Rollout { .. });
 
-    let mut owned: Vec<&Deployment> = deployments.iter().filter(|d| owned_by(d, uid)).collect();
+    let mut owned: Vec<&Deployment> = deployments
+        .iter()
+        .map(Borrow::borrow)
+        .filter(|d| owned_by(d, uid))
+        .collect();
     owned.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     let sdep_name = sdep
         .pointer("/metadata/name")
@@ -743,10 +748,16 @@ mod tests {
     fn gone_replaced_or_deleting() {
         let s = sdep("Available", status(1, 2));
         assert_eq!(
-            evaluate(None, UID, &[], &[], Target::Initial).verdict,
+            evaluate(None, UID, &[] as &[Deployment], &[], Target::Initial).verdict,
             Verdict::Gone
         );
-        let r = evaluate(Some(&s), "other", &[], &components(&s), Target::Initial);
+        let r = evaluate(
+            Some(&s),
+            "other",
+            &[] as &[Deployment],
+            &components(&s),
+            Target::Initial,
+        );
         assert_eq!(r.verdict, Verdict::Gone);
         assert_eq!(r.reason.as_deref(), Some("replaced"));
         let mut del = s.clone();

@@ -114,8 +114,6 @@ where
     let fresh = move || {
         watcher(api.clone(), config.clone())
             .default_backoff()
-            // Nothing here reads managedFields, and they are often the bulk of an object.
-            .modify(|o: &mut K| o.meta_mut().managed_fields = None)
             .boxed()
     };
     let idle = std::time::Duration::from_secs(WATCH_IDLE_SECS);

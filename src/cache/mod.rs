@@ -2,8 +2,10 @@
 //! the event followers read them.
 //!
 //! One [`NamespaceCache`] keeps one store per resource (module `store`), each fed by one
-//! kube-runtime `watcher`, holding every object once, as an `Arc`, without `managedFields`.
-//! Each store is indexed by what its readers ask for:
+//! kube-runtime `watcher`, holding every object once, as an `Arc`. The watches deserialize
+//! only the fields readers use (module `watched`: no `managedFields`, a pod template's
+//! container names, images and `PREDICTOR_ID`), and a SeldonDeployment is kept as the JSON
+//! readiness reads. Each store is indexed by what its readers ask for:
 //!
 //! | store | index key | question it answers |
 //! | :--- | :--- | :--- |
@@ -28,13 +30,15 @@
 
 mod object;
 mod store;
+mod watched;
 
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Container, Event, Pod, PodSpec};
+use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::Client;
-use kube::api::{Api, DynamicObject};
+use kube::api::Api;
+use serde_json::Value;
 
 use crate::error::Op;
 use crate::manifest::sdep_resource;
@@ -44,6 +48,7 @@ use crate::watch::{self, SELDON_ID_LABEL, Stats};
 use object::Stores;
 pub(crate) use object::{ObjectWatch, Parts};
 use store::{Keys, Store, Stored};
+pub(crate) use watched::{WatchedDeployment, WatchedEvent, WatchedPod, WatchedSdep};
 
 /// Starts (or joins) the stores of one namespace. Cheap to clone; clones share the stores.
 #[derive(Clone)]
@@ -62,10 +67,10 @@ struct Inner {
 /// The shared stores while someone uses them (weak: they stop with their last user).
 #[derive(Default)]
 struct SharedStores {
-    sdeps: Weak<Store<DynamicObject>>,
-    deployments: Weak<Store<Deployment>>,
-    pods: Weak<Store<Pod, PodSummary>>,
-    events: Weak<Store<Event>>,
+    sdeps: Weak<Store<WatchedSdep, Value>>,
+    deployments: Weak<Store<WatchedDeployment, Deployment>>,
+    pods: Weak<Store<WatchedPod, PodSummary>>,
+    events: Weak<Store<WatchedEvent, Event>>,
     /// Live [`WatchesRetained`]; while there is one, the first [`WatchesRunning`]'s stores are
     /// kept in `retained`.
     retainers: usize,
@@ -212,7 +217,7 @@ impl NamespaceCache {
         }
     }
 
-    fn start_sdeps(&self, name: Option<&str>) -> Arc<Store<DynamicObject>> {
+    fn start_sdeps(&self, name: Option<&str>) -> Arc<Store<WatchedSdep, Value>> {
         let h = &self.0;
         let config = match name {
             Some(n) => watch::config().fields(&format!("metadata.name={n}")),
@@ -222,7 +227,7 @@ impl NamespaceCache {
             Api::namespaced_with(h.client.clone(), &h.namespace, &sdep_resource("v1")),
             config,
             Stored {
-                keep: |o| o,
+                keep: Value::from,
                 keys: sdep_keys,
             },
             Op::sdep("watch", &h.namespace, name),
@@ -230,13 +235,13 @@ impl NamespaceCache {
         )
     }
 
-    fn start_deployments(&self) -> Arc<Store<Deployment>> {
+    fn start_deployments(&self) -> Arc<Store<WatchedDeployment, Deployment>> {
         let h = &self.0;
         Store::watch(
             Api::namespaced(h.client.clone(), &h.namespace),
             watch::config().labels(SELDON_ID_LABEL),
             Stored {
-                keep: trimmed_deployment,
+                keep: Deployment::from,
                 keys: deployment_keys,
             },
             Op::other("watch", "deployments.apps", &h.namespace),
@@ -244,7 +249,7 @@ impl NamespaceCache {
         )
     }
 
-    fn start_pods(&self, name: Option<&str>) -> Arc<Store<Pod, PodSummary>> {
+    fn start_pods(&self, name: Option<&str>) -> Arc<Store<WatchedPod, PodSummary>> {
         let h = &self.0;
         let selector = match name.and_then(seldon_id) {
             Some(id) => format!("{SELDON_ID_LABEL}={id}"),
@@ -262,13 +267,13 @@ impl NamespaceCache {
         )
     }
 
-    fn start_events(&self) -> Arc<Store<Event>> {
+    fn start_events(&self) -> Arc<Store<WatchedEvent, Event>> {
         let h = &self.0;
         Store::watch(
             Api::namespaced(h.client.clone(), &h.namespace),
             watch::config().any_semantic(),
             Stored {
-                keep: |o| o,
+                keep: Event::from,
                 keys: event_keys,
             },
             Op::other("watch", "events", &h.namespace),
@@ -318,8 +323,12 @@ pub fn seldon_id(name: &str) -> Option<&str> {
     (!name.is_empty() && name.len() <= 63).then_some(name)
 }
 
-fn sdep_keys(o: &DynamicObject) -> Keys {
-    o.metadata.name.iter().cloned().collect()
+fn sdep_keys(o: &Value) -> Keys {
+    o.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .into_iter()
+        .collect()
 }
 
 /// The UIDs of the objects owning a Deployment.
@@ -340,7 +349,8 @@ pub(crate) struct PodSummary {
     pub(crate) issue: Option<PodIssue>,
 }
 
-fn summarize_pod(p: Pod) -> PodSummary {
+fn summarize_pod(p: WatchedPod) -> PodSummary {
+    let p = Pod::from(p);
     PodSummary {
         seldon_id: p
             .metadata
@@ -354,39 +364,6 @@ fn summarize_pod(p: Pod) -> PodSummary {
 
 fn pod_keys(p: &PodSummary) -> Keys {
     p.seldon_id.iter().cloned().collect()
-}
-
-/// Keeps what [`crate::readiness`] reads of a pod spec: each container's name, image and the
-/// operator's `PREDICTOR_ID` variable. The rest (the executor's environment, which embeds the
-/// whole predictor, probes, volumes) is most of a Seldon pod template's size.
-fn trim_pod_spec(spec: &mut PodSpec) {
-    let trim = |c: &mut Container| Container {
-        name: std::mem::take(&mut c.name),
-        image: c.image.take(),
-        env: c.env.take().map(|env| {
-            env.into_iter()
-                .filter(|e| e.name == "PREDICTOR_ID")
-                .collect()
-        }),
-        ..Container::default()
-    };
-    let containers = spec.containers.iter_mut().map(trim).collect();
-    let init_containers = spec
-        .init_containers
-        .as_mut()
-        .map(|cs| cs.iter_mut().map(trim).collect());
-    *spec = PodSpec {
-        containers,
-        init_containers,
-        ..PodSpec::default()
-    };
-}
-
-fn trimmed_deployment(mut d: Deployment) -> Deployment {
-    if let Some(spec) = d.spec.template.spec.as_mut() {
-        trim_pod_spec(spec);
-    }
-    d
 }
 
 /// Events are indexed by the SeldonDeployment they are about ([`sdep_event_key`]), or by the
@@ -430,8 +407,8 @@ pub(crate) fn deployment_event_key(name: &str) -> String {
 /// Stores fed by hand (no server), for the unit tests of their readers.
 #[cfg(test)]
 pub(crate) struct HandFedStores {
-    pub deployments: Arc<Store<Deployment>>,
-    pub events: Arc<Store<Event>>,
+    pub deployments: Arc<Store<WatchedDeployment, Deployment>>,
+    pub events: Arc<Store<WatchedEvent, Event>>,
 }
 
 #[cfg(test)]
@@ -441,7 +418,7 @@ impl HandFedStores {
         let stats = Stats::default();
         let op = Op::other("watch", "deployments", "ns");
         let stored = Stored {
-            keep: trimmed_deployment,
+            keep: Deployment::from,
             keys: deployment_keys,
         };
         let deployments = Store::new(stored, op, stats.clone());
@@ -451,7 +428,7 @@ impl HandFedStores {
             deployments,
             events: Store::new(
                 Stored {
-                    keep: |o| o,
+                    keep: Event::from,
                     keys: event_keys,
                 },
                 Op::other("watch", "events", "ns"),
@@ -511,37 +488,5 @@ mod tests {
             d("seldon-0a1b")
         );
         assert!(event_keys(&event("Service", "iris", "")).is_empty());
-    }
-
-    #[test]
-    fn a_trimmed_pod_template_keeps_what_readiness_reads_and_nothing_else() {
-        let mut d: Deployment = serde_json::from_value(json!({
-            "metadata": {"name": "d", "labels": {"seldon-deployment-id": "iris"}},
-            "spec": {"selector": {}, "template": {
-                "metadata": {"labels": {"app": "x"}, "annotations": {"a": "b"}},
-                "spec": {
-                    "containers": [{"name": "classifier", "image": "img:1",
-                        "env": [{"name": "PREDICTOR_ID", "value": "default"},
-                                {"name": "ENGINE_PREDICTOR", "value": "eyJ…"}],
-                        "readinessProbe": {"tcpSocket": {"port": 9000}}}],
-                    "initContainers": [{"name": "init", "image": "init:1", "args": ["x"]}],
-                    "volumes": [{"name": "v", "emptyDir": {}}],
-                    "nodeSelector": {"k": "v"}
-                }}}
-        }))
-        .unwrap();
-        d = trimmed_deployment(d);
-        let t = serde_json::to_value(&d.spec.template).unwrap();
-        assert_eq!(
-            t,
-            json!({
-                "metadata": {"labels": {"app": "x"}, "annotations": {"a": "b"}},
-                "spec": {
-                    "containers": [{"name": "classifier", "image": "img:1",
-                        "env": [{"name": "PREDICTOR_ID", "value": "default"}]}],
-                    "initContainers": [{"name": "init", "image": "init:1"}]
-                }
-            })
-        );
     }
 }

@@ -4,10 +4,11 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Event, Pod};
-use kube::api::DynamicObject;
+use k8s_openapi::api::core::v1::Event;
+use serde_json::Value;
 
 use super::store::{Registration, Store, Wakeup};
+use super::watched::{WatchedDeployment, WatchedEvent, WatchedPod, WatchedSdep};
 use super::{PodSummary, deployment_event_key, sdep_event_key, seldon_id};
 use crate::error::{Error, Op, Result};
 use crate::pods::PodIssue;
@@ -35,10 +36,10 @@ impl Parts {
 /// The stores a reader uses; those it does not need are `None`.
 #[derive(Clone)]
 pub(super) struct Stores {
-    pub sdeps: Option<Arc<Store<DynamicObject>>>,
-    pub deployments: Arc<Store<Deployment>>,
-    pub pods: Option<Arc<Store<Pod, PodSummary>>>,
-    pub events: Option<Arc<Store<Event>>>,
+    pub sdeps: Option<Arc<Store<WatchedSdep, Value>>>,
+    pub deployments: Arc<Store<WatchedDeployment, Deployment>>,
+    pub pods: Option<Arc<Store<WatchedPod, PodSummary>>>,
+    pub events: Option<Arc<Store<WatchedEvent, Event>>>,
 }
 
 /// Reads SeldonDeployment `name` (UID `uid`) and its children from the cache, and wakes when
@@ -106,8 +107,8 @@ impl ObjectWatch {
             && self.stores.sdeps.as_ref().is_none_or(|s| s.is_synced())
     }
 
-    /// The SeldonDeployment named `name`, whatever its UID.
-    pub(crate) fn sdep(&self) -> Option<Arc<DynamicObject>> {
+    /// The SeldonDeployment named `name`, whatever its UID, as JSON.
+    pub(crate) fn sdep(&self) -> Option<Arc<Value>> {
         self.stores.sdeps.as_ref()?.get(&self.name)
     }
 
@@ -128,7 +129,7 @@ impl ObjectWatch {
     /// What is wrong with the pods carrying the `seldon-deployment-id` of `deployments` (the
     /// owned ones; a name too long for a label gets a hashed value, learnt from them). Which
     /// Deployment and ReplicaSet a pod belongs to is for the caller to check.
-    pub(crate) fn pod_issues(&mut self, deployments: &[Deployment]) -> Vec<PodIssue> {
+    pub(crate) fn pod_issues(&mut self, deployments: &[Arc<Deployment>]) -> Vec<PodIssue> {
         let Some(store) = self.stores.pods.clone() else {
             return Vec::new();
         };
