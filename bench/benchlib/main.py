@@ -459,6 +459,8 @@ def finish_single(ctx: Ctx, peer: Peer, run: dict, deadline: float, result: Opti
                 "maxrss_kb": r.maxrss_kb, "cpu_s": r.cpu_s})
     extra = peer.extra_rusage(run["tag"])
     run["processes"] = len(extra) + 1 if extra else 1
+    if extra:
+        run["maxrss_kb"] = max([r.maxrss_kb] + [x["maxrss_kb"] for x in extra])
     run["sum_rss_kb"] = sum(x["maxrss_kb"] for x in extra) if extra else r.maxrss_kb
     run["self"] = peer.self_report(r)
     if r.exit != 0:
@@ -972,6 +974,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     ctx = Ctx(args)
     log(f"scratch: {ctx.scratch}")
     sh(["cc", "-O2", "-o", ctx.rusage_exec, os.path.join(BENCH, "tools", "rusage-exec.c")])
+    procs.RUSAGE_EXEC = ctx.rusage_exec
     try:
         log(f"starting the benchmark cluster in {ctx.cluster.dir}")
         ctx.cluster.up()

@@ -17,7 +17,7 @@ class ProcResult:
     start: float
     end: float
     exit: int
-    maxrss_kb: int   # ru_maxrss of the process and its reaped descendants (the largest one)
+    maxrss_kb: int   # peak RSS of the process (through RUSAGE_EXEC), else wait4's ru_maxrss
     cpu_s: float     # user + system, the process and its reaped descendants
     stdout: str = ""
     stderr: str = ""
@@ -34,6 +34,12 @@ def _decode_status(status: int) -> int:
 
 LIVE: set["Proc"] = set()  # started and not yet reaped: killed if the harness stops early
 
+# tools/rusage-exec, once built. A child forked from this (large) Python process keeps the
+# parent's resident size until it execs, and wait4's ru_maxrss counts that: every small client
+# would show about 37 MB. Started through rusage-exec (a small C program that forks and execs
+# it), a process's peak is its own.
+RUSAGE_EXEC: Optional[str] = None
+
 
 def kill_live() -> None:
     for p in list(LIVE):
@@ -46,6 +52,10 @@ class Proc:
     def __init__(self, argv: list[str], *, env: Optional[dict] = None, cwd: Optional[str] = None,
                  stdout_path: str, stderr_path: str):
         self.stdout_path, self.stderr_path = stdout_path, stderr_path
+        self.rusage_path: Optional[str] = None
+        if RUSAGE_EXEC and os.access(RUSAGE_EXEC, os.X_OK):
+            self.rusage_path = stdout_path + ".rusage-self"
+            argv = [RUSAGE_EXEC, self.rusage_path] + list(argv)
         out = open(stdout_path, "wb")
         err = open(stderr_path, "wb")
         self.start = time.time()
@@ -64,7 +74,12 @@ class Proc:
             so = f.read()
         with open(self.stderr_path, errors="replace") as f:
             se = f.read()
-        self.result = ProcResult(self.pid, self.start, end, self.popen.returncode, ru.ru_maxrss,
+        maxrss = ru.ru_maxrss
+        if self.rusage_path:
+            own = read_rusage_file(self.rusage_path)
+            if own:
+                maxrss = own[0]["maxrss_kb"]
+        self.result = ProcResult(self.pid, self.start, end, self.popen.returncode, maxrss,
                                  ru.ru_utime + ru.ru_stime, so, se, timed_out)
         return self.result
 

@@ -109,8 +109,10 @@ def render(res: dict) -> str:
                    "per peer) during the run, de-duplicated by auditID; a watch counts once however long it lasts. "
                    "kubectl's discovery requests are included (its discovery cache is warm: one warm-up run "
                    "per peer first).")
-        out.append("- **peak RSS** = largest single process (wait4 `ru_maxrss`); **Σ RSS** = sum of the per-process "
-                   "peaks (kubectl runs one process per step, measured one by one with `tools/rusage-exec.c`); "
+        out.append("- **peak RSS** = largest single process (its own `ru_maxrss`: every process is started through "
+                   "`tools/rusage-exec.c`, so a child forked from the Python harness does not count the harness's "
+                   "memory); **Σ RSS** = sum of the per-process peaks (kubectl runs one process per step, each "
+                   "measured on its own); "
                    "**CPU** = user + system time of the peer and all its child processes.")
         out.append("")
         selfrows = []
