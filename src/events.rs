@@ -403,6 +403,26 @@ mod tests {
     }
 
     #[test]
+    fn events_of_pods_whose_names_kubernetes_cut_show_once() {
+        let stores = HandFedStores::new();
+        let mut f = follower(&stores, Some(SINCE), true);
+        // Deployments of 57 and 70 characters: their pods' generated names (58 + 5) are cut
+        // right after `<deployment>-`, and inside the name.
+        let exact = format!("{}-default-0-classifier", "e".repeat(36));
+        let long = format!("{}-default-0-classifier", "l".repeat(49));
+        assert_eq!((exact.len(), long.len()), (57, 70));
+        for d in [&exact, &long] {
+            stores
+                .deployments
+                .apply(watcher::Event::Apply(dep(d, "sdep-uid")));
+        }
+        let p1 = ev("Pod", &format!("{exact}-abcde"), "exact", 5, T);
+        let p2 = ev("Pod", &format!("{}abcde", &long[..58]), "long", 6, T);
+        list(&stores, [&p1, &p2]);
+        assert_eq!(shown(&mut f), ["exact", "long"]);
+    }
+
+    #[test]
     fn a_pod_event_of_an_unpredicted_hashed_deployment_shows_once_that_deployment_is_ours() {
         let stores = HandFedStores::new();
         let mut f = follower(&stores, Some(SINCE), true);

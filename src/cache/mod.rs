@@ -366,9 +366,15 @@ fn pod_keys(p: &PodSummary) -> Keys {
     p.seldon_id.iter().cloned().collect()
 }
 
+/// Kubernetes names a pod `<generateName><5 random characters>` within 63 characters, so it cuts
+/// a longer `generateName` (a ReplicaSet's `<replicaset>-`) to this length.
+const GENERATED_BASE_MAX: usize = 58;
+
 /// Events are indexed by the SeldonDeployment they are about ([`sdep_event_key`]), or by the
-/// Deployment the involved object belongs to ([`deployment_event_key`]): a ReplicaSet is named
-/// `<deployment>-<hash>`, its pods `<replicaset>-<suffix>`.
+/// Deployment the involved object belongs to ([`deployment_event_keys`]): a ReplicaSet is named
+/// `<deployment>-<hash>`, its pods `<replicaset>-<suffix>`. A pod name of 63 characters may have
+/// a cut base: cut inside the hash, the Deployment is the name minus one segment; cut inside the
+/// Deployment's name, only the cut base itself can be matched.
 fn event_keys(e: &Event) -> Keys {
     let io = &e.involved_object;
     let name = io.name.as_deref().unwrap_or_default();
@@ -380,14 +386,22 @@ fn event_keys(e: &Event) -> Keys {
         }
         base.to_owned()
     };
-    let key = match io.kind.as_deref().unwrap_or_default() {
-        "SeldonDeployment" => sdep_event_key(name, uid),
-        "Deployment" => deployment_event_key(name),
-        "ReplicaSet" => deployment_event_key(&strip(name, 1)),
-        "Pod" => deployment_event_key(&strip(name, 2)),
-        _ => return Keys::new(),
-    };
-    vec![key]
+    match io.kind.as_deref().unwrap_or_default() {
+        "SeldonDeployment" => vec![sdep_event_key(name, uid)],
+        "Deployment" => vec![deployment_event_key(name)],
+        "ReplicaSet" => vec![deployment_event_key(&strip(name, 1))],
+        "Pod" => {
+            let mut keys = vec![deployment_event_key(&strip(name, 2))];
+            if let Some(base) = name.get(..GENERATED_BASE_MAX)
+                && name.len() == GENERATED_BASE_MAX + 5
+            {
+                keys.push(deployment_event_key(&strip(name, 1)));
+                keys.push(cut_pod_base_key(base));
+            }
+            keys
+        }
+        _ => Keys::new(),
+    }
 }
 
 /// The Events key of SeldonDeployment `name` with `uid` (an Event may lack the UID).
@@ -400,8 +414,23 @@ pub(crate) fn sdep_event_key(name: &str, uid: &str) -> String {
 }
 
 /// The Events key of Deployment `name`, its ReplicaSets and their pods.
-pub(crate) fn deployment_event_key(name: &str) -> String {
+fn deployment_event_key(name: &str) -> String {
     format!("deployment/{name}")
+}
+
+fn cut_pod_base_key(base: &str) -> String {
+    format!("pod-base/{base}")
+}
+
+/// The Events keys of Deployment `name`: its own, and for a name so long that its pods' names
+/// are cut inside it, that cut base.
+pub(crate) fn deployment_event_keys(name: &str) -> Keys {
+    let mut keys = vec![deployment_event_key(name)];
+    let base = format!("{name}-");
+    if let Some(cut) = base.get(..GENERATED_BASE_MAX) {
+        keys.push(cut_pod_base_key(cut));
+    }
+    keys
 }
 
 /// Stores fed by hand (no server), for the unit tests of their readers.
@@ -488,5 +517,26 @@ mod tests {
             d("seldon-0a1b")
         );
         assert!(event_keys(&event("Service", "iris", "")).is_empty());
+    }
+
+    /// The name Kubernetes gives a pod of ReplicaSet `rs` (`generateName` cut to 58, plus 5).
+    fn pod_name(rs: &str) -> String {
+        let base = format!("{rs}-");
+        format!("{}abcde", &base[..base.len().min(GENERATED_BASE_MAX)])
+    }
+
+    #[test]
+    fn pod_events_reach_their_deployment_however_long_its_name() {
+        for n in 1..80 {
+            let dep = format!("{}-default-0-classifier", "x".repeat(n));
+            let pod = pod_name(&format!("{dep}-5d8f9c7b4"));
+            let keys = event_keys(&event("Pod", &pod, ""));
+            assert!(
+                deployment_event_keys(&dep).iter().any(|k| keys.contains(k)),
+                "{dep}: pod {pod} has keys {keys:?}"
+            );
+            let other = deployment_event_keys("iris-default-0-classifier");
+            assert!(!other.iter().any(|k| keys.contains(k)), "{pod}");
+        }
     }
 }

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::store::{Registration, Store, Wakeup};
 use super::watched::{WatchedDeployment, WatchedEvent, WatchedPod, WatchedSdep};
-use super::{PodSummary, deployment_event_key, sdep_event_key, seldon_id};
+use super::{PodSummary, deployment_event_keys, sdep_event_key, seldon_id};
 use crate::error::{Error, Op, Result};
 use crate::pods::PodIssue;
 use crate::watch::SELDON_ID_LABEL;
@@ -166,7 +166,9 @@ impl ObjectWatch {
 
     /// Also follows the Events about Deployment `name`, its ReplicaSets and their pods.
     pub(crate) fn follow_deployment_events(&mut self, name: &str) {
-        self.follow_events_keyed(&deployment_event_key(name));
+        for key in deployment_event_keys(name) {
+            self.follow_events_keyed(&key);
+        }
     }
 
     /// The Events about the SeldonDeployment (by UID, or by name for those without one).
@@ -179,15 +181,20 @@ impl ObjectWatch {
         out
     }
 
-    /// The Events about the SeldonDeployment and the Deployments followed so far.
+    /// The Events about the SeldonDeployment and the Deployments followed so far, each once
+    /// (a pod's Event can be filed under two keys this reader follows).
     pub(crate) fn events(&self) -> Vec<Arc<Event>> {
         let Some(store) = &self.stores.events else {
             return Vec::new();
         };
-        self.event_keys
+        let mut events: Vec<Arc<Event>> = self
+            .event_keys
             .iter()
             .flat_map(|k| store.indexed(k))
-            .collect()
+            .collect();
+        events.sort_by_key(|e| Arc::as_ptr(e));
+        events.dedup_by(|a, b| Arc::ptr_eq(a, b));
+        events
     }
 
     /// Whether the Event store has listed.
