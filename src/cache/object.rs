@@ -192,7 +192,7 @@ impl ObjectWatch {
             .iter()
             .flat_map(|k| store.indexed(k))
             .collect();
-        events.sort_by_key(|e| Arc::as_ptr(e));
+        events.sort_by_key(Arc::as_ptr);
         events.dedup_by(|a, b| Arc::ptr_eq(a, b));
         events
     }
