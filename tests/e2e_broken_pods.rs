@@ -40,6 +40,22 @@ fn failure(out: &std::process::Output) -> (String, Vec<Value>) {
     (error, pods)
 }
 
+/// Runs `seldon-deploy <step>` (see [`sdep_json`]) on SeldonDeployment `name`, whose pods carry
+/// testenv's hook label `test.seldon-deploy/<hook>: "true"`, in a namespace of its own; checks
+/// that nothing is left behind, and returns the failure's message and pods.
+async fn fail_with_hook(step: &str, name: &str, hook: &str) -> (String, Vec<Value>) {
+    let cluster = Cluster::get();
+    let ns = cluster.namespace(name).await;
+    let labels = json!({ format!("test.seldon-deploy/{hook}"): "true" });
+    let m = support::sdep_manifest(name, json!({ "labels": labels }), json!({}));
+    let (_tmp, file) = support::manifest_file(&m);
+    let out = sdep_json(&cluster, &[step], &ns.name, &file);
+    let failed = failure(&out);
+    ns.assert_nothing_left(name).await;
+    ns.cleanup().await;
+    failed
+}
+
 #[tokio::test]
 #[ignore = "needs the local control plane: run scripts/test.sh"]
 async fn a_quota_that_forbids_the_pods_fails_the_run_naming_failed_create_and_the_quota() {
@@ -69,38 +85,18 @@ async fn a_quota_that_forbids_the_pods_fails_the_run_naming_failed_create_and_th
 #[tokio::test]
 #[ignore = "needs the local control plane: run scripts/test.sh"]
 async fn create_of_a_crash_looping_model_fails_naming_pod_container_and_crash_loop_back_off() {
-    let cluster = Cluster::get();
-    let ns = cluster.namespace("crash").await;
-    let m = support::sdep_manifest(
-        "crash",
-        json!({"labels": {"test.seldon-deploy/crash-loop": "true"}}),
-        json!({}),
-    );
-    let (_tmp, file) = support::manifest_file(&m);
-    let out = sdep_json(&cluster, &["create"], &ns.name, &file);
-    let (error, pods) = failure(&out);
+    let (error, pods) = fail_with_hook("create", "crash", "crash-loop").await;
     assert!(error.contains("CrashLoopBackOff"), "{error}");
     assert!(error.contains("pod crash-default-0-classifier-"), "{error}");
     assert!(error.contains("container classifier"), "{error}");
     assert_eq!(pods[0]["reason"], "CrashLoopBackOff");
     assert_eq!(pods[0]["exit_code"], 1);
-    ns.assert_nothing_left("crash").await;
-    ns.cleanup().await;
 }
 
 #[tokio::test]
 #[ignore = "needs the local control plane: run scripts/test.sh"]
 async fn run_of_an_unpullable_image_fails_naming_pod_container_reason_and_image() {
-    let cluster = Cluster::get();
-    let ns = cluster.namespace("pull").await;
-    let m = support::sdep_manifest(
-        "pull",
-        json!({"labels": {"test.seldon-deploy/image-pull-error": "true"}}),
-        json!({}),
-    );
-    let (_tmp, file) = support::manifest_file(&m);
-    let out = sdep_json(&cluster, &["run"], &ns.name, &file);
-    let (error, pods) = failure(&out);
+    let (error, pods) = fail_with_hook("run", "pull", "image-pull-error").await;
     assert!(
         error.contains("ImagePullBackOff") || error.contains("ErrImagePull"),
         "{error}"
@@ -111,26 +107,13 @@ async fn run_of_an_unpullable_image_fails_naming_pod_container_reason_and_image(
         "{error}"
     );
     assert_eq!(pods[0]["container"], "classifier");
-    ns.assert_nothing_left("pull").await;
-    ns.cleanup().await;
 }
 
 #[tokio::test]
 #[ignore = "needs the local control plane: run scripts/test.sh"]
 async fn run_of_a_crash_looping_model_fails_and_cleans_up() {
-    let cluster = Cluster::get();
-    let ns = cluster.namespace("crashrun").await;
-    let m = support::sdep_manifest(
-        "crashrun",
-        json!({"labels": {"test.seldon-deploy/crash-loop": "true"}}),
-        json!({}),
-    );
-    let (_tmp, file) = support::manifest_file(&m);
-    let out = sdep_json(&cluster, &["run"], &ns.name, &file);
-    let (error, _) = failure(&out);
+    let (error, _) = fail_with_hook("run", "crashrun", "crash-loop").await;
     assert!(error.contains("CrashLoopBackOff"), "{error}");
-    ns.assert_nothing_left("crashrun").await;
-    ns.cleanup().await;
 }
 
 #[tokio::test]
