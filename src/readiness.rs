@@ -165,13 +165,14 @@ pub fn owned_by(d: &Deployment, uid: &str) -> bool {
 /// Evaluates the predicate on one consistent view.
 ///
 /// `sdep` is the SeldonDeployment as JSON (`None` if absent); `uid` is the UID this run
-/// tracks; `deployments` may include Deployments not owned by it (they are filtered out);
+/// tracks; `deployments` (owned or in `Arc`s) may include Deployments not owned by it (they are filtered out);
 /// `components` come from [`crate::replicas::components`] and `target` says which counts to
 /// expect.
 ///
 /// # Examples
 ///
 /// ```
+/// use k8s_openapi::api::apps::v1::Deployment;
 /// use seldon_deploy::readiness::{evaluate, Verdict};
 /// use seldon_deploy::replicas::{components, Target};
 ///
@@ -181,7 +182,8 @@ pub fn owned_by(d: &Deployment, uid: &str) -> bool {
 ///     "status": {"state": "Available"}
 /// });
 /// // No Deployment exists yet, so a stale "Available" is not enough.
-/// let r = evaluate(Some(&sdep), "u1", &[], &components(&sdep), Target::Initial);
+/// let none: &[Deployment] = &[];
+/// let r = evaluate(Some(&sdep), "u1", none, &components(&sdep), Target::Initial);
 /// assert_eq!(r.verdict, Verdict::NotReady);
 /// ```
 #[must_use]
