@@ -75,14 +75,29 @@ impl Drop for Registration {
     }
 }
 
+/// A stored object and the resourceVersion it was kept at.
+struct Kept<K> {
+    revision: u64,
+    obj: Arc<K>,
+}
+
+impl<K> Clone for Kept<K> {
+    fn clone(&self) -> Self {
+        Kept {
+            revision: self.revision,
+            obj: self.obj.clone(),
+        }
+    }
+}
+
 struct State<K> {
     /// The listed and watched objects, by name.
-    objects: HashMap<String, Arc<K>>,
+    objects: HashMap<String, Kept<K>>,
     /// Index key → names of the objects under it.
     index: HashMap<String, BTreeSet<String>>,
     /// A list in progress; the old view stays visible until it completes, so a reader never
     /// sees a half-listed state.
-    listing: Option<HashMap<String, Arc<K>>>,
+    listing: Option<HashMap<String, Kept<K>>>,
     /// The highest resourceVersion of the list in progress.
     listing_revision: u64,
     /// Completed lists (1 after the initial sync).
@@ -229,20 +244,29 @@ where
                     false
                 }
                 watcher::Event::InitApply(obj) => {
-                    st.listing_revision = st.listing_revision.max(revision(&obj));
+                    let rv = revision(&obj);
+                    st.listing_revision = st.listing_revision.max(rv);
                     let name = obj.meta().name.clone().unwrap_or_default();
-                    let kept = (self.stored.keep)(obj);
+                    // A relist brings back mostly unchanged objects: share what is stored
+                    // rather than holding every object twice until the list completes.
+                    let kept = match st.objects.get(&name) {
+                        Some(old) if rv != 0 && old.revision == rv => old.clone(),
+                        _ => Kept {
+                            revision: rv,
+                            obj: Arc::new((self.stored.keep)(obj)),
+                        },
+                    };
                     st.listing
                         .get_or_insert_with(HashMap::new)
-                        .insert(name, Arc::new(kept));
+                        .insert(name, kept);
                     false
                 }
                 watcher::Event::InitDone => {
                     let objects = st.listing.take().unwrap_or_default();
                     st.revision = st.revision.max(st.listing_revision);
                     let mut index: HashMap<String, BTreeSet<String>> = HashMap::new();
-                    for (name, obj) in &objects {
-                        for key in (self.stored.keys)(obj) {
+                    for (name, kept) in &objects {
+                        for key in (self.stored.keys)(&kept.obj) {
                             index.entry(key).or_default().insert(name.clone());
                         }
                     }
@@ -255,12 +279,17 @@ where
                     st.lists > 1
                 }
                 watcher::Event::Apply(obj) => {
-                    st.revision = st.revision.max(revision(&obj));
+                    let rv = revision(&obj);
+                    st.revision = st.revision.max(rv);
                     let name = obj.meta().name.clone().unwrap_or_default();
                     let kept = (self.stored.keep)(obj);
                     let keys = (self.stored.keys)(&kept);
-                    let old = st.objects.insert(name.clone(), Arc::new(kept));
-                    let old_keys = old.map(|o| (self.stored.keys)(&o)).unwrap_or_default();
+                    let kept = Kept {
+                        revision: rv,
+                        obj: Arc::new(kept),
+                    };
+                    let old = st.objects.insert(name.clone(), kept);
+                    let old_keys = old.map(|o| (self.stored.keys)(&o.obj)).unwrap_or_default();
                     self.reindex(&mut st, &name, &old_keys, &keys, &mut woken);
                     false
                 }
@@ -268,7 +297,7 @@ where
                     let name = obj.meta().name.clone().unwrap_or_default();
                     let old = st.objects.remove(&name);
                     let old_keys = match old {
-                        Some(o) => (self.stored.keys)(&o),
+                        Some(o) => (self.stored.keys)(&o.obj),
                         None => (self.stored.keys)(&(self.stored.keep)(obj)),
                     };
                     self.reindex(&mut st, &name, &old_keys, &[], &mut woken);
@@ -366,7 +395,7 @@ where
             .map(|names| {
                 names
                     .iter()
-                    .filter_map(|n| st.objects.get(n).cloned())
+                    .filter_map(|n| st.objects.get(n).map(|k| k.obj.clone()))
                     .collect()
             })
             .unwrap_or_default()
@@ -374,7 +403,7 @@ where
 
     /// The object named `name`.
     pub(crate) fn get(&self, name: &str) -> Option<Arc<K>> {
-        self.lock().objects.get(name).cloned()
+        self.lock().objects.get(name).map(|k| k.obj.clone())
     }
 
     /// Whether a list has completed.
@@ -467,6 +496,28 @@ mod tests {
             3,
             "one wake-up per item, not one per reader"
         );
+    }
+
+    #[test]
+    fn a_relist_shares_the_objects_it_brings_back_unchanged() {
+        let s = store();
+        let relist = |items: Vec<ConfigMap>| {
+            s.apply(watcher::Event::Init);
+            for c in items {
+                s.apply(watcher::Event::InitApply(c));
+            }
+            s.apply(watcher::Event::InitDone);
+        };
+        relist(vec![cm("a", "k", 2), cm("b", "k", 3)]);
+        let (a, b) = (s.get("a").unwrap(), s.get("b").unwrap());
+        relist(vec![cm("a", "k", 2), cm("b", "k", 5)]);
+        assert!(
+            Arc::ptr_eq(&a, &s.get("a").unwrap()),
+            "unchanged: the same Arc"
+        );
+        let b2 = s.get("b").unwrap();
+        assert!(!Arc::ptr_eq(&b, &b2), "changed: the new version");
+        assert_eq!(b2.metadata.resource_version.as_deref(), Some("5"));
     }
 
     #[test]
