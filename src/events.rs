@@ -18,12 +18,11 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use futures::stream::{self, BoxStream, StreamExt};
-use k8s_openapi::api::core::v1::Event;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use serde::Serialize;
 
-use crate::cache::{NamespaceCache, ObjectWatch, Parts};
+use crate::cache::{EventSummary, NamespaceCache, ObjectWatch, Parts};
 use crate::error::Result;
 use crate::watch::Stats;
 
@@ -49,32 +48,19 @@ pub struct EventRecord {
 }
 
 impl EventRecord {
-    fn from_event(e: &Event) -> Self {
-        let time = last_seen(e);
-        let source = e
-            .reporting_component
-            .clone()
-            .filter(|s| !s.is_empty())
-            .or_else(|| e.source.as_ref().and_then(|s| s.component.clone()))
-            .unwrap_or_default();
-        let count = e
-            .series
-            .as_ref()
-            .and_then(|s| s.count)
-            .or(e.count)
-            .unwrap_or(1);
+    fn from_summary(e: &EventSummary) -> Self {
         EventRecord {
-            time: time.map(|t| t.to_string()),
-            type_: e.type_.clone().unwrap_or_else(|| "Normal".into()),
-            reason: e.reason.clone().unwrap_or_default(),
-            source,
+            time: e.last_seen.map(|t| t.to_string()),
+            type_: e.type_.clone(),
+            reason: e.reason.clone(),
+            source: e.source.clone(),
             object: format!(
                 "{}/{}",
-                e.involved_object.kind.as_deref().unwrap_or("?"),
-                e.involved_object.name.as_deref().unwrap_or("?")
+                e.involved_kind.as_deref().unwrap_or("?"),
+                e.involved_name.as_deref().unwrap_or("?")
             ),
-            message: e.message.clone().unwrap_or_default().trim_end().to_owned(),
-            count,
+            message: e.message.clone(),
+            count: e.count,
         }
     }
 }
@@ -108,20 +94,6 @@ pub struct EventFilter {
     pub replay_existing: bool,
     /// Child Deployment names predicted from the manifest, known before the operator acts.
     pub deployment_names: Vec<String>,
-}
-
-fn last_seen(e: &Event) -> Option<Timestamp> {
-    e.last_timestamp
-        .as_ref()
-        .map(|t| t.0)
-        .or_else(|| {
-            e.series
-                .as_ref()
-                .and_then(|s| s.last_observed_time.as_ref())
-                .map(|t| t.0)
-        })
-        .or_else(|| e.event_time.as_ref().map(|t| t.0))
-        .or_else(|| e.metadata.creation_timestamp.as_ref().map(|t| t.0))
 }
 
 /// Finds the Events about one SeldonDeployment and its children in the cache, in order,
@@ -174,40 +146,28 @@ impl Follower {
                 self.watch.follow_deployment_events(name);
             }
         }
-        let mut fresh: Vec<(u64, Arc<Event>)> = self
+        let mut fresh: Vec<(u64, Arc<EventSummary>)> = self
             .watch
             .events()
             .into_iter()
             .filter_map(|e| {
-                let rv = revision(&e);
+                let rv = crate::apply::revision(Some(&e.resource_version)).unwrap_or(0);
                 let new = rv > hidden
                     && !self.is_before_since(&e)
-                    && self.seen.get(uid_of(&e)).map(String::as_str)
-                        != e.metadata.resource_version.as_deref();
+                    && self.seen.get(&e.uid) != Some(&e.resource_version);
                 new.then_some((rv, e))
             })
             .collect();
         fresh.sort_by_key(|(rv, _)| *rv);
         for (_, e) in fresh {
-            self.seen.insert(
-                uid_of(&e).to_owned(),
-                e.metadata.resource_version.clone().unwrap_or_default(),
-            );
-            self.out.push_back(EventRecord::from_event(&e));
+            self.seen.insert(e.uid.clone(), e.resource_version.clone());
+            self.out.push_back(EventRecord::from_summary(&e));
         }
     }
 
-    fn is_before_since(&self, e: &Event) -> bool {
-        matches!((self.filter.since, last_seen(e)), (Some(since), Some(at)) if at < since)
+    fn is_before_since(&self, e: &EventSummary) -> bool {
+        matches!((self.filter.since, e.last_seen), (Some(since), Some(at)) if at < since)
     }
-}
-
-fn uid_of(e: &Event) -> &str {
-    e.metadata.uid.as_deref().unwrap_or_default()
-}
-
-fn revision(e: &Event) -> u64 {
-    crate::apply::revision(e.metadata.resource_version.as_deref()).unwrap_or(0)
 }
 
 /// Follows the Events selected by `filter` in `namespace`, forever (drop the stream to stop).
@@ -277,22 +237,25 @@ fn follow_watch(follower: Follower) -> BoxStream<'static, Result<EventRecord>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::WatchedEvent;
     use serde_json::json;
 
-    fn event(kind: &str, name: &str, uid: &str) -> Event {
-        serde_json::from_value(json!({
-            "metadata": {"name": "e", "uid": "e1", "resourceVersion": "1"},
-            "involvedObject": {"kind": kind, "name": name, "uid": uid},
-            "reason": "R", "message": "m", "type": "Normal", "count": 3,
-            "source": {"component": "deployment-controller"},
-            "lastTimestamp": "2026-01-01T00:00:10Z"
-        }))
-        .unwrap()
+    fn event(kind: &str, name: &str, uid: &str) -> EventSummary {
+        EventSummary::from(
+            serde_json::from_value::<WatchedEvent>(json!({
+                "metadata": {"name": "e", "uid": "e1", "resourceVersion": "1"},
+                "involvedObject": {"kind": kind, "name": name, "uid": uid},
+                "reason": "R", "message": "m", "type": "Normal", "count": 3,
+                "source": {"component": "deployment-controller"},
+                "lastTimestamp": "2026-01-01T00:00:10Z"
+            }))
+            .unwrap(),
+        )
     }
 
     #[test]
     fn record_formatting() {
-        let r = EventRecord::from_event(&event("Pod", "p-1", ""));
+        let r = EventRecord::from_summary(&event("Pod", "p-1", ""));
         assert_eq!(
             r.to_string(),
             "Normal R deployment-controller Pod/p-1: m (x3)"
@@ -304,7 +267,7 @@ mod tests {
 
     // --- The follower: relists, history, hashed names, memory ----------------------------
 
-    use crate::cache::{HandFedStores, WatchedDeployment, WatchedEvent};
+    use crate::cache::{HandFedStores, WatchedDeployment};
     use kube::runtime::watcher;
 
     const SINCE: &str = "2026-01-01T00:00:00Z";

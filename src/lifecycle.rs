@@ -1158,9 +1158,8 @@ impl Views {
             && !self.reconciled
         {
             self.reconciled = self.watch.sdep_events().iter().any(|e| {
-                e.reason.as_deref() == Some("Updated")
-                    && apply::revision(e.metadata.resource_version.as_deref())
-                        .is_some_and(|rv| rv > updated_at)
+                e.reason == "Updated"
+                    && apply::revision(Some(&e.resource_version)).is_some_and(|rv| rv > updated_at)
             });
         }
         Ok(())

@@ -36,6 +36,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::api::Api;
 use serde_json::Value;
@@ -70,7 +71,7 @@ struct SharedStores {
     sdeps: Weak<Store<WatchedSdep, Value>>,
     deployments: Weak<Store<WatchedDeployment, Deployment>>,
     pods: Weak<Store<WatchedPod, PodSummary>>,
-    events: Weak<Store<WatchedEvent, Event>>,
+    events: Weak<Store<WatchedEvent, EventSummary>>,
     /// Live [`WatchesRetained`]; while there is one, the first [`WatchesRunning`]'s stores are
     /// kept in `retained`.
     retainers: usize,
@@ -267,13 +268,13 @@ impl NamespaceCache {
         )
     }
 
-    fn start_events(&self) -> Arc<Store<WatchedEvent, Event>> {
+    fn start_events(&self) -> Arc<Store<WatchedEvent, EventSummary>> {
         let h = &self.0;
         Store::watch(
             Api::namespaced(h.client.clone(), &h.namespace),
             watch::config().any_semantic(),
             Stored {
-                keep: Event::from,
+                keep: EventSummary::from,
                 keys: event_keys,
             },
             Op::other("watch", "events", &h.namespace),
@@ -366,6 +367,69 @@ fn pod_keys(p: &PodSummary) -> Keys {
     p.seldon_id.iter().cloned().collect()
 }
 
+/// What the cache keeps of an Event: what a follower prints and filters on, and the involved
+/// object it is filed under. The Event store holds every Event of the namespace (an hour of
+/// them, by default), so it keeps no metadata, source host, reporting instance or related
+/// object it would never read.
+#[derive(Debug)]
+pub(crate) struct EventSummary {
+    pub(crate) uid: String,
+    pub(crate) resource_version: String,
+    /// When it last happened: `lastTimestamp`, else the series' last observation, else
+    /// `eventTime`, else the Event's creation.
+    pub(crate) last_seen: Option<Timestamp>,
+    /// `Normal` or `Warning` (`Normal` when the Event has none).
+    pub(crate) type_: String,
+    pub(crate) reason: String,
+    /// The reporting component, else the source component.
+    pub(crate) source: String,
+    pub(crate) involved_kind: Option<String>,
+    pub(crate) involved_name: Option<String>,
+    involved_uid: Option<String>,
+    /// The message without trailing whitespace.
+    pub(crate) message: String,
+    /// How many times it happened: the series' count, else `count`, else 1.
+    pub(crate) count: i32,
+}
+
+impl From<WatchedEvent> for EventSummary {
+    fn from(e: WatchedEvent) -> Self {
+        let e = Event::from(e);
+        let last_seen = e
+            .last_timestamp
+            .map(|t| t.0)
+            .or_else(|| {
+                e.series
+                    .as_ref()
+                    .and_then(|s| s.last_observed_time.as_ref())
+                    .map(|t| t.0)
+            })
+            .or_else(|| e.event_time.map(|t| t.0))
+            .or_else(|| e.metadata.creation_timestamp.map(|t| t.0));
+        let source = e
+            .reporting_component
+            .filter(|s| !s.is_empty())
+            .or_else(|| e.source.and_then(|s| s.component))
+            .unwrap_or_default();
+        let count = e.series.and_then(|s| s.count).or(e.count).unwrap_or(1);
+        let mut message = e.message.unwrap_or_default();
+        message.truncate(message.trim_end().len());
+        EventSummary {
+            uid: e.metadata.uid.unwrap_or_default(),
+            resource_version: e.metadata.resource_version.unwrap_or_default(),
+            last_seen,
+            type_: e.type_.unwrap_or_else(|| "Normal".into()),
+            reason: e.reason.unwrap_or_default(),
+            source,
+            involved_kind: e.involved_object.kind,
+            involved_name: e.involved_object.name,
+            involved_uid: e.involved_object.uid,
+            message,
+            count,
+        }
+    }
+}
+
 /// Kubernetes names a pod `<generateName><5 random characters>` within 63 characters, so it cuts
 /// a longer `generateName` (a ReplicaSet's `<replicaset>-`) to this length.
 const GENERATED_BASE_MAX: usize = 58;
@@ -375,10 +439,9 @@ const GENERATED_BASE_MAX: usize = 58;
 /// `<deployment>-<hash>`, its pods `<replicaset>-<suffix>`. A pod name of 63 characters may have
 /// a cut base: cut inside the hash, the Deployment is the name minus one segment; cut inside the
 /// Deployment's name, only the cut base itself can be matched.
-fn event_keys(e: &Event) -> Keys {
-    let io = &e.involved_object;
-    let name = io.name.as_deref().unwrap_or_default();
-    let uid = io.uid.as_deref().unwrap_or_default();
+fn event_keys(e: &EventSummary) -> Keys {
+    let name = e.involved_name.as_deref().unwrap_or_default();
+    let uid = e.involved_uid.as_deref().unwrap_or_default();
     let strip = |n: &str, segments: usize| {
         let mut base = n;
         for _ in 0..segments {
@@ -386,7 +449,7 @@ fn event_keys(e: &Event) -> Keys {
         }
         base.to_owned()
     };
-    match io.kind.as_deref().unwrap_or_default() {
+    match e.involved_kind.as_deref().unwrap_or_default() {
         "SeldonDeployment" => vec![sdep_event_key(name, uid)],
         "Deployment" => vec![deployment_event_key(name)],
         "ReplicaSet" => vec![deployment_event_key(&strip(name, 1))],
@@ -437,7 +500,7 @@ pub(crate) fn deployment_event_keys(name: &str) -> Keys {
 #[cfg(test)]
 pub(crate) struct HandFedStores {
     pub deployments: Arc<Store<WatchedDeployment, Deployment>>,
-    pub events: Arc<Store<WatchedEvent, Event>>,
+    pub events: Arc<Store<WatchedEvent, EventSummary>>,
 }
 
 #[cfg(test)]
@@ -457,7 +520,7 @@ impl HandFedStores {
             deployments,
             events: Store::new(
                 Stored {
-                    keep: Event::from,
+                    keep: EventSummary::from,
                     keys: event_keys,
                 },
                 Op::other("watch", "events", "ns"),
@@ -483,12 +546,61 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn event(kind: &str, name: &str, uid: &str) -> Event {
-        serde_json::from_value(json!({
-            "metadata": {"name": "e"},
-            "involvedObject": {"kind": kind, "name": name, "uid": uid},
-        }))
-        .unwrap()
+    fn event(kind: &str, name: &str, uid: &str) -> EventSummary {
+        EventSummary::from(
+            serde_json::from_value::<WatchedEvent>(json!({
+                "metadata": {"name": "e"},
+                "involvedObject": {"kind": kind, "name": name, "uid": uid},
+            }))
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn an_event_is_kept_as_what_followers_print_filter_and_file_it_by() {
+        let summary =
+            |v: Value| EventSummary::from(serde_json::from_value::<WatchedEvent>(v).unwrap());
+        // A new-style Event (events.k8s.io recorder): a series, a reporting component.
+        let s = summary(json!({
+            "metadata": {"name": "e", "uid": "eu", "resourceVersion": "42",
+                "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "involvedObject": {"kind": "Pod", "name": "p", "uid": "pu"},
+            "eventTime": "2026-01-01T00:00:01.000000Z",
+            "series": {"count": 4, "lastObservedTime": "2026-01-01T00:00:03.000000Z"},
+            "reportingComponent": "default-scheduler", "source": {"component": "other"},
+            "reason": "FailedScheduling", "message": "0/3 nodes are available.\n",
+            "type": "Warning", "count": 2
+        }));
+        assert_eq!((s.uid.as_str(), s.resource_version.as_str()), ("eu", "42"));
+        assert_eq!(s.last_seen, Some("2026-01-01T00:00:03Z".parse().unwrap()));
+        assert_eq!(s.count, 4);
+        assert_eq!(s.source, "default-scheduler");
+        assert_eq!(s.message, "0/3 nodes are available.");
+        assert_eq!(
+            (s.type_.as_str(), s.reason.as_str()),
+            ("Warning", "FailedScheduling")
+        );
+        assert_eq!(event_keys(&s), vec![deployment_event_key("")]);
+        // An old-style Event: times and count of its own, the source's component.
+        let s = summary(json!({
+            "metadata": {"name": "e", "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "involvedObject": {"kind": "SeldonDeployment", "name": "iris", "uid": "su"},
+            "lastTimestamp": "2026-01-01T00:00:05Z", "eventTime": "2026-01-01T00:00:09.000000Z",
+            "reportingComponent": "", "source": {"component": "seldon-controller-manager"},
+            "count": 2
+        }));
+        assert_eq!(s.last_seen, Some("2026-01-01T00:00:05Z".parse().unwrap()));
+        assert_eq!(
+            (s.count, s.source.as_str(), s.type_.as_str()),
+            (2, "seldon-controller-manager", "Normal")
+        );
+        assert_eq!(event_keys(&s), vec!["sdep/su"]);
+        // Nothing but its creation.
+        let s = summary(
+            json!({"metadata": {"name": "e", "creationTimestamp": "2026-01-01T00:00:07Z"}}),
+        );
+        assert_eq!(s.last_seen, Some("2026-01-01T00:00:07Z".parse().unwrap()));
+        assert_eq!((s.count, s.source.as_str()), (1, ""));
     }
 
     #[test]

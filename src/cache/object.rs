@@ -4,12 +4,11 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Event;
 use serde_json::Value;
 
 use super::store::{Registration, Store, Wakeup};
 use super::watched::{WatchedDeployment, WatchedEvent, WatchedPod, WatchedSdep};
-use super::{PodSummary, deployment_event_keys, sdep_event_key, seldon_id};
+use super::{EventSummary, PodSummary, deployment_event_keys, sdep_event_key, seldon_id};
 use crate::error::{Error, Op, Result};
 use crate::pods::PodIssue;
 use crate::watch::SELDON_ID_LABEL;
@@ -39,7 +38,7 @@ pub(super) struct Stores {
     pub sdeps: Option<Arc<Store<WatchedSdep, Value>>>,
     pub deployments: Arc<Store<WatchedDeployment, Deployment>>,
     pub pods: Option<Arc<Store<WatchedPod, PodSummary>>>,
-    pub events: Option<Arc<Store<WatchedEvent, Event>>>,
+    pub events: Option<Arc<Store<WatchedEvent, EventSummary>>>,
 }
 
 /// Reads SeldonDeployment `name` (UID `uid`) and its children from the cache, and wakes when
@@ -172,7 +171,7 @@ impl ObjectWatch {
     }
 
     /// The Events about the SeldonDeployment (by UID, or by name for those without one).
-    pub(crate) fn sdep_events(&self) -> Vec<Arc<Event>> {
+    pub(crate) fn sdep_events(&self) -> Vec<Arc<EventSummary>> {
         let Some(store) = &self.stores.events else {
             return Vec::new();
         };
@@ -183,11 +182,11 @@ impl ObjectWatch {
 
     /// The Events about the SeldonDeployment and the Deployments followed so far, each once
     /// (a pod's Event can be filed under two keys this reader follows).
-    pub(crate) fn events(&self) -> Vec<Arc<Event>> {
+    pub(crate) fn events(&self) -> Vec<Arc<EventSummary>> {
         let Some(store) = &self.stores.events else {
             return Vec::new();
         };
-        let mut events: Vec<Arc<Event>> = self
+        let mut events: Vec<Arc<EventSummary>> = self
             .event_keys
             .iter()
             .flat_map(|k| store.indexed(k))
