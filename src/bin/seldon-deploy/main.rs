@@ -55,7 +55,10 @@ fn main() -> ExitCode {
         _ => {}
     }
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // One thread: the work is waiting on the API server, and even a thousand concurrent
+    // lifecycles keep a core a few percent busy. A second worker only added wake-ups between
+    // threads (parking, futexes, context switches), most of it per watch item.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
