@@ -4,8 +4,9 @@
 //! One [`NamespaceCache`] keeps one store per resource (module `store`), each fed by one
 //! kube-runtime `watcher`, holding every object once, as an `Arc`. The watches deserialize
 //! only the fields readers use (module `watched`: no `managedFields`, a pod template's
-//! container names, images and `PREDICTOR_ID`), and a SeldonDeployment is kept as the JSON
-//! readiness reads. Each store is indexed by what its readers ask for:
+//! container names, images and `PREDICTOR_ID`). A SeldonDeployment is kept as the JSON
+//! readiness reads, a Pod and an Event as a summary of what their readers use. Each store is
+//! indexed by what its readers ask for:
 //!
 //! | store | index key | question it answers |
 //! | :--- | :--- | :--- |
