@@ -151,7 +151,7 @@ impl Follower {
             .events()
             .into_iter()
             .filter_map(|e| {
-                let rv = crate::apply::revision(Some(&e.resource_version)).unwrap_or(0);
+                let rv = e.revision();
                 let new = rv > hidden
                     && !self.is_before_since(&e)
                     && self.seen.get(&e.uid) != Some(&e.resource_version);

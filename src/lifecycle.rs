@@ -1157,10 +1157,11 @@ impl Views {
         if let Some(updated_at) = self.updated_at
             && !self.reconciled
         {
-            self.reconciled = self.watch.sdep_events().iter().any(|e| {
-                e.reason == "Updated"
-                    && apply::revision(Some(&e.resource_version)).is_some_and(|rv| rv > updated_at)
-            });
+            self.reconciled = self
+                .watch
+                .sdep_events()
+                .iter()
+                .any(|e| e.reason == "Updated" && e.revision() > updated_at);
         }
         Ok(())
     }

@@ -393,6 +393,14 @@ pub(crate) struct EventSummary {
     pub(crate) count: i32,
 }
 
+impl EventSummary {
+    /// Its resourceVersion as a number (0 if it is not one): Events share etcd's revisions with
+    /// the objects they are about, so it orders them.
+    pub(crate) fn revision(&self) -> u64 {
+        crate::apply::revision(Some(&self.resource_version)).unwrap_or(0)
+    }
+}
+
 impl From<WatchedEvent> for EventSummary {
     fn from(e: WatchedEvent) -> Self {
         let e = Event::from(e);
