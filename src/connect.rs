@@ -57,14 +57,26 @@ impl std::fmt::Debug for Connection {
 /// # Errors
 ///
 /// [`Error::Config`] (exit 3) when no configuration can be loaded, the context does not
-/// exist, or the client cannot be built.
+/// exist, or the client cannot be built; [`Error::InvalidName`] (exit 2) when the namespace
+/// (from `opts`, the kubeconfig context or the service account) is not a valid namespace.
 pub async fn connect(opts: &ConnectOptions) -> Result<Connection> {
+    // An explicit namespace is checked before anything is read, the configuration's after.
+    let explicit = opts.namespace.clone().filter(|n| !n.is_empty());
+    if let Some(ns) = &explicit {
+        crate::manifest::check_namespace_name("-n/--namespace", ns)?;
+    }
     let mut config = load_config(opts).await?;
-    let namespace = opts
-        .namespace
-        .clone()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| config.default_namespace.clone());
+    let namespace = match explicit {
+        Some(ns) => ns,
+        None => {
+            let ns = config.default_namespace.clone();
+            crate::manifest::check_namespace_name(
+                "namespace of the kubeconfig context (or the service account)",
+                &ns,
+            )?;
+            ns
+        }
+    };
     let server = config.cluster_url.to_string();
     let insecure = config.accept_invalid_certs;
     // kube's own retry layer re-sends every request, POST included, on 429/503/504, up to 15

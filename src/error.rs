@@ -148,6 +148,18 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
 
+    /// A name or namespace that Kubernetes would never accept, refused before any request so
+    /// that no input can change the path a request goes to (exit 2).
+    #[error("invalid {argument} {value:?}: {rule}")]
+    InvalidName {
+        /// Where the value came from: `NAME`, `-n/--namespace`, the kubeconfig context, ….
+        argument: String,
+        /// The value as given.
+        value: String,
+        /// The rule it breaks, and how.
+        rule: String,
+    },
+
     /// The API server rejected the object as invalid (400/422, exit 2).
     #[error("the API server rejected {what} as invalid: {message}")]
     Invalid {
@@ -376,6 +388,7 @@ impl Error {
         match self {
             Error::Manifest { .. }
             | Error::Usage(_)
+            | Error::InvalidName { .. }
             | Error::Invalid { .. }
             | Error::Autoscaled(_) => EXIT_INVALID,
             Error::AlreadyExists { .. }

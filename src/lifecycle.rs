@@ -122,14 +122,19 @@ fn conflict(message: &str) -> kube::Error {
     ))
 }
 
-/// A JSON request; the parts are static or already encoded, so building it cannot fail.
-fn json_request(method: http::Method, url: &str, body: &Value) -> http::Request<Vec<u8>> {
+/// A JSON request. Names in `url` were checked ([`Deployer::check_path`]), so building it
+/// does not fail; if it ever did, that is an error, not a panic.
+fn json_request(
+    method: http::Method,
+    url: &str,
+    body: &Value,
+) -> Result<http::Request<Vec<u8>>, kube::Error> {
     http::Request::builder()
         .method(method)
         .uri(url)
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(serde_json::to_vec(body).unwrap_or_default())
-        .expect("static request parts are valid")
+        .map_err(kube::Error::HttpError)
 }
 
 /// What a wait reports while it runs.
@@ -275,6 +280,13 @@ impl Deployer {
         &self.stats
     }
 
+    /// Refuses a name or namespace Kubernetes would never accept before it goes into a
+    /// request path, so no input can change the path a request is sent to.
+    fn check_path(&self, name: &str) -> Result<()> {
+        crate::manifest::check_namespace_name("namespace", &self.namespace)?;
+        crate::manifest::check_name("name", name)
+    }
+
     fn op(&self, verb: &'static str, name: &str) -> Op {
         Op::sdep(verb, &self.namespace, Some(name))
     }
@@ -298,6 +310,7 @@ impl Deployer {
     /// whether it was stored; [`Error::MissingCrd`] / [`Error::MissingNamespace`] /
     /// [`Error::Forbidden`] / [`Error::Access`] for cluster problems.
     pub async fn create(&self, manifest: &Manifest, deadline: Instant) -> Result<Handle> {
+        self.check_path(&manifest.name)?;
         manifest.check_namespace(&self.namespace)?;
         let url = format!(
             "/apis/{GROUP}/{}/namespaces/{}/seldondeployments?fieldValidation=Strict&fieldManager={FIELD_MANAGER}",
@@ -324,12 +337,12 @@ impl Deployer {
         loop {
             // 429/503 prove the request was not stored: `retrying` repeats only those.
             let attempt = self
-                .retrying(deadline, false, || {
+                .retrying(deadline, false, || async {
                     let req = http::Request::post(url.as_str())
                         .header(http::header::CONTENT_TYPE, "application/json")
                         .body(body.clone())
-                        .expect("static request parts are valid");
-                    self.client.request::<Value>(req)
+                        .map_err(kube::Error::HttpError)?;
+                    self.client.request::<Value>(req).await
                 })
                 .await;
             let err = match attempt {
@@ -396,6 +409,7 @@ impl Deployer {
         deadline: Instant,
     ) -> Result<Applied> {
         manifest.check_namespace(&self.namespace)?;
+        self.check_path(&manifest.name)?;
         let url = format!(
             "/apis/{GROUP}/{}/namespaces/{}/seldondeployments/{}?fieldValidation=Strict&fieldManager={FIELD_MANAGER}{}",
             manifest.version,
@@ -484,12 +498,9 @@ impl Deployer {
         let url = self.collection_url(&manifest.version, "&dryRun=All");
         let op = self.op("create", &manifest.name);
         let after: Value = self
-            .retrying(deadline, false, || {
-                self.client.request::<Value>(json_request(
-                    http::Method::POST,
-                    &url,
-                    &manifest.object,
-                ))
+            .retrying(deadline, false, || async {
+                let req = json_request(http::Method::POST, &url, &manifest.object)?;
+                self.client.request::<Value>(req).await
             })
             .await
             .map_err(|e| self.classify_write(e, &op, manifest))?;
@@ -571,9 +582,9 @@ impl Deployer {
                 _ => return Ok((live, None)),
             };
             match self
-                .retrying(deadline, false, || {
-                    self.client
-                        .request::<Value>(json_request(http::Method::PUT, url, &desired))
+                .retrying(deadline, false, || async {
+                    let req = json_request(http::Method::PUT, url, &desired)?;
+                    self.client.request::<Value>(req).await
                 })
                 .await
             {
@@ -618,6 +629,7 @@ impl Deployer {
     ///
     /// [`Error::NotFound`] if it does not exist, or an access error.
     pub async fn get(&self, name: &str, deadline: Instant) -> Result<Value> {
+        self.check_path(name)?;
         let obj = self
             .retrying(deadline, true, || self.sdeps.get(name))
             .await
@@ -650,6 +662,7 @@ impl Deployer {
         name: &str,
         deadline: Instant,
     ) -> Result<(Handle, Option<Timestamp>)> {
+        self.check_path(name)?;
         let url = format!(
             "/apis/{GROUP}/v1/namespaces/{}/seldondeployments/{name}",
             self.namespace
@@ -673,6 +686,7 @@ impl Deployer {
         replicas: Option<i32>,
         deadline: Instant,
     ) -> Result<(Handle, Readiness)> {
+        self.check_path(name)?;
         let obj = self.get(name, deadline).await?;
         let handle = Handle::from_object(&obj, &self.namespace)?;
         let lp = kube::api::ListParams::default().labels(SELDON_ID_LABEL);
@@ -1194,7 +1208,7 @@ async fn get_with_date(
     let req = http::Request::get(url)
         .header(http::header::ACCEPT, "application/json")
         .body(kube::client::Body::from(Vec::new()))
-        .expect("static request parts are valid");
+        .map_err(kube::Error::HttpError)?;
     let res = client.send(req).await?;
     let code = res.status();
     let date = res

@@ -488,7 +488,14 @@ fn validate(doc: Value, source: &str, document: usize) -> std::result::Result<Ma
     let namespace = match metadata.get("namespace") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.is_empty() => None,
-        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::String(s)) => {
+            if let Err(why) = check_dns1123_label(s) {
+                return Err(format!(
+                    "metadata.namespace {s:?} is not a valid namespace: {why}"
+                ));
+            }
+            Some(s.clone())
+        }
         Some(v) => {
             return Err(format!(
                 "metadata.namespace must be a string, found {}",
@@ -637,6 +644,72 @@ pub fn check_dns1123_subdomain(name: &str) -> std::result::Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Checks a DNS-1123 label, the rule for namespaces: at most 63 characters of `[a-z0-9-]`,
+/// starting and ending alphanumeric.
+///
+/// # Errors
+///
+/// A short explanation of the first rule broken.
+pub fn check_dns1123_label(name: &str) -> std::result::Result<(), String> {
+    if name.is_empty() {
+        return Err("empty".into());
+    }
+    if name.len() > 63 {
+        return Err(format!("{} characters, at most 63 allowed", name.len()));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err("use only lowercase letters, digits and '-'".into());
+    }
+    let alnum = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    if !alnum(name.bytes().next()) || !alnum(name.bytes().last()) {
+        return Err("must start and end with a letter or digit".into());
+    }
+    Ok(())
+}
+
+/// Checks a SeldonDeployment name given as `argument` (`NAME`, say): the rule of
+/// `metadata.name` in a manifest (a DNS-1123 subdomain). Request paths embed names, so a name
+/// that passes cannot change the path a request goes to (no `/`, `?`, `%`, `..` or space).
+///
+/// # Errors
+///
+/// [`Error::InvalidName`] (exit 2) naming the argument and the rule.
+pub fn check_name(argument: &str, name: &str) -> Result<()> {
+    let why = if name.is_empty() {
+        Err("empty".to_owned())
+    } else {
+        check_dns1123_subdomain(name)
+    };
+    why.map_err(|why| Error::InvalidName {
+        argument: argument.to_owned(),
+        value: name.to_owned(),
+        rule: format!(
+            "a SeldonDeployment name must be a DNS-1123 subdomain (lowercase letters, digits, \
+             '-' and '.', starting and ending with a letter or digit, at most 253 characters): {why}"
+        ),
+    })
+}
+
+/// Checks a namespace given as `argument` (`-n/--namespace`, the kubeconfig context's
+/// namespace, …): a DNS-1123 label, as Kubernetes requires of namespaces.
+///
+/// # Errors
+///
+/// [`Error::InvalidName`] (exit 2) naming the argument and the rule.
+pub fn check_namespace_name(argument: &str, namespace: &str) -> Result<()> {
+    check_dns1123_label(namespace).map_err(|why| Error::InvalidName {
+        argument: argument.to_owned(),
+        value: namespace.to_owned(),
+        rule: format!(
+            "a namespace must be a DNS-1123 label (lowercase letters, digits and '-', starting \
+             and ending with a letter or digit, at most 63 characters): {why}"
+        ),
+    })
 }
 
 /// The `ApiResource` of SeldonDeployment at `version`.

@@ -530,3 +530,160 @@ fn json_output_on_an_access_error_before_any_lifecycle_is_a_report_for_every_sub
         );
     }
 }
+
+/// A plain-HTTP "API server" that only counts the connections made to it, so a test can
+/// show that nothing was sent; and a kubeconfig pointing at it, with `namespace` as the
+/// context's namespace.
+struct RecordingServer {
+    connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    kubeconfig: PathBuf,
+}
+
+impl RecordingServer {
+    fn start(dir: &Path, namespace: &str) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = connections.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                drop(stream);
+            }
+        });
+        let kubeconfig = dir.join(format!("recording-{port}.kubeconfig"));
+        std::fs::write(
+            &kubeconfig,
+            format!(
+                "apiVersion: v1\nkind: Config\ncurrent-context: rec\nclusters:\n- name: rec\n  cluster: {{server: 'http://127.0.0.1:{port}'}}\nusers:\n- name: u\n  user: {{token: {TOKEN}}}\ncontexts:\n- name: rec\n  context: {{cluster: rec, user: u, namespace: {namespace:?}}}\n"
+            ),
+        )
+        .unwrap();
+        RecordingServer {
+            connections,
+            kubeconfig,
+        }
+    }
+
+    fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Names and namespaces go into request paths: one that Kubernetes would never accept is
+/// refused with exit 2 naming the argument and the rule, never a panic, and no request is
+/// sent (a `..`, `/` or `?` would otherwise change the path the request goes to).
+#[test]
+fn a_bad_name_or_namespace_exits_2_naming_the_argument_and_sends_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = RecordingServer::start(dir.path(), "from-context");
+    let good = write(dir.path(), "good.yaml", GOOD.as_bytes());
+    let good = good.to_str().unwrap();
+    let long_ns = "n".repeat(70);
+    let long_name = "a".repeat(254);
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["wait", "a b"], "invalid NAME \"a b\""),
+        (
+            vec!["run", "-n", "a b", "-f", good],
+            "invalid -n/--namespace \"a b\"",
+        ),
+        (vec!["status", "x/status"], "invalid NAME \"x/status\""),
+        (vec!["delete", "../../foo"], "invalid NAME \"../../foo\""),
+        (vec!["events", "x?watch=1"], "invalid NAME \"x?watch=1\""),
+        (
+            vec!["scale", "Upper", "--replicas", "2"],
+            "invalid NAME \"Upper\"",
+        ),
+        (vec!["wait", ""], "invalid NAME \"\""),
+        (vec!["status", "%2e%2e"], "invalid NAME \"%2e%2e\""),
+        (vec!["wait", &long_name], "at most 253 characters"),
+        (
+            vec!["apply", "-n", "bad/ns", "-f", good],
+            "invalid -n/--namespace \"bad/ns\"",
+        ),
+        (
+            vec!["apply", "-n", &long_ns, "-f", good],
+            "70 characters, at most 63",
+        ),
+        (
+            vec!["create", "-n", "a.b", "-f", good],
+            "invalid -n/--namespace \"a.b\"",
+        ),
+        (
+            vec!["diff", "--namespace=x-", "-f", good],
+            "invalid -n/--namespace \"x-\"",
+        ),
+    ];
+    for (args, wanted) in &cases {
+        let out = bin()
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(&server.kubeconfig)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(wanted),
+            "{args:?}: want {wanted:?} in {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    // The same under -o json: a report, outcome invalid.
+    let out = bin()
+        .args(["wait", "a b", "-o", "json", "--kubeconfig"])
+        .arg(&server.kubeconfig)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["outcome"], "invalid", "{doc}");
+    assert_eq!(server.connections(), 0, "a request was sent");
+}
+
+/// A namespace that comes from the kubeconfig's context (no `-n`) is checked the same way,
+/// and a manifest's `metadata.namespace` too, naming the file.
+#[test]
+fn a_bad_namespace_from_the_kubeconfig_or_a_manifest_exits_2_and_sends_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = RecordingServer::start(dir.path(), "Team_A");
+    for args in [vec!["status", "x"], vec!["wait", "x"]] {
+        let out = bin()
+            .args(&args)
+            .arg("--kubeconfig")
+            .arg(&server.kubeconfig)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("namespace of the kubeconfig context") && stderr.contains("Team_A"),
+            "{args:?}: {stderr}"
+        );
+    }
+    let ok_ns = RecordingServer::start(dir.path(), "from-context");
+    let p = write(
+        dir.path(),
+        "badns.yaml",
+        GOOD.replace("  name: good\n", "  name: good\n  namespace: a/b\n")
+            .as_bytes(),
+    );
+    let out = bin()
+        .args(["apply", "-f"])
+        .arg(&p)
+        .arg("--kubeconfig")
+        .arg(&ok_ns.kubeconfig)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("badns.yaml") && stderr.contains("metadata.namespace \"a/b\""),
+        "{stderr}"
+    );
+    assert_eq!(
+        server.connections() + ok_ns.connections(),
+        0,
+        "a request was sent"
+    );
+}

@@ -679,3 +679,34 @@ async fn apply_conflict_rereads_and_keeps_a_concurrent_writers_label() {
         "each PUT carries the version it read"
     );
 }
+
+/// A library caller's name or namespace goes into request paths too: one Kubernetes would
+/// never accept is an `InvalidName` (exit 2), and nothing is sent.
+#[tokio::test]
+async fn a_library_callers_bad_name_or_namespace_is_refused_before_any_request() {
+    let (client, log) = serve(Box::new(|_| respond(500, &json!({}))));
+    let deadline = || Instant::now() + Duration::from_secs(5);
+    let d = Deployer::new(client.clone(), "ns");
+    for name in ["a b", "x/status", "../../foo", "x?watch=1", ""] {
+        let err = d.get(name, deadline()).await.unwrap_err();
+        assert_eq!(err.exit_code(), 2, "{name:?}: {err}");
+        assert!(
+            matches!(err, seldon_deploy::Error::InvalidName { .. }),
+            "{err}"
+        );
+        let err = d.status(name, None, deadline()).await.unwrap_err();
+        assert_eq!(err.exit_code(), 2, "{name:?}: {err}");
+    }
+    let bad_ns = Deployer::new(client, "bad/ns");
+    let err = bad_ns
+        .create(&iris_manifest(), deadline())
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 2, "{err}");
+    let err = bad_ns.handle("sklearn", deadline()).await.unwrap_err();
+    assert!(
+        err.to_string().contains("invalid namespace \"bad/ns\""),
+        "{err}"
+    );
+    assert_eq!(count(&log, |_| true), 0, "a request was sent");
+}

@@ -50,7 +50,22 @@ pub async fn dispatch(cli: Cli) -> u8 {
 /// What the command line names, for the report of an early error, and whether the command
 /// prints JSON lines rather than one document.
 fn asked(cli: &Cli) -> (early::Asked, bool) {
-    let (name, files) = match &cli.command {
+    let (name, files) = asked_name_and_files(&cli.command);
+    let asked = early::Asked {
+        name: name.map(str::to_owned),
+        namespace: cli.conn.namespace.clone(),
+        source: files.and_then(|f| match f.as_slice() {
+            [one] if one == "-" => Some(manifest::STDIN_NAME.to_owned()),
+            [one] => Some(one.clone()),
+            _ => None,
+        }),
+    };
+    (asked, matches!(cli.command, Command::Events(_)))
+}
+
+/// The NAME argument or the `-f` files of a command.
+fn asked_name_and_files(command: &Command) -> (Option<&str>, Option<&Vec<String>>) {
+    match command {
         Command::Run(a) => (None, Some(&a.files.filename)),
         Command::Create(a) => (None, Some(&a.files.filename)),
         Command::Apply(a) => (None, Some(&a.files.filename)),
@@ -61,17 +76,7 @@ fn asked(cli: &Cli) -> (early::Asked, bool) {
         Command::Status(a) => (Some(&a.name), None),
         Command::Events(a) => (Some(&a.name), None),
         _ => (None, None),
-    };
-    let asked = early::Asked {
-        name: name.cloned(),
-        namespace: cli.conn.namespace.clone(),
-        source: files.and_then(|f| match f.as_slice() {
-            [one] if one == "-" => Some(manifest::STDIN_NAME.to_owned()),
-            [one] => Some(one.clone()),
-            _ => None,
-        }),
-    };
-    (asked, matches!(cli.command, Command::Events(_)))
+    }
 }
 
 async fn dispatch_inner(cli: Cli) -> Result<u8, Error> {
@@ -85,6 +90,13 @@ async fn dispatch_inner(cli: Cli) -> Result<u8, Error> {
         return Err(Error::Usage(
             "-o junit is for run, create, apply, scale, wait and delete; use -o json here".into(),
         ));
+    }
+    // Names and namespaces go into request paths: check them before anything else.
+    if let Some(ns) = cli.conn.namespace.as_deref().filter(|n| !n.is_empty()) {
+        manifest::check_namespace_name("-n/--namespace", ns)?;
+    }
+    if let (Some(name), _) = asked_name_and_files(&cli.command) {
+        manifest::check_name("NAME", name)?;
     }
     match cli.command {
         Command::Run(a) => {
