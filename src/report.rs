@@ -510,7 +510,8 @@ mod tests {
 /// The reports as a JUnit XML document, which GitLab, Jenkins and GitHub test reporters read:
 /// one test suite per SeldonDeployment, one test case per phase (a failed phase is a
 /// `<failure>` with the error's message), and one `run` case for a deployment that failed
-/// before its first phase.
+/// before its first phase (an `<error>`: the test could not run). A report with no name is
+/// named by its `source` (a file refused before it loaded).
 ///
 /// # Examples
 ///
@@ -523,13 +524,18 @@ mod tests {
 pub fn junit(command: &str, reports: &[Report]) -> String {
     let seconds = |ms: u64| format!("{:.3}", ms as f64 / 1000.0);
     let mut suites = String::new();
-    let (mut tests, mut failures) = (0, 0);
+    let (mut tests, mut failures, mut errors) = (0, 0, 0);
     for r in reports {
-        let suite = format!("{}/{}", r.namespace, r.name);
+        // A report refused before it had a name (a file that does not load) is named by its file.
+        let name = match (&r.name, &r.source) {
+            (n, Some(source)) if n.is_empty() => source.as_str(),
+            (n, _) => n.as_str(),
+        };
+        let suite = format!("{}/{}", r.namespace, name);
         let mut cases = String::new();
-        let mut count = 0;
-        let mut failed = 0;
-        let mut case = |name: &str, ms: u64, failure: Option<(&str, &str)>| {
+        let (mut count, mut failed, mut errored) = (0, 0, 0);
+        // `element` is `failure` (a phase failed) or `error` (refused before any phase).
+        let mut case = |name: &str, ms: u64, failure: Option<(&str, &str, &str)>| {
             count += 1;
             cases.push_str(&format!(
                 "    <testcase classname=\"{}\" name=\"{}\" time=\"{}\"",
@@ -539,10 +545,14 @@ pub fn junit(command: &str, reports: &[Report]) -> String {
             ));
             match failure {
                 None => cases.push_str("/>\n"),
-                Some((kind, message)) => {
-                    failed += 1;
+                Some((element, kind, message)) => {
+                    if element == "error" {
+                        errored += 1;
+                    } else {
+                        failed += 1;
+                    }
                     cases.push_str(&format!(
-                        ">\n      <failure type=\"{}\" message=\"{}\">{}</failure>\n    </testcase>\n",
+                        ">\n      <{element} type=\"{}\" message=\"{}\">{}</{element}>\n    </testcase>\n",
                         xml_escape(kind),
                         xml_escape(message),
                         xml_escape(message)
@@ -553,6 +563,7 @@ pub fn junit(command: &str, reports: &[Report]) -> String {
         for p in &r.phases {
             let failure = (p.outcome != "ok").then(|| {
                 (
+                    "failure",
                     p.outcome.as_str(),
                     p.detail.as_deref().unwrap_or(p.outcome.as_str()),
                 )
@@ -563,27 +574,25 @@ pub fn junit(command: &str, reports: &[Report]) -> String {
             case(
                 "run",
                 0,
-                r.error.as_deref().map(|e| (r.outcome.as_str(), e)),
+                r.error.as_deref().map(|e| ("error", r.outcome.as_str(), e)),
             );
         }
         let total_ms: u64 = r.phases.iter().map(|p| p.duration_ms).sum();
         suites.push_str(&format!(
-            "  <testsuite name=\"{}\" tests=\"{count}\" failures=\"{failed}\" errors=\"0\" time=\"{}\">\n{cases}  </testsuite>\n",
+            "  <testsuite name=\"{}\" tests=\"{count}\" failures=\"{failed}\" errors=\"{errored}\" time=\"{}\">\n{cases}  </testsuite>\n",
             xml_escape(&suite),
             seconds(total_ms)
         ));
         tests += count;
         failures += failed;
+        errors += errored;
     }
     format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\">\n{suites}</testsuites>\n",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\">\n{suites}</testsuites>\n",
         xml_escape(command)
     )
 }
 
-/// Escapes text for XML attributes and content. Written here because it is the whole of the
-/// XML this crate writes; an XML crate would be a dependency for five replacements. Control
-/// characters other than tab and newline are not allowed in XML 1.0 and are dropped.
 fn xml_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -622,7 +631,9 @@ mod junit_tests {
         early.error = Some("forbidden".into());
         let xml = junit("seldon-deploy apply", &[ok, bad, early]);
         assert!(
-            xml.contains(r#"<testsuites name="seldon-deploy apply" tests="4" failures="2""#),
+            xml.contains(
+                r#"<testsuites name="seldon-deploy apply" tests="4" failures="1" errors="1">"#
+            ),
             "{xml}"
         );
         assert!(
@@ -631,6 +642,10 @@ mod junit_tests {
         );
         assert!(xml.contains(r#"<failure type="failed" message="pod &quot;x&quot; CrashLoopBackOff &lt;exit 1&gt;">"#), "{xml}");
         assert!(xml.contains(r#"name="run" time="0.000">"#), "{xml}");
+        assert!(
+            xml.contains(r#"<error type="access" message="forbidden">forbidden</error>"#),
+            "{xml}"
+        );
         assert_eq!(xml.matches("<testcase ").count(), 4);
         assert!(!xml.contains('\u{1}'));
     }

@@ -687,3 +687,109 @@ fn a_bad_namespace_from_the_kubeconfig_or_a_manifest_exits_2_and_sends_nothing()
         "a request was sent"
     );
 }
+
+/// The JUnit document on stdout, parsed: (test cases, each as (suite, name, the `<error>` or
+/// `<failure>` message)), after checking the exit code.
+fn junit_cases(out: &std::process::Output, code: i32) -> Vec<(String, String, String)> {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc = roxmltree::Document::parse(&stdout)
+        .unwrap_or_else(|e| panic!("not JUnit XML ({e}): {stdout:?}"));
+    assert_eq!(doc.root_element().tag_name().name(), "testsuites");
+    let cases: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .map(|c| {
+            let problem = c
+                .children()
+                .find(|n| n.has_tag_name("error") || n.has_tag_name("failure"))
+                .and_then(|n| n.attribute("message"))
+                .unwrap_or_default();
+            (
+                c.attribute("classname").unwrap_or_default().to_owned(),
+                c.attribute("name").unwrap_or_default().to_owned(),
+                problem.to_owned(),
+            )
+        })
+        .collect();
+    assert!(!cases.is_empty(), "no test case: {stdout}");
+    cases
+}
+
+/// A CI test reporter reads `-o junit`'s stdout whatever happened: every exit before any
+/// lifecycle starts (a file that does not load, a namespace conflict, a bad flag or name, no
+/// access) prints a JUnit document with a test case per input carrying the message.
+#[test]
+fn junit_output_is_a_document_on_every_early_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dead_kubeconfig(dir.path());
+    let good = write(dir.path(), "good.yaml", GOOD.as_bytes());
+    let bad = write(dir.path(), "bad.yaml", b"kind: [unclosed\n");
+    let conflict = write(
+        dir.path(),
+        "ns.yaml",
+        GOOD.replace("  name: good\n", "  name: good\n  namespace: team-a\n")
+            .as_bytes(),
+    );
+    let run = |args: &[&std::ffi::OsStr]| {
+        bin()
+            .args(args)
+            .args(["-o", "junit", "--kubeconfig"])
+            .arg(&kc)
+            .output()
+            .unwrap()
+    };
+
+    // A bad file among good ones: one case per input, the refused file's carries the error.
+    let out = run(&[
+        "run".as_ref(),
+        "-f".as_ref(),
+        good.as_os_str(),
+        "-f".as_ref(),
+        bad.as_os_str(),
+    ]);
+    let cases = junit_cases(&out, 2);
+    assert_eq!(cases.len(), 2, "{cases:?}");
+    let of = |file: &str| {
+        cases
+            .iter()
+            .find(|c| c.0.ends_with(file))
+            .unwrap()
+            .2
+            .clone()
+    };
+    assert!(of("bad.yaml").contains("bad.yaml") && !of("bad.yaml").starts_with("not run"));
+    assert!(of("good.yaml").starts_with("not run:"), "{cases:?}");
+
+    // A namespace conflict.
+    let out = run(&[
+        "apply".as_ref(),
+        "-n".as_ref(),
+        "team-b".as_ref(),
+        "-f".as_ref(),
+        conflict.as_os_str(),
+    ]);
+    assert!(junit_cases(&out, 2)[0].2.contains("team-a"));
+
+    // A bad flag, and a bad NAME.
+    let out = run(&[
+        "run".as_ref(),
+        "-f".as_ref(),
+        good.as_os_str(),
+        "--timeout".as_ref(),
+        "soon".as_ref(),
+    ]);
+    assert!(junit_cases(&out, 2)[0].2.contains("soon"));
+    let out = run(&["wait".as_ref(), "a b".as_ref()]);
+    assert!(junit_cases(&out, 2)[0].2.contains("invalid NAME"));
+
+    // No access: the API server cannot be reached.
+    let out = run(&["delete".as_ref(), "x".as_ref()]);
+    let cases = junit_cases(&out, 3);
+    assert!(!cases[0].2.is_empty(), "{cases:?}");
+}

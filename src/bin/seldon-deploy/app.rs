@@ -30,8 +30,13 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Ok(code) => code,
         Err(e) => {
             // An error before any lifecycle started: `-o json` still prints a document.
-            if out == Output::Json {
-                println!("{}", early::json(&asked.report(&e), one_line));
+            match out {
+                Output::Json => println!("{}", early::json(&asked.report(&e), one_line)),
+                Output::Junit => print!(
+                    "{}",
+                    report::junit("seldon-deploy", &asked.reports_per_input(&e))
+                ),
+                Output::Text => {}
             }
             eprintln!("error: {e}");
             e.exit_code()
@@ -51,7 +56,21 @@ pub async fn dispatch(cli: Cli) -> u8 {
 /// prints JSON lines rather than one document.
 fn asked(cli: &Cli) -> (early::Asked, bool) {
     let (name, files) = asked_name_and_files(&cli.command);
+    let inputs = files
+        .map(|f| {
+            f.iter()
+                .map(|one| {
+                    if one == "-" {
+                        manifest::STDIN_NAME.to_owned()
+                    } else {
+                        one.clone()
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let asked = early::Asked {
+        inputs,
         name: name.map(str::to_owned),
         namespace: cli.conn.namespace.clone(),
         source: files.and_then(|f| match f.as_slice() {

@@ -22,6 +22,8 @@ pub struct Asked {
     pub namespace: Option<String>,
     /// The manifest given, when there is exactly one `-f`.
     pub source: Option<String>,
+    /// Every `-f` as given (`-` as `<stdin>`), for one JUnit test case each.
+    pub inputs: Vec<String>,
 }
 
 impl Asked {
@@ -45,6 +47,33 @@ impl Asked {
     }
 }
 
+impl Asked {
+    /// The reports of `e` for `-o junit`: one per input (each `-f`, else the NAME), so a CI
+    /// test reporter shows every input it was given. The input `e` names (a file that does not
+    /// load) carries the error; the others say they were not run, and why.
+    pub fn reports_per_input(&self, e: &Error) -> Vec<Report> {
+        if self.inputs.len() <= 1 {
+            return vec![self.report(e)];
+        }
+        let refused = match e {
+            Error::Manifest { source_name, .. } => Some(source_name.as_str()),
+            _ => None,
+        };
+        self.inputs
+            .iter()
+            .map(|input| {
+                let mut rep = self.report(e);
+                rep.name = String::new();
+                rep.source = Some(input.clone());
+                if refused.is_some_and(|r| !r.starts_with(input.as_str())) {
+                    rep.error = Some(format!("not run: {e}"));
+                }
+                rep
+            })
+            .collect()
+    }
+}
+
 /// The report as printed: pretty like the run's document, or on one line where the
 /// command prints JSON lines (`events`).
 pub fn json(rep: &Report, one_line: bool) -> String {
@@ -56,14 +85,21 @@ pub fn json(rep: &Report, one_line: bool) -> String {
     text.unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 }
 
-/// Whether the raw arguments ask for `-o json`, for errors found while parsing them.
-pub fn wants_json(args: &[OsString]) -> bool {
+/// Whether the raw arguments ask for `-o FORMAT` (`json`, `junit`), for errors found while
+/// parsing them.
+pub fn wants_output(args: &[OsString], format: &str) -> bool {
     let args: Vec<_> = args.iter().map(|a| a.to_string_lossy()).collect();
     args.iter().enumerate().skip(1).any(|(i, a)| {
-        let next_is_json = || args.get(i + 1).is_some_and(|n| n == "json");
+        let next_is = || args.get(i + 1).is_some_and(|n| n == format);
         match a.as_ref() {
-            "-o" | "--output" => next_is_json(),
-            other => matches!(other, "-ojson" | "-o=json" | "--output=json"),
+            "-o" | "--output" => next_is(),
+            other => [
+                format!("-o{format}"),
+                format!("-o={format}"),
+                format!("--output={format}"),
+            ]
+            .iter()
+            .any(|s| s == other),
         }
     })
 }
@@ -92,10 +128,10 @@ mod tests {
             "sd --output=json",
             "sd -o=json",
         ] {
-            assert!(wants_json(&args(s)), "{s}");
+            assert!(wants_output(&args(s), "json"), "{s}");
         }
         for s in ["sd run -o text", "sd run -f json", "sd json", "sd -o"] {
-            assert!(!wants_json(&args(s)), "{s}");
+            assert!(!wants_output(&args(s), "json"), "{s}");
         }
     }
 }

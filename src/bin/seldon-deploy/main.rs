@@ -12,7 +12,8 @@ use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> ExitCode {
     let args = cli::rewrite_args(std::env::args_os().collect());
-    let json = early::wants_json(&args);
+    let json = early::wants_output(&args, "json");
+    let junit = early::wants_output(&args, "junit");
     let mut command = cli::Cli::command();
     if cli::is_kubectl_plugin(args.first()) {
         command = command.bin_name("kubectl sdep").name("kubectl-sdep");
@@ -24,10 +25,14 @@ fn main() -> ExitCode {
     let cli = match parsed {
         Ok(c) => c,
         Err(e) => {
-            if json && e.use_stderr() {
+            if (json || junit) && e.use_stderr() {
                 let usage = seldon_deploy::Error::Usage(early::clap_message(&e));
                 let rep = early::Asked::default().report(&usage);
-                println!("{}", early::json(&rep, false));
+                if json {
+                    println!("{}", early::json(&rep, false));
+                } else {
+                    print!("{}", seldon_deploy::report::junit("seldon-deploy", &[rep]));
+                }
             }
             let _ = e.print();
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
