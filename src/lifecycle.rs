@@ -181,6 +181,12 @@ pub use crate::manifest::sdep_resource;
 impl Deployer {
     /// A deployer for `namespace` with default [`WaitOptions`].
     ///
+    /// Any [`Client`] works, also one with kube's default retry layer (which re-sends a POST
+    /// answered 504): [`Deployer::create`] resolves every 409 by reading the object and checking
+    /// this create's [`RUN_ID_ANNOTATION`], so its object is never taken for someone else's and
+    /// left behind. [`crate::connect::connect`] switches that layer off all the same, since its
+    /// delays (up to 1000 s) are not bounded by a phase deadline.
+    ///
     /// # Examples
     ///
     /// ```no_run
@@ -297,7 +303,8 @@ impl Deployer {
     ///
     /// The request is sent again only when the server's answer proves it was not stored
     /// (429/503). When the answer is lost (another 5xx, a dropped connection, no answer before
-    /// the deadline), a read decides: an object carrying this create's marker is this run's own
+    /// the deadline), or the server answers 409 (which a client layer's own re-send of a stored
+    /// create also gets), a read decides: an object carrying this create's marker is this run's own
     /// and the create succeeded; one without it was someone else's (name taken); no object
     /// means nothing was stored, and the create is sent again (a late arrival of the first one
     /// then makes it answer 409, which the same read resolves to our own object).
@@ -332,8 +339,6 @@ impl Deployer {
             other => other,
         };
         let mut backoff = Duration::from_millis(200);
-        // Whether an earlier attempt's answer was lost: a 409 may then be our own object.
-        let mut lost = false;
         loop {
             // 429/503 prove the request was not stored: `retrying` repeats only those.
             let attempt = self
@@ -347,12 +352,13 @@ impl Deployer {
                 .await;
             let err = match attempt {
                 Ok(created) => return Handle::from_object(&created, &self.namespace),
-                // After a lost answer, "already exists" may be our own first attempt.
-                Err(kube::Error::Api(s)) if lost && s.is_already_exists() => kube::Error::Api(s),
+                // "Already exists" may be our own earlier attempt, whose answer was lost: to
+                // this loop, or to a client layer that re-sent the POST (kube's retry layer
+                // does on 504 unless switched off, as `connect` does). The read decides.
+                Err(kube::Error::Api(s)) if s.is_already_exists() => kube::Error::Api(s),
                 Err(e) if answer_lost(&e) => e,
                 Err(e) => return Err(map_err(e)),
             };
-            lost = true;
             tracing::debug!("the answer to the create was lost or ambiguous, reading: {err}");
             // The deadline may be what cut the answer off: the read gets a short grace so a
             // stored object is still found (and then cleaned up by its run).

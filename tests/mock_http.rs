@@ -327,3 +327,39 @@ async fn a_retry_after_beyond_the_deadline_is_reported_at_once_not_slept_by_kube
     assert!(err.to_string().contains("slow down"), "{err}");
     assert_eq!(count(&log, |_| true), 1);
 }
+
+/// A library caller may build its client with kube's defaults, whose retry layer re-sends a
+/// POST answered 504. The create then sees only the second answer, 409, with no lost answer
+/// of its own: it still reads the object, recognises its run-id, and goes on with it (and
+/// cleans it up) instead of calling the name taken and leaving its own object behind.
+#[tokio::test]
+async fn with_kubes_retrying_client_a_409_for_this_runs_own_stored_create_is_recognised() {
+    let (script, state) = cluster(FirstPost::StoredThen504);
+    let (mock, log) = serve_http(script).await;
+    let kubeconfig = kube::config::Kubeconfig::read_from(&mock.kubeconfig).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap();
+    assert!(
+        config.default_retry,
+        "kube's default: its retry layer is on"
+    );
+    let client = kube::Client::try_from(config).unwrap();
+    let ctx = Context::new(Deployer::new(client, "ns"));
+    let opts = RunOptions {
+        timeout: Duration::from_secs(30),
+        ..RunOptions::default()
+    };
+    let report = run::run(&ctx, &iris_manifest(), &opts).await;
+    assert!(posts(&log) >= 2, "kube's layer re-sent the POST");
+    assert_eq!(report.exit_code, 0, "{:?}", report.error);
+    assert_eq!(
+        report.uid.as_deref(),
+        Some(UID),
+        "went on with its own object"
+    );
+    assert!(
+        state.lock().unwrap().is_none(),
+        "its own object was deleted at the end"
+    );
+}
