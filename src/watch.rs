@@ -2,10 +2,12 @@
 //!
 //! Built on [`kube::runtime::watcher()`] with its default backoff (800 ms → 30 s, as client-go):
 //! a dropped connection re-watches from the last resourceVersion, a `410 Gone` relists, and a
-//! watch that goes silent is abandoned after the server timeout plus 5 s. kube has no such bound
-//! on a watch request whose response never starts, so [`stream`] adds its own: a watch that
-//! yields nothing for [`WATCH_IDLE_SECS`] is restarted with a fresh list. Errors are logged and
-//! counted, never returned, except those that retrying cannot fix (401, 403, 404 on the
+//! watch whose stream goes silent is abandoned after the server timeout plus 5 s and re-watched
+//! from the last resourceVersion (with bookmarks on, the API server sends something at least
+//! that often on a healthy watch). kube does not bound a request whose response never starts;
+//! [`bounded_client`] does, for the watches' client, so such a watch is re-watched too. A quiet
+//! namespace therefore costs one list per watch for as long as a wait lasts. Errors are logged
+//! and counted, never returned, except those that retrying cannot fix (401, 403, 404 on the
 //! list/watch itself), which [`fatal`] turns into an [`Error`]: at once if that kind of request
 //! (list, or watch) never worked on the feed, else after [`FATAL_GRACE`] of them in a row (an
 //! API server restart answers these for a moment).
@@ -16,9 +18,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::stream::{BoxStream, StreamExt};
-use kube::Resource;
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource};
 use serde::Serialize;
 
 use crate::error::{Error, Op};
@@ -27,11 +29,11 @@ use crate::error::{Error, Op};
 /// long plus 5 s, so a silently dead connection is noticed within about two minutes.
 pub const WATCH_TIMEOUT_SECS: u32 = 120;
 
-/// A watch stream that yields nothing for this long is restarted from a fresh list. kube's
-/// watcher re-watches every [`WATCH_TIMEOUT_SECS`] without yielding anything, so a quiet but
-/// healthy watch also restarts: one list per this period of silence, the price of never
-/// hanging on a request that was accepted but never answered.
-pub const WATCH_IDLE_SECS: u64 = WATCH_TIMEOUT_SECS as u64 + 30;
+/// How long a list or watch request may go without the response starting (its status line
+/// and headers). The API server answers a watch at once and ends any other request after its
+/// `--request-timeout` (60 s by default), so a request unanswered for twice that is on a dead
+/// connection.
+pub(crate) const RESPONSE_START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// How long a feed that has listed successfully retries errors that are otherwise final
 /// (401, 403, 404) before reporting them: an API server restarting answers these for a moment.
@@ -102,37 +104,40 @@ pub fn config() -> watcher::Config {
     watcher::Config::default().timeout(WATCH_TIMEOUT_SECS)
 }
 
-/// A never-ending watch stream with backoff on errors, restarted after [`WATCH_IDLE_SECS`] of
-/// silence (yielding one retryable error, so the restart is logged and counted).
-pub fn stream<K>(
+/// A never-ending watch stream with backoff on errors. Give it an `api` on a
+/// [`bounded_client`], so that a request whose response never starts is retried too.
+pub(crate) fn stream<K>(
     api: Api<K>,
     config: watcher::Config,
 ) -> BoxStream<'static, Result<watcher::Event<K>, watcher::Error>>
 where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
-    let fresh = move || {
-        watcher(api.clone(), config.clone())
-            .default_backoff()
-            .boxed()
-    };
-    let idle = std::time::Duration::from_secs(WATCH_IDLE_SECS);
-    futures::stream::unfold(fresh(), move |mut inner| {
-        let fresh = fresh.clone();
+    watcher(api, config).default_backoff().boxed()
+}
+
+/// `client`, with every request failed once its response has not started within
+/// [`RESPONSE_START_TIMEOUT`]. Only the start is bounded: a watch's body streams for as long
+/// as the watch lasts, and kube bounds its silences itself. The client is wrapped here rather
+/// than configured with a read timeout, so a library caller's own client gets the bound too.
+pub(crate) fn bounded_client(client: &Client) -> Client {
+    let inner = client.clone();
+    let service = tower::service_fn(move |request: http::Request<kube::client::Body>| {
+        let inner = inner.clone();
         async move {
-            match tokio::time::timeout(idle, inner.next()).await {
-                Ok(Some(item)) => Some((item, inner)),
-                Ok(None) => None,
-                Err(_) => {
-                    let silent = kube::Error::Service(
-                        format!("watch silent for {}s, restarting it", idle.as_secs()).into(),
-                    );
-                    Some((Err(watcher::Error::WatchStartFailed(silent)), fresh()))
-                }
+            match tokio::time::timeout(RESPONSE_START_TIMEOUT, inner.send(request)).await {
+                Ok(answer) => answer,
+                Err(_) => Err(kube::Error::Service(
+                    format!(
+                        "no response from the API server within {}s",
+                        RESPONSE_START_TIMEOUT.as_secs()
+                    )
+                    .into(),
+                )),
             }
         }
-    })
-    .boxed()
+    });
+    Client::new(service, client.default_namespace())
 }
 
 /// Turns a watch error that retrying cannot fix into an [`Error`]; `None` means "retry".

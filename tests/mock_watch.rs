@@ -271,7 +271,7 @@ async fn forbidden_watch_fails_fast_naming_verb_resource_namespace() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_silent_watch_is_abandoned_after_the_idle_timeout_and_restarted() {
+async fn a_watch_request_never_answered_is_abandoned_and_re_watched_without_a_relist() {
     let mut sdep_watches = 0;
     let (client, log) = serve(Box::new(move |r| {
         if let Some(reply) = deps_script(r) {
@@ -280,7 +280,7 @@ async fn a_silent_watch_is_abandoned_after_the_idle_timeout_and_restarted() {
         if r.is_watch() {
             sdep_watches += 1;
             return match sdep_watches {
-                // The connection stays open but nothing ever arrives on it.
+                // Accepted, but the response never starts.
                 1 => Reply::Hang,
                 2 => watch_events(&[
                     json!({"type": "MODIFIED", "object": sdep("12", Some("Available"), 1)}),
@@ -295,19 +295,64 @@ async fn a_silent_watch_is_abandoned_after_the_idle_timeout_and_restarted() {
         .await
         .expect("ready once a new watch delivers the status");
     assert!(r.is_ready());
-    let watches: Vec<Instant> = log
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|q| q.resource() == "sdep" && q.is_watch())
-        .map(|q| q.at)
-        .collect();
-    assert!(watches.len() >= 2, "the silent watch was replaced");
-    let silent_for = watches[1] - watches[0];
+    let sdep_requests = |watch: bool| -> Vec<Req> {
+        log.lock()
+            .unwrap()
+            .iter()
+            .filter(|q| q.resource() == "sdep" && q.is_watch() == watch)
+            .cloned()
+            .collect()
+    };
+    let watches = sdep_requests(true);
+    assert!(watches.len() >= 2, "the unanswered watch was replaced");
+    let silent_for = watches[1].at - watches[0].at;
     assert!(
-        silent_for >= Duration::from_secs(seldon_deploy::watch::WATCH_TIMEOUT_SECS.into()),
-        "abandoned only after the idle timeout, not before: {silent_for:?}"
+        silent_for >= Duration::from_secs(60),
+        "abandoned only after the API server's own request timeout: {silent_for:?}"
     );
+    assert_eq!(
+        watches[1].query.get("resourceVersion").map(String::as_str),
+        Some("10"),
+        "re-watched from the last resourceVersion"
+    );
+    assert_eq!(sdep_requests(false).len(), 1, "no relist");
+}
+
+/// In a quiet namespace a long wait costs one list per store: the API server ends each watch
+/// at its timeout with nothing in it, and the watch is simply opened again from the last
+/// resourceVersion (kube's bookmarks keep that current), never relisted.
+#[tokio::test(start_paused = true)]
+async fn a_quiet_namespace_causes_no_relist_during_a_ten_minute_wait() {
+    let timeout = Duration::from_secs(seldon_deploy::watch::WATCH_TIMEOUT_SECS.into());
+    let (client, log) = serve(Box::new(move |r| {
+        if r.is_watch() {
+            // A healthy watch on which nothing happens, closed by the server at its timeout.
+            return later_watch_events(timeout, &[]);
+        }
+        match r.resource() {
+            "deployments" => respond(200, &list("DeploymentList", "5", vec![])),
+            _ => sdep_list("10", sdep("10", Some("Creating"), 0)),
+        }
+    }));
+    let d = Deployer::new(client, "ns");
+    let err = wait_initial(&d, 600).await.unwrap_err();
+    assert_eq!(err.exit_code(), 4, "{err}");
+    let requests = log.lock().unwrap().clone();
+    for resource in ["sdep", "deployments"] {
+        let lists = requests
+            .iter()
+            .filter(|q| q.resource() == resource && !q.is_watch())
+            .count();
+        let watches = requests
+            .iter()
+            .filter(|q| q.resource() == resource && q.is_watch())
+            .count();
+        assert_eq!(lists, 1, "{resource}: one list in 10 minutes");
+        assert!(
+            watches >= 4,
+            "{resource}: the watch was re-opened ({watches})"
+        );
+    }
 }
 
 #[tokio::test(start_paused = true)]

@@ -226,7 +226,11 @@ impl NamespaceCache {
             None => watch::config(),
         };
         Store::watch(
-            Api::namespaced_with(h.client.clone(), &h.namespace, &sdep_resource("v1")),
+            Api::namespaced_with(
+                watch::bounded_client(&h.client),
+                &h.namespace,
+                &sdep_resource("v1"),
+            ),
             config,
             Stored {
                 keep: Value::from,
@@ -240,7 +244,7 @@ impl NamespaceCache {
     fn start_deployments(&self) -> Arc<Store<WatchedDeployment, Deployment>> {
         let h = &self.0;
         Store::watch(
-            Api::namespaced(h.client.clone(), &h.namespace),
+            Api::namespaced(watch::bounded_client(&h.client), &h.namespace),
             watch::config().labels(SELDON_ID_LABEL),
             Stored {
                 keep: Deployment::from,
@@ -258,7 +262,7 @@ impl NamespaceCache {
             None => SELDON_ID_LABEL.to_owned(),
         };
         Store::watch(
-            Api::namespaced(h.client.clone(), &h.namespace),
+            Api::namespaced(watch::bounded_client(&h.client), &h.namespace),
             watch::config().labels(&selector),
             Stored {
                 keep: summarize_pod,
@@ -272,7 +276,7 @@ impl NamespaceCache {
     fn start_events(&self) -> Arc<Store<WatchedEvent, EventSummary>> {
         let h = &self.0;
         Store::watch(
-            Api::namespaced(h.client.clone(), &h.namespace),
+            Api::namespaced(watch::bounded_client(&h.client), &h.namespace),
             watch::config().any_semantic(),
             Stored {
                 keep: EventSummary::from,
