@@ -702,7 +702,7 @@ impl Deployer {
     /// [`Error::Timeout`] at `deadline` (with the last readiness summary);
     /// [`Error::DeploymentFailed`] when `Failed` persists past the grace period;
     /// [`Error::PodsFailing`] when the pods of a Deployment's newest ReplicaSet cannot come up
-    /// (see [`crate::pods`]) for longer than the same grace period;
+    /// (see [`crate::pods`]) for longer than the same grace period, kept per pod and cause;
     /// [`Error::Gone`] when the object is deleted or replaced; a fatal watch error (403, …).
     pub async fn wait_ready(
         &self,
