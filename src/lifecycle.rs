@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use crate::apply::{self, Change};
 use crate::cache::{NamespaceCache, ObjectWatch, Parts, WatchesRunning};
 use crate::error::{Error, Op, Result, is_transient, is_unserved_resource, retry_after};
+use crate::judge::wait::{Next, Wait};
 use crate::manifest::{GROUP, Manifest};
 use crate::pods::{self, Assessment};
 use crate::readiness::{self, Readiness, Verdict};
@@ -721,7 +722,7 @@ impl Deployer {
     /// [`Error::Timeout`] at `deadline` (with the last readiness summary);
     /// [`Error::DeploymentFailed`] when `Failed` persists past the grace period;
     /// [`Error::PodsFailing`] when the pods of a Deployment's newest ReplicaSet cannot come up
-    /// (see [`crate::pods`]) for longer than the same grace period;
+    /// (see [`crate::pods`]) for longer than the same grace period, kept per pod and cause;
     /// [`Error::Gone`] when the object is deleted or replaced; a fatal watch error (403, …).
     pub async fn wait_ready(
         &self,
@@ -741,44 +742,16 @@ impl Deployer {
             _ => None,
         };
         let mut views = Views::new(self, handle, true, updated_at);
-        let mut last: Option<Readiness> = None;
-        let mut failed_since: Option<Instant> = None;
-        // Broken pods, and since when some have been (their grace starts when first seen).
-        let mut broken: Vec<pods::Broken> = Vec::new();
-        let mut broken_since: Option<Instant> = None;
-        let mut hinted = false;
-        let hint_at = started + self.options.status_hint_after;
+        let mut wait = Wait::new(
+            deadline,
+            self.options.failed_grace,
+            started + self.options.status_hint_after,
+        );
+        let mut wake = wait.wake_at();
 
         loop {
-            let failed_deadline = failed_since.map(|t| t + self.options.failed_grace);
-            let broken_deadline = broken_since.map(|t| t + self.options.failed_grace);
-            tokio::select! {
-                () = sleep_until_opt(broken_deadline) => {
-                    return Err(Error::PodsFailing { name: handle.name.clone(), pods: broken });
-                }
-                () = tokio::time::sleep_until(deadline) => {
-                    let detail = last.as_ref().map_or_else(
-                        || "no data from the API server yet".to_owned(),
-                        Readiness::summary,
-                    );
-                    return Err(Error::Timeout { phase, after: deadline - started, detail });
-                }
-                () = sleep_until_opt(failed_deadline) => {
-                    let description = last
-                        .as_ref()
-                        .and_then(|r| r.description.clone())
-                        .unwrap_or_else(|| "no description".into());
-                    return Err(Error::DeploymentFailed { name: handle.name.clone(), description });
-                }
-                () = tokio::time::sleep_until(hint_at), if !hinted => {
-                    hinted = true;
-                    if last.as_ref().is_none_or(|r| r.state.is_none()) {
-                        observer(WaitEvent::Hint(
-                            "the operator has not written any status yet: is it running, watching this \
-                             namespace, and does its CONTROLLER_ID match the seldon.io/controller-id label?",
-                        ));
-                    }
-                }
+            let step = tokio::select! {
+                () = tokio::time::sleep_until(wake) => wait.tick(Instant::now()),
                 changed = views.next() => {
                     changed?;
                     if !views.synced() {
@@ -794,17 +767,7 @@ impl Deployer {
                     } else {
                         target
                     };
-                    let mut r = readiness::evaluate(sdep.as_deref(), &handle.uid, &deps, &comps, target);
-                    let assessment = views.assess(&deps);
-                    if r.verdict != Verdict::Ready {
-                        pods::annotate(&mut r, &assessment);
-                    }
-                    if assessment.broken.is_empty() {
-                        broken_since = None;
-                    } else {
-                        broken_since.get_or_insert_with(Instant::now);
-                    }
-                    broken = assessment.broken;
+                    let r = readiness::evaluate(sdep.as_deref(), &handle.uid, &deps, &comps, target);
                     if r.verdict == Verdict::Gone
                         && r.reason.as_deref() != Some("marked for deletion")
                         && self.still_ours(handle, false, deadline).await?
@@ -812,26 +775,45 @@ impl Deployer {
                         // A shared store that has not caught up with our create yet.
                         continue;
                     }
-                    if last.as_ref() != Some(&r) {
-                        observer(WaitEvent::Readiness(&r));
-                    }
-                    match r.verdict {
-                        Verdict::Ready => return Ok(r),
-                        Verdict::Gone => {
-                            return Err(Error::Gone {
-                                name: handle.name.clone(),
-                                uid: handle.uid.clone(),
-                                how: gone_how(r.reason.as_deref()),
-                            });
-                        }
-                        Verdict::Failed => {
-                            failed_since.get_or_insert_with(Instant::now);
-                        }
-                        Verdict::NotReady => failed_since = None,
-                    }
-                    last = Some(r);
+                    wait.observe(Instant::now(), r, views.assess(&deps))
                 }
+            };
+            if let Some(hint) = step.hint {
+                observer(WaitEvent::Hint(hint));
             }
+            if let Some(r) = &step.readiness {
+                observer(WaitEvent::Readiness(r));
+            }
+            wake = match step.next {
+                Next::Wait(at) => at,
+                Next::Ready(r) => return Ok(r),
+                Next::Gone(r) => {
+                    return Err(Error::Gone {
+                        name: handle.name.clone(),
+                        uid: handle.uid.clone(),
+                        how: gone_how(r.reason.as_deref()),
+                    });
+                }
+                Next::Failed { description } => {
+                    return Err(Error::DeploymentFailed {
+                        name: handle.name.clone(),
+                        description,
+                    });
+                }
+                Next::PodsFailing(pods) => {
+                    return Err(Error::PodsFailing {
+                        name: handle.name.clone(),
+                        pods,
+                    });
+                }
+                Next::TimedOut { detail } => {
+                    return Err(Error::Timeout {
+                        phase,
+                        after: deadline - started,
+                        detail,
+                    });
+                }
+            };
         }
     }
 
@@ -1130,13 +1112,6 @@ fn gone_how(reason: Option<&str>) -> &'static str {
         Some("replaced") => "replaced",
         Some("marked for deletion") => "marked for deletion",
         _ => "deleted",
-    }
-}
-
-async fn sleep_until_opt(t: Option<Instant>) {
-    match t {
-        Some(t) => tokio::time::sleep_until(t).await,
-        None => std::future::pending().await,
     }
 }
 

@@ -12,11 +12,13 @@
 //!   `FailedCreate` from a quota or an admission webhook, and `ProgressDeadlineExceeded`).
 //!
 //! Broken: a container waiting with `ErrImagePull`, `ImagePullBackOff`, `InvalidImageName`,
-//! `CreateContainerConfigError` or `CreateContainerError`; `CrashLoopBackOff`; a container
-//! that has restarted and is not ready (repeated terminations such as `OOMKilled`), with its
-//! last exit code. Not broken but shown as the blocker: `Unschedulable` (an autoscaler may
-//! add a node). The caller applies a grace period: a broken state must persist before a
-//! wait gives up on it.
+//! `CreateContainerConfigError` or `CreateContainerError`; `CrashLoopBackOff`, with its last
+//! exit code. A container that has restarted and is not ready is only *restarted*: a model
+//! killed once (an `OOMKilled`, a liveness probe during a slow first load) that then loads for
+//! minutes is not a crash loop; the wait counts it as broken only while its restart count keeps
+//! growing (see `judge::wait`). Not broken but shown as the blocker: `Unschedulable` (an
+//! autoscaler may add a node). The caller applies a grace period, per pod and cause: a broken
+//! state must persist before a wait gives up on it.
 
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
@@ -59,6 +61,9 @@ pub struct Broken {
     /// The last exit code of a container that terminated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
+    /// How many times the container has restarted, when it has.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restarts: Option<i32>,
 }
 
 impl fmt::Display for Broken {
@@ -90,10 +95,21 @@ pub struct PodIssue {
     hash: Option<String>,
     /// Container name → image, for the fallback comparison with the Deployment's template.
     images: BTreeMap<String, String>,
-    /// Whether this only holds the pod up (`Unschedulable`) rather than breaking it.
-    blocker: bool,
+    /// How bad it is.
+    kind: Kind,
     /// The cause; `deployment` is filled in by [`assess`].
     cause: Broken,
+}
+
+/// How bad a pod's issue is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// It cannot come up while this lasts.
+    Broken,
+    /// A container restarted and is not ready: broken only if it keeps restarting.
+    Restarted,
+    /// It is held up (`Unschedulable`), which may resolve.
+    Blocker,
 }
 
 /// The broken and the blocked pods of one SeldonDeployment's newest ReplicaSets.
@@ -103,13 +119,26 @@ pub struct Assessment {
     pub broken: Vec<Broken>,
     /// Causes that hold pods up but may resolve (`Unschedulable`).
     pub blocked: Vec<Broken>,
+    /// Containers that restarted and are not ready (not in `CrashLoopBackOff`), with their
+    /// restart counts: broken only while the count keeps growing, which takes more than one
+    /// look to tell.
+    pub restarted: Vec<Broken>,
 }
 
 impl Assessment {
     /// Nothing wrong.
     #[must_use]
     pub fn is_clear(&self) -> bool {
-        self.broken.is_empty() && self.blocked.is_empty()
+        self.broken.is_empty() && self.blocked.is_empty() && self.restarted.is_empty()
+    }
+
+    /// The cause to show first: a broken one, else a blocker, else a restarted container.
+    #[must_use]
+    pub fn first(&self) -> Option<&Broken> {
+        self.broken
+            .first()
+            .or(self.blocked.first())
+            .or(self.restarted.first())
     }
 }
 
@@ -132,20 +161,34 @@ pub fn pod_issue(pod: &Pod) -> Option<PodIssue> {
     let name = pod.metadata.name.clone();
     let init = status.init_container_statuses.iter().flatten();
     let main = status.container_statuses.iter().flatten();
-    let container_cause = init
-        .map(|c| (c, true))
-        .chain(main.map(|c| (c, false)))
-        .find_map(|(c, is_init)| container_cause(c, is_init));
-    let (blocker, (reason, message, container, exit_code)) = match container_cause {
-        Some(cause) => (false, cause),
+    let mut container_cause: Option<(Kind, Cause)> = None;
+    for (c, is_init) in init.map(|c| (c, true)).chain(main.map(|c| (c, false))) {
+        // A container that cannot come up outweighs one that merely restarted.
+        match container_cause_of(c, is_init) {
+            Some(found) if found.0 == Kind::Broken => {
+                container_cause = Some(found);
+                break;
+            }
+            Some(found) if container_cause.is_none() => container_cause = Some(found),
+            _ => {}
+        }
+    }
+    let (kind, cause) = match container_cause {
+        Some(found) => found,
         None => {
             let c = status.conditions.iter().flatten().find(|c| {
                 c.type_ == "PodScheduled"
                     && c.status == "False"
                     && c.reason.as_deref() == Some("Unschedulable")
             })?;
-            let message = c.message.clone().unwrap_or_default();
-            (true, ("Unschedulable".to_owned(), message, None, None))
+            let cause = Cause {
+                reason: "Unschedulable".to_owned(),
+                message: c.message.clone().unwrap_or_default(),
+                container: None,
+                exit_code: None,
+                restarts: None,
+            };
+            (Kind::Blocker, cause)
         }
     };
     let images = pod
@@ -162,42 +205,57 @@ pub fn pod_issue(pod: &Pod) -> Option<PodIssue> {
             .as_ref()
             .and_then(|l| l.get(TEMPLATE_HASH_LABEL).cloned()),
         images,
-        blocker,
+        kind,
         cause: Broken {
             deployment: String::new(),
             pod: name,
-            container,
-            reason,
-            message,
-            exit_code,
+            container: cause.container,
+            reason: cause.reason,
+            message: cause.message,
+            exit_code: cause.exit_code,
+            restarts: cause.restarts,
         },
     })
 }
 
-type Cause = (String, String, Option<String>, Option<i32>);
+/// What one container has wrong with it.
+struct Cause {
+    reason: String,
+    message: String,
+    container: Option<String>,
+    exit_code: Option<i32>,
+    restarts: Option<i32>,
+}
 
-fn container_cause(c: &ContainerStatus, is_init: bool) -> Option<Cause> {
+fn container_cause_of(c: &ContainerStatus, is_init: bool) -> Option<(Kind, Cause)> {
     let last = c.last_state.as_ref().and_then(|s| s.terminated.as_ref());
-    let exit_code = last.map(|t| t.exit_code);
     let waiting = c.state.as_ref().and_then(|s| s.waiting.as_ref());
     let waiting_reason = waiting.and_then(|w| w.reason.as_deref()).unwrap_or("");
     let waiting_message = waiting.and_then(|w| w.message.clone()).unwrap_or_default();
-    let cause = |reason: &str, message: String| {
-        Some((reason.to_owned(), message, Some(c.name.clone()), exit_code))
+    let cause = |kind, reason: &str, message: String| {
+        let cause = Cause {
+            reason: reason.to_owned(),
+            message,
+            container: Some(c.name.clone()),
+            exit_code: last.map(|t| t.exit_code),
+            restarts: (c.restart_count > 0).then_some(c.restart_count),
+        };
+        Some((kind, cause))
     };
     if FATAL_WAITING.contains(&waiting_reason) {
-        return cause(waiting_reason, waiting_message);
+        return cause(Kind::Broken, waiting_reason, waiting_message);
     }
     if waiting_reason == "CrashLoopBackOff" {
         let mut message = waiting_message;
         if let Some(why) = last.and_then(|t| t.reason.as_deref()) {
             message = join(&format!("last terminated: {why}"), &message);
         }
-        return cause("CrashLoopBackOff", message);
+        return cause(Kind::Broken, "CrashLoopBackOff", message);
     }
-    // Between two crashes a crash-looping container is briefly running (or terminated):
-    // restarted and not ready is the same failure, so the grace period is not reset by it.
-    // Init containers are judged by their waiting reasons only (a finished one is not ready).
+    // Between two crashes a crash-looping container is briefly running (or terminated), but so
+    // is a model that was killed once and is still loading: only a growing restart count
+    // tells them apart, which the wait judges over time. Init containers are judged by their
+    // waiting reasons only (a finished one is not ready).
     if !is_init && c.restart_count > 0 && !c.ready {
         let t = last?;
         let reason = t.reason.clone().unwrap_or_else(|| "Error".to_owned());
@@ -211,7 +269,7 @@ fn container_cause(c: &ContainerStatus, is_init: bool) -> Option<Cause> {
                 .map(|m| format!("; {m}"))
                 .unwrap_or_default()
         );
-        return cause(&reason, message);
+        return cause(Kind::Restarted, &reason, message);
     }
     None
 }
@@ -268,10 +326,10 @@ pub fn assess<'a>(
         }
         let mut cause = issue.cause.clone();
         cause.deployment = d.metadata.name.clone().unwrap_or_default();
-        if issue.blocker {
-            out.blocked.push(cause);
-        } else {
-            out.broken.push(cause);
+        match issue.kind {
+            Kind::Broken => out.broken.push(cause),
+            Kind::Restarted => out.restarted.push(cause),
+            Kind::Blocker => out.blocked.push(cause),
         }
     }
     out
@@ -337,14 +395,16 @@ fn deployment_failure(d: &Deployment) -> Option<Broken> {
         reason: c.reason.clone().unwrap_or_else(|| "ReplicaFailure".into()),
         message: c.message.clone().unwrap_or_default(),
         exit_code: None,
+        restarts: None,
     })
 }
 
 /// Shows the first cause in a readiness that is not ready: on the row of its Deployment and
 /// in the overall reason (so the live progress and a timeout message name it). A broken
-/// cause comes before a blocker.
+/// cause comes before a blocker, and a blocker before a restarted container
+/// ([`Assessment::first`]).
 pub fn annotate(r: &mut Readiness, a: &Assessment) {
-    let Some(cause) = a.broken.first().or(a.blocked.first()) else {
+    let Some(cause) = a.first() else {
         return;
     };
     let text = cause.to_string();
@@ -444,7 +504,7 @@ mod tests {
         let a = assess_pods(&[p], &[dep("new", "i:1", json!([]))]);
         let b = &a.broken[0];
         assert_eq!(b.reason, "CrashLoopBackOff");
-        assert_eq!(b.exit_code, Some(1));
+        assert_eq!((b.exit_code, b.restarts), (Some(1), Some(3)));
         let text = b.to_string();
         assert!(
             text.contains("back-off 10s") && text.contains("last exit code 1"),
@@ -453,8 +513,9 @@ mod tests {
     }
 
     #[test]
-    fn a_restarted_container_that_is_not_ready_is_broken_with_its_termination_reason() {
-        // Between two OOM kills the container runs, not ready: still the same failure.
+    fn a_restarted_container_that_is_not_ready_is_restarted_not_broken_with_its_count() {
+        // Killed once, now loading its model: not a crash loop by itself (the wait judges
+        // whether its restart count keeps growing).
         let last = json!({"terminated": {"exitCode": 137, "reason": "OOMKilled"}});
         let p = pod(
             "p",
@@ -464,13 +525,33 @@ mod tests {
             json!([]),
         );
         let a = assess_pods(&[p], &[dep("new", "i:1", json!([]))]);
-        let b = &a.broken[0];
+        assert!(a.broken.is_empty(), "{a:?}");
+        let b = &a.restarted[0];
         assert_eq!((b.reason.as_str(), b.exit_code), ("OOMKilled", Some(137)));
+        assert_eq!(b.restarts, Some(2));
         assert!(b.message.contains("restarted 2 times"), "{}", b.message);
+        assert_eq!(a.first(), Some(b));
 
         // Restarted once, then ready: it serves, nothing is wrong.
         let p = pod("p", "new", "i:1", running(true, 1, last), json!([]));
         assert!(pod_issue(&p).is_none());
+    }
+
+    #[test]
+    fn a_container_that_cannot_come_up_outweighs_a_restarted_one_in_the_same_pod() {
+        let last = json!({"terminated": {"exitCode": 137, "reason": "OOMKilled"}});
+        let mut statuses = running(false, 1, last);
+        statuses.as_array_mut().unwrap().extend(
+            waiting("ImagePullBackOff", "no")
+                .as_array()
+                .cloned()
+                .unwrap(),
+        );
+        statuses[1]["name"] = json!("sidecar");
+        let p = pod("p", "new", "i:1", statuses, json!([]));
+        let a = assess_pods(&[p], &[dep("new", "i:1", json!([]))]);
+        assert!(a.restarted.is_empty(), "{a:?}");
+        assert_eq!(a.broken[0].container.as_deref(), Some("sidecar"));
     }
 
     #[test]

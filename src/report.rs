@@ -659,6 +659,7 @@ mod junit_tests {
             reason: "CrashLoopBackOff".into(),
             message: "back-off".into(),
             exit_code: Some(1),
+            restarts: Some(4),
         };
         let cause = Error::PodsFailing {
             name: "iris".into(),

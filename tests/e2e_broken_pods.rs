@@ -376,3 +376,79 @@ async fn apply_of_an_update_a_quota_forbids_fails_naming_failed_create_and_the_q
     assert_eq!(pods[0]["reason"], "FailedCreate");
     ns.cleanup().await;
 }
+
+/// `seldon-deploy create` of `m` with `--failed-grace GRACE`, expecting exit 0; returns its
+/// output, whose progress lines name what held the wait up.
+async fn create_succeeds(
+    cluster: &Cluster,
+    ns: &support::TestNamespace,
+    m: &Value,
+    grace: &str,
+) -> String {
+    let (_tmp, file) = support::manifest_file(m);
+    let out = cluster
+        .sdep(&[
+            "create",
+            "-n",
+            &ns.name,
+            "-f",
+            &file,
+            "--timeout",
+            "3m",
+            "--failed-grace",
+            grace,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    describe(&out)
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn a_model_killed_once_that_turns_ready_after_the_grace_is_not_a_failure() {
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("oomonce").await;
+    // OOM-killed once, then its model loads for 45 s: longer than the 30 s grace, but not a
+    // crash loop (its restart count stays at 1).
+    let m = support::sdep_manifest(
+        "oomonce",
+        json!({"labels": {"test.seldon-deploy/restart-once": "true"},
+               "annotations": {"test.seldon-deploy/ready-delay": "45s"}}),
+        json!({}),
+    );
+    let out = create_succeeds(&cluster, &ns, &m, "30s").await;
+    assert!(out.contains("container classifier: OOMKilled"), "{out}");
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn short_image_pull_errors_on_two_pods_at_different_times_do_not_add_up_to_a_failure() {
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("twopulls").await;
+    // Two components, one pod each: the first pod's pull fails from 0 s to 7 s, the second's
+    // from 5 s to 12 s. Some pod fails for 12 s on end, each for 7 s: under the 10 s grace.
+    let component = |name: &str, after: &str| {
+        json!({
+            "metadata": {"annotations": {"test.seldon-deploy/image-pull-error-for": "7s",
+                                         "test.seldon-deploy/image-pull-error-after": after}},
+            "spec": {"containers": [{"name": name, "image": "seldonio/mock_classifier_rest:1.3"}]}
+        })
+    };
+    let mut m = support::sdep_manifest("twopulls", json!({}), json!({}));
+    m["spec"]["predictors"][0]["componentSpecs"] =
+        json!([component("first", "0s"), component("second", "5s")]);
+    m["spec"]["predictors"][0]["graph"] = json!({
+        "name": "first", "type": "TRANSFORMER", "endpoint": {"type": "REST"},
+        "children": [{"name": "second", "type": "MODEL", "endpoint": {"type": "REST"}, "children": []}]
+    });
+    let out = create_succeeds(&cluster, &ns, &m, "10s").await;
+    for pod in ["first", "second"] {
+        assert!(
+            out.contains(&format!("container {pod}: ErrImagePull")),
+            "{out}"
+        );
+    }
+    ns.cleanup().await;
+}

@@ -257,3 +257,94 @@ async fn adding_a_failing_hook_label_rolls_out_a_failing_pod_while_the_old_pod_k
     assert_eq!(condition(&old, "Ready").as_deref(), Some("True"));
     ns.cleanup().await;
 }
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn restart_once_hook_reports_one_oom_kill_then_turns_ready_after_the_ready_delay() {
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("hook-restart").await;
+    ns.create_sdep(&sdep_manifest(
+        "restart",
+        json!({"labels": {"test.seldon-deploy/restart-once": "true"},
+               "annotations": {"test.seldon-deploy/ready-delay": "3s"}}),
+        json!({}),
+    ))
+    .await;
+
+    let mut seen_loading = false;
+    watch_pods_until(&ns, "an OOM-killed container turning Ready", |pod| {
+        let Some(cs) = container(pod, "classifier") else {
+            return false;
+        };
+        let last = cs
+            .last_state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref())
+            .unwrap_or_else(|| panic!("no lastState.terminated: {cs:?}"));
+        assert_eq!(
+            (last.exit_code, last.reason.as_deref()),
+            (137, Some("OOMKilled")),
+            "{cs:?}"
+        );
+        assert_eq!(cs.restart_count, 1, "{cs:?}");
+        assert!(
+            cs.state.as_ref().and_then(|s| s.running.as_ref()).is_some(),
+            "{cs:?}"
+        );
+        assert_eq!(phase(pod), Some("Running"));
+        if !cs.ready {
+            assert_eq!(condition(pod, "Ready").as_deref(), Some("False"));
+            assert_executor_runs_unready(pod);
+            seen_loading = true;
+            return false;
+        }
+        assert_eq!(condition(pod, "Ready").as_deref(), Some("True"));
+        true
+    })
+    .await;
+    assert!(
+        seen_loading,
+        "running, not Ready, before the ready-delay passed"
+    );
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn image_pull_error_for_hook_fails_the_pull_for_that_long_then_the_pod_turns_ready() {
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("hook-pull-for").await;
+    let image = "registry.invalid/testenv/slow-registry:0.1";
+    ns.create_sdep(&sdep_manifest(
+        "pullfor",
+        json!({"annotations": {"test.seldon-deploy/image-pull-error-for": "2s",
+                               "test.seldon-deploy/image-pull-error-after": "1s"}}),
+        json!({"containers": [{"name": "classifier", "image": image}]}),
+    ))
+    .await;
+
+    let mut seen_err_image_pull = false;
+    watch_pods_until(&ns, "ErrImagePull, then Ready", |pod| {
+        let Some(cs) = container(pod, "classifier") else {
+            return false;
+        };
+        assert_eq!(cs.restart_count, 0, "{cs:?}");
+        if cs.ready {
+            assert_eq!(condition(pod, "Ready").as_deref(), Some("True"));
+            assert_eq!(phase(pod), Some("Running"));
+            return true;
+        }
+        // Only ErrImagePull, never the back-off of a pull that fails for good.
+        assert_eq!(waiting_reason(cs), Some("ErrImagePull"), "{cs:?}");
+        assert!(
+            waiting_message(cs).contains(&format!("failed to pull and unpack image \"{image}\"")),
+            "{cs:?}"
+        );
+        assert_eq!(condition(pod, "Ready").as_deref(), Some("False"));
+        seen_err_image_pull = true;
+        false
+    })
+    .await;
+    assert!(seen_err_image_pull, "the pull failed before it worked");
+    ns.cleanup().await;
+}
