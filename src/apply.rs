@@ -233,14 +233,7 @@ pub fn image_changes(before: Option<&Value>, after: &Value) -> Vec<ImageChange> 
     out
 }
 
-/// Parses a resourceVersion as the number etcd makes it, for "written after" comparisons.
-/// Kubernetes calls resourceVersions opaque; every apiserver backed by etcd issues them as
-/// increasing revisions, and a value that does not parse makes the comparison fail safe
-/// (never "newer").
-#[must_use]
-pub fn revision(rv: Option<&str>) -> Option<u64> {
-    rv.and_then(|s| s.parse().ok())
-}
+pub use crate::model::names::revision;
 
 #[cfg(test)]
 mod tests {

@@ -275,7 +275,7 @@ pub enum Error {
          it may have been created: if it exists with annotation {annotation}={run_id}, it is this run's \
          (delete it with: seldon-deploy delete {name} -n {namespace})",
         cause = root_cause(source),
-        annotation = crate::lifecycle::RUN_ID_ANNOTATION
+        annotation = crate::model::names::RUN_ID_ANNOTATION
     )]
     CreateUncertain {
         /// Namespace.
@@ -317,7 +317,7 @@ pub enum Error {
         /// Name.
         name: String,
         /// Every cause seen, the first one named in the message.
-        pods: Vec<crate::pods::Broken>,
+        pods: Vec<crate::model::pod_issue::Broken>,
     },
 
     /// The object was deleted or replaced by someone else (exit 1).

@@ -30,6 +30,7 @@ pub mod events;
 pub(crate) mod judge;
 pub mod lifecycle;
 pub mod manifest;
+pub mod model;
 pub mod pods;
 pub mod readiness;
 pub mod replicas;

@@ -29,11 +29,7 @@ use crate::replicas::{self, Target};
 use crate::scale::{ScalePlan, scale_patch};
 use crate::watch::{SELDON_ID_LABEL, Stats};
 
-/// Field manager recorded on every write.
-pub const FIELD_MANAGER: &str = "seldon-deploy";
-/// Annotation added to every object this tool creates; its value is random per create, so
-/// after a lost answer a read tells this run's object from a namesake someone else made.
-pub const RUN_ID_ANNOTATION: &str = "seldon-deploy.io/run-id";
+pub use crate::model::names::{FIELD_MANAGER, RUN_ID_ANNOTATION};
 /// [`RUN_ID_ANNOTATION`] as a JSON Pointer segment (`/` escaped as `~1`).
 const RUN_ID_POINTER: &str = "seldon-deploy.io~1run-id";
 /// The least time the read after a lost create answer gets, even past the phase deadline.

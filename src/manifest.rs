@@ -21,8 +21,7 @@ mod yaml;
 pub const MAX_MANIFEST_BYTES: u64 = 10 * 1024 * 1024;
 /// Deepest YAML/JSON nesting accepted. A PodSpec inside a 10-level graph stays well below this.
 pub const MAX_DEPTH: usize = 64;
-/// The API group of SeldonDeployment.
-pub const GROUP: &str = "machinelearning.seldon.io";
+pub use crate::model::names::GROUP;
 /// The kind this tool deploys.
 pub const KIND: &str = "SeldonDeployment";
 /// API versions the v1 operator serves (all share one schema).

@@ -220,7 +220,7 @@ pub fn evaluate(
     let stale_status = match target {
         Target::Rollout {
             status_after: Some(after),
-        } => crate::apply::revision(
+        } => crate::model::names::revision(
             sdep.pointer("/metadata/resourceVersion")
                 .and_then(Value::as_str),
         )

@@ -39,8 +39,7 @@ pub(crate) const RESPONSE_START_TIMEOUT: std::time::Duration = std::time::Durati
 /// (401, 403, 404) before reporting them: an API server restarting answers these for a moment.
 pub const FATAL_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// The label the operator puts on every child Deployment and Service.
-pub const SELDON_ID_LABEL: &str = "seldon-deployment-id";
+pub use crate::model::names::SELDON_ID_LABEL;
 
 /// Counters shared by all watches of one [`crate::Deployer`]; cheap to clone.
 #[derive(Debug, Clone, Default)]

@@ -44,7 +44,7 @@ use serde_json::Value;
 
 use crate::error::Op;
 use crate::manifest::sdep_resource;
-use crate::pods::{self, PodIssue};
+use crate::model::pod_issue::{PodIssue, pod_issue};
 use crate::watch::{self, SELDON_ID_LABEL, Stats};
 
 use object::Stores;
@@ -348,7 +348,7 @@ fn deployment_keys(d: &Deployment) -> Keys {
 }
 
 /// What the cache keeps of a pod: its `seldon-deployment-id`, and what is wrong with it if
-/// anything ([`pods::pod_issue`], judged once, on arrival). A healthy pod needs nothing more,
+/// anything ([`pod_issue`], judged once, on arrival). A healthy pod needs nothing more,
 /// and a whole pod is most of a lifecycle's share of the client's memory.
 pub(crate) struct PodSummary {
     seldon_id: Option<String>,
@@ -364,7 +364,7 @@ fn summarize_pod(p: WatchedPod) -> PodSummary {
             .as_ref()
             .and_then(|l| l.get(SELDON_ID_LABEL))
             .cloned(),
-        issue: pods::pod_issue(&p),
+        issue: pod_issue(&p),
     }
 }
 
@@ -401,7 +401,7 @@ impl EventSummary {
     /// Its resourceVersion as a number (0 if it is not one): Events share etcd's revisions with
     /// the objects they are about, so it orders them.
     pub(crate) fn revision(&self) -> u64 {
-        crate::apply::revision(Some(&self.resource_version)).unwrap_or(0)
+        crate::model::names::revision(Some(&self.resource_version)).unwrap_or(0)
     }
 }
 

@@ -10,7 +10,7 @@ use super::store::{Registration, Store, Wakeup};
 use super::watched::{WatchedDeployment, WatchedEvent, WatchedPod, WatchedSdep};
 use super::{EventSummary, PodSummary, deployment_event_keys, sdep_event_key, seldon_id};
 use crate::error::{Error, Op, Result};
-use crate::pods::PodIssue;
+use crate::model::pod_issue::PodIssue;
 use crate::watch::SELDON_ID_LABEL;
 
 /// Which of a SeldonDeployment's parts a reader needs (its owned Deployments always).

@@ -131,11 +131,7 @@ impl<W, K> Drop for Store<W, K> {
 }
 
 fn revision<K: Resource>(obj: &K) -> u64 {
-    obj.meta()
-        .resource_version
-        .as_deref()
-        .and_then(|rv| rv.parse().ok())
-        .unwrap_or(0)
+    crate::model::names::revision(obj.meta().resource_version.as_deref()).unwrap_or(0)
 }
 
 impl<W, K> Store<W, K>
