@@ -345,7 +345,7 @@ async fn drive(
     let many = manifests.len() > 1;
     let live = out == Output::Text && std::io::stdout().is_terminal();
     let renderer = Renderer::new(live, out != Output::Text, many).with_total(manifests.len());
-    let render = tokio::spawn(output::render(rx, renderer));
+    let render = output::spawn(rx, renderer);
 
     let summary = run::run_many(&ctx, manifests, steps, opts, concurrency).await;
     drop(ctx);
@@ -462,10 +462,7 @@ async fn existing(
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     ctx.updates = Some(tx);
     let live = out == Output::Text && std::io::stdout().is_terminal();
-    let render = tokio::spawn(output::render(
-        rx,
-        Renderer::new(live, out != Output::Text, false),
-    ));
+    let render = output::spawn(rx, Renderer::new(live, out != Output::Text, false));
     let opts = run_options(w, 1, true);
     let rep = run::execute(&ctx, Subject::Existing(name), steps, &opts).await;
     drop(ctx);

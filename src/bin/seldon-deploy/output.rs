@@ -437,7 +437,24 @@ fn terminal_dims() -> (usize, usize) {
 }
 
 /// Consumes updates until the channel closes.
-pub async fn render(mut rx: UnboundedReceiver<Update>, mut r: Renderer) {
+/// Starts rendering `rx` with `r` on a thread of its own, with its own small runtime for the
+/// live line's tick. Writes to stdout and stderr block when their reader stops reading (a full
+/// pipe); on the process's single runtime thread that would stop every watch and timer, so
+/// they happen here instead, and the run only queues updates. The handle ends once every
+/// sender is dropped and the rest is written.
+pub fn spawn(rx: UnboundedReceiver<Update>, r: Renderer) -> tokio::task::JoinHandle<()> {
+    tokio::task::spawn_blocking(move || {
+        match tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+        {
+            Ok(rt) => rt.block_on(render(rx, r)),
+            Err(e) => eprintln!("warning: no progress output: cannot start its runtime: {e}"),
+        }
+    })
+}
+
+async fn render(mut rx: UnboundedReceiver<Update>, mut r: Renderer) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tokio::select! {
@@ -574,6 +591,46 @@ mod tests {
         r.finish();
         let out = sink.lock().unwrap().clone();
         String::from_utf8(out).unwrap()
+    }
+
+    /// A reader that stops reading stdout blocks the renderer's writes, never the runtime
+    /// the run's watches and timers share.
+    #[test]
+    fn a_stalled_output_does_not_stop_the_runtime() {
+        let sink = Arc::new(Mutex::new(Vec::new()));
+        // Held: every write of the renderer blocks, as on a full pipe nobody reads.
+        let stalled = sink.lock().unwrap();
+        let mut r = Renderer::new(false, false, false);
+        r.sink = Some(sink.clone());
+        let (timer_fired, fired) = std::sync::mpsc::channel();
+        let run = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                let render = spawn(rx, r);
+                tx.send(scheduled()).unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                timer_fired.send(()).unwrap();
+                drop(tx);
+                render.await.unwrap();
+            });
+        });
+        // Only a guard against hanging the suite: the timer fires at once when the runtime is free.
+        let free = fired.recv_timeout(Duration::from_secs(60));
+        drop(stalled);
+        run.join().unwrap();
+        assert!(
+            free.is_ok(),
+            "the runtime stopped while the output was stalled"
+        );
+        let out = String::from_utf8(sink.lock().unwrap().clone()).unwrap();
+        assert!(
+            out.contains("Scheduled"),
+            "written once the reader read again: {out:?}"
+        );
     }
 
     #[test]
