@@ -349,7 +349,11 @@ const CONTROLLER_ID_LABEL: &str = "seldon.io/controller-id";
 /// component is paired only with the one free Deployment it fits; one that fits none or
 /// several is left unpaired (shown as not ready), never guessed: names and their order say
 /// nothing about which component a hashed name belongs to.
-fn assign(sdep_name: &str, components: &[Component], owned: &[&Deployment]) -> Vec<Option<usize>> {
+pub(crate) fn assign(
+    sdep_name: &str,
+    components: &[Component],
+    owned: &[&Deployment],
+) -> Vec<Option<usize>> {
     let mut taken = vec![false; owned.len()];
     let mut out: Vec<Option<usize>> = components
         .iter()
