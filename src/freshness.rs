@@ -14,7 +14,8 @@
 //!    [`Renders`]), one of its Deployments has, compared with the Deployments as they were at
 //!    the update's resourceVersion ([`Baseline`], listed exactly at that revision), a newer
 //!    `metadata.generation` and a new `deployment.kubernetes.io/revision` (the Deployment
-//!    controller moved to a new pod template), or was created after the update. Readiness
+//!    controller moved to a new pod template), or was created after the update (a new name,
+//!    or a new UID: the operator recreates a Deployment whose selector changed). Readiness
 //!    then requires each Deployment's `observedGeneration` to have caught up.
 //!
 //! A change that alters no Deployment (a traffic split, replica counts, which readiness checks
@@ -118,6 +119,7 @@ pub struct SpecUpdate {
 /// A Deployment as it was at the update.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Mark {
+    uid: Option<String>,
     generation: i64,
     revision: Option<String>,
 }
@@ -143,6 +145,7 @@ impl Baseline {
 
 fn mark(d: &Deployment) -> Mark {
     Mark {
+        uid: d.metadata.uid.clone(),
         generation: d.metadata.generation.unwrap_or(0),
         revision: d
             .metadata
@@ -203,14 +206,18 @@ pub fn operator_acted(
         .unwrap_or_default();
     let assignment = assign(sdep_name, components, &owned);
     let renewed = |d: &Deployment| {
-        let Some(before) = d.metadata.name.as_ref().and_then(|n| baseline.0.get(n)) else {
-            // Not there at the update: created since.
-            return true;
-        };
         let now = mark(d);
-        now.generation > before.generation
-            && now.revision.is_some()
-            && now.revision != before.revision
+        match d.metadata.name.as_ref().and_then(|n| baseline.0.get(n)) {
+            // Created since the update (the operator recreates a Deployment whose selector
+            // changed).
+            None => true,
+            Some(before) if before.uid != now.uid => true,
+            Some(before) => {
+                now.generation > before.generation
+                    && now.revision.is_some()
+                    && now.revision != before.revision
+            }
+        }
     };
     for p in wanted {
         // Its components' Deployments, and its separate orchestrator's and explainer's.
