@@ -38,12 +38,26 @@ const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Renders {
     /// None: the change touches only fields the operator does not put into a pod template
-    /// (`traffic`, predictor and spec `replicas`) or nothing at all.
+    /// (`traffic`, predictor and spec `replicas`, the deprecated `spec.name`) or nothing.
     Nothing,
-    /// The Deployments of these predictors.
-    Predictors(BTreeSet<String>),
-    /// Every predictor's (the change is not known, e.g. a library caller's update).
-    Every,
+    /// Changes that alter pod templates.
+    Templates {
+        /// Predictors whose own spec changed: one Deployment of each gets a new template.
+        predictors: BTreeSet<String>,
+        /// The spec outside `predictors` changed: some Deployment gets a new template (not
+        /// necessarily one of each predictor: a predictor's own annotation overrides a
+        /// `spec.annotations` one of the same key).
+        spec: bool,
+    },
+}
+
+impl Renders {
+    /// A change not known (a library caller's update): some Deployment must get a new
+    /// pod template, unless a status written after the update proves the operator's work.
+    pub const UNKNOWN: Renders = Renders::Templates {
+        predictors: BTreeSet::new(),
+        spec: true,
+    };
 }
 
 impl Renders {
@@ -52,8 +66,9 @@ impl Renders {
     /// The operator copies each predictor, with `traffic` and `replicas` zeroed, into its
     /// executor's `ENGINE_PREDICTOR` variable, so any other change to a predictor changes the
     /// pod template of one of its Deployments. A change to the spec outside `predictors`
-    /// (other than `replicas`) is taken to alter every predictor's Deployments: `protocol` and
-    /// `serverType` are executor arguments, `annotations` can set executor variables.
+    /// (other than `replicas` and `name`) alters pod templates too: `protocol`, `transport`
+    /// and `serverType` are executor arguments, `annotations` pod template annotations.
+    /// The object's own labels and annotations are rendered into no pod template.
     #[must_use]
     pub fn between(before: &Value, after: &Value) -> Renders {
         let spec_rest = |o: &Value| -> Value {
@@ -67,20 +82,21 @@ impl Renders {
             }
             s
         };
+        let spec = spec_rest(before) != spec_rest(after);
         let after_preds = predictors(after);
-        if spec_rest(before) != spec_rest(after) {
-            return Renders::Predictors(after_preds.into_keys().collect());
-        }
         let before_preds = predictors(before);
         let changed: BTreeSet<String> = after_preds
             .into_iter()
             .filter(|(name, p)| before_preds.get(name) != Some(p))
             .map(|(name, _)| name)
             .collect();
-        if changed.is_empty() {
+        if changed.is_empty() && !spec {
             Renders::Nothing
         } else {
-            Renders::Predictors(changed)
+            Renders::Templates {
+                predictors: changed,
+                spec,
+            }
         }
     }
 }
@@ -179,13 +195,9 @@ pub fn operator_acted(
     if status_after {
         return Ok(());
     }
-    let wanted: Vec<String> = match &update.renders {
+    let (wanted, spec) = match &update.renders {
         Renders::Nothing => return Ok(()),
-        Renders::Predictors(p) => p.iter().cloned().collect(),
-        Renders::Every => {
-            let all: BTreeSet<String> = components.iter().map(|c| c.predictor.clone()).collect();
-            all.into_iter().collect()
-        }
+        Renders::Templates { predictors, spec } => (predictors, *spec),
     };
     let Some(baseline) = baseline else {
         return Err(
@@ -219,6 +231,13 @@ pub fn operator_acted(
             }
         }
     };
+    if spec && !owned.iter().any(|d| renewed(d)) {
+        return Err(
+            "waiting for the operator to act on the update: no Deployment has a new \
+                    pod template since the update, and no status was written since"
+                .to_owned(),
+        );
+    }
     for p in wanted {
         // Its components' Deployments, and its separate orchestrator's and explainer's.
         let aux = [
@@ -228,7 +247,7 @@ pub fn operator_acted(
         let mut of_p = components
             .iter()
             .zip(&assignment)
-            .filter(|(c, _)| c.predictor == p)
+            .filter(|(c, _)| &c.predictor == p)
             .filter_map(|(_, a)| a.map(|i| owned[i]))
             .chain(
                 owned
@@ -293,14 +312,26 @@ mod tests {
         assert_eq!(Renders::between(&before, &more), Renders::Nothing);
         assert_eq!(
             Renders::between(&before, &sdep("2", "gs://m/2", 50)),
-            Renders::Predictors(["a".to_owned()].into())
+            Renders::Templates {
+                predictors: ["a".to_owned()].into(),
+                spec: false
+            }
         );
         let mut protocol = before.clone();
         protocol["spec"]["protocol"] = json!("v2");
+        protocol["spec"]["name"] = json!("ignored");
+        protocol["metadata"]["labels"] = json!({"team": "x"});
         assert_eq!(
             Renders::between(&before, &protocol),
-            Renders::Predictors(["a".to_owned(), "b".to_owned()].into())
+            Renders::Templates {
+                predictors: BTreeSet::new(),
+                spec: true
+            }
         );
+        let mut named = before.clone();
+        named["spec"]["name"] = json!("ignored");
+        named["metadata"]["annotations"] = json!({"team": "x"});
+        assert_eq!(Renders::between(&before, &named), Renders::Nothing);
     }
 
     #[test]
@@ -309,7 +340,10 @@ mod tests {
         let comps = components(&s);
         let update = SpecUpdate {
             revision: 10,
-            renders: Renders::Predictors(["a".to_owned()].into()),
+            renders: Renders::Templates {
+                predictors: ["a".to_owned()].into(),
+                spec: false,
+            },
         };
         let at_update = [dep("s-a-0-m", 3, "2"), dep("s-b-0-m", 1, "1")];
         let base = Baseline::new(&at_update, UID);
@@ -336,11 +370,30 @@ mod tests {
         let comps = components(&s);
         let update = SpecUpdate {
             revision: 10,
-            renders: Renders::Every,
+            renders: Renders::Templates {
+                predictors: ["a".to_owned(), "b".to_owned()].into(),
+                spec: false,
+            },
         };
         let base = Baseline::new(&[dep("s-a-0-m", 3, "2")], UID);
         let deps = [dep("s-a-0-m", 4, "3"), dep("s-b-0-m", 1, "1")];
         assert!(operator_acted(&update, Some(&base), &s, UID, &deps, &comps).is_ok());
+    }
+
+    #[test]
+    fn a_spec_level_change_needs_a_new_pod_template_of_some_deployment() {
+        let s = sdep("10", "gs://m/1", 50);
+        let comps = components(&s);
+        let update = SpecUpdate {
+            revision: 10,
+            renders: Renders::UNKNOWN,
+        };
+        let at_update = [dep("s-a-0-m", 3, "2"), dep("s-b-0-m", 1, "1")];
+        let base = Baseline::new(&at_update, UID);
+        let acted =
+            |deps: &[Deployment]| operator_acted(&update, Some(&base), &s, UID, deps, &comps);
+        assert!(acted(&at_update).is_err());
+        assert!(acted(&[dep("s-a-0-m", 3, "2"), dep("s-b-0-m", 2, "2")]).is_ok());
     }
 
     #[test]

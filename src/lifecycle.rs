@@ -711,13 +711,13 @@ impl Deployer {
         deadline: Instant,
         observer: Observer<'_>,
     ) -> Result<Readiness> {
-        // An update whose change is not known: every predictor's Deployments are waited on.
+        // An update whose change is not known: some Deployment must get a new pod template.
         let update = match target {
             Target::Rollout {
                 status_after: Some(revision),
             } => Some(SpecUpdate {
                 revision,
-                renders: Renders::Every,
+                renders: Renders::UNKNOWN,
             }),
             _ => None,
         };

@@ -629,7 +629,7 @@ pub async fn execute(
                         if a.change == crate::apply::Change::Updated {
                             update = a.revision.map(|revision| SpecUpdate {
                                 revision,
-                                renders: a.before.as_ref().map_or(Renders::Every, |before| {
+                                renders: a.before.as_ref().map_or(Renders::UNKNOWN, |before| {
                                     Renders::between(before, &a.after)
                                 }),
                             });
@@ -854,7 +854,7 @@ async fn rollback(
             let r = match rv {
                 Some(revision) => {
                     let renders =
-                        updated_to.map_or(Renders::Every, |to| Renders::between(to, previous));
+                        updated_to.map_or(Renders::UNKNOWN, |to| Renders::between(to, previous));
                     let update = SpecUpdate { revision, renders };
                     d.wait_rollout(h, update, deadline, &mut obs).await
                 }

@@ -4,6 +4,7 @@
 
 mod support;
 
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
@@ -541,7 +542,7 @@ async fn assert_complete(ns: &TestNamespace, sdep: &str, wanted: &str) {
         );
         assert_eq!(st.available_replicas, Some(n), "{name}: status {st:?}");
         if name.contains("-default-") {
-            let template = serde_json::to_string(&d.spec.template).unwrap();
+            let template = rendered(&d);
             assert!(template.contains(wanted), "{name}: template lacks {wanted}");
         }
         let revision = d
@@ -606,6 +607,24 @@ async fn assert_complete(ns: &TestNamespace, sdep: &str, wanted: &str) {
         .unwrap()
         .items;
     assert_eq!(all.len(), expected_pods, "pods left over");
+}
+
+/// `d`'s pod template as JSON, with the predictor the operator put into the executor's
+/// `ENGINE_PREDICTOR` (base64 JSON) decoded: a custom model's `modelUri` is only there.
+fn rendered(d: &Deployment) -> String {
+    use base64::Engine as _;
+    let mut out = serde_json::to_string(&d.spec.template).unwrap();
+    let containers = d.spec.template.spec.iter().flat_map(|p| &p.containers);
+    for e in containers.flat_map(|c| c.env.iter().flatten()) {
+        if e.name == "ENGINE_PREDICTOR" {
+            let b64 = e.value.as_deref().unwrap_or_default();
+            let json = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap();
+            out.push_str(&String::from_utf8_lossy(&json));
+        }
+    }
+    out
 }
 
 /// A ReplicaSet named `rs` belongs to Deployment `d` (`<d>-<pod-template-hash>`).
