@@ -157,6 +157,18 @@ impl Baseline {
                 .collect(),
         )
     }
+
+    /// How many Deployments it holds.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether it holds none.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 fn mark(d: &Deployment) -> Mark {

@@ -1036,7 +1036,14 @@ impl Deployer {
             .retrying(deadline, true, || self.deployments.list(&lp))
             .await
         {
-            Ok(list) => Some(Baseline::new(&list.items, &handle.uid)),
+            Ok(list) => {
+                let b = Baseline::new(&list.items, &handle.uid);
+                tracing::debug!(
+                    "{} owned Deployments at resourceVersion {revision}",
+                    b.len()
+                );
+                Some(b)
+            }
             Err(e) => {
                 tracing::debug!(
                     "cannot list the Deployments at the update's resourceVersion {revision}: {e}"

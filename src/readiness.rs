@@ -22,7 +22,9 @@
 //! 6. each Deployment's pod template runs the images the spec names for its containers;
 //! 7. no Deployment of a component or predictor the spec no longer has remains;
 //! 8. after an update, a status the operator wrote after it (a newer resourceVersion). Before
-//!    that, `Available` and even `Failed` describe the previous spec.
+//!    that, `Available` and even `Failed` describe the previous spec. The wait also accepts
+//!    the other proofs that the operator has acted on the update ([`crate::freshness`]); it
+//!    then evaluates with `status_after: None`.
 
 use std::borrow::Borrow;
 use std::collections::BTreeSet;
