@@ -224,7 +224,8 @@ fn follow_watch(follower: Follower) -> BoxStream<'static, Result<EventRecord>> {
             if f.failed {
                 return None;
             }
-            if let Err(e) = f.watch.changed().await {
+            let changed = f.watch.changed().await;
+            if let Err(e) = changed.and_then(|()| f.watch.events_fatal().map_or(Ok(()), Err)) {
                 f.failed = true;
                 return Some((Err(e), f));
             }

@@ -27,6 +27,7 @@ pub mod cache;
 pub mod connect;
 pub mod error;
 pub mod events;
+pub mod freshness;
 pub(crate) mod judge;
 pub mod lifecycle;
 pub mod manifest;

@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use crate::apply::{self, Change};
 use crate::cache::{NamespaceCache, ObjectWatch, Parts, WatchesRunning};
 use crate::error::{Error, Op, Result, is_transient, is_unserved_resource, retry_after};
+use crate::freshness::{self, Baseline, Renders, SpecUpdate};
 use crate::judge::wait::{Next, Wait};
 use crate::manifest::{GROUP, Manifest};
 use crate::pods::{self, Assessment};
@@ -727,17 +728,61 @@ impl Deployer {
         deadline: Instant,
         observer: Observer<'_>,
     ) -> Result<Readiness> {
+        // An update whose change is not known: some Deployment must get a new pod template.
+        let update = match target {
+            Target::Rollout {
+                status_after: Some(revision),
+            } => Some(SpecUpdate {
+                revision,
+                renders: Renders::UNKNOWN,
+            }),
+            _ => None,
+        };
+        self.wait(handle, target, update, deadline, observer).await
+    }
+
+    /// Waits until the rollout of `update` is complete: [`Deployer::wait_ready`] for
+    /// [`Target::Rollout`], with the proof that the operator has acted on the update that
+    /// [`crate::freshness`] defines (which needs to know what the update changed).
+    ///
+    /// # Errors
+    ///
+    /// As [`Deployer::wait_ready`].
+    pub async fn wait_rollout(
+        &self,
+        handle: &Handle,
+        update: SpecUpdate,
+        deadline: Instant,
+        observer: Observer<'_>,
+    ) -> Result<Readiness> {
+        let target = Target::Rollout {
+            status_after: Some(update.revision),
+        };
+        self.wait(handle, target, Some(update), deadline, observer)
+            .await
+    }
+
+    async fn wait(
+        &self,
+        handle: &Handle,
+        target: Target,
+        update: Option<SpecUpdate>,
+        deadline: Instant,
+        observer: Observer<'_>,
+    ) -> Result<Readiness> {
         let started = Instant::now();
         let phase = match target {
             Target::Initial => "readiness at the manifest's replica counts".to_owned(),
             Target::Replicas(n) => format!("readiness at {n} replicas"),
             Target::Rollout { .. } => "the rollout of the manifest's spec".to_owned(),
         };
-        let updated_at = match target {
-            Target::Rollout { status_after } => status_after,
+        let baseline = match &update {
+            Some(u) if u.renders != Renders::Nothing => {
+                self.baseline(handle, u.revision, deadline).await
+            }
             _ => None,
         };
-        let mut views = Views::new(self, handle, true, updated_at);
+        let mut views = Views::new(self, handle, true, update, baseline);
         let mut wait = Wait::new(
             deadline,
             self.options.failed_grace,
@@ -756,14 +801,21 @@ impl Deployer {
                     let sdep = views.sdep_json();
                     let comps = sdep.as_deref().map(replicas::components).unwrap_or_default();
                     let deps = views.owned_deployments();
-                    // Once the operator has reconciled since the update, its status is as
-                    // fresh as it will get (it writes none when nothing changed).
-                    let target = if views.reconciled {
+                    // Once the operator has acted on the update, its status is as fresh as
+                    // it will get (it writes none when nothing changed).
+                    let not_yet = views.not_acted(sdep.as_deref(), &handle.uid, &deps, &comps);
+                    let target = if not_yet.is_none() && views.update.is_some() {
                         Target::Rollout { status_after: None }
                     } else {
                         target
                     };
-                    let r = readiness::evaluate(sdep.as_deref(), &handle.uid, &deps, &comps, target);
+                    let mut r = readiness::evaluate(sdep.as_deref(), &handle.uid, &deps, &comps, target);
+                    if let Some(why) = not_yet
+                        && r.verdict == Verdict::NotReady
+                        && r.components.iter().all(|c| c.ready)
+                    {
+                        r.reason = Some(why);
+                    }
                     if r.verdict == Verdict::Gone
                         && r.reason.as_deref() != Some("marked for deletion")
                         && self.still_ours(handle, false, deadline).await?
@@ -918,7 +970,7 @@ impl Deployer {
         observer: Observer<'_>,
     ) -> Result<()> {
         let started = Instant::now();
-        let mut views = Views::new(self, handle, false, None);
+        let mut views = Views::new(self, handle, false, None, None);
         let mut remaining = String::from("no data from the API server yet");
         let mut last: Option<(bool, Vec<String>)> = None;
         loop {
@@ -958,6 +1010,43 @@ impl Deployer {
                         last = Some(now);
                     }
                 }
+            }
+        }
+    }
+
+    /// The Deployments `handle` owned at resourceVersion `revision` (an update's), listed at
+    /// exactly that revision, so that no later change is taken for the state at the update
+    /// (see [`crate::freshness`]). `None` if the server cannot answer that (then only a
+    /// status written after the update proves the operator's work).
+    async fn baseline(
+        &self,
+        handle: &Handle,
+        revision: u64,
+        deadline: Instant,
+    ) -> Option<Baseline> {
+        // The operator labels every Deployment it makes with the Seldon id.
+        let lp = kube::api::ListParams {
+            resource_version: Some(revision.to_string()),
+            version_match: Some(kube::api::VersionMatch::Exact),
+            ..kube::api::ListParams::default().labels(SELDON_ID_LABEL)
+        };
+        match self
+            .retrying(deadline, true, || self.deployments.list(&lp))
+            .await
+        {
+            Ok(list) => {
+                let b = Baseline::new(&list.items, &handle.uid);
+                tracing::debug!(
+                    "{} owned Deployments at resourceVersion {revision}",
+                    b.len()
+                );
+                Some(b)
+            }
+            Err(e) => {
+                tracing::debug!(
+                    "cannot list the Deployments at the update's resourceVersion {revision}: {e}"
+                );
+                None
             }
         }
     }
@@ -1114,47 +1203,64 @@ fn gone_how(reason: Option<&str>) -> &'static str {
 /// What a wait reads: the SeldonDeployment and its children, from the cache.
 ///
 /// Pods never hold readiness up; they only tell a broken rollout early (see [`crate::pods`]).
-/// After an update, the operator's `Updated` events about the object are read too: it emits
-/// one at the end of every reconcile that ended without error, and a reconcile that changes
-/// no child object writes no status, so after such an update (a new traffic split, say) this
-/// event is the only sign that the operator has processed it. Events are a view, not the job:
-/// an error on their watch only means the sign never comes.
+/// Events are a view, not the job: a wait never reads them (see [`crate::freshness`] for how
+/// it knows that the operator has acted on an update).
 struct Views {
     watch: ObjectWatch,
-    /// The update's resourceVersion, when the wait follows one.
-    updated_at: Option<u64>,
-    /// An `Updated` event was written after the update (Events share etcd's revisions with
-    /// the object, so "after" is a newer resourceVersion).
-    reconciled: bool,
+    /// The update the wait follows, if any.
+    update: Option<SpecUpdate>,
+    /// The owned Deployments at the update, if they could be listed.
+    baseline: Option<Baseline>,
+    /// The operator has acted on the update (once proven, it stays so).
+    acted: bool,
 }
 
 impl Views {
-    fn new(d: &Deployer, handle: &Handle, with_pods: bool, updated_at: Option<u64>) -> Self {
+    fn new(
+        d: &Deployer,
+        handle: &Handle,
+        with_pods: bool,
+        update: Option<SpecUpdate>,
+        baseline: Option<Baseline>,
+    ) -> Self {
         let parts = Parts {
             sdep: true,
             pods: with_pods,
-            events: updated_at.is_some(),
+            events: false,
         };
         Views {
             watch: d.cache.watch_object(&handle.name, &handle.uid, parts),
-            updated_at,
-            reconciled: false,
+            update,
+            baseline,
+            acted: false,
         }
     }
 
     /// Waits until something the wait reads may have changed (at once the first time).
     async fn next(&mut self) -> Result<()> {
-        self.watch.changed().await?;
-        if let Some(updated_at) = self.updated_at
-            && !self.reconciled
-        {
-            self.reconciled = self
-                .watch
-                .sdep_events()
-                .iter()
-                .any(|e| e.reason == "Updated" && e.revision() > updated_at);
+        self.watch.changed().await
+    }
+
+    /// Why the operator has not acted on the update yet, or `None` once it has (or when the
+    /// wait follows no update).
+    fn not_acted(
+        &mut self,
+        sdep: Option<&Value>,
+        uid: &str,
+        deps: &[Arc<Deployment>],
+        comps: &[replicas::Component],
+    ) -> Option<String> {
+        let (Some(update), Some(sdep)) = (&self.update, sdep) else {
+            return None;
+        };
+        if !self.acted {
+            match freshness::operator_acted(update, self.baseline.as_ref(), sdep, uid, deps, comps)
+            {
+                Ok(()) => self.acted = true,
+                Err(why) => return Some(why),
+            }
         }
-        Ok(())
+        None
     }
 
     fn synced(&self) -> bool {

@@ -22,7 +22,9 @@
 //! 6. each Deployment's pod template runs the images the spec names for its containers;
 //! 7. no Deployment of a component or predictor the spec no longer has remains;
 //! 8. after an update, a status the operator wrote after it (a newer resourceVersion). Before
-//!    that, `Available` and even `Failed` describe the previous spec.
+//!    that, `Available` and even `Failed` describe the previous spec. The wait also accepts
+//!    the other proofs that the operator has acted on the update ([`crate::freshness`]); it
+//!    then evaluates with `status_after: None`.
 
 use std::borrow::Borrow;
 use std::collections::BTreeSet;
@@ -349,7 +351,11 @@ const CONTROLLER_ID_LABEL: &str = "seldon.io/controller-id";
 /// component is paired only with the one free Deployment it fits; one that fits none or
 /// several is left unpaired (shown as not ready), never guessed: names and their order say
 /// nothing about which component a hashed name belongs to.
-fn assign(sdep_name: &str, components: &[Component], owned: &[&Deployment]) -> Vec<Option<usize>> {
+pub(crate) fn assign(
+    sdep_name: &str,
+    components: &[Component],
+    owned: &[&Deployment],
+) -> Vec<Option<usize>> {
     let mut taken = vec![false; owned.len()];
     let mut out: Vec<Option<usize>> = components
         .iter()

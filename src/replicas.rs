@@ -109,7 +109,8 @@ pub enum Target {
     /// A rollout of the object's spec (`apply`): each component at its own count, running
     /// the images the spec names, no Deployment left over from an earlier spec, and, when
     /// `status_after` is set, a status the operator wrote after that resourceVersion (the
-    /// update's), since it writes no `observedGeneration`.
+    /// update's), since it writes no `observedGeneration`. `Deployer::wait_rollout` also
+    /// accepts the other proofs of [`crate::freshness`].
     Rollout {
         /// The update's resourceVersion (as a number), if there was an update.
         status_after: Option<u64>,

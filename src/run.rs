@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result, Signal};
 use crate::events::{self, EventFilter, EventRecord};
+use crate::freshness::{Renders, SpecUpdate};
 use crate::lifecycle::{Deployer, Handle, WaitEvent};
 use crate::manifest::Manifest;
 use crate::readiness::Readiness;
@@ -552,6 +553,9 @@ pub async fn execute(
     // rollback) and the update's resourceVersion (for the rollout wait).
     let mut updated_from: Option<serde_json::Value> = None;
     let mut update_revision: Option<u64> = None;
+    // The update, as the rollout wait follows it, and the object it stored (for a rollback's).
+    let mut update: Option<SpecUpdate> = None;
+    let mut updated_to: Option<serde_json::Value> = None;
     let applying = steps.contains(&Step::Apply);
 
     if let Subject::Existing(n) = subject {
@@ -623,7 +627,14 @@ pub async fn execute(
                     } else {
                         update_revision = a.revision;
                         if a.change == crate::apply::Change::Updated {
+                            update = a.revision.map(|revision| SpecUpdate {
+                                revision,
+                                renders: a.before.as_ref().map_or(Renders::UNKNOWN, |before| {
+                                    Renders::between(before, &a.after)
+                                }),
+                            });
                             updated_from = a.before;
+                            updated_to = Some(a.after.clone());
                         }
                     }
                     watches = Some(d.keep_watches_running());
@@ -663,12 +674,15 @@ pub async fn execute(
                 };
                 let mut last: Option<Readiness> = None;
                 let mut obs = |ev: WaitEvent<'_>| forward(ctx, &name, phase, ev, &mut last);
-                let r = cancellable(
-                    ctx,
-                    events.as_ref(),
-                    d.wait_ready(&h, *target, deadline, &mut obs),
-                )
-                .await;
+                let waited = async {
+                    match (target, &update) {
+                        (Target::Rollout { .. }, Some(u)) => {
+                            d.wait_rollout(&h, u.clone(), deadline, &mut obs).await
+                        }
+                        _ => d.wait_ready(&h, *target, deadline, &mut obs).await,
+                    }
+                };
+                let r = cancellable(ctx, events.as_ref(), waited).await;
                 report.final_status = match &r {
                     Ok(r) => Some(r.clone()),
                     Err(_) => last.or(report.final_status.take()),
@@ -734,7 +748,16 @@ pub async fn execute(
         && let Some(cause) = failure.take()
     {
         failure = Some(if opts.atomic && !matches!(cause, Error::Gone { .. }) {
-            rollback(ctx, h, previous, cause, opts, &mut report).await
+            rollback(
+                ctx,
+                h,
+                previous,
+                updated_to.as_ref(),
+                cause,
+                opts,
+                &mut report,
+            )
+            .await
         } else {
             Error::Rollout {
                 aftermath: format!(
@@ -799,6 +822,7 @@ async fn rollback(
     ctx: &Context,
     h: &Handle,
     previous: &serde_json::Value,
+    updated_to: Option<&serde_json::Value>,
     cause: Error,
     opts: &RunOptions,
     report: &mut Report,
@@ -826,14 +850,19 @@ async fn rollback(
             let timer = PhaseTimer::start(phase);
             let mut last = None;
             let mut obs = |ev: WaitEvent<'_>| forward(ctx, &h.name, phase, ev, &mut last);
-            let r = d
-                .wait_ready(
-                    h,
-                    Target::Rollout { status_after: rv },
-                    Instant::now() + opts.timeout,
-                    &mut obs,
-                )
-                .await;
+            let deadline = Instant::now() + opts.timeout;
+            let r = match rv {
+                Some(revision) => {
+                    let renders =
+                        updated_to.map_or(Renders::UNKNOWN, |to| Renders::between(to, previous));
+                    let update = SpecUpdate { revision, renders };
+                    d.wait_rollout(h, update, deadline, &mut obs).await
+                }
+                None => {
+                    let target = Target::Rollout { status_after: None };
+                    d.wait_ready(h, target, deadline, &mut obs).await
+                }
+            };
             let rec = match &r {
                 Ok(_) => timer.finish("ok", None),
                 Err(e) => timer.finish(e.outcome(), Some(e.to_string())),

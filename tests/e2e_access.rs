@@ -3,65 +3,8 @@
 mod support;
 
 use base64::Engine as _;
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
-use support::{Cluster, TestNamespace, describe, example, kubeconfig_json, write_kubeconfig};
-
-/// Everything the lifecycle needs, by resource.
-fn full_rules() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
-    let all = vec![
-        "get", "list", "watch", "create", "patch", "update", "delete",
-    ];
-    vec![
-        ("machinelearning.seldon.io", "seldondeployments", all),
-        ("apps", "deployments", vec!["get", "list", "watch"]),
-        ("apps", "replicasets", vec!["get", "list", "watch"]),
-        ("", "pods", vec!["get", "list", "watch"]),
-        ("", "events", vec!["get", "list", "watch"]),
-        ("events.k8s.io", "events", vec!["get", "list", "watch"]),
-    ]
-}
-
-/// Mints a client-certificate user bound to a Role with `full_rules()` minus the `missing`
-/// (verb, resource) pairs and returns its kubeconfig.
-async fn restricted_user(
-    cluster: &Cluster,
-    ns: &TestNamespace,
-    user: &str,
-    missing: &[(&str, &str)],
-) -> String {
-    let kubeconfig = cluster.script(&["mint-user", user]);
-    let rules: Vec<Value> = full_rules()
-        .into_iter()
-        .filter_map(|(group, resource, verbs)| {
-            let verbs: Vec<&str> = verbs
-                .into_iter()
-                .filter(|v| !missing.contains(&(*v, resource)))
-                .collect();
-            // A rule must hold a verb: one with none left is left out.
-            (!verbs.is_empty())
-                .then(|| json!({"apiGroups": [group], "resources": [resource], "verbs": verbs}))
-        })
-        .collect();
-    let role: Role =
-        serde_json::from_value(json!({"metadata": {"name": user}, "rules": rules})).unwrap();
-    let binding: RoleBinding = serde_json::from_value(json!({
-        "metadata": {"name": user},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": user},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]
-    }))
-    .unwrap();
-    Api::<Role>::namespaced(ns.client.clone(), &ns.name)
-        .create(&PostParams::default(), &role)
-        .await
-        .unwrap();
-    Api::<RoleBinding>::namespaced(ns.client.clone(), &ns.name)
-        .create(&PostParams::default(), &binding)
-        .await
-        .unwrap();
-    kubeconfig
-}
+use support::{Cluster, describe, example, kubeconfig_json, restricted_user, write_kubeconfig};
 
 fn run_as(kubeconfig: &str, ns: &str, timeout: &str) -> std::process::Output {
     assert_cmd::Command::new(env!("CARGO_BIN_EXE_seldon-deploy"))

@@ -553,3 +553,93 @@ async fn a_pod_that_recovers_within_the_grace_is_forgiven_and_the_timeout_names_
         "{msg}"
     );
 }
+
+/// The child Deployment at `generation`, its pod template at Deployment-controller revision
+/// `revision`, rolled out (status current, one replica available).
+fn deployment_at(rv: &str, generation: i64, revision: &str) -> serde_json::Value {
+    let mut d = deployment(rv, 1, 1);
+    d["metadata"]["generation"] = json!(generation);
+    d["metadata"]["annotations"] = json!({"deployment.kubernetes.io/revision": revision});
+    d["status"]["observedGeneration"] = json!(generation);
+    d
+}
+
+/// After an update at resourceVersion 10 that changed predictor `default`, the operator writes
+/// no status (its SeldonDeployment watch stays silent) and the Deployment is as it was at the
+/// update (listed exactly at 10) until `renewed_after`, if given, when it gets a new pod
+/// template (generation 2, revision 2).
+fn update_server(renewed_after: Option<Duration>) -> (kube::Client, Log) {
+    serve(Box::new(move |r| match r.resource() {
+        "deployments" if r.is_watch() => match renewed_after {
+            Some(after) => later_watch_events(
+                after,
+                &[json!({"type": "MODIFIED", "object": deployment_at("12", 2, "2")})],
+            ),
+            None => Reply::Hang,
+        },
+        "deployments" => respond(
+            200,
+            &list("DeploymentList", "10", vec![deployment_at("7", 1, "1")]),
+        ),
+        _ if r.is_watch() => Reply::Hang,
+        _ => sdep_list("10", sdep("10", Some("Available"), 1)),
+    }))
+}
+
+fn predictor_update() -> seldon_deploy::freshness::SpecUpdate {
+    seldon_deploy::freshness::SpecUpdate {
+        revision: 10,
+        renders: seldon_deploy::freshness::Renders::Templates {
+            predictors: ["default".to_owned()].into(),
+            spec: false,
+        },
+    }
+}
+
+/// Issue 16: without a status written after the update, a Deployment as it was at the update
+/// (all pods ready, for the previous spec) never ends the rollout wait; the timeout says why.
+#[tokio::test(start_paused = true)]
+async fn a_deployment_as_it_was_at_the_update_never_ends_the_rollout_wait() {
+    let (client, log) = update_server(None);
+    let d = Deployer::new(client, "ns");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let err = d
+        .wait_rollout(&handle(), predictor_update(), deadline, &mut |_| {})
+        .await
+        .expect_err("the operator never acted on the update");
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    assert!(err.to_string().contains("predictor default"), "{err}");
+    // The Deployments at the update were listed exactly at its resourceVersion.
+    let exact = count(&log, |q| {
+        q.resource() == "deployments"
+            && q.query.get("resourceVersion").map(String::as_str) == Some("10")
+            && q.query.get("resourceVersionMatch").map(String::as_str) == Some("Exact")
+    });
+    assert_eq!(exact, 1);
+}
+
+/// The same update: once the Deployment shows a new generation with a new pod template, the
+/// operator has acted, and the rollout (already complete) ends the wait with no status write.
+#[tokio::test(start_paused = true)]
+async fn a_new_pod_template_after_the_update_proves_the_operators_work_without_a_status() {
+    let (client, _log) = update_server(Some(Duration::from_secs(5)));
+    let d = Deployer::new(client, "ns");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut reasons = Vec::new();
+    let r = d
+        .wait_rollout(&handle(), predictor_update(), deadline, &mut |ev| {
+            if let seldon_deploy::lifecycle::WaitEvent::Readiness(r) = ev {
+                reasons.push(r.reason.clone());
+            }
+        })
+        .await
+        .expect("ready once the Deployment has the new template");
+    assert_eq!(r.verdict, Verdict::Ready);
+    assert!(
+        reasons
+            .iter()
+            .flatten()
+            .any(|why| why.contains("predictor default")),
+        "waited for the operator first: {reasons:?}"
+    );
+}

@@ -398,8 +398,9 @@ pub(crate) struct EventSummary {
 }
 
 impl EventSummary {
-    /// Its resourceVersion as a number (0 if it is not one): Events share etcd's revisions with
-    /// the objects they are about, so it orders them.
+    /// Its resourceVersion as a number (0 if it is not one), which orders Events among
+    /// themselves. Only among themselves: a cluster may keep Events in an etcd of their own
+    /// (`--etcd-servers-overrides=/events#…`), whose revisions are another counter.
     pub(crate) fn revision(&self) -> u64 {
         crate::model::names::revision(Some(&self.resource_version)).unwrap_or(0)
     }
@@ -567,6 +568,26 @@ mod tests {
             }))
             .unwrap(),
         )
+    }
+
+    /// Issue 16: a user without rights on events made `apply` fail with exit 3, because the
+    /// rollout wait's reader returned the Event store's 403. Only the Event reader sees it.
+    #[tokio::test]
+    async fn an_event_store_error_ends_no_wait_and_only_the_event_reader_sees_it() {
+        let stores = HandFedStores::new();
+        let watch = stores.watch_object("x", "u");
+        let st = Box::new(kube::core::Status::failure("forbidden", "Forbidden").with_code(403));
+        stores
+            .events
+            .fail(kube::runtime::watcher::Error::InitialListFailed(
+                kube::Error::Api(st),
+            ));
+        watch
+            .changed()
+            .await
+            .expect("an Event store error ends no wait");
+        let e = watch.events_fatal().expect("the Event reader sees it");
+        assert!(e.to_string().contains("cannot list events"), "{e}");
     }
 
     #[test]

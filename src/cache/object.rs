@@ -84,7 +84,9 @@ impl ObjectWatch {
     ///
     /// # Errors
     ///
-    /// The error of a watch that retrying cannot fix (403, a missing CRD, …).
+    /// The error of a watch that retrying cannot fix (403, a missing CRD, …), except the
+    /// Event store's: Events are a view, never the job, so they end no wait. A reader that
+    /// shows them asks [`ObjectWatch::events_fatal`].
     pub(crate) async fn changed(&self) -> Result<()> {
         self.wakeup.wait().await;
         self.fatal().map_or(Ok(()), Err)
@@ -97,7 +99,11 @@ impl ObjectWatch {
             .and_then(|x| x.fatal(Some(&self.sdep_op)))
             .or_else(|| s.deployments.fatal(None))
             .or_else(|| s.pods.as_ref().and_then(|x| x.fatal(None)))
-            .or_else(|| s.events.as_ref().and_then(|x| x.fatal(None)))
+    }
+
+    /// The Event store's error that retrying cannot fix (403 on list or watch), if any.
+    pub(crate) fn events_fatal(&self) -> Option<Error> {
+        self.stores.events.as_ref().and_then(|x| x.fatal(None))
     }
 
     /// Whether the SeldonDeployment and Deployment stores have listed.
@@ -168,16 +174,6 @@ impl ObjectWatch {
         for key in deployment_event_keys(name) {
             self.follow_events_keyed(&key);
         }
-    }
-
-    /// The Events about the SeldonDeployment (by UID, or by name for those without one).
-    pub(crate) fn sdep_events(&self) -> Vec<Arc<EventSummary>> {
-        let Some(store) = &self.stores.events else {
-            return Vec::new();
-        };
-        let mut out = store.indexed(&sdep_event_key(&self.name, &self.uid));
-        out.extend(store.indexed(&sdep_event_key(&self.name, "")));
-        out
     }
 
     /// The Events about the SeldonDeployment and the Deployments followed so far, each once

@@ -424,6 +424,12 @@ where
     pub(crate) fn len(&self) -> usize {
         self.lock().objects.len()
     }
+
+    /// Fails the store as its watch task does on an error retrying cannot fix.
+    #[cfg(test)]
+    pub(crate) fn fail(&self, e: watcher::Error) {
+        self.set_fatal(e);
+    }
 }
 
 #[cfg(test)]

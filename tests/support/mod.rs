@@ -13,12 +13,13 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Event, Namespace};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, Config};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// The reason every end-to-end test is ignored by a bare `cargo test`.
 pub const NEEDS_CLUSTER: &str = "needs the local control plane: run scripts/test.sh";
@@ -600,4 +601,59 @@ pub fn write_json(dir: &Path, file: &str, value: &Value) -> String {
     let path = dir.join(file);
     std::fs::write(&path, serde_json::to_vec_pretty(value).unwrap()).expect("write manifest");
     path.to_str().expect("UTF-8 path").to_owned()
+}
+
+/// Everything the lifecycle needs, by resource.
+pub fn full_rules() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
+    let all = vec![
+        "get", "list", "watch", "create", "patch", "update", "delete",
+    ];
+    vec![
+        ("machinelearning.seldon.io", "seldondeployments", all),
+        ("apps", "deployments", vec!["get", "list", "watch"]),
+        ("apps", "replicasets", vec!["get", "list", "watch"]),
+        ("", "pods", vec!["get", "list", "watch"]),
+        ("", "events", vec!["get", "list", "watch"]),
+        ("events.k8s.io", "events", vec!["get", "list", "watch"]),
+    ]
+}
+
+/// Mints a client-certificate user bound to a Role with `full_rules()` minus the `missing`
+/// (verb, resource) pairs and returns its kubeconfig.
+pub async fn restricted_user(
+    cluster: &Cluster,
+    ns: &TestNamespace,
+    user: &str,
+    missing: &[(&str, &str)],
+) -> String {
+    let kubeconfig = cluster.script(&["mint-user", user]);
+    let rules: Vec<Value> = full_rules()
+        .into_iter()
+        .filter_map(|(group, resource, verbs)| {
+            let verbs: Vec<&str> = verbs
+                .into_iter()
+                .filter(|v| !missing.contains(&(*v, resource)))
+                .collect();
+            // A rule must hold a verb: one with none left is left out.
+            (!verbs.is_empty())
+                .then(|| json!({"apiGroups": [group], "resources": [resource], "verbs": verbs}))
+        })
+        .collect();
+    let role: Role =
+        serde_json::from_value(json!({"metadata": {"name": user}, "rules": rules})).unwrap();
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": user},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": user},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]
+    }))
+    .unwrap();
+    Api::<Role>::namespaced(ns.client.clone(), &ns.name)
+        .create(&PostParams::default(), &role)
+        .await
+        .unwrap();
+    Api::<RoleBinding>::namespaced(ns.client.clone(), &ns.name)
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    kubeconfig
 }

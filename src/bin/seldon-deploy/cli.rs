@@ -134,8 +134,10 @@ Examples (shipping a new model version into a live SeldonDeployment):
 
 Rollout complete means, on fresh data: every component ready at its replica count, every
 Deployment running the manifest's images with no pod of an older ReplicaSet left, the
-Deployments of removed components gone, and an Available status the operator wrote after
-the update (its Ready condition stays True while old pods serve, so it is not trusted alone).";
+Deployments of removed components gone, an Available status, and proof that the operator has
+acted on the update: a status it wrote after it, or new pod templates in the Deployments of the
+changed predictors (its Ready condition stays True while old pods serve, so it is not trusted
+alone). A change that alters no Deployment (traffic, replicas) needs no proof.";
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
