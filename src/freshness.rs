@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::apps::v1::Deployment;
 use serde_json::Value;
 
-use crate::readiness::{assign, owned_by};
+use crate::readiness::{owned_and_assigned, owned_by};
 use crate::replicas::Component;
 
 /// The Deployment controller's annotation naming the revision of the newest ReplicaSet,
@@ -199,7 +199,7 @@ pub fn operator_acted(
     deployments: &[impl std::borrow::Borrow<Deployment>],
     components: &[Component],
 ) -> Result<(), String> {
-    let status_after = crate::apply::revision(
+    let status_after = crate::model::names::revision(
         sdep.pointer("/metadata/resourceVersion")
             .and_then(Value::as_str),
     )
@@ -218,17 +218,11 @@ pub fn operator_acted(
                 .to_owned(),
         );
     };
-    let mut owned: Vec<&Deployment> = deployments
-        .iter()
-        .map(std::borrow::Borrow::borrow)
-        .filter(|d| owned_by(d, uid))
-        .collect();
-    owned.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    let (owned, assignment) = owned_and_assigned(sdep, uid, deployments, components);
     let sdep_name = sdep
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let assignment = assign(sdep_name, components, &owned);
     let renewed = |d: &Deployment| {
         let now = mark(d);
         match d.metadata.name.as_ref().and_then(|n| baseline.0.get(n)) {

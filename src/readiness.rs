@@ -231,17 +231,7 @@ pub fn evaluate(
     };
     let rollout = matches!(target, Target::Rollout { .. });
 
-    let mut owned: Vec<&Deployment> = deployments
-        .iter()
-        .map(Borrow::borrow)
-        .filter(|d| owned_by(d, uid))
-        .collect();
-    owned.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
-    let sdep_name = sdep
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let assignment = assign(sdep_name, components, &owned);
+    let (owned, assignment) = owned_and_assigned(sdep, uid, deployments, components);
 
     let mut rows = Vec::new();
     for (ci, comp) in components.iter().enumerate() {
@@ -351,6 +341,28 @@ const CONTROLLER_ID_LABEL: &str = "seldon.io/controller-id";
 /// component is paired only with the one free Deployment it fits; one that fits none or
 /// several is left unpaired (shown as not ready), never guessed: names and their order say
 /// nothing about which component a hashed name belongs to.
+/// The Deployments owned by `uid`, sorted by name, and which of them serves each component
+/// (see [`assign`]).
+pub(crate) fn owned_and_assigned<'d>(
+    sdep: &Value,
+    uid: &str,
+    deployments: &'d [impl Borrow<Deployment>],
+    components: &[Component],
+) -> (Vec<&'d Deployment>, Vec<Option<usize>>) {
+    let mut owned: Vec<&Deployment> = deployments
+        .iter()
+        .map(Borrow::borrow)
+        .filter(|d| owned_by(d, uid))
+        .collect();
+    owned.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    let sdep_name = sdep
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let assignment = assign(sdep_name, components, &owned);
+    (owned, assignment)
+}
+
 pub(crate) fn assign(
     sdep_name: &str,
     components: &[Component],
