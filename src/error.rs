@@ -42,20 +42,106 @@ pub const EXIT_CODES: &[(&str, &str)] = &[
     ),
 ];
 
+/// How a run or a command ends: the one table of exit codes, their words in reports, and
+/// which is worse when several deployments end differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit 0.
+    Success,
+    /// Exit 1: the deployment failed or was removed by someone else.
+    Failed,
+    /// Exit 2: invalid usage or input.
+    Invalid,
+    /// Exit 3: a cluster access problem (includes "name already taken").
+    Access,
+    /// Exit 4: timed out waiting.
+    Timeout,
+    /// Exit 130 (SIGINT) or 143 (SIGTERM).
+    Interrupted(Signal),
+}
+
+impl Outcome {
+    /// The process exit code.
+    #[must_use]
+    pub const fn code(self) -> u8 {
+        match self {
+            Outcome::Success => 0,
+            Outcome::Failed => 1,
+            Outcome::Invalid => 2,
+            Outcome::Access => 3,
+            Outcome::Timeout => 4,
+            Outcome::Interrupted(Signal::Int) => 130,
+            Outcome::Interrupted(Signal::Term) => 143,
+        }
+    }
+
+    /// The outcome of an exit code (an unknown code counts as an interruption, the worst).
+    #[must_use]
+    pub const fn from_code(code: u8) -> Self {
+        match code {
+            0 => Outcome::Success,
+            1 => Outcome::Failed,
+            2 => Outcome::Invalid,
+            3 => Outcome::Access,
+            4 => Outcome::Timeout,
+            143 => Outcome::Interrupted(Signal::Term),
+            _ => Outcome::Interrupted(Signal::Int),
+        }
+    }
+
+    /// The stable word for reports: `success`, `failed`, `invalid`, `access`, `timeout`,
+    /// `interrupted`.
+    #[must_use]
+    pub const fn word(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failed => "failed",
+            Outcome::Invalid => "invalid",
+            Outcome::Access => "access",
+            Outcome::Timeout => "timeout",
+            Outcome::Interrupted(_) => "interrupted",
+        }
+    }
+
+    /// How bad, for the worst of several: interrupted > access > invalid > failed > timeout
+    /// > success (a timeout may be a slow cluster; a failure is certain).
+    const fn severity(self) -> u8 {
+        match self {
+            Outcome::Success => 0,
+            Outcome::Timeout => 1,
+            Outcome::Failed => 2,
+            Outcome::Invalid => 3,
+            Outcome::Access => 4,
+            Outcome::Interrupted(_) => 5,
+        }
+    }
+
+    /// The worst exit code of several (0 when there is none).
+    #[must_use]
+    pub fn worst_code(codes: impl IntoIterator<Item = u8>) -> u8 {
+        codes
+            .into_iter()
+            .map(Outcome::from_code)
+            .max_by_key(|o| o.severity())
+            .unwrap_or(Outcome::Success)
+            .code()
+    }
+}
+
 /// Exit code: success.
-pub const EXIT_OK: u8 = 0;
+pub const EXIT_OK: u8 = Outcome::Success.code();
 /// Exit code: the deployment failed or was removed by someone else.
-pub const EXIT_FAILED: u8 = 1;
+pub const EXIT_FAILED: u8 = Outcome::Failed.code();
 /// Exit code: invalid usage or input.
-pub const EXIT_INVALID: u8 = 2;
+pub const EXIT_INVALID: u8 = Outcome::Invalid.code();
 /// Exit code: cluster access problem (includes "name already taken").
-pub const EXIT_ACCESS: u8 = 3;
+pub const EXIT_ACCESS: u8 = Outcome::Access.code();
 /// Exit code: timed out waiting.
-pub const EXIT_TIMEOUT: u8 = 4;
+pub const EXIT_TIMEOUT: u8 = Outcome::Timeout.code();
 /// Exit code: interrupted by SIGINT.
-pub const EXIT_SIGINT: u8 = 130;
+pub const EXIT_SIGINT: u8 = Outcome::Interrupted(Signal::Int).code();
 /// Exit code: interrupted by SIGTERM.
-pub const EXIT_SIGTERM: u8 = 143;
+pub const EXIT_SIGTERM: u8 = Outcome::Interrupted(Signal::Term).code();
 
 /// Which signal interrupted a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -71,10 +157,7 @@ impl Signal {
     /// The conventional exit code (128 + signal number).
     #[must_use]
     pub fn exit_code(self) -> u8 {
-        match self {
-            Signal::Int => EXIT_SIGINT,
-            Signal::Term => EXIT_SIGTERM,
-        }
+        Outcome::Interrupted(self).code()
     }
 }
 
@@ -414,13 +497,7 @@ impl Error {
     /// A stable one-word outcome for reports (`failed`, `invalid`, `access`, `timeout`, `interrupted`).
     #[must_use]
     pub fn outcome(&self) -> &'static str {
-        match self.exit_code() {
-            EXIT_FAILED => "failed",
-            EXIT_INVALID => "invalid",
-            EXIT_ACCESS => "access",
-            EXIT_TIMEOUT => "timeout",
-            _ => "interrupted",
-        }
+        Outcome::from_code(self.exit_code()).word()
     }
 
     /// Classifies a client error from request `op` into the matching variant.

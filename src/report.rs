@@ -7,7 +7,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::apply::{Change, ImageChange};
-use crate::error::Error;
+use crate::error::{Error, Outcome};
 use crate::events::EventRecord;
 use crate::pods::Broken;
 use crate::readiness::Readiness;
@@ -127,8 +127,8 @@ impl Report {
             namespace: namespace.to_owned(),
             source: None,
             uid: None,
-            outcome: "success".into(),
-            exit_code: 0,
+            outcome: Outcome::Success.word().into(),
+            exit_code: Outcome::Success.code(),
             error: None,
             phases: Vec::new(),
             events: Vec::new(),
@@ -185,7 +185,7 @@ impl Summary {
         let outcome = deployments
             .iter()
             .find(|r| r.exit_code == exit_code)
-            .map_or_else(|| "success".to_owned(), |r| r.outcome.clone());
+            .map_or_else(|| Outcome::Success.word().to_owned(), |r| r.outcome.clone());
         Summary {
             outcome,
             exit_code,
@@ -195,18 +195,10 @@ impl Summary {
 }
 
 /// The worst of several exit codes: interrupted > access (3) > invalid (2) > failed (1) >
-/// timeout (4) > success (0).
+/// timeout (4) > success (0); see [`Outcome::worst_code`].
 #[must_use]
 pub fn worst_exit_code(codes: impl IntoIterator<Item = u8>) -> u8 {
-    let rank = |c: u8| match c {
-        0 => 0,
-        4 => 1,
-        1 => 2,
-        2 => 3,
-        3 => 4,
-        _ => 5,
-    };
-    codes.into_iter().max_by_key(|c| rank(*c)).unwrap_or(0)
+    Outcome::worst_code(codes)
 }
 
 /// Most Warnings kept by [`last_events`] beyond its `limit` (the latest per object always

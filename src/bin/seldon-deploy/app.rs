@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use futures::StreamExt;
 use seldon_deploy::apply;
 use seldon_deploy::connect::{self, ConnectOptions, Connection};
-use seldon_deploy::error::{Error, Signal};
+use seldon_deploy::error::{Error, Outcome, Signal};
 use seldon_deploy::events::{self, EventFilter};
 use seldon_deploy::lifecycle::{Deployer, WaitOptions};
 use seldon_deploy::manifest::{self, Manifest};
@@ -42,7 +42,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
             e.exit_code()
         }
     };
-    if code == 3
+    if code == Outcome::Access.code()
         && let Some(server) = SERVER.get()
     {
         eprintln!(
@@ -477,8 +477,10 @@ async fn status(c: &ConnArgs, out: Output, name: &str, replicas: Option<i32>) ->
         .status(name, replicas, Instant::now() + Duration::from_secs(30))
         .await?;
     let code = match r.verdict {
-        seldon_deploy::readiness::Verdict::Failed | seldon_deploy::readiness::Verdict::Gone => 1,
-        _ => 0,
+        seldon_deploy::readiness::Verdict::Failed | seldon_deploy::readiness::Verdict::Gone => {
+            Outcome::Failed.code()
+        }
+        _ => Outcome::Success.code(),
     };
     match out {
         Output::Json => println!(
@@ -553,7 +555,7 @@ async fn follow_events(
         tokio::select! {
             () = &mut until => return Ok(0),
             () = interrupt.triggered() => {
-                return Ok(interrupt.signal().map_or(130, Signal::exit_code));
+                return Ok(interrupt.signal().unwrap_or(Signal::Int).exit_code());
             }
             item = stream.next() => match item {
                 Some(Ok(e)) => match out {

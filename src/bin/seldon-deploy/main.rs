@@ -9,6 +9,7 @@ mod output;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
+use seldon_deploy::error::Outcome;
 
 fn main() -> ExitCode {
     let args = cli::rewrite_args(std::env::args_os().collect());
@@ -35,7 +36,12 @@ fn main() -> ExitCode {
                 }
             }
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+            let outcome = if e.use_stderr() {
+                Outcome::Invalid
+            } else {
+                Outcome::Success
+            };
+            return ExitCode::from(outcome.code());
         }
     };
     init_tracing(cli.verbose);
@@ -53,7 +59,7 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");
-                    ExitCode::from(1)
+                    ExitCode::from(Outcome::Failed.code())
                 }
             };
         }
@@ -70,7 +76,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
+            return ExitCode::from(Outcome::Failed.code());
         }
     };
     let code = runtime.block_on(app::dispatch(cli));
