@@ -1119,6 +1119,40 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_hard_exit_during_an_atomic_rollback_says_where_the_update_stands() {
+        let ledger = Ledger::default();
+        let h = Handle {
+            namespace: "team-a".into(),
+            name: "iris".into(),
+            uid: "u-1".into(),
+            created_at: None,
+        };
+        let says = |state, words: &[&str]| {
+            ledger.update_state(&h, "abc", Some(state));
+            let msg = ledger.exit_message();
+            assert!(!msg.contains("nothing created"), "{msg}");
+            assert!(msg.contains("seldondeployment/iris -n team-a"), "{msg}");
+            for w in words {
+                assert!(msg.contains(w), "{w:?} not in {msg}");
+            }
+        };
+        says(
+            UpdateState::Live,
+            &["the update is live", "seldon-deploy.io/apply-id=abc"],
+        );
+        says(
+            UpdateState::RestoreSent,
+            &["the restore was sent", "seldon-deploy.io/apply-id=abc"],
+        );
+        says(
+            UpdateState::Restored(Some(42)),
+            &["the restore is complete", "resourceVersion 42"],
+        );
+        ledger.update_state(&h, "abc", None);
+        assert!(ledger.describe().is_empty(), "settled: nothing to say");
+    }
+
     #[tokio::test]
     async fn a_warning_is_sent_once_however_many_lifecycles_hit_it() {
         let (svc, _handle) = tower_test::mock::pair::<

@@ -462,3 +462,184 @@ async fn an_unpullable_image_update_with_atomic_fails_naming_the_image_and_rolls
 async fn an_update_a_quota_forbids_with_atomic_fails_naming_failed_create_and_rolls_back() {
     broken_update("apply-quota-atomic", Breakage::Quota, true).await;
 }
+
+/// `v2` of `name` at `IMAGE_V2` whose new pods crash-loop, with label `version: 2`.
+fn crash_looping(name: &str) -> Value {
+    let mut v2 = versioned(name, IMAGE_V2, 1, "0s");
+    v2["metadata"]["labels"] = json!({"version": "2"});
+    v2["spec"]["predictors"][0]["componentSpecs"][0]["metadata"]["labels"] =
+        json!({"test.seldon-deploy/crash-loop": "true"});
+    v2
+}
+
+/// Polls until the live object's spec equals `spec` (the running apply's update is live).
+async fn until_spec(ns: &TestNamespace, name: &str, spec: &Value) {
+    for _ in 0..600 {
+        if ns.get_sdep(name).await.is_some_and(|o| o["spec"] == *spec) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the spec never became {spec}");
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn a_spec_another_writer_changed_during_a_failing_atomic_apply_is_not_rolled_back() {
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("apply-atomic-writer").await;
+    let v1 = versioned("contested", IMAGE_V1, 1, "0s");
+    let out = apply(&cluster, &ns.name, &v1, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+
+    let v2 = crash_looping("contested");
+    let (_d, file) = manifest_file(&v2);
+    let args = [
+        "apply",
+        "-n",
+        &ns.name,
+        "-f",
+        &file,
+        "-o",
+        "json",
+        "--atomic",
+        "--timeout",
+        "3m",
+        "--failed-grace",
+        "5s",
+    ];
+    let child = cluster.spawn(&args);
+    // While the rollout fails, a second pipeline changes the spec.
+    until_spec(&ns, "contested", &v2["spec"]).await;
+    let patch = json!({"spec": {"annotations": {"seldon.io/rest-timeout": "5000"}}});
+    let theirs = ns
+        .sdeps()
+        .patch("contested", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let theirs = serde_json::to_value(theirs).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let rep = report(&out);
+    assert_eq!(rep["rollback"]["outcome"], "refused", "{rep}");
+    let error = rep["error"].as_str().unwrap();
+    assert!(
+        error
+            .contains("not rolled back: the object was changed by another writer since this apply")
+            && error.contains("spec.annotations.seldon.io/rest-timeout"),
+        "{error}"
+    );
+    let live = ns.get_sdep("contested").await.unwrap();
+    assert_eq!(live["spec"], theirs["spec"], "their change was overwritten");
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn a_label_another_writer_added_survives_an_atomic_rollback() {
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("apply-atomic-label").await;
+    let mut v1 = versioned("labelled", IMAGE_V1, 1, "0s");
+    v1["metadata"]["labels"] = json!({"version": "1"});
+    let out = apply(&cluster, &ns.name, &v1, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let before = ns.get_sdep("labelled").await.unwrap();
+
+    let v2 = crash_looping("labelled");
+    let (_d, file) = manifest_file(&v2);
+    let args = [
+        "apply",
+        "-n",
+        &ns.name,
+        "-f",
+        &file,
+        "-o",
+        "json",
+        "--atomic",
+        "--timeout",
+        "3m",
+        "--failed-grace",
+        "5s",
+    ];
+    let child = cluster.spawn(&args);
+    // A policy controller labels the object while the rollout fails.
+    until_spec(&ns, "labelled", &v2["spec"]).await;
+    let patch = json!({"metadata": {"labels": {"policy": "checked"}}});
+    ns.sdeps()
+        .patch("labelled", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let rep = report(&out);
+    assert_eq!(rep["rollback"]["outcome"], "restored", "{rep}");
+    let live = ns.get_sdep("labelled").await.unwrap();
+    assert_eq!(live["spec"], before["spec"]);
+    assert_eq!(
+        live["metadata"]["labels"],
+        json!({"version": "1", "policy": "checked"}),
+        "our label is undone, theirs kept"
+    );
+    assert_eq!(
+        live["metadata"]["annotations"], before["metadata"]["annotations"],
+        "the update's marker is undone with it"
+    );
+    assert_rolled_out(&ns, "labelled", IMAGE_V1, 1).await;
+    ns.cleanup().await;
+}
+
+/// The rollback's wait cannot end (the previous spec's pods never turn Ready), so only
+/// `--cleanup-timeout` after the SIGTERM ends it, long before `--timeout`.
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn sigterm_during_a_rollback_ends_it_within_cleanup_timeout_saying_where_it_stopped() {
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("apply-atomic-term").await;
+    let mut v1 = versioned("stuck", IMAGE_V1, 1, "0s");
+    v1["spec"]["predictors"][0]["componentSpecs"][0]["metadata"]["labels"] =
+        json!({"test.seldon-deploy/never-ready": "true"});
+    let v1 = ns.create_sdep(&v1).await;
+
+    let v2 = crash_looping("stuck");
+    let (_d, file) = manifest_file(&v2);
+    let args = [
+        "apply",
+        "-n",
+        &ns.name,
+        "-f",
+        &file,
+        "-o",
+        "json",
+        "--atomic",
+        "--timeout",
+        "10m",
+        "--failed-grace",
+        "3s",
+        "--cleanup-timeout",
+        "3s",
+    ];
+    let child = cluster.spawn(&args);
+    let pid = child.id();
+    let run = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap());
+    until_spec(&ns, "stuck", &v2["spec"]).await;
+    // The rollout fails, the rollback restores v1 and waits for it.
+    until_spec(&ns, "stuck", &v1["spec"]).await;
+    support::signal(pid, "TERM");
+    // Bounded far below --timeout (10m); a rollback that ignored the signal would run on.
+    let out = match tokio::time::timeout(std::time::Duration::from_secs(120), run).await {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            support::signal(pid, "KILL");
+            panic!("still rolling back long after --cleanup-timeout");
+        }
+    };
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let rep = report(&out);
+    assert_eq!(rep["rollback"]["outcome"], "incomplete", "{rep}");
+    let error = rep["error"].as_str().unwrap();
+    assert!(
+        error.contains("the restore is complete") && error.contains("not confirmed ready"),
+        "{error}"
+    );
+    ns.cleanup().await;
+}
