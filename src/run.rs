@@ -41,8 +41,9 @@ pub struct RunOptions {
     pub keep: bool,
     /// Bound on the clean-up delete after a failure or interrupt (default 30 s).
     pub cleanup_timeout: Duration,
-    /// `apply --atomic`: when the rollout fails, times out or is interrupted, restore the
-    /// spec that was live before the update (or delete the object `apply` created).
+    /// `apply --atomic`: when the rollout fails, times out or is interrupted, undo what the
+    /// update changed, unless another writer changed the spec since (or delete the object
+    /// `apply` created).
     pub atomic: bool,
 }
 
