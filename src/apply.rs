@@ -194,6 +194,13 @@ fn changed_paths(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
     if a == b || out.len() > MAX_CHANGES {
         return;
     }
+    let empty = Value::Object(Map::new());
+    // A map that appeared or went away is listed by its keys.
+    let (a, b) = match (a, b) {
+        (Value::Null, Value::Object(_)) => (&empty, b),
+        (Value::Object(_), Value::Null) => (a, &empty),
+        _ => (a, b),
+    };
     match (a, b) {
         (Value::Object(x), Value::Object(y)) => {
             let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
@@ -495,6 +502,15 @@ mod tests {
                 [
                     "spec.predictors[0].componentSpecs[0].spec.containers[0].image: \"m:2\" → \"m:3\""
                 ]
+            ),
+            Restore::Send(s) => panic!("their spec would be overwritten: {s}"),
+        }
+        let mut annotated = wrote.clone();
+        annotated["spec"]["annotations"] = json!({"seldon.io/rest-timeout": "5000"});
+        match restored_object(&annotated, &previous, &wrote) {
+            Restore::ChangedByOthers(changes) => assert_eq!(
+                changes,
+                ["spec.annotations.seldon.io/rest-timeout: (absent) → \"5000\""]
             ),
             Restore::Send(s) => panic!("their spec would be overwritten: {s}"),
         }

@@ -908,7 +908,7 @@ async fn rollback(
     let cut_off = |what: &str| Error::Timeout {
         phase: what.to_owned(),
         after: cleanup,
-        detail: "cut off --cleanup-timeout after the signal".to_owned(),
+        detail: "--cleanup-timeout had passed since the signal".to_owned(),
     };
     let state = |s| ctx.ledger.update_state(h, &upd.apply_id, Some(s));
 

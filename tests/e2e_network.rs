@@ -111,8 +111,8 @@ async fn a_concurrent_writers_changes_survive_the_scale() {
     ns.cleanup().await;
 }
 
-/// A proxy in front of the real API server (through [`common::serve_http`]) that forwards
-/// everything, but answers the first request `lose` picks with a 504 after the API server has
+/// A proxy in front of the real API server (through [`common::serve_http_with_pods`]) that
+/// forwards everything, but answers the first request `lose` picks with a 504 after the API server has
 /// stored it, as a load balancer timing out does.
 async fn losing_proxy(
     cluster: &Cluster,
@@ -120,7 +120,7 @@ async fn losing_proxy(
 ) -> (common::HttpMock, common::Log) {
     let upstream = cluster.client().await;
     let mut lost_one = false;
-    common::serve_http(Box::new(move |r| {
+    common::serve_http_with_pods(Box::new(move |r| {
         let body = if r.body.is_null() {
             Vec::new()
         } else {
