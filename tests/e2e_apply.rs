@@ -588,19 +588,22 @@ async fn a_label_another_writer_added_survives_an_atomic_rollback() {
     ns.cleanup().await;
 }
 
-/// The rollback's wait cannot end (the previous spec's pods never turn Ready), so only
-/// `--cleanup-timeout` after the SIGTERM ends it, long before `--timeout`.
+/// Neither version's pods ever turn Ready (none fails either), so the rollout times out at
+/// `--timeout` and the rollback's wait would too; the SIGTERM, sent once the restore has
+/// landed, ends it `--cleanup-timeout` later instead.
 #[tokio::test]
 #[ignore = "needs the local control plane: run scripts/test.sh"]
 async fn sigterm_during_a_rollback_ends_it_within_cleanup_timeout_saying_where_it_stopped() {
     let cluster = Cluster::get();
     let ns = cluster.namespace("apply-atomic-term").await;
-    let mut v1 = versioned("stuck", IMAGE_V1, 1, "0s");
-    v1["spec"]["predictors"][0]["componentSpecs"][0]["metadata"]["labels"] =
-        json!({"test.seldon-deploy/never-ready": "true"});
-    let v1 = ns.create_sdep(&v1).await;
-
-    let v2 = crash_looping("stuck");
+    let never_ready = |image| {
+        let mut m = versioned("stuck", image, 1, "0s");
+        m["spec"]["predictors"][0]["componentSpecs"][0]["metadata"]["labels"] =
+            json!({"test.seldon-deploy/never-ready": "true"});
+        m
+    };
+    let v1 = ns.create_sdep(&never_ready(IMAGE_V1)).await;
+    let v2 = never_ready(IMAGE_V2);
     let (_d, file) = manifest_file(&v2);
     let args = [
         "apply",
@@ -612,20 +615,17 @@ async fn sigterm_during_a_rollback_ends_it_within_cleanup_timeout_saying_where_i
         "json",
         "--atomic",
         "--timeout",
-        "10m",
-        "--failed-grace",
-        "3s",
+        "15s",
         "--cleanup-timeout",
-        "3s",
+        "2s",
     ];
     let child = cluster.spawn(&args);
     let pid = child.id();
     let run = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap());
     until_spec(&ns, "stuck", &v2["spec"]).await;
-    // The rollout fails, the rollback restores v1 and waits for it.
+    // The rollout times out; the rollback restores v1 and waits for it.
     until_spec(&ns, "stuck", &v1["spec"]).await;
     support::signal(pid, "TERM");
-    // Bounded far below --timeout (10m); a rollback that ignored the signal would run on.
     let out = match tokio::time::timeout(std::time::Duration::from_secs(120), run).await {
         Ok(out) => out.unwrap(),
         Err(_) => {
@@ -633,13 +633,15 @@ async fn sigterm_during_a_rollback_ends_it_within_cleanup_timeout_saying_where_i
             panic!("still rolling back long after --cleanup-timeout");
         }
     };
-    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(4), "{}", describe(&out));
     let rep = report(&out);
     assert_eq!(rep["rollback"]["outcome"], "incomplete", "{rep}");
     let error = rep["error"].as_str().unwrap();
     assert!(
-        error.contains("the restore is complete") && error.contains("not confirmed ready"),
-        "{error}"
+        error.contains("the restore is complete")
+            && error.contains("not confirmed ready")
+            && error.contains("--cleanup-timeout had passed since the signal"),
+        "ended by the signal, not by --timeout: {error}"
     );
     ns.cleanup().await;
 }
