@@ -290,7 +290,15 @@ impl Ledger {
         if left.is_empty() {
             return "exiting at once; nothing created by this run is left behind".to_owned();
         }
-        let mut msg = String::from("exiting at once; left behind:");
+        let only_updates = self
+            .0
+            .lock()
+            .is_ok_and(|e| e.created.is_empty() && e.creating.is_empty());
+        let mut msg = String::from(if only_updates {
+            "exiting at once, with an --atomic rollback unfinished:"
+        } else {
+            "exiting at once; left behind:"
+        });
         for l in left {
             msg.push_str("\n  ");
             msg.push_str(&l);

@@ -645,3 +645,78 @@ async fn sigterm_during_a_rollback_ends_it_within_cleanup_timeout_saying_where_i
     );
     ns.cleanup().await;
 }
+
+/// As above, with a `--cleanup-timeout` that outlasts the test: a second Ctrl-C during the
+/// rollback's wait exits at once and says the restore is complete (not "nothing left behind").
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn a_second_ctrl_c_during_a_rollback_says_the_restore_is_complete() {
+    use std::io::BufRead;
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("apply-atomic-int").await;
+    let never_ready = |image| {
+        let mut m = versioned("halted", image, 1, "0s");
+        m["spec"]["predictors"][0]["componentSpecs"][0]["metadata"]["labels"] =
+            json!({"test.seldon-deploy/never-ready": "true"});
+        m
+    };
+    let v1 = ns.create_sdep(&never_ready(IMAGE_V1)).await;
+    let v2 = never_ready(IMAGE_V2);
+    let (_d, file) = manifest_file(&v2);
+    let args = [
+        "apply",
+        "-n",
+        &ns.name,
+        "-f",
+        &file,
+        // Progress then goes to stderr, where the test reads it.
+        "-o",
+        "json",
+        "--atomic",
+        "--timeout",
+        "10m",
+        "--cleanup-timeout",
+        "10m",
+    ];
+    let mut child = cluster.spawn(&args);
+    let (line_tx, line_rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = line_tx.send(line);
+        }
+    });
+    until_spec(&ns, "halted", &v2["spec"]).await;
+    // The first signal starts the rollback; once the restore has landed, the second one.
+    support::signal(child.id(), "INT");
+    until_spec(&ns, "halted", &v1["spec"]).await;
+    let mut lines = Vec::new();
+    while !lines.iter().any(|l: &String| l.contains("wait-rollback")) {
+        match line_rx.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(l) => lines.push(l),
+            Err(_) => panic!("the rollback's wait never began: {}", lines.join("\n")),
+        }
+    }
+    support::signal(child.id(), "INT");
+    let pid = child.id();
+    let run = tokio::task::spawn_blocking(move || child.wait().unwrap());
+    let status = match tokio::time::timeout(std::time::Duration::from_secs(60), run).await {
+        Ok(s) => s.unwrap(),
+        Err(_) => {
+            support::signal(pid, "KILL");
+            panic!("the second Ctrl-C did not exit at once");
+        }
+    };
+    lines.extend(line_rx.iter());
+    let stderr = lines.join("\n");
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(!stderr.contains("nothing created by this run"), "{stderr}");
+    assert!(
+        stderr.contains("seldondeployment/halted") && stderr.contains("the restore is complete"),
+        "{stderr}"
+    );
+    ns.cleanup().await;
+}
