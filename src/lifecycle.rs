@@ -122,7 +122,10 @@ const GAVE_UP: &str = "the object kept changing; gave up after repeated conflict
 enum WriteError {
     Read(Error),
     Put(kube::Error),
-    Lost { write: kube::Error, read: Error },
+    Lost {
+        write: kube::Error,
+        read: Option<Error>,
+    },
 }
 
 /// A 409 of our own making, for "gave up after repeated conflicts".
@@ -448,7 +451,7 @@ impl Deployer {
             Err(WriteError::Read(e)) => return Err(e),
             Err(WriteError::Put(e)) => return Err(self.classify_write(e, &op, manifest)),
             Err(WriteError::Lost { write, read }) => {
-                tracing::debug!("could not settle whether the update was stored: {read}");
+                tracing::debug!("could not settle whether the update was stored: {read:?}");
                 if !self.contacted.load(Ordering::Relaxed) {
                     return Err(self.classify_write(write, &op, manifest));
                 }
@@ -596,7 +599,7 @@ impl Deployer {
             Err(WriteError::Read(e)) => Err(e),
             Err(WriteError::Put(e)) => Err(Error::from_kube(e, &self.op("update", &handle.name))),
             Err(WriteError::Lost { write, read }) => {
-                tracing::debug!("could not settle whether the restore was stored: {read}");
+                tracing::debug!("could not settle whether the restore was stored: {read:?}");
                 Err(Error::WriteUncertain {
                     namespace: self.namespace.clone(),
                     name: handle.name.clone(),
@@ -622,7 +625,9 @@ impl Deployer {
     /// a lost answer (another 5xx, a dropped connection, the deadline), a read shows it was not:
     /// the object does not carry `marker` (without a marker: something is still left to send).
     /// The same precondition then guards the re-sent write against a late arrival of the first,
-    /// and a write by someone else in between makes it build again from their object.
+    /// and a write by someone else in between makes it build again from their object. Once an
+    /// answer was lost, every later read is checked the same way, so a late arrival that makes
+    /// a re-sent write answer 409 is recognised as this write.
     ///
     /// Returns the object the write was built from and, if something was written, the server's
     /// answer (after a lost answer, the object read that carries the write).
@@ -634,9 +639,27 @@ impl Deployer {
         marker: Option<&str>,
         build: impl Fn(&Value) -> Result<Option<Value>>,
     ) -> Result<(Value, Option<Value>), WriteError> {
+        // Whether `live` already has the write (checked only after a lost answer).
+        let landed = |live: &Value| -> Result<bool> {
+            Ok(match marker {
+                Some(m) => {
+                    live.pointer(&format!("/metadata/annotations/{APPLY_ID_POINTER}"))
+                        .and_then(Value::as_str)
+                        == Some(m)
+                }
+                None => build(live)?.is_none_or(|d| !apply::differs(live, &d)),
+            })
+        };
         let mut delay = Duration::from_millis(10);
         let mut live = self.get(name, deadline).await.map_err(WriteError::Read)?;
+        // After a lost answer: the object that write was built from.
+        let mut lost_from: Option<Value> = None;
         for attempt in 1..=MAX_WRITE_ATTEMPTS {
+            if let Some(from) = &lost_from
+                && landed(&live).map_err(WriteError::Read)?
+            {
+                return Ok((from.clone(), Some(live)));
+            }
             let desired = match build(&live).map_err(WriteError::Read)? {
                 Some(d) if apply::differs(&live, &d) => d,
                 _ => return Ok((live, None)),
@@ -663,29 +686,31 @@ impl Deployer {
                     delay = (delay * 5).min(Duration::from_secs(2));
                     live = self.get(name, deadline).await.map_err(WriteError::Read)?;
                 }
-                Err(e) if answer_lost(&e) && retry => {
+                Err(e) if answer_lost(&e) => {
                     tracing::debug!("the answer to the update was lost or ambiguous, reading: {e}");
                     self.stats.retry();
                     // As for a create: the deadline may be what cut the answer off.
                     let check_deadline = deadline.max(Instant::now() + OWNERSHIP_CHECK);
                     let now = match self.get(name, check_deadline).await {
                         Ok(now) => now,
-                        Err(read) => return Err(WriteError::Lost { write: e, read }),
-                    };
-                    let landed = match marker {
-                        Some(m) => {
-                            now.pointer(&format!("/metadata/annotations/{APPLY_ID_POINTER}"))
-                                .and_then(Value::as_str)
-                                == Some(m)
+                        Err(read) => {
+                            return Err(WriteError::Lost {
+                                write: e,
+                                read: Some(read),
+                            });
                         }
-                        None => build(&now)
-                            .map_err(WriteError::Read)?
-                            .is_none_or(|d| !apply::differs(&now, &d)),
                     };
-                    if landed {
+                    if landed(&now).map_err(WriteError::Read)? {
                         return Ok((live, Some(now)));
                     }
-                    live = now;
+                    if !retry {
+                        // Not stored yet, and no attempts left: it may still arrive.
+                        return Err(WriteError::Lost {
+                            write: e,
+                            read: None,
+                        });
+                    }
+                    lost_from = Some(std::mem::replace(&mut live, now));
                 }
                 Err(e) => return Err(WriteError::Put(e)),
             }

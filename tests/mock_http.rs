@@ -337,6 +337,8 @@ enum FirstPut {
     NotStoredThen504,
     /// Stores it, answers 504, and then refuses every read (403).
     StoredThenUnreadable,
+    /// Answers 504 and stores it late: just after the read that follows.
+    StoredLateThen504,
 }
 
 /// A live `iris` that an apply of [`iris_manifest`] updates, with a PUT honouring the
@@ -353,6 +355,7 @@ async fn update_through_connect(
     let state = Arc::new(Mutex::new(live));
     let st = state.clone();
     let mut puts = 0;
+    let mut late: Option<Value> = None;
     let (mock, log) = serve_http(Box::new(move |r| {
         let mut st = st.lock().unwrap();
         match (r.method.as_str(), r.resource()) {
@@ -360,7 +363,13 @@ async fn update_through_connect(
                 403,
                 &status(403, "Forbidden", "seldondeployments \"iris\" is forbidden"),
             ),
-            ("GET", "sdep") => respond(200, &st),
+            ("GET", "sdep") => {
+                let answer = respond(200, &st);
+                if let Some(o) = late.take() {
+                    *st = o;
+                }
+                answer
+            }
             ("PUT", "sdep") => {
                 puts += 1;
                 if r.body["metadata"]["resourceVersion"] != st["metadata"]["resourceVersion"] {
@@ -370,16 +379,18 @@ async fn update_through_connect(
                     );
                 }
                 let lost = puts == 1;
-                if !(lost && first == FirstPut::NotStoredThen504) {
-                    let rv: u64 = st["metadata"]["resourceVersion"]
-                        .as_str()
-                        .unwrap()
-                        .parse()
-                        .unwrap();
-                    let mut o = r.body.clone();
-                    o["metadata"]["resourceVersion"] = json!((rv + 1).to_string());
-                    o["status"] = st["status"].clone();
-                    *st = o;
+                let rv: u64 = st["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                let mut o = r.body.clone();
+                o["metadata"]["resourceVersion"] = json!((rv + 1).to_string());
+                o["status"] = st["status"].clone();
+                match first {
+                    FirstPut::NotStoredThen504 if lost => {}
+                    FirstPut::StoredLateThen504 if lost => late = Some(o),
+                    _ => *st = o,
                 }
                 if lost {
                     return respond(504, &status(504, "Timeout", "the proxy gave up waiting"));
@@ -455,5 +466,22 @@ async fn a_lost_update_answer_whose_read_fails_exits_3_saying_it_may_be_live_and
         count(&log, |r| r.method == "PUT"),
         1,
         "not sent blindly again"
+    );
+}
+
+#[tokio::test]
+async fn a_lost_update_that_lands_after_the_read_is_recognised_when_the_resend_meets_409() {
+    let (applied, log, state) = update_through_connect(FirstPut::StoredLateThen504).await;
+    let applied = applied.expect("the 409's re-read finds the update");
+    assert_eq!(
+        applied.change,
+        seldon_deploy::apply::Change::Updated,
+        "not mistaken for an unchanged object"
+    );
+    assert_eq!(count(&log, |r| r.method == "PUT"), 2, "the re-send met 409");
+    assert_eq!(marker(&state.lock().unwrap()), applied.apply_id.as_deref());
+    assert_eq!(
+        applied.before.unwrap()["spec"]["predictors"][0]["replicas"],
+        3
     );
 }
