@@ -107,8 +107,9 @@ pub struct Applied {
     /// the live object when unchanged).
     pub after: Value,
     /// The update's resourceVersion, which a status must be newer than to describe it
-    /// (see [`Target::Rollout`]); `None` when nothing was updated. After a lost answer it is
-    /// the resourceVersion of the read that found the update, which may be later.
+    /// (see [`Target::Rollout`]); `None` when nothing was updated. After a lost answer, the
+    /// one a watch found the update stored at, else that of the read that found it (which
+    /// may be later).
     pub revision: Option<u64>,
     /// The value of [`APPLY_ID_ANNOTATION`] the update set (`None` when nothing was updated).
     pub apply_id: Option<String>,
@@ -655,10 +656,12 @@ impl Deployer {
         // After a lost answer: the object that write was built from.
         let mut lost_from: Option<Value> = None;
         for attempt in 1..=MAX_WRITE_ATTEMPTS {
-            if let Some(from) = &lost_from
-                && landed(&live).map_err(WriteError::Read)?
-            {
-                return Ok((from.clone(), Some(live)));
+            if let Some(from) = lost_from.take() {
+                if landed(&live).map_err(WriteError::Read)? {
+                    let stored = self.as_stored(name, &from, marker, live).await;
+                    return Ok((from, Some(stored)));
+                }
+                lost_from = Some(from);
             }
             let desired = match build(&live).map_err(WriteError::Read)? {
                 Some(d) if apply::differs(&live, &d) => d,
@@ -701,7 +704,8 @@ impl Deployer {
                         }
                     };
                     if landed(&now).map_err(WriteError::Read)? {
-                        return Ok((live, Some(now)));
+                        let stored = self.as_stored(name, &live, marker, now).await;
+                        return Ok((live, Some(stored)));
                     }
                     if !retry {
                         // Not stored yet, and no attempts left: it may still arrive.
@@ -716,6 +720,57 @@ impl Deployer {
             }
         }
         Err(WriteError::Put(conflict(GAVE_UP)))
+    }
+
+    /// The object as this write stored it, found after a lost answer: `read` carries the
+    /// write, but later writes (the operator's status) may have moved its resourceVersion on,
+    /// and the rollout wait needs the write's own. A watch from `from`'s resourceVersion
+    /// replays the changes since in order; the first one that carries `marker` is the write.
+    /// Without a marker, or if the watch cannot tell within a few seconds (the history was
+    /// compacted, say), `read` itself, whose resourceVersion is no earlier.
+    async fn as_stored(
+        &self,
+        name: &str,
+        from: &Value,
+        marker: Option<&str>,
+        read: Value,
+    ) -> Value {
+        use futures::StreamExt;
+        use kube::api::{WatchEvent, WatchParams};
+        let (Some(marker), Some(from_rv)) = (
+            marker,
+            from.pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str),
+        ) else {
+            return read;
+        };
+        let carries = |o: &Value| {
+            o.pointer(&format!("/metadata/annotations/{APPLY_ID_POINTER}"))
+                .and_then(Value::as_str)
+                == Some(marker)
+        };
+        let wp = WatchParams::default()
+            .fields(&format!("metadata.name={name}"))
+            .timeout(OWNERSHIP_CHECK.as_secs() as u32);
+        let found = async {
+            let mut events = self.sdeps.watch(&wp, from_rv).await.ok()?.boxed();
+            while let Some(Ok(ev)) = events.next().await {
+                if let WatchEvent::Added(o) | WatchEvent::Modified(o) = ev {
+                    let o = serde_json::to_value(o).ok()?;
+                    if carries(&o) {
+                        return Some(o);
+                    }
+                }
+            }
+            None
+        };
+        match tokio::time::timeout(OWNERSHIP_CHECK, found).await {
+            Ok(Some(stored)) => stored,
+            _ => {
+                tracing::debug!("the update's own resourceVersion is unknown; using the read's");
+                read
+            }
+        }
     }
 
     fn collection_url(&self, version: &str, extra: &str) -> String {

@@ -356,9 +356,27 @@ async fn update_through_connect(
     let st = state.clone();
     let mut puts = 0;
     let mut late: Option<Value> = None;
+    // Every version stored, for watches from a resourceVersion.
+    let mut history: Vec<Value> = Vec::new();
     let (mock, log) = serve_http(Box::new(move |r| {
         let mut st = st.lock().unwrap();
         match (r.method.as_str(), r.resource()) {
+            ("GET", "sdep") if r.is_watch() => {
+                let from: u64 = r.query["resourceVersion"].parse().unwrap();
+                let since: Vec<Value> = history
+                    .iter()
+                    .filter(|o| {
+                        o["metadata"]["resourceVersion"]
+                            .as_str()
+                            .unwrap()
+                            .parse::<u64>()
+                            .unwrap()
+                            > from
+                    })
+                    .map(|o| json!({"type": "MODIFIED", "object": o}))
+                    .collect();
+                watch_events(&since)
+            }
             ("GET", "sdep") if puts > 0 && first == FirstPut::StoredThenUnreadable => respond(
                 403,
                 &status(403, "Forbidden", "seldondeployments \"iris\" is forbidden"),
@@ -390,6 +408,15 @@ async fn update_through_connect(
                 match first {
                     FirstPut::NotStoredThen504 if lost => {}
                     FirstPut::StoredLateThen504 if lost => late = Some(o),
+                    FirstPut::StoredThen504 if lost => {
+                        // The operator writes a status right after the update.
+                        history.push(o.clone());
+                        let mut after = o;
+                        after["metadata"]["resourceVersion"] = json!((rv + 2).to_string());
+                        after["status"] = json!({"state": "Creating"});
+                        history.push(after.clone());
+                        *st = after;
+                    }
                     _ => *st = o,
                 }
                 if lost {
@@ -425,7 +452,16 @@ async fn a_stored_update_answered_504_is_recognised_by_its_marker_and_sent_once(
     assert_eq!(count(&log, |r| r.method == "PUT"), 1, "sent once");
     let stored = state.lock().unwrap().clone();
     assert_eq!(marker(&stored), applied.apply_id.as_deref());
-    assert_eq!(applied.revision, Some(6));
+    assert_eq!(
+        stored["metadata"]["resourceVersion"], "7",
+        "a status came after"
+    );
+    assert_eq!(
+        applied.revision,
+        Some(6),
+        "the update's own resourceVersion, found by a watch from the one before"
+    );
+    assert_eq!(count(&log, |r| r.is_watch()), 1);
     assert_eq!(applied.after["spec"], stored["spec"]);
     assert_eq!(
         applied.before.unwrap()["spec"]["predictors"][0]["replicas"],
