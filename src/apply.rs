@@ -96,30 +96,144 @@ pub fn desired_object(live: &Value, manifest: &Manifest) -> Value {
     out
 }
 
-/// The object to send to roll `live` back to `previous` (the object as it was before an
-/// update): its spec, labels and annotations exactly as they were; the rest of the live
-/// metadata (and its resourceVersion, the precondition) kept. `status` and `managedFields` are
-/// dropped, as in [`desired_object`].
+/// What [`restored_object`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Restore {
+    /// Send this object to undo the update.
+    Send(Value),
+    /// Another writer changed the spec since the update: restoring would overwrite their
+    /// change. Holds what changed (`spec.path: ours → theirs`, a few lines).
+    ChangedByOthers(Vec<String>),
+}
+
+/// The object to send to undo an update: `previous` is the object as it was before the
+/// update, `wrote` the object the update stored (the server's answer), `live` the object now.
+///
+/// Only what the update changed is undone, and only while it is still as the update left it:
+/// the spec goes back to `previous`'s if the live spec is still the one the update wrote (a
+/// live spec already equal to `previous`'s counts too); otherwise another writer changed it
+/// and [`Restore::ChangedByOthers`] says what. Each label and annotation the update set or
+/// changed goes back to its previous value (or is removed, if it was absent) unless someone
+/// changed it since; every other key, and the rest of the live metadata (with its
+/// resourceVersion, the precondition), is kept. `status` and `managedFields` are dropped, as
+/// in [`desired_object`].
+///
+/// # Examples
+///
+/// ```
+/// use serde_json::json;
+/// use seldon_deploy::apply::{restored_object, Restore};
+/// let previous = json!({"metadata": {"labels": {"v": "1"}}, "spec": {"replicas": 1}});
+/// let wrote = json!({"metadata": {"labels": {"v": "2"}}, "spec": {"replicas": 2}});
+/// // Since the update, a policy controller added a label.
+/// let live = json!({"metadata": {"labels": {"v": "2", "policy": "ok"}, "resourceVersion": "9"},
+///     "spec": {"replicas": 2}});
+/// let Restore::Send(sent) = restored_object(&live, &previous, &wrote) else { panic!() };
+/// assert_eq!(sent["spec"], json!({"replicas": 1}));
+/// assert_eq!(sent["metadata"]["labels"], json!({"v": "1", "policy": "ok"}));
+/// // Another writer changed the spec: it is not overwritten.
+/// let theirs = json!({"metadata": {}, "spec": {"replicas": 3}});
+/// assert!(matches!(restored_object(&theirs, &previous, &wrote), Restore::ChangedByOthers(_)));
+/// ```
 #[must_use]
-pub fn restored_object(live: &Value, previous: &Value) -> Value {
+pub fn restored_object(live: &Value, previous: &Value, wrote: &Value) -> Restore {
+    let live_spec = live.get("spec").unwrap_or(&Value::Null);
+    let wrote_spec = wrote.get("spec").unwrap_or(&Value::Null);
+    let previous_spec = previous.get("spec").unwrap_or(&Value::Null);
+    if live_spec != wrote_spec && live_spec != previous_spec {
+        let mut changes = Vec::new();
+        changed_paths("spec", wrote_spec, live_spec, &mut changes);
+        return Restore::ChangedByOthers(changes);
+    }
     let mut out = live.clone();
     if let Some(o) = out.as_object_mut() {
         o.remove("status");
-        o.insert(
-            "spec".into(),
-            previous.get("spec").cloned().unwrap_or(Value::Null),
-        );
+        o.insert("spec".into(), previous_spec.clone());
     }
     if let Some(meta) = out.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("managedFields");
         for key in ["labels", "annotations"] {
-            match previous.pointer(&format!("/metadata/{key}")) {
-                Some(v) => meta.insert(key.to_owned(), v.clone()),
-                None => meta.remove(key),
+            let map = |v: &Value| {
+                v.pointer(&format!("/metadata/{key}"))
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default()
             };
+            let (before, ours) = (map(previous), map(wrote));
+            let mut now = map(live);
+            let touched = ours
+                .keys()
+                .chain(before.keys())
+                .filter(|k| ours.get(*k) != before.get(*k));
+            for k in touched {
+                // Someone else's value since the update stays.
+                if now.get(k) != ours.get(k) {
+                    continue;
+                }
+                match before.get(k) {
+                    Some(v) => now.insert(k.clone(), v.clone()),
+                    None => now.remove(k),
+                };
+            }
+            if now.is_empty() {
+                meta.remove(key);
+            } else {
+                meta.insert(key.to_owned(), Value::Object(now));
+            }
         }
     }
-    out
+    Restore::Send(out)
+}
+
+/// At most this many changed paths are listed.
+const MAX_CHANGES: usize = 8;
+
+/// Appends `path: a → b` for each leaf where `a` and `b` differ (objects by key, arrays by
+/// index), at most [`MAX_CHANGES`] (then `…`).
+fn changed_paths(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
+    if a == b || out.len() > MAX_CHANGES {
+        return;
+    }
+    let empty = Value::Object(Map::new());
+    // A map that appeared or went away is listed by its keys.
+    let (a, b) = match (a, b) {
+        (Value::Null, Value::Object(_)) => (&empty, b),
+        (Value::Object(_), Value::Null) => (a, &empty),
+        _ => (a, b),
+    };
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                let null = Value::Null;
+                let (va, vb) = (x.get(k).unwrap_or(&null), y.get(k).unwrap_or(&null));
+                changed_paths(&format!("{path}.{k}"), va, vb, out);
+            }
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+            for (i, (va, vb)) in x.iter().zip(y).enumerate() {
+                changed_paths(&format!("{path}[{i}]"), va, vb, out);
+            }
+        }
+        _ if out.len() == MAX_CHANGES => out.push("…".to_owned()),
+        _ => {
+            let show = |v: &Value| {
+                let s = if v.is_null() {
+                    "(absent)".to_owned()
+                } else {
+                    v.to_string()
+                };
+                if s.chars().count() > 80 {
+                    format!("{}…", s.chars().take(80).collect::<String>())
+                } else {
+                    s
+                }
+            };
+            out.push(format!("{path}: {} → {}", show(a), show(b)));
+        }
+    }
 }
 
 /// Whether sending `desired` would change `live`: its spec, or a label or annotation.
@@ -328,6 +442,76 @@ mod tests {
         assert_eq!(ch[1].new, None);
         assert!(image_changes(Some(&after), &after).is_empty());
         assert_eq!(image_changes(None, &after).len(), 1);
+    }
+
+    #[test]
+    fn a_restore_undoes_only_the_keys_the_update_set_and_keeps_other_writers_changes() {
+        let previous = json!({"metadata": {
+                "labels": {"v": "1", "team": "a", "gone": "x"},
+                "annotations": {"seldon-deploy.io/apply-id": "old"}},
+            "spec": {"replicas": 1}});
+        let wrote = json!({"metadata": {
+                "labels": {"v": "2", "team": "a", "added": "y"},
+                "annotations": {"seldon-deploy.io/apply-id": "ours"}},
+            "spec": {"replicas": 2}});
+        // Since the update: a policy label added, `added` rewritten, status written.
+        let live = json!({"metadata": {"resourceVersion": "12",
+                "labels": {"v": "2", "team": "a", "added": "theirs", "policy": "ok"},
+                "annotations": {"seldon-deploy.io/apply-id": "ours"},
+                "managedFields": []},
+            "spec": {"replicas": 2}, "status": {"state": "Creating"}});
+        let Restore::Send(sent) = restored_object(&live, &previous, &wrote) else {
+            panic!("refused")
+        };
+        assert_eq!(sent["spec"], json!({"replicas": 1}));
+        assert_eq!(
+            sent["metadata"]["labels"],
+            json!({"v": "1", "team": "a", "gone": "x", "added": "theirs", "policy": "ok"})
+        );
+        assert_eq!(
+            sent["metadata"]["annotations"],
+            json!({"seldon-deploy.io/apply-id": "old"})
+        );
+        assert_eq!(sent["metadata"]["resourceVersion"], "12");
+        assert!(sent.get("status").is_none());
+        assert!(sent.pointer("/metadata/managedFields").is_none());
+
+        // A marker the object had no annotation for is removed with the rest.
+        let bare = json!({"metadata": {}, "spec": {"replicas": 1}});
+        let Restore::Send(sent) = restored_object(&live, &bare, &wrote) else {
+            panic!("refused")
+        };
+        assert!(sent.pointer("/metadata/annotations").is_none(), "{sent}");
+    }
+
+    #[test]
+    fn a_spec_another_writer_changed_is_not_restored_and_the_change_is_named() {
+        let previous = sdep("m:1", false);
+        let wrote = sdep("m:2", false);
+        let theirs = sdep("m:3", false);
+        match restored_object(&theirs, &previous, &wrote) {
+            Restore::ChangedByOthers(changes) => assert_eq!(
+                changes,
+                [
+                    "spec.predictors[0].componentSpecs[0].spec.containers[0].image: \"m:2\" → \"m:3\""
+                ]
+            ),
+            Restore::Send(s) => panic!("their spec would be overwritten: {s}"),
+        }
+        let mut annotated = wrote.clone();
+        annotated["spec"]["annotations"] = json!({"seldon.io/rest-timeout": "5000"});
+        match restored_object(&annotated, &previous, &wrote) {
+            Restore::ChangedByOthers(changes) => assert_eq!(
+                changes,
+                ["spec.annotations.seldon.io/rest-timeout: (absent) → \"5000\""]
+            ),
+            Restore::Send(s) => panic!("their spec would be overwritten: {s}"),
+        }
+        // Already back at the previous spec (someone rolled back): nothing is refused.
+        assert!(matches!(
+            restored_object(&previous, &previous, &wrote),
+            Restore::Send(_)
+        ));
     }
 
     #[test]

@@ -372,6 +372,47 @@ pub enum Error {
         source: Box<kube::Error>,
     },
 
+    /// The answer to an update (or to its `--atomic` restore) was lost and a read could not
+    /// settle whether it was stored (exit 3). The update is live while the object carries
+    /// `apply_id` in its `seldon-deploy.io/apply-id` annotation.
+    #[error(
+        "the answer to {what} SeldonDeployment {name:?} in namespace {namespace:?} was lost ({cause}); {state} \
+         (check with: kubectl get sdep {name} -n {namespace} -o jsonpath='{{.metadata.annotations}}')",
+        what = if *restore { "restoring" } else { "updating" },
+        cause = root_cause(source),
+        state = if *restore {
+            format!("the restore may or may not have been stored: the update is still live while annotation {}={apply_id} is there", crate::model::names::APPLY_ID_ANNOTATION)
+        } else {
+            format!("the update may be live: it is if the object carries annotation {}={apply_id}", crate::model::names::APPLY_ID_ANNOTATION)
+        }
+    )]
+    WriteUncertain {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// The value of the update's marker annotation.
+        apply_id: String,
+        /// The lost answer was the restore's (`--atomic`), not the update's.
+        restore: bool,
+        /// Why the answer was lost.
+        #[source]
+        source: Box<kube::Error>,
+    },
+
+    /// `--atomic` did not roll back because another writer changed the spec since the update
+    /// (exit 1): restoring would overwrite their change.
+    #[error(
+        "not rolled back: the object was changed by another writer since this apply ({})",
+        changes.join("; ")
+    )]
+    ChangedByOthers {
+        /// Name.
+        name: String,
+        /// What changed: `spec.path: ours → theirs`.
+        changes: Vec<String>,
+    },
+
     /// The stream of Events failed, stopping the lifecycle it accompanied (exit 3).
     #[error("the event watch failed: {reason}")]
     EventWatch {
@@ -483,8 +524,10 @@ impl Error {
             | Error::Config { .. }
             | Error::UnexpectedResponse { .. }
             | Error::CreateUncertain { .. }
+            | Error::WriteUncertain { .. }
             | Error::EventWatch { .. } => EXIT_ACCESS,
             Error::NotFound { .. }
+            | Error::ChangedByOthers { .. }
             | Error::DeploymentFailed { .. }
             | Error::PodsFailing { .. }
             | Error::Gone { .. } => EXIT_FAILED,

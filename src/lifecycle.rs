@@ -33,6 +33,9 @@ use crate::watch::{SELDON_ID_LABEL, Stats};
 pub use crate::model::names::{FIELD_MANAGER, RUN_ID_ANNOTATION};
 /// [`RUN_ID_ANNOTATION`] as a JSON Pointer segment (`/` escaped as `~1`).
 const RUN_ID_POINTER: &str = "seldon-deploy.io~1run-id";
+pub use crate::model::names::APPLY_ID_ANNOTATION;
+/// [`APPLY_ID_ANNOTATION`] as a JSON Pointer segment.
+const APPLY_ID_POINTER: &str = "seldon-deploy.io~1apply-id";
 /// The least time the read after a lost create answer gets, even past the phase deadline.
 const OWNERSHIP_CHECK: Duration = Duration::from_secs(10);
 /// How many times a write (scale, update, restore) is re-read and re-sent after a conflict.
@@ -100,17 +103,26 @@ pub struct Applied {
     /// the live object when unchanged).
     pub after: Value,
     /// The update's resourceVersion, which a status must be newer than to describe it
-    /// (see [`Target::Rollout`]); `None` when nothing was updated.
+    /// (see [`Target::Rollout`]); `None` when nothing was updated. After a lost answer, the
+    /// one a watch found the update stored at, else that of the read that found it (which
+    /// may be later).
     pub revision: Option<u64>,
+    /// The value of [`APPLY_ID_ANNOTATION`] the update set (`None` when nothing was updated).
+    pub apply_id: Option<String>,
 }
 
 const GAVE_UP: &str = "the object kept changing; gave up after repeated conflicts";
 
 /// Why [`Deployer::put_guarded`] stopped: its read (or the caller's check of it) failed, or
-/// the write did, with the server's answer for the caller to word.
+/// the write did, with the server's answer for the caller to word; or the write's answer was
+/// lost and the read that was to settle it failed too.
 enum WriteError {
     Read(Error),
     Put(kube::Error),
+    Lost {
+        write: kube::Error,
+        read: Option<Error>,
+    },
 }
 
 /// A 409 of our own making, for "gave up after repeated conflicts".
@@ -322,11 +334,14 @@ impl Deployer {
             manifest.version, self.namespace
         );
         let run_id = new_run_id();
-        let body = serde_json::to_vec(&with_run_id(&manifest.object, &run_id)).map_err(|e| {
-            Error::Manifest {
-                source_name: manifest.origin(),
-                message: format!("cannot encode as JSON: {e}"),
-            }
+        let body = serde_json::to_vec(&with_annotation(
+            &manifest.object,
+            RUN_ID_ANNOTATION,
+            &run_id,
+        ))
+        .map_err(|e| Error::Manifest {
+            source_name: manifest.origin(),
+            message: format!("cannot encode as JSON: {e}"),
         })?;
         let op = self.op("create", &manifest.name);
         let map_err = |e| match Error::from_kube(e, &op) {
@@ -422,21 +437,29 @@ impl Deployer {
             if dry_run { "&dryRun=All" } else { "" }
         );
         let op = self.op("update", &manifest.name);
+        // A dry run stores nothing, so it needs no marker (and its diff shows none).
+        let apply_id = (!dry_run).then(new_run_id);
         let written = self
-            .put_guarded(&manifest.name, &url, deadline, |live| {
-                if live
-                    .pointer("/metadata/deletionTimestamp")
-                    .is_some_and(|v| !v.is_null())
-                {
-                    let h = Handle::from_object(live, &self.namespace)?;
-                    return Err(Error::Gone {
-                        name: h.name,
-                        uid: h.uid,
-                        how: "marked for deletion",
-                    });
-                }
-                Ok(Some(apply::desired_object(live, manifest)))
-            })
+            .put_guarded(
+                &manifest.name,
+                &url,
+                deadline,
+                apply_id.as_deref(),
+                |live| {
+                    if live
+                        .pointer("/metadata/deletionTimestamp")
+                        .is_some_and(|v| !v.is_null())
+                    {
+                        let h = Handle::from_object(live, &self.namespace)?;
+                        return Err(Error::Gone {
+                            name: h.name,
+                            uid: h.uid,
+                            how: "marked for deletion",
+                        });
+                    }
+                    Ok(Some(apply::desired_object(live, manifest)))
+                },
+            )
             .await;
         let (live, after) = match written {
             Err(WriteError::Read(Error::NotFound { .. })) => {
@@ -444,6 +467,19 @@ impl Deployer {
             }
             Err(WriteError::Read(e)) => return Err(e),
             Err(WriteError::Put(e)) => return Err(self.classify_write(e, &op, manifest)),
+            Err(WriteError::Lost { write, read }) => {
+                tracing::debug!("could not settle whether the update was stored: {read:?}");
+                if !self.contacted.load(Ordering::Relaxed) {
+                    return Err(self.classify_write(write, &op, manifest));
+                }
+                return Err(Error::WriteUncertain {
+                    namespace: self.namespace.clone(),
+                    name: manifest.name.clone(),
+                    apply_id: apply_id.unwrap_or_default(),
+                    restore: false,
+                    source: Box::new(write),
+                });
+            }
             Ok(done) => done,
         };
         let handle = Handle::from_object(&live, &self.namespace)?;
@@ -454,17 +490,17 @@ impl Deployer {
                 after: live.clone(),
                 before: Some(live),
                 revision: None,
+                apply_id: None,
             });
         };
-        // The server found nothing to store (e.g. a number written differently).
-        let change = if !dry_run
-            && after.pointer("/metadata/resourceVersion")
-                == live.pointer("/metadata/resourceVersion")
-        {
-            Change::Unchanged
-        } else {
-            Change::Updated
-        };
+        // The server found nothing to store but the marker (e.g. a number written
+        // differently): the live spec stands, and there is nothing to roll back.
+        let change =
+            if !dry_run && !apply::differs(&without_apply_id(&live), &without_apply_id(&after)) {
+                Change::Unchanged
+            } else {
+                Change::Updated
+            };
         let revision = (change == Change::Updated && !dry_run)
             .then(|| {
                 apply::revision(
@@ -480,6 +516,7 @@ impl Deployer {
             before: Some(live),
             after,
             revision,
+            apply_id: apply_id.filter(|_| change == Change::Updated),
         })
     }
 
@@ -497,6 +534,7 @@ impl Deployer {
                 before: None,
                 after: manifest.object.clone(),
                 revision: None,
+                apply_id: None,
             });
         }
         let url = self.collection_url(&manifest.version, "&dryRun=All");
@@ -519,20 +557,26 @@ impl Deployer {
             before: None,
             after,
             revision: None,
+            apply_id: None,
         })
     }
 
-    /// Restores `previous` (the object as it was before an update: its spec, labels and
-    /// annotations exactly) over whatever is live now, re-reading on conflicts. Returns the
-    /// resourceVersion of the write, for the rollout wait.
+    /// Undoes an update: `previous` is the object as it was before it, `wrote` the object the
+    /// update stored. Only what the update changed is restored, and only while the live object
+    /// is still as the update left it (see [`apply::restored_object`]); re-reads on conflicts.
+    /// Returns the resourceVersion of the write (`None`: nothing needed restoring), for the
+    /// rollout wait.
     ///
     /// # Errors
     ///
-    /// [`Error::Gone`] if the object was deleted or replaced; access errors.
+    /// [`Error::ChangedByOthers`] if another writer changed the spec since the update;
+    /// [`Error::Gone`] if the object was deleted or replaced; [`Error::WriteUncertain`] if
+    /// the restore's answer was lost and a read could not settle it; access errors.
     pub async fn restore(
         &self,
         handle: &Handle,
         previous: &Value,
+        wrote: &Value,
         deadline: Instant,
     ) -> Result<Option<u64>> {
         let gone = |how| Error::Gone {
@@ -545,11 +589,17 @@ impl Deployer {
             self.namespace, handle.name
         );
         let written = self
-            .put_guarded(&handle.name, &url, deadline, |live| {
+            .put_guarded(&handle.name, &url, deadline, None, |live| {
                 if live.pointer("/metadata/uid").and_then(Value::as_str) != Some(&handle.uid) {
                     return Err(gone("replaced"));
                 }
-                Ok(Some(apply::restored_object(live, previous)))
+                match apply::restored_object(live, previous, wrote) {
+                    apply::Restore::Send(v) => Ok(Some(v)),
+                    apply::Restore::ChangedByOthers(changes) => Err(Error::ChangedByOthers {
+                        name: handle.name.clone(),
+                        changes,
+                    }),
+                }
             })
             .await;
         match written {
@@ -562,29 +612,79 @@ impl Deployer {
             Err(WriteError::Read(Error::NotFound { .. })) => Err(gone("deleted")),
             Err(WriteError::Read(e)) => Err(e),
             Err(WriteError::Put(e)) => Err(Error::from_kube(e, &self.op("update", &handle.name))),
+            Err(WriteError::Lost { write, read }) => {
+                tracing::debug!("could not settle whether the restore was stored: {read:?}");
+                Err(Error::WriteUncertain {
+                    namespace: self.namespace.clone(),
+                    name: handle.name.clone(),
+                    apply_id: wrote
+                        .pointer(&format!("/metadata/annotations/{APPLY_ID_POINTER}"))
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
+                    restore: true,
+                    source: Box::new(write),
+                })
+            }
         }
     }
 
     /// The one read-modify-write loop for whole objects (`apply`, `restore`): reads `name`,
     /// lets `build` make the object to send from it, and PUTs that to `url` with the read's
     /// resourceVersion as precondition, so a concurrent write is a 409, after which it reads
-    /// and builds again (bounded). A PUT is sent once unless the answer proves it was not
-    /// applied (429/503). Nothing is sent when the built object does not differ from the live
-    /// one. Returns the live object read and, if something was written, the server's answer.
+    /// and builds again (bounded). Nothing is sent when the built object does not differ from
+    /// the live one; what is sent carries `marker` as [`APPLY_ID_ANNOTATION`], if given.
+    ///
+    /// A PUT is sent again only when the answer proves it was not applied (429/503) or, after
+    /// a lost answer (another 5xx, a dropped connection, the deadline), a read shows it was not:
+    /// the object does not carry `marker` (without a marker: something is still left to send).
+    /// The same precondition then guards the re-sent write against a late arrival of the first,
+    /// and a write by someone else in between makes it build again from their object. Once an
+    /// answer was lost, every later read is checked the same way, so a late arrival that makes
+    /// a re-sent write answer 409 is recognised as this write.
+    ///
+    /// Returns the object the write was built from and, if something was written, the server's
+    /// answer (after a lost answer, the object read that carries the write).
     async fn put_guarded(
         &self,
         name: &str,
         url: &str,
         deadline: Instant,
+        marker: Option<&str>,
         build: impl Fn(&Value) -> Result<Option<Value>>,
     ) -> Result<(Value, Option<Value>), WriteError> {
+        // Whether `live` already has the write (checked only after a lost answer).
+        let landed = |live: &Value| -> Result<bool> {
+            Ok(match marker {
+                Some(m) => {
+                    live.pointer(&format!("/metadata/annotations/{APPLY_ID_POINTER}"))
+                        .and_then(Value::as_str)
+                        == Some(m)
+                }
+                None => build(live)?.is_none_or(|d| !apply::differs(live, &d)),
+            })
+        };
         let mut delay = Duration::from_millis(10);
+        let mut live = self.get(name, deadline).await.map_err(WriteError::Read)?;
+        // After a lost answer: the object that write was built from.
+        let mut lost_from: Option<Value> = None;
         for attempt in 1..=MAX_WRITE_ATTEMPTS {
-            let live = self.get(name, deadline).await.map_err(WriteError::Read)?;
+            if let Some(from) = lost_from.take() {
+                if landed(&live).map_err(WriteError::Read)? {
+                    let stored = self.as_stored(name, &from, marker, live).await;
+                    return Ok((from, Some(stored)));
+                }
+                lost_from = Some(from);
+            }
             let desired = match build(&live).map_err(WriteError::Read)? {
                 Some(d) if apply::differs(&live, &d) => d,
                 _ => return Ok((live, None)),
             };
+            let desired = match marker {
+                Some(m) => with_annotation(&desired, APPLY_ID_ANNOTATION, m),
+                None => desired,
+            };
+            let retry = attempt < MAX_WRITE_ATTEMPTS;
             match self
                 .retrying(deadline, false, || async {
                     let req = json_request(http::Method::PUT, url, &desired)?;
@@ -594,19 +694,96 @@ impl Deployer {
             {
                 Ok(after) => return Ok((live, Some(after))),
                 Err(kube::Error::Api(s))
-                    if s.code == 409
-                        && attempt < MAX_WRITE_ATTEMPTS
-                        && Instant::now() + delay < deadline =>
+                    if s.code == 409 && retry && Instant::now() + delay < deadline =>
                 {
                     tracing::debug!(attempt, "update conflict, re-reading: {}", s.message);
                     self.stats.retry();
                     tokio::time::sleep(delay).await;
                     delay = (delay * 5).min(Duration::from_secs(2));
+                    live = self.get(name, deadline).await.map_err(WriteError::Read)?;
+                }
+                Err(e) if answer_lost(&e) => {
+                    tracing::debug!("the answer to the update was lost or ambiguous, reading: {e}");
+                    self.stats.retry();
+                    // As for a create: the deadline may be what cut the answer off.
+                    let check_deadline = deadline.max(Instant::now() + OWNERSHIP_CHECK);
+                    let now = match self.get(name, check_deadline).await {
+                        Ok(now) => now,
+                        Err(read) => {
+                            return Err(WriteError::Lost {
+                                write: e,
+                                read: Some(read),
+                            });
+                        }
+                    };
+                    if landed(&now).map_err(WriteError::Read)? {
+                        let stored = self.as_stored(name, &live, marker, now).await;
+                        return Ok((live, Some(stored)));
+                    }
+                    if !retry {
+                        // Not stored yet, and no attempts left: it may still arrive.
+                        return Err(WriteError::Lost {
+                            write: e,
+                            read: None,
+                        });
+                    }
+                    lost_from = Some(std::mem::replace(&mut live, now));
                 }
                 Err(e) => return Err(WriteError::Put(e)),
             }
         }
         Err(WriteError::Put(conflict(GAVE_UP)))
+    }
+
+    /// The object as this write stored it, found after a lost answer: `read` carries the
+    /// write, but later writes (the operator's status) may have moved its resourceVersion on,
+    /// and the rollout wait needs the write's own. A watch from `from`'s resourceVersion
+    /// replays the changes since in order; the first one that carries `marker` is the write.
+    /// Without a marker, or if the watch cannot tell within a few seconds (the history was
+    /// compacted, say), `read` itself, whose resourceVersion is no earlier.
+    async fn as_stored(
+        &self,
+        name: &str,
+        from: &Value,
+        marker: Option<&str>,
+        read: Value,
+    ) -> Value {
+        use futures::StreamExt;
+        use kube::api::{WatchEvent, WatchParams};
+        let (Some(marker), Some(from_rv)) = (
+            marker,
+            from.pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str),
+        ) else {
+            return read;
+        };
+        let carries = |o: &Value| {
+            o.pointer(&format!("/metadata/annotations/{APPLY_ID_POINTER}"))
+                .and_then(Value::as_str)
+                == Some(marker)
+        };
+        let wp = WatchParams::default()
+            .fields(&format!("metadata.name={name}"))
+            .timeout(OWNERSHIP_CHECK.as_secs() as u32);
+        let found = async {
+            let mut events = self.sdeps.watch(&wp, from_rv).await.ok()?.boxed();
+            while let Some(Ok(ev)) = events.next().await {
+                if let WatchEvent::Added(o) | WatchEvent::Modified(o) = ev {
+                    let o = serde_json::to_value(o).ok()?;
+                    if carries(&o) {
+                        return Some(o);
+                    }
+                }
+            }
+            None
+        };
+        match tokio::time::timeout(OWNERSHIP_CHECK, found).await {
+            Ok(Some(stored)) => stored,
+            _ => {
+                tracing::debug!("the update's own resourceVersion is unknown; using the read's");
+                read
+            }
+        }
     }
 
     fn collection_url(&self, version: &str, extra: &str) -> String {
@@ -1172,8 +1349,8 @@ fn new_run_id() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// `object` with [`RUN_ID_ANNOTATION`] set to `run_id`; every other field unchanged.
-fn with_run_id(object: &Value, run_id: &str) -> Value {
+/// `object` with annotation `key` set to `value`; every other field unchanged.
+fn with_annotation(object: &Value, key: &str, value: &str) -> Value {
     let mut object = object.clone();
     if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
         let annotations = meta
@@ -1183,11 +1360,20 @@ fn with_run_id(object: &Value, run_id: &str) -> Value {
             *annotations = Value::Object(serde_json::Map::new());
         }
         if let Some(map) = annotations.as_object_mut() {
-            map.insert(
-                RUN_ID_ANNOTATION.to_owned(),
-                Value::String(run_id.to_owned()),
-            );
+            map.insert(key.to_owned(), Value::String(value.to_owned()));
         }
+    }
+    object
+}
+
+/// `object` without [`APPLY_ID_ANNOTATION`], to compare what an update changed besides it.
+fn without_apply_id(object: &Value) -> Value {
+    let mut object = object.clone();
+    if let Some(map) = object
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
+        map.remove(APPLY_ID_ANNOTATION);
     }
     object
 }

@@ -42,8 +42,9 @@ pub struct RunOptions {
     pub keep: bool,
     /// Bound on the clean-up delete after a failure or interrupt (default 30 s).
     pub cleanup_timeout: Duration,
-    /// `apply --atomic`: when the rollout fails, times out or is interrupted, restore the
-    /// spec that was live before the update (or delete the object `apply` created).
+    /// `apply --atomic`: when the rollout fails, times out or is interrupted, undo what the
+    /// update changed, unless another writer changed the spec since (or delete the object
+    /// `apply` created).
     pub atomic: bool,
 }
 
@@ -166,6 +167,52 @@ struct Entries {
     created: Vec<Handle>,
     /// `(namespace, name)` of creates sent whose answer has not arrived yet.
     creating: Vec<(String, String)>,
+    /// `apply --atomic` updates that are live and not yet confirmed good or undone.
+    updates: Vec<LiveUpdate>,
+}
+
+/// An `apply --atomic` update that may still have to be undone.
+#[derive(Debug, Clone)]
+struct LiveUpdate {
+    handle: Handle,
+    /// Its `seldon-deploy.io/apply-id`.
+    apply_id: String,
+    state: UpdateState,
+}
+
+/// Where an `apply --atomic` update stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UpdateState {
+    /// Live; no restore sent.
+    Live,
+    /// The restore is being sent (or its answer awaited): either may be live.
+    RestoreSent,
+    /// The restore is stored (at this resourceVersion, if it needed a write); its rollout has
+    /// not been confirmed ready.
+    Restored(Option<u64>),
+}
+
+impl LiveUpdate {
+    fn describe(&self) -> String {
+        let (n, ns, id) = (&self.handle.name, &self.handle.namespace, &self.apply_id);
+        let marker = crate::lifecycle::APPLY_ID_ANNOTATION;
+        match self.state {
+            UpdateState::Live => format!(
+                "seldondeployment/{n} -n {ns}: the update is live and was not rolled back \
+                 (annotation {marker}={id}); re-apply the previous manifest to roll back"
+            ),
+            UpdateState::RestoreSent => format!(
+                "seldondeployment/{n} -n {ns}: the restore was sent but not confirmed; the update \
+                 is still live while annotation {marker}={id} is there (check with: kubectl get sdep {n} -n {ns} -o yaml)"
+            ),
+            UpdateState::Restored(rv) => format!(
+                "seldondeployment/{n} -n {ns}: the restore is complete{}, but its rollout was not \
+                 confirmed ready (check with: seldon-deploy wait {n} -n {ns})",
+                rv.map(|rv| format!(" (resourceVersion {rv})"))
+                    .unwrap_or_default()
+            ),
+        }
+    }
 }
 
 impl Ledger {
@@ -197,9 +244,25 @@ impl Ledger {
         }
     }
 
+    /// Records where an `apply --atomic` update of `h` stands (`None`: settled, nothing to
+    /// say on a hard exit).
+    fn update_state(&self, h: &Handle, apply_id: &str, state: Option<UpdateState>) {
+        if let Ok(mut e) = self.0.lock() {
+            e.updates.retain(|u| u.handle.uid != h.uid);
+            if let Some(state) = state {
+                e.updates.push(LiveUpdate {
+                    handle: h.clone(),
+                    apply_id: apply_id.to_owned(),
+                    state,
+                });
+            }
+        }
+    }
+
     /// What may be left behind: `seldondeployment/NAME -n NAMESPACE (uid …)` for each object
     /// created and not yet deleted, then one line for each create whose answer has not
-    /// arrived yet (it may have gone through).
+    /// arrived yet (it may have gone through), then one for each `apply --atomic` update not
+    /// yet settled: live, its restore sent, or its restore complete but not yet ready.
     #[must_use]
     pub fn describe(&self) -> Vec<String> {
         self.0
@@ -214,6 +277,7 @@ impl Ledger {
                              check with: kubectl get sdep {n} -n {ns})"
                         )
                     }))
+                    .chain(e.updates.iter().map(LiveUpdate::describe))
                     .collect()
             })
             .unwrap_or_default()
@@ -227,7 +291,15 @@ impl Ledger {
         if left.is_empty() {
             return "exiting at once; nothing created by this run is left behind".to_owned();
         }
-        let mut msg = String::from("exiting at once; left behind:");
+        let only_updates = self
+            .0
+            .lock()
+            .is_ok_and(|e| e.created.is_empty() && e.creating.is_empty());
+        let mut msg = String::from(if only_updates {
+            "exiting at once, with an --atomic rollback unfinished:"
+        } else {
+            "exiting at once; left behind:"
+        });
         for l in left {
             msg.push_str("\n  ");
             msg.push_str(&l);
@@ -549,13 +621,12 @@ pub async fn execute(
     let mut created = false;
     let mut deleted = false;
     let mut failure: Option<Error> = None;
-    // After an `apply` that updated the object: the object as it was before (for a
-    // rollback) and the update's resourceVersion (for the rollout wait).
-    let mut updated_from: Option<serde_json::Value> = None;
+    // After an `apply` that updated the object: what it was before and what the update
+    // wrote (for a rollback), and the update's resourceVersion (for the rollout wait).
+    let mut updated: Option<Updated> = None;
     let mut update_revision: Option<u64> = None;
-    // The update, as the rollout wait follows it, and the object it stored (for a rollback's).
+    // The update, as the rollout wait follows it.
     let mut update: Option<SpecUpdate> = None;
-    let mut updated_to: Option<serde_json::Value> = None;
     let applying = steps.contains(&Step::Apply);
 
     if let Subject::Existing(n) = subject {
@@ -626,15 +697,26 @@ pub async fn execute(
                         created = true;
                     } else {
                         update_revision = a.revision;
-                        if a.change == crate::apply::Change::Updated {
+                        if a.change == crate::apply::Change::Updated
+                            && let Some(before) = a.before
+                        {
                             update = a.revision.map(|revision| SpecUpdate {
                                 revision,
-                                renders: a.before.as_ref().map_or(Renders::UNKNOWN, |before| {
-                                    Renders::between(before, &a.after)
-                                }),
+                                renders: Renders::between(&before, &a.after),
                             });
-                            updated_from = a.before;
-                            updated_to = Some(a.after.clone());
+                            let apply_id = a.apply_id.clone().unwrap_or_default();
+                            if opts.atomic {
+                                ctx.ledger.update_state(
+                                    &a.handle,
+                                    &apply_id,
+                                    Some(UpdateState::Live),
+                                );
+                            }
+                            updated = Some(Updated {
+                                before,
+                                wrote: a.after.clone(),
+                                apply_id,
+                            });
                         }
                     }
                     watches = Some(d.keep_watches_running());
@@ -744,20 +826,11 @@ pub async fn execute(
             }
         }
     }
-    if let (Some(previous), Some(h)) = (&updated_from, &handle)
+    if let (Some(upd), Some(h)) = (&updated, &handle)
         && let Some(cause) = failure.take()
     {
         failure = Some(if opts.atomic && !matches!(cause, Error::Gone { .. }) {
-            rollback(
-                ctx,
-                h,
-                previous,
-                updated_to.as_ref(),
-                cause,
-                opts,
-                &mut report,
-            )
-            .await
+            rollback(ctx, h, upd, cause, opts, &mut report).await
         } else {
             Error::Rollout {
                 aftermath: format!(
@@ -767,6 +840,9 @@ pub async fn execute(
                 cause: Box::new(cause),
             }
         });
+    }
+    if let (Some(upd), Some(h)) = (&updated, &handle) {
+        ctx.ledger.update_state(h, &upd.apply_id, None);
     }
     if !failed && created && !deleted {
         if applying {
@@ -814,28 +890,58 @@ pub async fn execute(
     report
 }
 
-/// `apply --atomic` after a failed rollout: restores the previous spec and waits until it is
-/// ready again, as phases `rollback` and `wait-rollback`. Not cancelled by the first
-/// interrupt (like the clean-up). Returns the error that ends the run: the first cause,
-/// saying whether the rollback worked.
+/// An update `apply` made, for `--atomic`.
+struct Updated {
+    /// The object before the update.
+    before: serde_json::Value,
+    /// The object the update stored (the server's answer).
+    wrote: serde_json::Value,
+    /// The update's `seldon-deploy.io/apply-id`.
+    apply_id: String,
+}
+
+/// `apply --atomic` after a failed rollout: undoes what the update changed (see
+/// [`Deployer::restore`]) and waits until that is ready again, as phases `rollback` and
+/// `wait-rollback`, each bounded by `--timeout`. Not cancelled by an interrupt, but bounded
+/// by it: once a signal has come (before or during the rollback), both phases together end
+/// within `--cleanup-timeout` of it, saying where they stopped. Returns the error that ends
+/// the run: the first cause, saying what became of the update.
 async fn rollback(
     ctx: &Context,
     h: &Handle,
-    previous: &serde_json::Value,
-    updated_to: Option<&serde_json::Value>,
+    upd: &Updated,
     cause: Error,
     opts: &RunOptions,
     report: &mut Report,
 ) -> Error {
     let d = &ctx.deployer;
+    let cleanup = opts.cleanup_timeout;
+    // Completes `--cleanup-timeout` after the first signal (at once counting from now, if
+    // the signal came before).
+    let cut = async {
+        ctx.interrupt.triggered().await;
+        tokio::time::sleep(cleanup).await;
+    };
+    tokio::pin!(cut);
+    let cut_off = |what: &str| Error::Timeout {
+        phase: what.to_owned(),
+        after: cleanup,
+        detail: "--cleanup-timeout had passed since the signal".to_owned(),
+    };
+    let state = |s| ctx.ledger.update_state(h, &upd.apply_id, Some(s));
+
     ctx.send(&h.name, UpdateKind::PhaseStarted("rollback".into()));
     let timer = PhaseTimer::start("rollback");
-    let restored = d.restore(h, previous, Instant::now() + opts.timeout).await;
+    state(UpdateState::RestoreSent);
+    let restored = tokio::select! {
+        r = d.restore(h, &upd.before, &upd.wrote, Instant::now() + opts.timeout) => r,
+        () = &mut cut => Err(cut_off("the rollback")),
+    };
     let rec = match &restored {
         Ok(rv) => timer.finish(
             "ok",
             Some(match rv {
-                Some(rv) => format!("restored the previous spec (resourceVersion {rv})"),
+                Some(rv) => format!("restored what the update changed (resourceVersion {rv})"),
                 None => "the previous spec was still live".to_owned(),
             }),
         ),
@@ -843,25 +949,32 @@ async fn rollback(
     };
     ctx.send(&h.name, UpdateKind::PhaseFinished(rec.clone()));
     report.phases.push(rec);
-    let waited = match restored {
+    let (outcome, error, aftermath) = match restored {
         Ok(rv) => {
+            state(UpdateState::Restored(rv));
             let phase = "wait-rollback";
             ctx.send(&h.name, UpdateKind::PhaseStarted(phase.into()));
             let timer = PhaseTimer::start(phase);
             let mut last = None;
             let mut obs = |ev: WaitEvent<'_>| forward(ctx, &h.name, phase, ev, &mut last);
             let deadline = Instant::now() + opts.timeout;
-            let r = match rv {
-                Some(revision) => {
-                    let renders =
-                        updated_to.map_or(Renders::UNKNOWN, |to| Renders::between(to, previous));
-                    let update = SpecUpdate { revision, renders };
-                    d.wait_rollout(h, update, deadline, &mut obs).await
+            let waited = async {
+                match rv {
+                    Some(revision) => {
+                        // The rollback's own rollout: what it changes is the update undone.
+                        let renders = Renders::between(&upd.wrote, &upd.before);
+                        let update = SpecUpdate { revision, renders };
+                        d.wait_rollout(h, update, deadline, &mut obs).await
+                    }
+                    None => {
+                        let target = Target::Rollout { status_after: None };
+                        d.wait_ready(h, target, deadline, &mut obs).await
+                    }
                 }
-                None => {
-                    let target = Target::Rollout { status_after: None };
-                    d.wait_ready(h, target, deadline, &mut obs).await
-                }
+            };
+            let r = tokio::select! {
+                r = waited => r,
+                () = &mut cut => Err(cut_off("the rollback's rollout")),
             };
             let rec = match &r {
                 Ok(_) => timer.finish("ok", None),
@@ -869,19 +982,40 @@ async fn rollback(
             };
             ctx.send(&h.name, UpdateKind::PhaseFinished(rec.clone()));
             report.phases.push(rec);
-            if let Ok(r) = &r {
-                report.final_status = Some(r.clone());
+            match r {
+                Ok(r) => {
+                    report.final_status = Some(r);
+                    (
+                        "restored",
+                        None,
+                        "rolled back to the spec that was live before the update, which is ready again"
+                            .to_owned(),
+                    )
+                }
+                Err(e) => (
+                    "incomplete",
+                    Some(e.to_string()),
+                    format!(
+                        "the restore is complete (the previous spec is live again), but its rollout was not confirmed ready: {e}"
+                    ),
+                ),
             }
-            r.map(|_| ())
         }
-        Err(e) => Err(e),
-    };
-    let (outcome, error, aftermath) = match waited {
-        Ok(()) => (
-            "restored",
-            None,
-            "rolled back to the spec that was live before the update, which is ready again"
-                .to_owned(),
+        Err(e @ Error::ChangedByOthers { .. }) => (
+            "refused",
+            Some(e.to_string()),
+            format!("{e}; the update and their change stay in place"),
+        ),
+        Err(e @ Error::Timeout { .. }) => (
+            "failed",
+            Some(e.to_string()),
+            format!(
+                "the restore was sent but not confirmed within --cleanup-timeout after the signal: the update is still live while annotation {}={} is there (check with: kubectl get sdep {} -n {} -o yaml)",
+                crate::lifecycle::APPLY_ID_ANNOTATION,
+                upd.apply_id,
+                h.name,
+                h.namespace
+            ),
         ),
         Err(e) => (
             "failed",
@@ -1012,6 +1146,40 @@ mod tests {
             ledger.describe().is_empty(),
             "a failed create leaves nothing"
         );
+    }
+
+    #[test]
+    fn a_hard_exit_during_an_atomic_rollback_says_where_the_update_stands() {
+        let ledger = Ledger::default();
+        let h = Handle {
+            namespace: "team-a".into(),
+            name: "iris".into(),
+            uid: "u-1".into(),
+            created_at: None,
+        };
+        let says = |state, words: &[&str]| {
+            ledger.update_state(&h, "abc", Some(state));
+            let msg = ledger.exit_message();
+            assert!(!msg.contains("nothing created"), "{msg}");
+            assert!(msg.contains("seldondeployment/iris -n team-a"), "{msg}");
+            for w in words {
+                assert!(msg.contains(w), "{w:?} not in {msg}");
+            }
+        };
+        says(
+            UpdateState::Live,
+            &["the update is live", "seldon-deploy.io/apply-id=abc"],
+        );
+        says(
+            UpdateState::RestoreSent,
+            &["the restore was sent", "seldon-deploy.io/apply-id=abc"],
+        );
+        says(
+            UpdateState::Restored(Some(42)),
+            &["the restore is complete", "resourceVersion 42"],
+        );
+        ledger.update_state(&h, "abc", None);
+        assert!(ledger.describe().is_empty(), "settled: nothing to say");
     }
 
     #[tokio::test]

@@ -707,3 +707,261 @@ async fn a_traffic_change_completes_for_a_user_without_rights_on_events() {
 async fn a_model_uri_change_returns_only_once_its_pods_are_rolled_out() {
     update_completes("apply-model", Change::ModelUri, false).await;
 }
+
+/// `v2` of `name` at `IMAGE_V2` whose new pods crash-loop, with label `version: 2`.
+fn crash_looping(name: &str) -> Value {
+    let mut v2 = versioned(name, IMAGE_V2, 1, "0s");
+    v2["metadata"]["labels"] = json!({"version": "2"});
+    v2["spec"]["predictors"][0]["componentSpecs"][0]["metadata"]["labels"] =
+        json!({"test.seldon-deploy/crash-loop": "true"});
+    v2
+}
+
+/// Polls until the live object's spec equals `spec` (the running apply's update is live).
+async fn until_spec(ns: &TestNamespace, name: &str, spec: &Value) {
+    for _ in 0..600 {
+        if ns.get_sdep(name).await.is_some_and(|o| o["spec"] == *spec) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the spec never became {spec}");
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn a_spec_another_writer_changed_during_a_failing_atomic_apply_is_not_rolled_back() {
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("apply-atomic-writer").await;
+    let v1 = versioned("contested", IMAGE_V1, 1, "0s");
+    let out = apply(&cluster, &ns.name, &v1, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+
+    let v2 = crash_looping("contested");
+    let (_d, file) = manifest_file(&v2);
+    let args = [
+        "apply",
+        "-n",
+        &ns.name,
+        "-f",
+        &file,
+        "-o",
+        "json",
+        "--atomic",
+        "--timeout",
+        "3m",
+        "--failed-grace",
+        "5s",
+    ];
+    let child = cluster.spawn(&args);
+    // While the rollout fails, a second pipeline changes the spec.
+    until_spec(&ns, "contested", &v2["spec"]).await;
+    let patch = json!({"spec": {"annotations": {"seldon.io/rest-timeout": "5000"}}});
+    let theirs = ns
+        .sdeps()
+        .patch("contested", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let theirs = serde_json::to_value(theirs).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let rep = report(&out);
+    assert_eq!(rep["rollback"]["outcome"], "refused", "{rep}");
+    let error = rep["error"].as_str().unwrap();
+    assert!(
+        error
+            .contains("not rolled back: the object was changed by another writer since this apply")
+            && error.contains("spec.annotations.seldon.io/rest-timeout"),
+        "{error}"
+    );
+    let live = ns.get_sdep("contested").await.unwrap();
+    assert_eq!(live["spec"], theirs["spec"], "their change was overwritten");
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn a_label_another_writer_added_survives_an_atomic_rollback() {
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("apply-atomic-label").await;
+    let mut v1 = versioned("labelled", IMAGE_V1, 1, "0s");
+    v1["metadata"]["labels"] = json!({"version": "1"});
+    let out = apply(&cluster, &ns.name, &v1, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let before = ns.get_sdep("labelled").await.unwrap();
+
+    let v2 = crash_looping("labelled");
+    let (_d, file) = manifest_file(&v2);
+    let args = [
+        "apply",
+        "-n",
+        &ns.name,
+        "-f",
+        &file,
+        "-o",
+        "json",
+        "--atomic",
+        "--timeout",
+        "3m",
+        "--failed-grace",
+        "5s",
+    ];
+    let child = cluster.spawn(&args);
+    // A policy controller labels the object while the rollout fails.
+    until_spec(&ns, "labelled", &v2["spec"]).await;
+    let patch = json!({"metadata": {"labels": {"policy": "checked"}}});
+    ns.sdeps()
+        .patch("labelled", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let rep = report(&out);
+    assert_eq!(rep["rollback"]["outcome"], "restored", "{rep}");
+    let live = ns.get_sdep("labelled").await.unwrap();
+    assert_eq!(live["spec"], before["spec"]);
+    assert_eq!(
+        live["metadata"]["labels"],
+        json!({"version": "1", "policy": "checked"}),
+        "our label is undone, theirs kept"
+    );
+    assert_eq!(
+        live["metadata"]["annotations"], before["metadata"]["annotations"],
+        "the update's marker is undone with it"
+    );
+    assert_rolled_out(&ns, "labelled", IMAGE_V1, 1).await;
+    ns.cleanup().await;
+}
+
+/// Neither version's pods ever turn Ready (none fails either), so the rollout times out at
+/// `--timeout` and the rollback's wait would too; the SIGTERM, sent once the restore has
+/// landed, ends it `--cleanup-timeout` later instead.
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn sigterm_during_a_rollback_ends_it_within_cleanup_timeout_saying_where_it_stopped() {
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("apply-atomic-term").await;
+    let never_ready = |image| {
+        let mut m = versioned("stuck", image, 1, "0s");
+        m["spec"]["predictors"][0]["componentSpecs"][0]["metadata"]["labels"] =
+            json!({"test.seldon-deploy/never-ready": "true"});
+        m
+    };
+    let v1 = ns.create_sdep(&never_ready(IMAGE_V1)).await;
+    let v2 = never_ready(IMAGE_V2);
+    let (_d, file) = manifest_file(&v2);
+    let args = [
+        "apply",
+        "-n",
+        &ns.name,
+        "-f",
+        &file,
+        "-o",
+        "json",
+        "--atomic",
+        "--timeout",
+        "15s",
+        "--cleanup-timeout",
+        "2s",
+    ];
+    let child = cluster.spawn(&args);
+    let pid = child.id();
+    let run = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap());
+    until_spec(&ns, "stuck", &v2["spec"]).await;
+    // The rollout times out; the rollback restores v1 and waits for it.
+    until_spec(&ns, "stuck", &v1["spec"]).await;
+    support::signal(pid, "TERM");
+    let out = match tokio::time::timeout(std::time::Duration::from_secs(120), run).await {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            support::signal(pid, "KILL");
+            panic!("still rolling back long after --cleanup-timeout");
+        }
+    };
+    assert_eq!(out.status.code(), Some(4), "{}", describe(&out));
+    let rep = report(&out);
+    assert_eq!(rep["rollback"]["outcome"], "incomplete", "{rep}");
+    let error = rep["error"].as_str().unwrap();
+    assert!(
+        error.contains("the restore is complete")
+            && error.contains("not confirmed ready")
+            && error.contains("--cleanup-timeout had passed since the signal"),
+        "ended by the signal, not by --timeout: {error}"
+    );
+    ns.cleanup().await;
+}
+
+/// As above, with a `--cleanup-timeout` that outlasts the test: a second Ctrl-C during the
+/// rollback's wait exits at once and says the restore is complete (not "nothing left behind").
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn a_second_ctrl_c_during_a_rollback_says_the_restore_is_complete() {
+    use std::io::BufRead;
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("apply-atomic-int").await;
+    let never_ready = |image| {
+        let mut m = versioned("halted", image, 1, "0s");
+        m["spec"]["predictors"][0]["componentSpecs"][0]["metadata"]["labels"] =
+            json!({"test.seldon-deploy/never-ready": "true"});
+        m
+    };
+    let v1 = ns.create_sdep(&never_ready(IMAGE_V1)).await;
+    let v2 = never_ready(IMAGE_V2);
+    let (_d, file) = manifest_file(&v2);
+    let args = [
+        "apply",
+        "-n",
+        &ns.name,
+        "-f",
+        &file,
+        // Progress then goes to stderr, where the test reads it.
+        "-o",
+        "json",
+        "--atomic",
+        "--timeout",
+        "10m",
+        "--cleanup-timeout",
+        "10m",
+    ];
+    let mut child = cluster.spawn(&args);
+    let (line_tx, line_rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = line_tx.send(line);
+        }
+    });
+    until_spec(&ns, "halted", &v2["spec"]).await;
+    // The first signal starts the rollback; once the restore has landed, the second one.
+    support::signal(child.id(), "INT");
+    until_spec(&ns, "halted", &v1["spec"]).await;
+    let mut lines = Vec::new();
+    while !lines.iter().any(|l: &String| l.contains("wait-rollback")) {
+        match line_rx.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(l) => lines.push(l),
+            Err(_) => panic!("the rollback's wait never began: {}", lines.join("\n")),
+        }
+    }
+    support::signal(child.id(), "INT");
+    let pid = child.id();
+    let run = tokio::task::spawn_blocking(move || child.wait().unwrap());
+    let status = match tokio::time::timeout(std::time::Duration::from_secs(60), run).await {
+        Ok(s) => s.unwrap(),
+        Err(_) => {
+            support::signal(pid, "KILL");
+            panic!("the second Ctrl-C did not exit at once");
+        }
+    };
+    lines.extend(line_rx.iter());
+    let stderr = lines.join("\n");
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(!stderr.contains("nothing created by this run"), "{stderr}");
+    assert!(
+        stderr.contains("seldondeployment/halted") && stderr.contains("the restore is complete"),
+        "{stderr}"
+    );
+    ns.cleanup().await;
+}

@@ -111,17 +111,16 @@ async fn a_concurrent_writers_changes_survive_the_scale() {
     ns.cleanup().await;
 }
 
-/// A proxy in front of the real API server (through [`common::serve_http`]) that forwards
-/// everything, but answers the first SeldonDeployment create with a 504 after the API server
-/// has stored it, as a load balancer timing out does.
-#[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs the local control plane: run scripts/test.sh"]
-async fn a_create_stored_but_answered_504_by_a_proxy_is_sent_once_and_cleaned_up() {
-    let cluster = Cluster::get();
-    let ns = cluster.namespace("lost").await;
+/// A proxy in front of the real API server (through [`common::serve_http_with_pods`]) that
+/// forwards everything, but answers the first request `lose` picks with a 504 after the API server has
+/// stored it, as a load balancer timing out does.
+async fn losing_proxy(
+    cluster: &Cluster,
+    lose: impl Fn(&common::Req) -> bool + Send + 'static,
+) -> (common::HttpMock, common::Log) {
     let upstream = cluster.client().await;
-    let mut first_post = true;
-    let (proxy, log) = common::serve_http(Box::new(move |r| {
+    let mut lost_one = false;
+    common::serve_http_with_pods(Box::new(move |r| {
         let body = if r.body.is_null() {
             Vec::new()
         } else {
@@ -144,9 +143,8 @@ async fn a_create_stored_but_answered_504_by_a_proxy_is_sent_once_and_cleaned_up
         }
         let req = req.body(kube::client::Body::from(body)).unwrap();
         let client = upstream.clone();
-        let lose_answer =
-            r.method == "POST" && r.path.ends_with("/seldondeployments") && first_post;
-        first_post &= !lose_answer;
+        let lose_answer = !lost_one && lose(r);
+        lost_one |= lose_answer;
         common::Reply::Later(Box::pin(async move {
             let resp = client.send(req).await.expect("the API server answers");
             if lose_answer {
@@ -161,6 +159,18 @@ async fn a_create_stored_but_answered_504_by_a_proxy_is_sent_once_and_cleaned_up
             resp
         }))
     }))
+    .await
+}
+
+/// The first SeldonDeployment create is answered 504 after the API server stored it.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn a_create_stored_but_answered_504_by_a_proxy_is_sent_once_and_cleaned_up() {
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("lost").await;
+    let (proxy, log) = losing_proxy(&cluster, |r| {
+        r.method == "POST" && r.path.ends_with("/seldondeployments")
+    })
     .await;
     let tmp = tempfile::tempdir().unwrap();
     let file = support::write_json(
@@ -189,5 +199,61 @@ async fn a_create_stored_but_answered_504_by_a_proxy_is_sent_once_and_cleaned_up
         "the create was sent once"
     );
     ns.assert_nothing_left("lost").await;
+    ns.cleanup().await;
+}
+
+/// The update `apply` sends is answered 504 after the API server stored it: the read after it
+/// finds the update's marker, so `apply` goes on as updated (waits for the rollout, and with
+/// `--atomic` rolls back when it fails), and the update is sent once.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn an_update_stored_but_answered_504_by_a_proxy_is_sent_once_waited_for_and_rolled_back() {
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("lost-put").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let v1 = support::slow_manifest("lost-put", "0s");
+    let file = support::write_json(tmp.path(), "v1.json", &v1);
+    let out = cluster
+        .sdep(&["apply", "-n", &ns.name, "-f", &file])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let before = ns.get_sdep("lost-put").await.unwrap();
+
+    let (proxy, log) = losing_proxy(&cluster, |r| {
+        r.method == "PUT" && r.path.ends_with("/seldondeployments/lost-put")
+    })
+    .await;
+    let v2 = support::sdep_manifest(
+        "lost-put",
+        json!({"labels": {"test.seldon-deploy/crash-loop": "true"}}),
+        json!({"containers": [{"name": "classifier", "image": "seldonio/mock_classifier_rest:1.4"}]}),
+    );
+    let file = support::write_json(tmp.path(), "v2.json", &v2);
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_seldon-deploy"));
+    cmd.env_remove("KUBECONFIG")
+        .args(["apply", "-n", &ns.name, "-o", "json", "--atomic"])
+        .args(["--timeout", "2m", "--failed-grace", "2s", "-f"])
+        .arg(&file)
+        .arg("--kubeconfig")
+        .arg(&proxy.kubeconfig);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let rep = report(&out);
+    assert_eq!(rep["change"], "updated", "{rep}");
+    assert!(
+        rep["error"].as_str().unwrap().contains("CrashLoopBackOff"),
+        "the rollout was waited for: {rep}"
+    );
+    assert_eq!(rep["rollback"]["outcome"], "restored", "{rep}");
+    assert_eq!(
+        common::count(&log, |r| r.method == "PUT" && r.body["spec"] == v2["spec"]),
+        1,
+        "the update was sent once"
+    );
+    let live = ns.get_sdep("lost-put").await.unwrap();
+    assert_eq!(live["spec"], before["spec"]);
     ns.cleanup().await;
 }

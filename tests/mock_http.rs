@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use seldon_deploy::Deployer;
-use seldon_deploy::lifecycle::RUN_ID_ANNOTATION;
+use seldon_deploy::lifecycle::{APPLY_ID_ANNOTATION, RUN_ID_ANNOTATION};
 use seldon_deploy::run::{self, Context, RunOptions};
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -361,5 +361,199 @@ async fn with_kubes_retrying_client_a_409_for_this_runs_own_stored_create_is_rec
     assert!(
         state.lock().unwrap().is_none(),
         "its own object was deleted at the end"
+    );
+}
+
+/// How the fake answers the first update.
+#[derive(Clone, Copy, PartialEq)]
+enum FirstPut {
+    /// Stores it, then answers 504.
+    StoredThen504,
+    /// Answers 504 without storing it.
+    NotStoredThen504,
+    /// Stores it, answers 504, and then refuses every read (403).
+    StoredThenUnreadable,
+    /// Answers 504 and stores it late: just after the read that follows.
+    StoredLateThen504,
+}
+
+/// A live `iris` that an apply of [`iris_manifest`] updates, with a PUT honouring the
+/// resourceVersion precondition; returns the requests' log and the stored object.
+async fn update_through_connect(
+    first: FirstPut,
+) -> (
+    seldon_deploy::Result<seldon_deploy::lifecycle::Applied>,
+    Log,
+    Arc<Mutex<Value>>,
+) {
+    let mut live = sdep("5", Some("Available"), 1);
+    live["spec"]["predictors"][0]["replicas"] = json!(3);
+    let state = Arc::new(Mutex::new(live));
+    let st = state.clone();
+    let mut puts = 0;
+    let mut late: Option<Value> = None;
+    // Every version stored, for watches from a resourceVersion.
+    let mut history: Vec<Value> = Vec::new();
+    let (mock, log) = serve_http(Box::new(move |r| {
+        let mut st = st.lock().unwrap();
+        match (r.method.as_str(), r.resource()) {
+            ("GET", "sdep") if r.is_watch() => {
+                let from: u64 = r.query["resourceVersion"].parse().unwrap();
+                let since: Vec<Value> = history
+                    .iter()
+                    .filter(|o| {
+                        o["metadata"]["resourceVersion"]
+                            .as_str()
+                            .unwrap()
+                            .parse::<u64>()
+                            .unwrap()
+                            > from
+                    })
+                    .map(|o| json!({"type": "MODIFIED", "object": o}))
+                    .collect();
+                watch_events(&since)
+            }
+            ("GET", "sdep") if puts > 0 && first == FirstPut::StoredThenUnreadable => respond(
+                403,
+                &status(403, "Forbidden", "seldondeployments \"iris\" is forbidden"),
+            ),
+            ("GET", "sdep") => {
+                let answer = respond(200, &st);
+                if let Some(o) = late.take() {
+                    *st = o;
+                }
+                answer
+            }
+            ("PUT", "sdep") => {
+                puts += 1;
+                if r.body["metadata"]["resourceVersion"] != st["metadata"]["resourceVersion"] {
+                    return respond(
+                        409,
+                        &status(409, "Conflict", "the object has been modified"),
+                    );
+                }
+                let lost = puts == 1;
+                let rv: u64 = st["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                let mut o = r.body.clone();
+                o["metadata"]["resourceVersion"] = json!((rv + 1).to_string());
+                o["status"] = st["status"].clone();
+                match first {
+                    FirstPut::NotStoredThen504 if lost => {}
+                    FirstPut::StoredLateThen504 if lost => late = Some(o),
+                    FirstPut::StoredThen504 if lost => {
+                        // The operator writes a status right after the update.
+                        history.push(o.clone());
+                        let mut after = o;
+                        after["metadata"]["resourceVersion"] = json!((rv + 2).to_string());
+                        after["status"] = json!({"state": "Creating"});
+                        history.push(after.clone());
+                        *st = after;
+                    }
+                    _ => *st = o,
+                }
+                if lost {
+                    return respond(504, &status(504, "Timeout", "the proxy gave up waiting"));
+                }
+                respond(200, &st)
+            }
+            _ => respond(500, &status(500, "Unexpected", "unexpected request")),
+        }
+    }))
+    .await;
+    let conn = mock.connect().await;
+    let d = Deployer::new(conn.client, &conn.namespace);
+    let applied = d
+        .apply(
+            &iris_manifest(),
+            false,
+            Instant::now() + Duration::from_secs(20),
+        )
+        .await;
+    (applied, log, state)
+}
+
+fn marker(o: &Value) -> Option<&str> {
+    o["metadata"]["annotations"][APPLY_ID_ANNOTATION].as_str()
+}
+
+#[tokio::test]
+async fn a_stored_update_answered_504_is_recognised_by_its_marker_and_sent_once() {
+    let (applied, log, state) = update_through_connect(FirstPut::StoredThen504).await;
+    let applied = applied.expect("the read finds the update");
+    assert_eq!(applied.change, seldon_deploy::apply::Change::Updated);
+    assert_eq!(count(&log, |r| r.method == "PUT"), 1, "sent once");
+    let stored = state.lock().unwrap().clone();
+    assert_eq!(marker(&stored), applied.apply_id.as_deref());
+    assert_eq!(
+        stored["metadata"]["resourceVersion"], "7",
+        "a status came after"
+    );
+    assert_eq!(
+        applied.revision,
+        Some(6),
+        "the update's own resourceVersion, found by a watch from the one before"
+    );
+    assert_eq!(count(&log, |r| r.is_watch()), 1);
+    assert_eq!(applied.after["spec"], stored["spec"]);
+    assert_eq!(
+        applied.before.unwrap()["spec"]["predictors"][0]["replicas"],
+        3
+    );
+}
+
+#[tokio::test]
+async fn a_lost_update_the_read_shows_unstored_is_sent_again_under_the_same_precondition() {
+    let (applied, log, state) = update_through_connect(FirstPut::NotStoredThen504).await;
+    let applied = applied.expect("the second PUT is stored");
+    assert_eq!(applied.change, seldon_deploy::apply::Change::Updated);
+    let log = log.lock().unwrap();
+    let puts: Vec<&Req> = log.iter().filter(|r| r.method == "PUT").collect();
+    assert_eq!(puts.len(), 2, "sent again once");
+    assert_eq!(
+        puts[0].body, puts[1].body,
+        "the same write, precondition and marker"
+    );
+    assert_eq!(puts[1].body["metadata"]["resourceVersion"], "5");
+    assert_eq!(marker(&state.lock().unwrap()), applied.apply_id.as_deref());
+}
+
+#[tokio::test]
+async fn a_lost_update_answer_whose_read_fails_exits_3_saying_it_may_be_live_and_how_to_tell() {
+    let (applied, log, state) = update_through_connect(FirstPut::StoredThenUnreadable).await;
+    let err = applied.expect_err("cannot settle it");
+    assert_eq!(err.exit_code(), 3, "{err}");
+    let msg = err.to_string();
+    let stored = state.lock().unwrap().clone();
+    let id = marker(&stored).expect("stored with its marker");
+    assert!(msg.contains("the update may be live"), "{msg}");
+    assert!(
+        msg.contains(&format!("{APPLY_ID_ANNOTATION}={id}")),
+        "{msg}"
+    );
+    assert_eq!(
+        count(&log, |r| r.method == "PUT"),
+        1,
+        "not sent blindly again"
+    );
+}
+
+#[tokio::test]
+async fn a_lost_update_that_lands_after_the_read_is_recognised_when_the_resend_meets_409() {
+    let (applied, log, state) = update_through_connect(FirstPut::StoredLateThen504).await;
+    let applied = applied.expect("the 409's re-read finds the update");
+    assert_eq!(
+        applied.change,
+        seldon_deploy::apply::Change::Updated,
+        "not mistaken for an unchanged object"
+    );
+    assert_eq!(count(&log, |r| r.method == "PUT"), 2, "the re-send met 409");
+    assert_eq!(marker(&state.lock().unwrap()), applied.apply_id.as_deref());
+    assert_eq!(
+        applied.before.unwrap()["spec"]["predictors"][0]["replicas"],
+        3
     );
 }

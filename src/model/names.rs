@@ -11,6 +11,10 @@ pub const FIELD_MANAGER: &str = "seldon-deploy";
 /// after a lost answer a read tells this run's object from a namesake someone else made.
 pub const RUN_ID_ANNOTATION: &str = "seldon-deploy.io/run-id";
 
+/// Annotation set by every update `apply` sends; its value is random per apply, so after a
+/// lost answer a read tells whether the object carries this apply's write.
+pub const APPLY_ID_ANNOTATION: &str = "seldon-deploy.io/apply-id";
+
 /// The label the operator puts on every child Deployment and Service.
 pub const SELDON_ID_LABEL: &str = "seldon-deployment-id";
 

@@ -173,11 +173,17 @@ impl Drop for HttpMock {
 /// and writes a kubeconfig pointing at it; requests are logged, and pods answered, as by
 /// [`serve`].
 pub async fn serve_http(script: Script) -> (HttpMock, Log) {
+    serve_http_with_pods(default_pods(script)).await
+}
+
+/// As [`serve_http`], with `script` answering every request, pods included (a proxy in front
+/// of a real API server forwards them).
+pub async fn serve_http_with_pods(script: Script) -> (HttpMock, Log) {
     use http_body_util::BodyExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let log: Log = Arc::default();
-    let script = Arc::new(Mutex::new(default_pods(script)));
+    let script = Arc::new(Mutex::new(script));
     let (log2, script2) = (log.clone(), script.clone());
     let accept = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {

@@ -318,7 +318,7 @@ fn install_signals(interrupt: Interrupt, ledger: Ledger) {
                     eprintln!("\n{sig} received: stopping");
                 } else {
                     eprintln!(
-                        "\n{sig} received: cleaning up what this run created (press Ctrl-C again to exit at once)"
+                        "\n{sig} received: cleaning up what this run created or changed (press Ctrl-C again to exit at once)"
                     );
                 }
                 interrupt.trigger(sig);

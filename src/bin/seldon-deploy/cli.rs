@@ -268,9 +268,9 @@ pub struct ApplyArgs {
     #[command(flatten)]
     pub files: ManifestArgs,
 
-    /// If the rollout fails, times out or is interrupted, restore the spec that was live
-    /// before the update and wait until it is ready again (an object `apply` created is
-    /// deleted instead).
+    /// If the rollout fails, times out or is interrupted, undo what the update changed (not
+    /// a spec another writer changed since) and wait until it is ready again (an object
+    /// `apply` created is deleted instead). After a signal, bounded by --cleanup-timeout.
     #[arg(long)]
     pub atomic: bool,
 
