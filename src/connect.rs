@@ -8,7 +8,7 @@
 //! Nothing here logs or returns credential material: errors name files and contexts only.
 //!
 //! kube's built-in retry layer is switched off: it would re-send a create whose answer was
-//! lost, and wait up to 1000 s regardless of any deadline. [`crate::lifecycle`] retries what
+//! lost, and wait up to 1000 s regardless of any deadline. [`crate::ops`] retries what
 //! is safe to repeat, within each phase's deadline.
 
 use std::path::PathBuf;

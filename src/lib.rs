@@ -29,9 +29,9 @@ pub mod error;
 pub mod events;
 pub mod freshness;
 pub(crate) mod judge;
-pub mod lifecycle;
 pub mod manifest;
 pub mod model;
+pub mod ops;
 pub mod pods;
 pub mod readiness;
 pub mod replicas;
@@ -41,4 +41,4 @@ pub mod scale;
 pub mod watch;
 
 pub use error::{Error, Result};
-pub use lifecycle::{Deployer, Handle};
+pub use ops::{Deployer, Handle};

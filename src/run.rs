@@ -22,8 +22,8 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{Error, Result, Signal};
 use crate::events::{self, EventFilter, EventRecord};
 use crate::freshness::{Renders, SpecUpdate};
-use crate::lifecycle::{Deployer, Handle, WaitEvent};
 use crate::manifest::Manifest;
+use crate::ops::{Deployer, Handle, WaitEvent};
 use crate::readiness::Readiness;
 use crate::replicas::Target;
 use crate::report::{PhaseRecord, PhaseTimer, Report, Rollback, Summary};
@@ -195,7 +195,7 @@ enum UpdateState {
 impl LiveUpdate {
     fn describe(&self) -> String {
         let (n, ns, id) = (&self.handle.name, &self.handle.namespace, &self.apply_id);
-        let marker = crate::lifecycle::APPLY_ID_ANNOTATION;
+        let marker = crate::ops::APPLY_ID_ANNOTATION;
         match self.state {
             UpdateState::Live => format!(
                 "seldondeployment/{n} -n {ns}: the update is live and was not rolled back \
@@ -1011,7 +1011,7 @@ async fn rollback(
             Some(e.to_string()),
             format!(
                 "the restore was sent but not confirmed within --cleanup-timeout after the signal: the update is still live while annotation {}={} is there (check with: kubectl get sdep {} -n {} -o yaml)",
-                crate::lifecycle::APPLY_ID_ANNOTATION,
+                crate::ops::APPLY_ID_ANNOTATION,
                 upd.apply_id,
                 h.name,
                 h.namespace

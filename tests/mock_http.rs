@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use seldon_deploy::Deployer;
-use seldon_deploy::lifecycle::{APPLY_ID_ANNOTATION, RUN_ID_ANNOTATION};
+use seldon_deploy::ops::{APPLY_ID_ANNOTATION, RUN_ID_ANNOTATION};
 use seldon_deploy::run::{self, Context, RunOptions};
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -382,7 +382,7 @@ enum FirstPut {
 async fn update_through_connect(
     first: FirstPut,
 ) -> (
-    seldon_deploy::Result<seldon_deploy::lifecycle::Applied>,
+    seldon_deploy::Result<seldon_deploy::ops::Applied>,
     Log,
     Arc<Mutex<Value>>,
 ) {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use common::*;
 use seldon_deploy::Deployer;
 use seldon_deploy::error::Error;
-use seldon_deploy::lifecycle::WaitOptions;
+use seldon_deploy::ops::WaitOptions;
 use seldon_deploy::readiness::{Readiness, Verdict};
 use seldon_deploy::replicas::Target;
 use serde_json::json;
@@ -628,7 +628,7 @@ async fn a_new_pod_template_after_the_update_proves_the_operators_work_without_a
     let mut reasons = Vec::new();
     let r = d
         .wait_rollout(&handle(), predictor_update(), deadline, &mut |ev| {
-            if let seldon_deploy::lifecycle::WaitEvent::Readiness(r) = ev {
+            if let seldon_deploy::ops::WaitEvent::Readiness(r) = ev {
                 reasons.push(r.reason.clone());
             }
         })

@@ -27,7 +27,7 @@
 //! Unshared, each reader gets stores of its own, listed when it starts.
 //!
 //! A shared store may lag an answer this process just got (a create's object may not be in it
-//! yet), so the waits confirm with a GET before trusting an absence; see [`crate::lifecycle`].
+//! yet), so the waits confirm with a GET before trusting an absence; see [`crate::ops`].
 
 mod object;
 mod store;

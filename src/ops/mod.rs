@@ -1,0 +1,276 @@
+//! The operations on one namespace's SeldonDeployments, as an async API: [`Deployer`] creates
+//! (at most once), updates (`apply`, `restore`: guarded writes), scales, waits and deletes.
+//!
+//! Every operation takes a deadline ([`tokio::time::Instant`]) and returns an [`Error`] whose
+//! [`Error::exit_code`] matches the CLI's documented codes. Reads and waits use the storage
+//! version `v1`; a create or an update is sent to the version the manifest names.
+//!
+//! One concern per file: `transport` (requests, the one retry policy and backoff), `create`
+//! (the create-once protocol), `update` (guarded writes: apply, restore, scale), `wait`
+//! (readiness, rollout and deletion waits, which drive `judge` with the cache).
+
+use std::future::Future;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::jiff::Timestamp;
+use kube::Client;
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PropagationPolicy};
+use kube::core::params::Preconditions;
+use serde::Serialize;
+use serde_json::Value;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::time::Instant;
+
+use crate::apply::{self, Change};
+use crate::cache::{NamespaceCache, ObjectWatch, Parts, WatchesRunning};
+use crate::error::{Error, Op, Result, is_transient, is_unserved_resource, retry_after};
+use crate::freshness::{self, Baseline, Renders, SpecUpdate};
+use crate::judge::wait::{Next, Wait};
+use crate::manifest::{GROUP, Manifest};
+use crate::pods::{self, Assessment};
+use crate::readiness::{self, Readiness, Verdict};
+use crate::replicas::{self, Target};
+use crate::scale::{ScalePlan, scale_patch};
+use crate::watch::{SELDON_ID_LABEL, Stats};
+
+mod create;
+mod transport;
+mod update;
+mod wait;
+
+pub use crate::manifest::sdep_resource;
+pub use crate::model::names::APPLY_ID_ANNOTATION;
+pub use crate::model::names::{FIELD_MANAGER, RUN_ID_ANNOTATION};
+/// The least time the read after a lost create answer gets, even past the phase deadline.
+const OWNERSHIP_CHECK: Duration = Duration::from_secs(10);
+
+/// Tuning for the wait steps.
+#[derive(Debug, Clone)]
+pub struct WaitOptions {
+    /// How long `status.state == Failed` must persist before a wait gives up (transient
+    /// `Failed` happens during reconciles). Default 30 s.
+    pub failed_grace: Duration,
+    /// After this long without any status from the operator, a hint is emitted. Default 30 s.
+    pub status_hint_after: Duration,
+}
+
+impl Default for WaitOptions {
+    fn default() -> Self {
+        WaitOptions {
+            failed_grace: Duration::from_secs(30),
+            status_hint_after: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Identifies the object a run created: name plus UID, so a re-created namesake is never
+/// mistaken for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Handle {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// UID assigned by the API server.
+    pub uid: String,
+    /// `metadata.creationTimestamp` (server clock), used to skip older events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+}
+
+impl Handle {
+    fn from_object(obj: &Value, namespace: &str) -> Result<Self> {
+        let s = |p: &str| obj.pointer(p).and_then(Value::as_str).map(str::to_owned);
+        Ok(Handle {
+            namespace: s("/metadata/namespace").unwrap_or_else(|| namespace.to_owned()),
+            name: s("/metadata/name").unwrap_or_default(),
+            uid: s("/metadata/uid").ok_or_else(|| Error::UnexpectedResponse {
+                what: "an object without metadata.uid".into(),
+                source: None,
+            })?,
+            created_at: s("/metadata/creationTimestamp"),
+        })
+    }
+}
+
+/// The result of [`Deployer::apply`].
+#[derive(Debug, Clone)]
+pub struct Applied {
+    /// The object (for a dry-run creation, without a UID).
+    pub handle: Handle,
+    /// What was done.
+    pub change: Change,
+    /// The live object before the update (`None` when created).
+    pub before: Option<Value>,
+    /// The object after the write, as the server returned it (the manifest for a creation;
+    /// the live object when unchanged).
+    pub after: Value,
+    /// The update's resourceVersion, which a status must be newer than to describe it
+    /// (see [`Target::Rollout`]); `None` when nothing was updated. After a lost answer, the
+    /// one a watch found the update stored at, else that of the read that found it (which
+    /// may be later).
+    pub revision: Option<u64>,
+    /// The value of [`APPLY_ID_ANNOTATION`] the update set (`None` when nothing was updated).
+    pub apply_id: Option<String>,
+}
+
+/// What a wait reports while it runs.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum WaitEvent<'a> {
+    /// The predicate's latest evaluation (sent when it changes).
+    Readiness(&'a Readiness),
+    /// Deletion progress: whether the SeldonDeployment still exists and which owned
+    /// Deployments remain.
+    Deleting {
+        /// The SeldonDeployment (this UID) still exists.
+        sdep_present: bool,
+        /// Owned Deployments not yet gone.
+        deployments: &'a [String],
+    },
+    /// Advice for the user, e.g. that the operator has not written any status.
+    Hint(&'a str),
+}
+
+/// A callback receiving [`WaitEvent`]s.
+pub type Observer<'o> = &'o mut (dyn FnMut(WaitEvent<'_>) + Send);
+
+/// The client-side handle for one namespace: creates, waits, scales and deletes.
+#[derive(Clone)]
+pub struct Deployer {
+    client: Client,
+    namespace: String,
+    sdeps: Api<DynamicObject>,
+    deployments: Api<Deployment>,
+    options: WaitOptions,
+    stats: Stats,
+    cache: NamespaceCache,
+    /// Whether the API server has answered at least once. Transport errors are retried only
+    /// after that: a server that was up is restarting, one never reached is misconfigured,
+    /// and saying so at once beats waiting out the deadline.
+    contacted: Arc<AtomicBool>,
+    /// A request has succeeded (so the SeldonDeployment resource type is served).
+    served: Arc<AtomicBool>,
+}
+
+impl Deployer {
+    /// A deployer for `namespace` with default [`WaitOptions`].
+    ///
+    /// Any [`Client`] works, also one with kube's default retry layer (which re-sends a POST
+    /// answered 504): [`Deployer::create`] resolves every 409 by reading the object and checking
+    /// this create's [`RUN_ID_ANNOTATION`], so its object is never taken for someone else's and
+    /// left behind. [`crate::connect::connect`] switches that layer off all the same, since its
+    /// delays (up to 1000 s) are not bounded by a phase deadline.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), seldon_deploy::Error> {
+    /// use seldon_deploy::{Deployer, manifest, replicas::Target};
+    /// use tokio::time::{Duration, Instant};
+    ///
+    /// let conn = seldon_deploy::connect::connect(&Default::default()).await?;
+    /// let deployer = Deployer::new(conn.client, &conn.namespace);
+    /// let m = &manifest::load("examples/iris-v1alpha2.yaml")?[0];
+    /// let deadline = || Instant::now() + Duration::from_secs(300);
+    /// let h = deployer.create(m, deadline()).await?;
+    /// deployer.wait_ready(&h, Target::Initial, deadline(), &mut |_| {}).await?;
+    /// deployer.scale(&h, 2, deadline()).await?;
+    /// deployer.wait_ready(&h, Target::Replicas(2), deadline(), &mut |_| {}).await?;
+    /// deployer.delete(&h, deadline(), &mut |_| {}).await?;
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn new(client: Client, namespace: &str) -> Self {
+        let stats = Stats::default();
+        Deployer {
+            sdeps: Api::namespaced_with(client.clone(), namespace, &sdep_resource("v1")),
+            deployments: Api::namespaced(client.clone(), namespace),
+            namespace: namespace.to_owned(),
+            cache: NamespaceCache::new(client.clone(), namespace, false, stats.clone()),
+            client,
+            options: WaitOptions::default(),
+            stats,
+            contacted: Arc::default(),
+            served: Arc::default(),
+        }
+    }
+
+    /// Shares one watch per resource across everything this deployer (and its clones) does in
+    /// the namespace, instead of opening watches per wait; see [`crate::cache`]. Use it to
+    /// drive many deployments at once: the API load then stays flat as their number grows.
+    #[must_use]
+    pub fn with_shared_watches(mut self, shared: bool) -> Self {
+        self.cache = NamespaceCache::new(
+            self.client.clone(),
+            &self.namespace,
+            shared,
+            self.stats.clone(),
+        );
+        self
+    }
+
+    /// As [`Deployer::with_shared_watches`]`(true)` for a deployer that handles only `name`:
+    /// the shared SeldonDeployment watch is narrowed to it (see [`NamespaceCache::for_one`]).
+    #[must_use]
+    pub fn with_shared_watches_for(mut self, name: &str) -> Self {
+        self.cache = NamespaceCache::for_one(
+            self.client.clone(),
+            &self.namespace,
+            name,
+            self.stats.clone(),
+        );
+        self
+    }
+
+    /// The cache of this deployer's namespace.
+    #[must_use]
+    pub fn cache(&self) -> &NamespaceCache {
+        &self.cache
+    }
+
+    /// Keeps the shared watches running while the returned value lives (a no-op when
+    /// unshared).
+    #[must_use]
+    pub fn keep_watches_running(&self) -> WatchesRunning {
+        self.cache.keep_running()
+    }
+
+    /// Replaces the wait tuning.
+    #[must_use]
+    pub fn with_options(mut self, options: WaitOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The namespace this deployer works in.
+    #[must_use]
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The underlying client.
+    #[must_use]
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Watch and retry counters of this deployer (shared by its clones).
+    #[must_use]
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Refuses a name or namespace Kubernetes would never accept before it goes into a
+    /// request path, so no input can change the path a request is sent to.
+    fn check_path(&self, name: &str) -> Result<()> {
+        crate::manifest::check_namespace_name("namespace", &self.namespace)?;
+        crate::manifest::check_name("name", name)
+    }
+
+    fn op(&self, verb: &'static str, name: &str) -> Op {
+        Op::sdep(verb, &self.namespace, Some(name))
+    }
+}
