@@ -358,7 +358,7 @@ pub enum Error {
          it may have been created: if it exists with annotation {annotation}={run_id}, it is this run's \
          (delete it with: seldon-deploy delete {name} -n {namespace})",
         cause = root_cause(source),
-        annotation = crate::model::names::RUN_ID_ANNOTATION
+        annotation = crate::names::RUN_ID_ANNOTATION
     )]
     CreateUncertain {
         /// Namespace.
@@ -381,9 +381,9 @@ pub enum Error {
         what = if *restore { "restoring" } else { "updating" },
         cause = root_cause(source),
         state = if *restore {
-            format!("the restore may or may not have been stored: the update is still live while annotation {}={apply_id} is there", crate::model::names::APPLY_ID_ANNOTATION)
+            format!("the restore may or may not have been stored: the update is still live while annotation {}={apply_id} is there", crate::names::APPLY_ID_ANNOTATION)
         } else {
-            format!("the update may be live: it is if the object carries annotation {}={apply_id}", crate::model::names::APPLY_ID_ANNOTATION)
+            format!("the update may be live: it is if the object carries annotation {}={apply_id}", crate::names::APPLY_ID_ANNOTATION)
         }
     )]
     WriteUncertain {
@@ -441,7 +441,7 @@ pub enum Error {
         /// Name.
         name: String,
         /// Every cause seen, the first one named in the message.
-        pods: Vec<crate::model::pod_issue::Broken>,
+        pods: Vec<Broken>,
     },
 
     /// The object was deleted or replaced by someone else (exit 1).
@@ -769,5 +769,49 @@ mod tests {
         assert!(!is_transient(&api(500, "InternalError", ""), false));
         assert!(!is_transient(&api(409, "Conflict", ""), true));
         assert!(!is_transient(&api(403, "Forbidden", ""), true));
+    }
+}
+
+/// Why pods of a Deployment cannot come up (or, for a blocker, are held up).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Broken {
+    /// The Deployment (owned by the SeldonDeployment) the pod belongs to.
+    pub deployment: String,
+    /// The pod, when the cause is a pod's (not for `FailedCreate`/`ProgressDeadlineExceeded`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    /// The container, when the cause is a container's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// Kubernetes' reason: `CrashLoopBackOff`, `ImagePullBackOff`, `OOMKilled`,
+    /// `FailedCreate`, `ProgressDeadlineExceeded`, `Unschedulable`, …
+    pub reason: String,
+    /// The message kubelet, the scheduler or the controller gave.
+    pub message: String,
+    /// The last exit code of a container that terminated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// How many times the container has restarted, when it has.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restarts: Option<i32>,
+}
+
+impl std::fmt::Display for Broken {
+    /// `pod P container C: CrashLoopBackOff: back-off … (last exit code 1)`, or
+    /// `Deployment D: FailedCreate: pods "…" is forbidden: exceeded quota …`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.pod, &self.container) {
+            (Some(p), Some(c)) => write!(f, "pod {p} container {c}")?,
+            (Some(p), None) => write!(f, "pod {p}")?,
+            _ => write!(f, "Deployment {}", self.deployment)?,
+        }
+        write!(f, ": {}", self.reason)?;
+        if !self.message.is_empty() {
+            write!(f, ": {}", self.message)?;
+        }
+        if let Some(code) = self.exit_code {
+            write!(f, " (last exit code {code})")?;
+        }
+        Ok(())
     }
 }

@@ -1,7 +1,7 @@
 //! Following the Events about a SeldonDeployment and its children.
 //!
 //! Events about child Deployments, ReplicaSets and Pods point at those objects, not at the
-//! SeldonDeployment, and carry no labels. The cache ([`crate::cache`]) files each Event under
+//! SeldonDeployment, and carry no labels. The cache ([`crate::cluster::cache`]) files each Event under
 //! the SeldonDeployment it is about (by UID; by name when the Event has none) or under the
 //! Deployment its object belongs to (a ReplicaSet is `<deployment>-<hash>`, its pods
 //! `<replicaset>-<suffix>`). A follower reads the Events filed under its SeldonDeployment, the
@@ -22,9 +22,9 @@ use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use serde::Serialize;
 
-use crate::cache::{EventSummary, NamespaceCache, ObjectWatch, Parts};
+use crate::cluster::cache::{EventSummary, NamespaceCache, ObjectWatch, Parts};
+use crate::cluster::watch::Stats;
 use crate::error::Result;
-use crate::watch::Stats;
 
 /// One Event, flattened for printing and reports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -202,7 +202,7 @@ pub fn follow(
 }
 
 /// As [`follow`], reading `cache` (shared with other followers and waits when the cache is
-/// shared; see [`crate::cache`]).
+/// shared; see [`crate::cluster::cache`]).
 pub fn follow_in(
     cache: &NamespaceCache,
     filter: EventFilter,
@@ -238,7 +238,7 @@ fn follow_watch(follower: Follower) -> BoxStream<'static, Result<EventRecord>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::WatchedEvent;
+    use crate::cluster::cache::WatchedEvent;
     use serde_json::json;
 
     fn event(kind: &str, name: &str, uid: &str) -> EventSummary {
@@ -268,7 +268,7 @@ mod tests {
 
     // --- The follower: relists, history, hashed names, memory ----------------------------
 
-    use crate::cache::{HandFedStores, WatchedDeployment};
+    use crate::cluster::cache::{HandFedStores, WatchedDeployment};
     use kube::runtime::watcher;
 
     const SINCE: &str = "2026-01-01T00:00:00Z";

@@ -2,14 +2,14 @@
 //! streaming its events, with watches instead of polling.
 //!
 //! The steps are independent and usable without the CLI:
-//! [`manifest::load`] → [`Deployer::create`] → [`Deployer::wait_ready`] → [`Deployer::scale`]
+//! [`model::manifest::load`] → [`Deployer::create`] → [`Deployer::wait_ready`] → [`Deployer::scale`]
 //! → [`Deployer::wait_ready`] → [`Deployer::delete`], with [`events::follow`] for the event
 //! stream and [`run::run`] driving the whole lifecycle with clean-up and a [`report::Report`].
 //!
 //! The whole lifecycle of one manifest, as `seldon-deploy run` does it:
 //!
 //! ```no_run
-//! use seldon_deploy::{Deployer, connect, manifest, run};
+//! use seldon_deploy::{Deployer, cluster::connect, model::manifest, run};
 //!
 //! # async fn demo() -> Result<(), seldon_deploy::Error> {
 //! let conn = connect::connect(&connect::ConnectOptions::default()).await?;
@@ -22,23 +22,15 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod apply;
-pub mod cache;
-pub mod connect;
+pub mod cluster;
 pub mod error;
 pub mod events;
-pub mod freshness;
-pub(crate) mod judge;
-pub mod manifest;
+pub mod judge;
 pub mod model;
+pub mod names;
 pub mod ops;
-pub mod pods;
-pub mod readiness;
-pub mod replicas;
 pub mod report;
 pub mod run;
-pub mod scale;
-pub mod watch;
 
 pub use error::{Error, Result};
 pub use ops::{Deployer, Handle};

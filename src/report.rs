@@ -6,12 +6,12 @@
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::apply::{Change, ImageChange};
+use crate::cluster::watch::StatsSnapshot;
 use crate::error::{Error, Outcome};
 use crate::events::EventRecord;
-use crate::pods::Broken;
-use crate::readiness::Readiness;
-use crate::watch::StatsSnapshot;
+use crate::judge::pods::Broken;
+use crate::judge::readiness::Readiness;
+use crate::model::merge::{Change, ImageChange};
 
 /// One phase of a run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -88,7 +88,7 @@ pub struct Report {
     /// The last readiness evaluation.
     pub final_status: Option<Readiness>,
     /// The pods (or Deployments) that could not come up, with their reasons, when that
-    /// ended a wait (see [`crate::pods`]).
+    /// ended a wait (see [`crate::judge::pods`]).
     pub failing_pods: Vec<Broken>,
     /// Whether the object was deliberately kept (`--keep`).
     pub kept: bool,
@@ -644,7 +644,7 @@ mod junit_tests {
 
     #[test]
     fn failing_pods_are_recorded_also_under_an_applys_aftermath() {
-        let broken = crate::pods::Broken {
+        let broken = crate::judge::pods::Broken {
             deployment: "d".into(),
             pod: Some("p".into()),
             container: Some("c".into()),

@@ -21,11 +21,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result, Signal};
 use crate::events::{self, EventFilter, EventRecord};
-use crate::freshness::{Renders, SpecUpdate};
-use crate::manifest::Manifest;
+use crate::judge::freshness::{Renders, SpecUpdate};
+use crate::judge::readiness::Readiness;
+use crate::model::components::Target;
+use crate::model::manifest::Manifest;
 use crate::ops::{Deployer, Handle, WaitEvent};
-use crate::readiness::Readiness;
-use crate::replicas::Target;
 use crate::report::{PhaseRecord, PhaseTimer, Report, Rollback, Summary};
 
 /// How long events are still collected after the last step.
@@ -422,7 +422,7 @@ impl Context {
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), seldon_deploy::Error> {
-/// use seldon_deploy::{connect, manifest, run, Deployer};
+/// use seldon_deploy::{cluster::connect, model::manifest, run, Deployer};
 ///
 /// let conn = connect::connect(&Default::default()).await?;
 /// let ctx = run::Context::new(Deployer::new(conn.client, &conn.namespace));
@@ -440,7 +440,7 @@ pub async fn run(ctx: &Context, manifest: &Manifest, opts: &RunOptions) -> Repor
 /// `concurrency` at a time, and returns their reports in input order. Each is isolated: one
 /// failing does not stop the others, and a slow one does not keep the next from starting
 /// (they finish in any order). They share one watch per resource in the namespace (see
-/// [`crate::cache`]), held for the whole call, so the API load grows neither with their
+/// [`crate::cluster::cache`]), held for the whole call, so the API load grows neither with their
 /// number nor when they run one after another.
 pub async fn run_many(
     ctx: &Context,
@@ -690,14 +690,14 @@ pub async fn execute(
             (Step::Apply, Subject::Manifest(m), _) => match d.apply(m, false, deadline).await {
                 Ok(a) => {
                     report.change = Some(a.change);
-                    report.images = crate::apply::image_changes(a.before.as_ref(), &a.after);
+                    report.images = crate::model::merge::image_changes(a.before.as_ref(), &a.after);
                     report.uid = Some(a.handle.uid.clone());
-                    if a.change == crate::apply::Change::Created {
+                    if a.change == crate::model::merge::Change::Created {
                         ctx.ledger.add(&a.handle);
                         created = true;
                     } else {
                         update_revision = a.revision;
-                        if a.change == crate::apply::Change::Updated
+                        if a.change == crate::model::merge::Change::Updated
                             && let Some(before) = a.before
                         {
                             update = a.revision.map(|revision| SpecUpdate {

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use kube::api::ListParams;
-use seldon_deploy::manifest;
+use seldon_deploy::model::manifest;
 use serde_json::Value;
 use support::{Cluster, TestNamespace};
 

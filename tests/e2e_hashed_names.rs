@@ -341,7 +341,7 @@ async fn the_predicted_deployment_names_are_the_ones_the_operator_gives() {
     });
     let dir = tempfile::tempdir().unwrap();
     let file = write_json(dir.path(), "names.json", &m);
-    let predicted: Vec<String> = seldon_deploy::manifest::load(&file).unwrap()[0]
+    let predicted: Vec<String> = seldon_deploy::model::manifest::load(&file).unwrap()[0]
         .components
         .iter()
         .map(|c| c.deployment_name.clone().unwrap())

@@ -9,7 +9,7 @@ use common::*;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use seldon_deploy::Deployer;
 use seldon_deploy::error::Signal;
-use seldon_deploy::replicas::Target;
+use seldon_deploy::model::components::Target;
 use seldon_deploy::run::{self, Context, RunOptions, Step, Subject, UpdateKind};
 use serde_json::{Value, json};
 

@@ -484,7 +484,7 @@ fn marker(o: &Value) -> Option<&str> {
 async fn a_stored_update_answered_504_is_recognised_by_its_marker_and_sent_once() {
     let (applied, log, state) = update_through_connect(FirstPut::StoredThen504).await;
     let applied = applied.expect("the read finds the update");
-    assert_eq!(applied.change, seldon_deploy::apply::Change::Updated);
+    assert_eq!(applied.change, seldon_deploy::model::merge::Change::Updated);
     assert_eq!(count(&log, |r| r.method == "PUT"), 1, "sent once");
     let stored = state.lock().unwrap().clone();
     assert_eq!(marker(&stored), applied.apply_id.as_deref());
@@ -509,7 +509,7 @@ async fn a_stored_update_answered_504_is_recognised_by_its_marker_and_sent_once(
 async fn a_lost_update_the_read_shows_unstored_is_sent_again_under_the_same_precondition() {
     let (applied, log, state) = update_through_connect(FirstPut::NotStoredThen504).await;
     let applied = applied.expect("the second PUT is stored");
-    assert_eq!(applied.change, seldon_deploy::apply::Change::Updated);
+    assert_eq!(applied.change, seldon_deploy::model::merge::Change::Updated);
     let log = log.lock().unwrap();
     let puts: Vec<&Req> = log.iter().filter(|r| r.method == "PUT").collect();
     assert_eq!(puts.len(), 2, "sent again once");
@@ -547,7 +547,7 @@ async fn a_lost_update_that_lands_after_the_read_is_recognised_when_the_resend_m
     let applied = applied.expect("the 409's re-read finds the update");
     assert_eq!(
         applied.change,
-        seldon_deploy::apply::Change::Updated,
+        seldon_deploy::model::merge::Change::Updated,
         "not mistaken for an unchanged object"
     );
     assert_eq!(count(&log, |r| r.method == "PUT"), 2, "the re-send met 409");

@@ -669,7 +669,7 @@ async fn apply_conflict_rereads_and_keeps_a_concurrent_writers_label() {
         .apply(&m, false, Instant::now() + Duration::from_secs(30))
         .await
         .unwrap();
-    assert_eq!(applied.change, seldon_deploy::apply::Change::Updated);
+    assert_eq!(applied.change, seldon_deploy::model::merge::Change::Updated);
     assert_eq!(applied.revision, Some(3));
     let s = stored.lock().unwrap().clone();
     assert_eq!(

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use seldon_deploy::Deployer;
-use seldon_deploy::manifest;
+use seldon_deploy::model::manifest;
 use seldon_deploy::run::{self, Context, RunOptions};
 use serde_json::{Value, json};
 

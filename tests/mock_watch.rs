@@ -7,9 +7,9 @@ use std::time::Duration;
 use common::*;
 use seldon_deploy::Deployer;
 use seldon_deploy::error::Error;
+use seldon_deploy::judge::readiness::{Readiness, Verdict};
+use seldon_deploy::model::components::Target;
 use seldon_deploy::ops::WaitOptions;
-use seldon_deploy::readiness::{Readiness, Verdict};
-use seldon_deploy::replicas::Target;
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -323,7 +323,7 @@ async fn a_watch_request_never_answered_is_abandoned_and_re_watched_without_a_re
 /// resourceVersion (kube's bookmarks keep that current), never relisted.
 #[tokio::test(start_paused = true)]
 async fn a_quiet_namespace_causes_no_relist_during_a_ten_minute_wait() {
-    let timeout = Duration::from_secs(seldon_deploy::watch::WATCH_TIMEOUT_SECS.into());
+    let timeout = Duration::from_secs(seldon_deploy::cluster::watch::WATCH_TIMEOUT_SECS.into());
     let (client, log) = serve(Box::new(move |r| {
         if r.is_watch() {
             // A healthy watch on which nothing happens, closed by the server at its timeout.
@@ -399,7 +399,7 @@ async fn a_403_that_outlasts_the_grace_after_a_successful_list_is_reported() {
     assert_eq!(err.exit_code(), 3, "{err}");
     assert!(err.to_string().contains("cannot list"), "{err}");
     // Retried through the grace, then reported long before the phase deadline.
-    assert!(took >= seldon_deploy::watch::FATAL_GRACE);
+    assert!(took >= seldon_deploy::cluster::watch::FATAL_GRACE);
     assert!(took < Duration::from_secs(600));
 }
 
@@ -422,7 +422,7 @@ async fn a_403_on_the_first_watch_after_a_good_list_fails_at_once() {
     let took = started.elapsed();
     assert_eq!(err.exit_code(), 3, "{err}");
     assert!(err.to_string().contains("cannot watch"), "{err}");
-    assert!(took < seldon_deploy::watch::FATAL_GRACE);
+    assert!(took < seldon_deploy::cluster::watch::FATAL_GRACE);
 }
 
 /// A 403 for SeldonDeployments, the server's message ending in `what`.
@@ -586,10 +586,10 @@ fn update_server(renewed_after: Option<Duration>) -> (kube::Client, Log) {
     }))
 }
 
-fn predictor_update() -> seldon_deploy::freshness::SpecUpdate {
-    seldon_deploy::freshness::SpecUpdate {
+fn predictor_update() -> seldon_deploy::judge::freshness::SpecUpdate {
+    seldon_deploy::judge::freshness::SpecUpdate {
         revision: 10,
-        renders: seldon_deploy::freshness::Renders::Templates {
+        renders: seldon_deploy::judge::freshness::Renders::Templates {
             predictors: ["default".to_owned()].into(),
             spec: false,
         },

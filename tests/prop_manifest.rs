@@ -1,4 +1,4 @@
-//! Property tests of the manifest loader (`seldon_deploy::manifest::parse`).
+//! Property tests of the manifest loader (`seldon_deploy::model::manifest::parse`).
 //!
 //! `cargo fuzz` needs a nightly toolchain, which this project does not use, so the loader is
 //! fuzzed with proptest on stable instead:
@@ -24,7 +24,7 @@ use std::sync::OnceLock;
 
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
-use seldon_deploy::manifest::{self, Manifest};
+use seldon_deploy::model::manifest::{self, Manifest};
 use serde_json::{Value, json};
 
 /// The name the inputs are loaded under; every error message must start with it.

@@ -29,8 +29,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::pods::{self, Assessment, Broken};
-use crate::readiness::{Readiness, Verdict};
+use crate::judge::pods::{self, Assessment, Broken};
+use crate::judge::readiness::{Readiness, Verdict};
 
 /// The advice given when the operator has written no status by the hint's time.
 pub(crate) const NO_STATUS_HINT: &str = "the operator has not written any status yet: is it running, watching this \
@@ -303,7 +303,7 @@ impl Wait {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::readiness::ComponentReadiness;
+    use crate::judge::readiness::ComponentReadiness;
 
     const GRACE: Duration = Duration::from_secs(30);
 
@@ -571,8 +571,8 @@ mod tests {
 
     #[test]
     fn a_stale_failed_status_from_before_an_update_is_not_a_failure() {
-        use crate::readiness::evaluate;
-        use crate::replicas::Target;
+        use crate::judge::readiness::evaluate;
+        use crate::model::components::Target;
         // The operator's Failed describes the previous spec (its resourceVersion is older
         // than the update's): the evaluation says not ready, and the wait runs on.
         let sdep = serde_json::json!({

@@ -1,13 +1,11 @@
 //! What one pod's status says is wrong with it, read on its own: a container that cannot
 //! start (image pull, config), a crash loop, a restart, or a pod the scheduler cannot place.
 //! These are facts, judged once per watch item (so the cache can keep them instead of the
-//! pod); whether they end a wait is [`crate::pods`]' and `judge`'s business.
+//! pod); whether they end a wait is [`crate::judge::pods`]' and `judge`'s business.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
-use serde::Serialize;
 
 /// Waiting reasons that no amount of waiting fixes by itself.
 pub(crate) const FATAL_WAITING: [&str; 5] = [
@@ -21,49 +19,7 @@ pub(crate) const FATAL_WAITING: [&str; 5] = [
 /// The label the Deployment controller puts on a ReplicaSet and its pods.
 const TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
 
-/// Why pods of a Deployment cannot come up (or, for a blocker, are held up).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Broken {
-    /// The Deployment (owned by the SeldonDeployment) the pod belongs to.
-    pub deployment: String,
-    /// The pod, when the cause is a pod's (not for `FailedCreate`/`ProgressDeadlineExceeded`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pod: Option<String>,
-    /// The container, when the cause is a container's.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub container: Option<String>,
-    /// Kubernetes' reason: `CrashLoopBackOff`, `ImagePullBackOff`, `OOMKilled`,
-    /// `FailedCreate`, `ProgressDeadlineExceeded`, `Unschedulable`, …
-    pub reason: String,
-    /// The message kubelet, the scheduler or the controller gave.
-    pub message: String,
-    /// The last exit code of a container that terminated.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub exit_code: Option<i32>,
-    /// How many times the container has restarted, when it has.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub restarts: Option<i32>,
-}
-
-impl fmt::Display for Broken {
-    /// `pod P container C: CrashLoopBackOff: back-off … (last exit code 1)`, or
-    /// `Deployment D: FailedCreate: pods "…" is forbidden: exceeded quota …`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.pod, &self.container) {
-            (Some(p), Some(c)) => write!(f, "pod {p} container {c}")?,
-            (Some(p), None) => write!(f, "pod {p}")?,
-            _ => write!(f, "Deployment {}", self.deployment)?,
-        }
-        write!(f, ": {}", self.reason)?;
-        if !self.message.is_empty() {
-            write!(f, ": {}", self.message)?;
-        }
-        if let Some(code) = self.exit_code {
-            write!(f, " (last exit code {code})")?;
-        }
-        Ok(())
-    }
-}
+pub use crate::error::Broken;
 
 /// What one pod has wrong with it, before knowing whether its ReplicaSet is the newest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,7 +32,7 @@ pub struct PodIssue {
     pub(crate) images: BTreeMap<String, String>,
     /// How bad it is.
     pub(crate) kind: Kind,
-    /// The cause; `deployment` is filled in by [`crate::pods::assess`].
+    /// The cause; `deployment` is filled in by [`crate::judge::pods::assess`].
     pub(crate) cause: Broken,
 }
 

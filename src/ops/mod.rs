@@ -23,26 +23,26 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::time::Instant;
 
-use crate::apply::{self, Change};
-use crate::cache::{NamespaceCache, ObjectWatch, Parts, WatchesRunning};
+use crate::cluster::cache::{NamespaceCache, ObjectWatch, Parts, WatchesRunning};
+use crate::cluster::watch::{SELDON_ID_LABEL, Stats};
 use crate::error::{Error, Op, Result, is_transient, is_unserved_resource, retry_after};
-use crate::freshness::{self, Baseline, Renders, SpecUpdate};
+use crate::judge::freshness::{self, Baseline, Renders, SpecUpdate};
+use crate::judge::pods::{self, Assessment};
+use crate::judge::readiness::{self, Readiness, Verdict};
 use crate::judge::wait::{Next, Wait};
-use crate::manifest::{GROUP, Manifest};
-use crate::pods::{self, Assessment};
-use crate::readiness::{self, Readiness, Verdict};
-use crate::replicas::{self, Target};
-use crate::scale::{ScalePlan, scale_patch};
-use crate::watch::{SELDON_ID_LABEL, Stats};
+use crate::model::components::{self, Target};
+use crate::model::manifest::{GROUP, Manifest};
+use crate::model::merge::{self, Change};
+use crate::model::scale::{ScalePlan, scale_patch};
 
 mod create;
 mod transport;
 mod update;
 mod wait;
 
-pub use crate::manifest::sdep_resource;
-pub use crate::model::names::APPLY_ID_ANNOTATION;
-pub use crate::model::names::{FIELD_MANAGER, RUN_ID_ANNOTATION};
+pub use crate::model::manifest::sdep_resource;
+pub use crate::names::APPLY_ID_ANNOTATION;
+pub use crate::names::{FIELD_MANAGER, RUN_ID_ANNOTATION};
 /// The least time the read after a lost create answer gets, even past the phase deadline.
 const OWNERSHIP_CHECK: Duration = Duration::from_secs(10);
 
@@ -161,17 +161,17 @@ impl Deployer {
     /// Any [`Client`] works, also one with kube's default retry layer (which re-sends a POST
     /// answered 504): [`Deployer::create`] resolves every 409 by reading the object and checking
     /// this create's [`RUN_ID_ANNOTATION`], so its object is never taken for someone else's and
-    /// left behind. [`crate::connect::connect`] switches that layer off all the same, since its
+    /// left behind. [`crate::cluster::connect::connect`] switches that layer off all the same, since its
     /// delays (up to 1000 s) are not bounded by a phase deadline.
     ///
     /// # Examples
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), seldon_deploy::Error> {
-    /// use seldon_deploy::{Deployer, manifest, replicas::Target};
+    /// use seldon_deploy::{Deployer, model::manifest, model::components::Target};
     /// use tokio::time::{Duration, Instant};
     ///
-    /// let conn = seldon_deploy::connect::connect(&Default::default()).await?;
+    /// let conn = seldon_deploy::cluster::connect::connect(&Default::default()).await?;
     /// let deployer = Deployer::new(conn.client, &conn.namespace);
     /// let m = &manifest::load("examples/iris-v1alpha2.yaml")?[0];
     /// let deadline = || Instant::now() + Duration::from_secs(300);
@@ -199,7 +199,7 @@ impl Deployer {
     }
 
     /// Shares one watch per resource across everything this deployer (and its clones) does in
-    /// the namespace, instead of opening watches per wait; see [`crate::cache`]. Use it to
+    /// the namespace, instead of opening watches per wait; see [`crate::cluster::cache`]. Use it to
     /// drive many deployments at once: the API load then stays flat as their number grows.
     #[must_use]
     pub fn with_shared_watches(mut self, shared: bool) -> Self {
@@ -266,8 +266,8 @@ impl Deployer {
     /// Refuses a name or namespace Kubernetes would never accept before it goes into a
     /// request path, so no input can change the path a request is sent to.
     fn check_path(&self, name: &str) -> Result<()> {
-        crate::manifest::check_namespace_name("namespace", &self.namespace)?;
-        crate::manifest::check_name("name", name)
+        crate::model::manifest::check_namespace_name("namespace", &self.namespace)?;
+        crate::model::manifest::check_name("name", name)
     }
 
     fn op(&self, verb: &'static str, name: &str) -> Op {

@@ -1,6 +1,6 @@
 //! Talking to the API server: requests built so no input changes their path, the one retry
 //! policy for transient errors (within each operation's deadline; kube's own retry layer is
-//! off, see [`crate::connect`]), and the one backoff.
+//! off, see [`crate::cluster::connect`]), and the one backoff.
 
 use super::*;
 

@@ -35,7 +35,7 @@ fn conflict(message: &str) -> kube::Error {
 
 impl Deployer {
     /// Brings the live object to the manifest: creates it when it does not exist, else
-    /// replaces its spec and merges its labels and annotations (see [`crate::apply`]) with a
+    /// replaces its spec and merges its labels and annotations (see [`crate::model::merge`]) with a
     /// resourceVersion precondition; a concurrent write makes it re-read and merge again.
     /// Nothing is written when the live object already matches. With `dry_run` the write is
     /// sent with `dryRun=All`: validated and defaulted by the server, stored nowhere.
@@ -80,7 +80,7 @@ impl Deployer {
                             how: "marked for deletion",
                         });
                     }
-                    Ok(Some(apply::desired_object(live, manifest)))
+                    Ok(Some(merge::desired_object(live, manifest)))
                 },
             )
             .await;
@@ -119,14 +119,14 @@ impl Deployer {
         // The server found nothing to store but the marker (e.g. a number written
         // differently): the live spec stands, and there is nothing to roll back.
         let change =
-            if !dry_run && !apply::differs(&without_apply_id(&live), &without_apply_id(&after)) {
+            if !dry_run && !merge::differs(&without_apply_id(&live), &without_apply_id(&after)) {
                 Change::Unchanged
             } else {
                 Change::Updated
             };
         let revision = (change == Change::Updated && !dry_run)
             .then(|| {
-                apply::revision(
+                merge::revision(
                     after
                         .pointer("/metadata/resourceVersion")
                         .and_then(Value::as_str),
@@ -186,7 +186,7 @@ impl Deployer {
 
     /// Undoes an update: `previous` is the object as it was before it, `wrote` the object the
     /// update stored. Only what the update changed is restored, and only while the live object
-    /// is still as the update left it (see [`apply::restored_object`]); re-reads on conflicts.
+    /// is still as the update left it (see [`merge::restored_object`]); re-reads on conflicts.
     /// Returns the resourceVersion of the write (`None`: nothing needed restoring), for the
     /// rollout wait.
     ///
@@ -216,9 +216,9 @@ impl Deployer {
                 if live.pointer("/metadata/uid").and_then(Value::as_str) != Some(&handle.uid) {
                     return Err(gone("replaced"));
                 }
-                match apply::restored_object(live, previous, wrote) {
-                    apply::Restore::Send(v) => Ok(Some(v)),
-                    apply::Restore::ChangedByOthers(changes) => Err(Error::ChangedByOthers {
+                match merge::restored_object(live, previous, wrote) {
+                    merge::Restore::Send(v) => Ok(Some(v)),
+                    merge::Restore::ChangedByOthers(changes) => Err(Error::ChangedByOthers {
                         name: handle.name.clone(),
                         changes,
                     }),
@@ -227,7 +227,7 @@ impl Deployer {
             .await;
         match written {
             Ok((_, after)) => Ok(after.and_then(|a| {
-                apply::revision(
+                merge::revision(
                     a.pointer("/metadata/resourceVersion")
                         .and_then(Value::as_str),
                 )
@@ -284,7 +284,7 @@ impl Deployer {
                         .and_then(Value::as_str)
                         == Some(m)
                 }
-                None => build(live)?.is_none_or(|d| !apply::differs(live, &d)),
+                None => build(live)?.is_none_or(|d| !merge::differs(live, &d)),
             })
         };
         let mut delay = Backoff::conflict();
@@ -300,7 +300,7 @@ impl Deployer {
                 lost_from = Some(from);
             }
             let desired = match build(&live).map_err(WriteError::Read)? {
-                Some(d) if apply::differs(&live, &d) => d,
+                Some(d) if merge::differs(&live, &d) => d,
                 _ => return Ok((live, None)),
             };
             let desired = match marker {
@@ -407,7 +407,7 @@ impl Deployer {
     }
 
     /// Scales every component to `n` with a JSON Patch computed from a fresh read (see
-    /// [`crate::scale`]); on a conflict or a failed `test` it re-reads and retries with
+    /// [`crate::model::scale`]); on a conflict or a failed `test` it re-reads and retries with
     /// bounded backoff.
     ///
     /// # Errors

@@ -32,13 +32,13 @@ impl Deployer {
             Some(&obj),
             &handle.uid,
             &deps.items,
-            &replicas::components(&obj),
+            &components::components(&obj),
             target,
         );
         Ok((handle, r))
     }
 
-    /// Waits until the predicate in [`crate::readiness`] holds for `target`, watching the
+    /// Waits until the predicate in [`crate::judge::readiness`] holds for `target`, watching the
     /// SeldonDeployment and the namespace's Seldon Deployments.
     ///
     /// # Errors
@@ -46,7 +46,7 @@ impl Deployer {
     /// [`Error::Timeout`] at `deadline` (with the last readiness summary);
     /// [`Error::DeploymentFailed`] when `Failed` persists past the grace period;
     /// [`Error::PodsFailing`] when the pods of a Deployment's newest ReplicaSet cannot come up
-    /// (see [`crate::pods`]) for longer than the same grace period, kept per pod and cause;
+    /// (see [`crate::judge::pods`]) for longer than the same grace period, kept per pod and cause;
     /// [`Error::Gone`] when the object is deleted or replaced; a fatal watch error (403, …).
     pub async fn wait_ready(
         &self,
@@ -70,7 +70,7 @@ impl Deployer {
 
     /// Waits until the rollout of `update` is complete: [`Deployer::wait_ready`] for
     /// [`Target::Rollout`], with the proof that the operator has acted on the update that
-    /// [`crate::freshness`] defines (which needs to know what the update changed).
+    /// [`crate::judge::freshness`] defines (which needs to know what the update changed).
     ///
     /// # Errors
     ///
@@ -126,7 +126,7 @@ impl Deployer {
                         continue;
                     }
                     let sdep = views.sdep_json();
-                    let comps = sdep.as_deref().map(replicas::components).unwrap_or_default();
+                    let comps = sdep.as_deref().map(components::components).unwrap_or_default();
                     let deps = views.owned_deployments();
                     // Once the operator has acted on the update, its status is as fresh as
                     // it will get (it writes none when nothing changed).
@@ -284,7 +284,7 @@ impl Deployer {
 
     /// The Deployments `handle` owned at resourceVersion `revision` (an update's), listed at
     /// exactly that revision, so that no later change is taken for the state at the update
-    /// (see [`crate::freshness`]). `None` if the server cannot answer that (then only a
+    /// (see [`crate::judge::freshness`]). `None` if the server cannot answer that (then only a
     /// status written after the update proves the operator's work).
     async fn baseline(
         &self,
@@ -349,8 +349,8 @@ fn gone_how(reason: Option<&str>) -> &'static str {
 
 /// What a wait reads: the SeldonDeployment and its children, from the cache.
 ///
-/// Pods never hold readiness up; they only tell a broken rollout early (see [`crate::pods`]).
-/// Events are a view, not the job: a wait never reads them (see [`crate::freshness`] for how
+/// Pods never hold readiness up; they only tell a broken rollout early (see [`crate::judge::pods`]).
+/// Events are a view, not the job: a wait never reads them (see [`crate::judge::freshness`] for how
 /// it knows that the operator has acted on an update).
 struct Views {
     watch: ObjectWatch,
@@ -395,7 +395,7 @@ impl Views {
         sdep: Option<&Value>,
         uid: &str,
         deps: &[Arc<Deployment>],
-        comps: &[replicas::Component],
+        comps: &[components::Component],
     ) -> Option<String> {
         let (Some(update), Some(sdep)) = (&self.update, sdep) else {
             return None;

@@ -148,16 +148,16 @@ pub struct HttpMock {
 
 impl HttpMock {
     /// Connection options for `connect::connect`, naming [`HttpMock::kubeconfig`].
-    pub fn options(&self) -> seldon_deploy::connect::ConnectOptions {
-        seldon_deploy::connect::ConnectOptions {
+    pub fn options(&self) -> seldon_deploy::cluster::connect::ConnectOptions {
+        seldon_deploy::cluster::connect::ConnectOptions {
             kubeconfig: Some(self.kubeconfig.clone()),
             ..Default::default()
         }
     }
 
     /// A client from `connect::connect`, as the CLI builds it.
-    pub async fn connect(&self) -> seldon_deploy::connect::Connection {
-        seldon_deploy::connect::connect(&self.options())
+    pub async fn connect(&self) -> seldon_deploy::cluster::connect::Connection {
+        seldon_deploy::cluster::connect::connect(&self.options())
             .await
             .expect("connect to the mock")
     }
@@ -397,8 +397,8 @@ pub fn iris_yaml() -> String {
 }
 
 /// [`iris_yaml`], loaded.
-pub fn iris_manifest() -> seldon_deploy::manifest::Manifest {
-    seldon_deploy::manifest::parse("iris.yaml", iris_yaml().as_bytes())
+pub fn iris_manifest() -> seldon_deploy::model::manifest::Manifest {
+    seldon_deploy::model::manifest::parse("iris.yaml", iris_yaml().as_bytes())
         .unwrap()
         .remove(0)
 }

@@ -3,13 +3,13 @@
 use std::io::IsTerminal;
 
 use futures::StreamExt;
-use seldon_deploy::apply;
-use seldon_deploy::connect::{self, ConnectOptions, Connection};
+use seldon_deploy::cluster::connect::{self, ConnectOptions, Connection};
 use seldon_deploy::error::{Error, Outcome, Signal};
 use seldon_deploy::events::{self, EventFilter};
-use seldon_deploy::manifest::{self, Manifest};
+use seldon_deploy::model::components::Target;
+use seldon_deploy::model::manifest::{self, Manifest};
+use seldon_deploy::model::merge;
 use seldon_deploy::ops::{Deployer, WaitOptions};
-use seldon_deploy::replicas::Target;
 use seldon_deploy::report::{self, Report, Summary};
 use seldon_deploy::run::{self, Context, Interrupt, Ledger, RunOptions, Step, Subject};
 use tokio::time::{Duration, Instant};
@@ -413,13 +413,13 @@ async fn diff(
     let mut changed = false;
     for m in manifests {
         let a = d.apply(m, true, Instant::now() + timeout).await?;
-        let text = apply::diff(&m.name, a.before.as_ref(), &a.after);
+        let text = merge::diff(&m.name, a.before.as_ref(), &a.after);
         let change = if text.is_empty() {
-            apply::Change::Unchanged
+            merge::Change::Unchanged
         } else {
             a.change
         };
-        changed |= change != apply::Change::Unchanged;
+        changed |= change != merge::Change::Unchanged;
         match out {
             Output::Json => docs.push(serde_json::json!({
                 "name": m.name,
@@ -427,14 +427,14 @@ async fn diff(
                 "source": m.origin(),
                 "change": change,
                 "diff": text,
-                "images": apply::image_changes(a.before.as_ref(), &a.after),
+                "images": merge::image_changes(a.before.as_ref(), &a.after),
             })),
             Output::Text | Output::Junit => {
                 print!("{text}");
                 let verb = match change {
-                    apply::Change::Created => "created",
-                    apply::Change::Updated => "configured",
-                    apply::Change::Unchanged => "unchanged",
+                    merge::Change::Created => "created",
+                    merge::Change::Updated => "configured",
+                    merge::Change::Unchanged => "unchanged",
                 };
                 eprintln!("seldondeployment/{} {verb} (server dry run)", m.name);
             }
@@ -477,9 +477,8 @@ async fn status(c: &ConnArgs, out: Output, name: &str, replicas: Option<i32>) ->
         .status(name, replicas, Instant::now() + Duration::from_secs(30))
         .await?;
     let code = match r.verdict {
-        seldon_deploy::readiness::Verdict::Failed | seldon_deploy::readiness::Verdict::Gone => {
-            Outcome::Failed.code()
-        }
+        seldon_deploy::judge::readiness::Verdict::Failed
+        | seldon_deploy::judge::readiness::Verdict::Gone => Outcome::Failed.code(),
         _ => Outcome::Success.code(),
     };
     match out {

@@ -23,7 +23,7 @@
 //! 7. no Deployment of a component or predictor the spec no longer has remains;
 //! 8. after an update, a status the operator wrote after it (a newer resourceVersion). Before
 //!    that, `Available` and even `Failed` describe the previous spec. The wait also accepts
-//!    the other proofs that the operator has acted on the update ([`crate::freshness`]); it
+//!    the other proofs that the operator has acted on the update ([`crate::judge::freshness`]); it
 //!    then evaluates with `status_after: None`.
 
 use std::borrow::Borrow;
@@ -33,7 +33,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::replicas::{Component, Target};
+use crate::model::components::{Component, Target};
 
 /// The overall answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -168,15 +168,15 @@ pub fn owned_by(d: &Deployment, uid: &str) -> bool {
 ///
 /// `sdep` is the SeldonDeployment as JSON (`None` if absent); `uid` is the UID this run
 /// tracks; `deployments` (owned or in `Arc`s) may include Deployments not owned by it (they are filtered out);
-/// `components` come from [`crate::replicas::components`] and `target` says which counts to
+/// `components` come from [`crate::model::components::components`] and `target` says which counts to
 /// expect.
 ///
 /// # Examples
 ///
 /// ```
 /// use k8s_openapi::api::apps::v1::Deployment;
-/// use seldon_deploy::readiness::{evaluate, Verdict};
-/// use seldon_deploy::replicas::{components, Target};
+/// use seldon_deploy::judge::readiness::{evaluate, Verdict};
+/// use seldon_deploy::model::components::{components, Target};
 ///
 /// let sdep = serde_json::json!({
 ///     "metadata": {"name": "s", "uid": "u1"},
@@ -222,7 +222,7 @@ pub fn evaluate(
     let stale_status = match target {
         Target::Rollout {
             status_after: Some(after),
-        } => crate::model::names::revision(
+        } => crate::names::revision(
             sdep.pointer("/metadata/resourceVersion")
                 .and_then(Value::as_str),
         )
@@ -332,7 +332,7 @@ const CONTROLLER_ID_LABEL: &str = "seldon.io/controller-id";
 
 /// Maps components to owned Deployments (indices into `owned`).
 ///
-/// First by the name the operator gives them (see [`crate::replicas`]), or its
+/// First by the name the operator gives them (see [`crate::model::components`]), or its
 /// `DEPLOYMENT_NAME_AS_PREFIX` form of a hashed one ([`prefixed`]). The rest (an operator
 /// that names them otherwise) by what it puts in the pod template: a Deployment fits a
 /// component when its template has every container of the component and, where the operator
@@ -584,7 +584,7 @@ fn operator_disagrees(dep_status: Option<&Value>, name: &str, want: i32) -> Opti
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::replicas::components;
+    use crate::model::components::components;
     use serde_json::json;
 
     const UID: &str = "uid-1";

@@ -15,8 +15,8 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::manifest::Manifest;
-use crate::replicas;
+use crate::model::components;
+use crate::model::manifest::Manifest;
 
 /// What an apply did to the object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -55,8 +55,8 @@ impl std::fmt::Display for Change {
 ///     "spec": {"replicas": 2, "predictors": []}, "status": {"state": "Available"}});
 /// let file = json!({"apiVersion": "machinelearning.seldon.io/v1", "kind": "SeldonDeployment",
 ///     "metadata": {"name": "m", "labels": {"v": "2"}}, "spec": spec});
-/// let m = &seldon_deploy::manifest::parse("m.json", file.to_string().as_bytes()).unwrap()[0];
-/// let sent = seldon_deploy::apply::desired_object(&live, m);
+/// let m = &seldon_deploy::model::manifest::parse("m.json", file.to_string().as_bytes()).unwrap()[0];
+/// let sent = seldon_deploy::model::merge::desired_object(&live, m);
 /// assert_eq!(sent["spec"], spec);
 /// assert_eq!(sent["metadata"]["labels"], json!({"team": "a", "v": "2"}));
 /// assert_eq!(sent["metadata"]["resourceVersion"], "7");
@@ -122,7 +122,7 @@ pub enum Restore {
 ///
 /// ```
 /// use serde_json::json;
-/// use seldon_deploy::apply::{restored_object, Restore};
+/// use seldon_deploy::model::merge::{restored_object, Restore};
 /// let previous = json!({"metadata": {"labels": {"v": "1"}}, "spec": {"replicas": 1}});
 /// let wrote = json!({"metadata": {"labels": {"v": "2"}}, "spec": {"replicas": 2}});
 /// // Since the update, a policy controller added a label.
@@ -304,7 +304,7 @@ pub struct ImageChange {
 #[must_use]
 pub fn image_changes(before: Option<&Value>, after: &Value) -> Vec<ImageChange> {
     let images = |v: &Value| -> Vec<(String, String, String)> {
-        let comps = replicas::components(v);
+        let comps = components::components(v);
         comps
             .iter()
             .flat_map(|c| {
@@ -347,7 +347,7 @@ pub fn image_changes(before: Option<&Value>, after: &Value) -> Vec<ImageChange> 
     out
 }
 
-pub use crate::model::names::revision;
+pub use crate::names::revision;
 
 #[cfg(test)]
 mod tests {
@@ -355,7 +355,7 @@ mod tests {
     use serde_json::json;
 
     fn manifest(v: &Value) -> Manifest {
-        crate::manifest::parse("m.json", v.to_string().as_bytes())
+        crate::model::manifest::parse("m.json", v.to_string().as_bytes())
             .unwrap()
             .remove(0)
     }

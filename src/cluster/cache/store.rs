@@ -19,8 +19,8 @@ use kube::api::Api;
 use kube::runtime::watcher;
 use tokio::sync::Notify;
 
+use crate::cluster::watch::{self, FATAL_GRACE, Stats};
 use crate::error::{Error, Op};
-use crate::watch::{self, FATAL_GRACE, Stats};
 
 /// The index keys of one object (most have one or two).
 pub(crate) type Keys = Vec<String>;
@@ -131,7 +131,7 @@ impl<W, K> Drop for Store<W, K> {
 }
 
 fn revision<K: Resource>(obj: &K) -> u64 {
-    crate::model::names::revision(obj.meta().resource_version.as_deref()).unwrap_or(0)
+    crate::names::revision(obj.meta().resource_version.as_deref()).unwrap_or(0)
 }
 
 impl<W, K> Store<W, K>

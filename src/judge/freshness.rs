@@ -27,8 +27,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::apps::v1::Deployment;
 use serde_json::Value;
 
-use crate::readiness::{owned_and_assigned, owned_by};
-use crate::replicas::Component;
+use crate::judge::readiness::{owned_and_assigned, owned_by};
+use crate::model::components::Component;
 
 /// The Deployment controller's annotation naming the revision of the newest ReplicaSet,
 /// which moves on whenever the pod template changes (not on a replica change).
@@ -199,7 +199,7 @@ pub fn operator_acted(
     deployments: &[impl std::borrow::Borrow<Deployment>],
     components: &[Component],
 ) -> Result<(), String> {
-    let status_after = crate::model::names::revision(
+    let status_after = crate::names::revision(
         sdep.pointer("/metadata/resourceVersion")
             .and_then(Value::as_str),
     )
@@ -274,7 +274,7 @@ pub fn operator_acted(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::replicas::components;
+    use crate::model::components::components;
     use serde_json::json;
 
     const UID: &str = "u";

@@ -12,7 +12,7 @@
 //! (list, or watch) never worked on the feed, else after [`FATAL_GRACE`] of them in a row (an
 //! API server restart answers these for a moment).
 //!
-//! [`crate::cache`] keeps what these watches see, for every reader.
+//! [`crate::cluster::cache`] keeps what these watches see, for every reader.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,7 +39,7 @@ pub(crate) const RESPONSE_START_TIMEOUT: std::time::Duration = std::time::Durati
 /// (401, 403, 404) before reporting them: an API server restarting answers these for a moment.
 pub const FATAL_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
-pub use crate::model::names::SELDON_ID_LABEL;
+pub use crate::names::SELDON_ID_LABEL;
 
 /// Counters shared by all watches of one [`crate::Deployer`]; cheap to clone.
 #[derive(Debug, Clone, Default)]

@@ -42,10 +42,10 @@ use kube::Client;
 use kube::api::Api;
 use serde_json::Value;
 
+use crate::cluster::watch::{self, SELDON_ID_LABEL, Stats};
 use crate::error::Op;
-use crate::manifest::sdep_resource;
+use crate::model::manifest::sdep_resource;
 use crate::model::pod_issue::{PodIssue, pod_issue};
-use crate::watch::{self, SELDON_ID_LABEL, Stats};
 
 use object::Stores;
 pub(crate) use object::{ObjectWatch, Parts};
@@ -402,7 +402,7 @@ impl EventSummary {
     /// themselves. Only among themselves: a cluster may keep Events in an etcd of their own
     /// (`--etcd-servers-overrides=/events#…`), whose revisions are another counter.
     pub(crate) fn revision(&self) -> u64 {
-        crate::model::names::revision(Some(&self.resource_version)).unwrap_or(0)
+        crate::names::revision(Some(&self.resource_version)).unwrap_or(0)
     }
 }
 

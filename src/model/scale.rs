@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
-use crate::replicas;
+use crate::model::components;
 
 /// A computed scale change.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -41,7 +41,7 @@ pub struct ScalePlan {
 ///     "metadata": {"name": "iris", "uid": "u"},
 ///     "spec": {"predictors": [{"name": "default", "replicas": 1, "graph": {"name": "c"}}]}
 /// });
-/// let plan = seldon_deploy::scale::scale_patch(&live, 2)?;
+/// let plan = seldon_deploy::model::scale::scale_patch(&live, 2)?;
 /// assert_eq!(plan.paths, vec!["/spec/predictors/0/replicas"]);
 /// # Ok::<(), seldon_deploy::Error>(())
 /// ```
@@ -59,7 +59,7 @@ pub fn scale_patch(live: &Value, n: i32) -> Result<ScalePlan> {
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let auto: Vec<String> = replicas::components(live)
+    let auto: Vec<String> = components::components(live)
         .iter()
         .filter_map(|c| {
             c.autoscaler
@@ -162,7 +162,7 @@ mod tests {
         assert_eq!(out["metadata"]["annotations"]["keep"], "me");
         // Every component now resolves to 4.
         assert!(
-            replicas::components(&out)
+            components::components(&out)
                 .iter()
                 .all(|c| c.initial_replicas == 4)
         );
@@ -181,7 +181,7 @@ mod tests {
         );
         let out = apply(&doc, &plan);
         assert!(
-            replicas::components(&out)
+            components::components(&out)
                 .iter()
                 .all(|c| c.initial_replicas == 3)
         );

@@ -63,14 +63,14 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Connection> {
     // An explicit namespace is checked before anything is read, the configuration's after.
     let explicit = opts.namespace.clone().filter(|n| !n.is_empty());
     if let Some(ns) = &explicit {
-        crate::manifest::check_namespace_name("-n/--namespace", ns)?;
+        crate::model::manifest::check_namespace_name("-n/--namespace", ns)?;
     }
     let mut config = load_config(opts).await?;
     let namespace = match explicit {
         Some(ns) => ns,
         None => {
             let ns = config.default_namespace.clone();
-            crate::manifest::check_namespace_name(
+            crate::model::manifest::check_namespace_name(
                 "namespace of the kubeconfig context (or the service account)",
                 &ns,
             )?;

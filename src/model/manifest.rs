@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::replicas::{self, Component};
+use crate::model::components::{self, Component};
 
 mod yaml;
 
@@ -21,7 +21,7 @@ mod yaml;
 pub const MAX_MANIFEST_BYTES: u64 = 10 * 1024 * 1024;
 /// Deepest YAML/JSON nesting accepted. A PodSpec inside a 10-level graph stays well below this.
 pub const MAX_DEPTH: usize = 64;
-pub use crate::model::names::GROUP;
+pub use crate::names::GROUP;
 /// The kind this tool deploys.
 pub const KIND: &str = "SeldonDeployment";
 /// API versions the v1 operator serves (all share one schema).
@@ -143,7 +143,7 @@ pub fn load_all<S: AsRef<str>>(sources: &[S]) -> Result<Vec<Manifest>> {
 /// # Examples
 ///
 /// ```no_run
-/// let manifests = seldon_deploy::manifest::load("examples/iris-v1alpha2.yaml")?;
+/// let manifests = seldon_deploy::model::manifest::load("examples/iris-v1alpha2.yaml")?;
 /// assert_eq!(manifests[0].name, "sklearn");
 /// # Ok::<(), seldon_deploy::Error>(())
 /// ```
@@ -236,10 +236,10 @@ fn read_limited(r: impl Read, source: &str) -> Result<Vec<u8>> {
 /// ```
 /// let yaml = b"apiVersion: machinelearning.seldon.io/v1\nkind: SeldonDeployment\n\
 ///              metadata: {name: demo}\nspec:\n  predictors:\n  - name: p\n    graph: {name: g}\n";
-/// let m = seldon_deploy::manifest::parse("demo.yaml", yaml)?;
+/// let m = seldon_deploy::model::manifest::parse("demo.yaml", yaml)?;
 /// assert_eq!(m[0].components[0].initial_replicas, 1);
 ///
-/// let err = seldon_deploy::manifest::parse("bad.yaml", b"kind: [unclosed\n").unwrap_err();
+/// let err = seldon_deploy::model::manifest::parse("bad.yaml", b"kind: [unclosed\n").unwrap_err();
 /// assert!(err.to_string().starts_with("bad.yaml: "));
 /// assert_eq!(err.exit_code(), 2);
 /// # Ok::<(), seldon_deploy::Error>(())
@@ -561,7 +561,7 @@ fn validate(doc: Value, source: &str, document: usize) -> std::result::Result<Ma
         }
     }
 
-    let components = replicas::components(&doc);
+    let components = components::components(&doc);
     Ok(Manifest {
         source: source.to_owned(),
         document,

@@ -25,9 +25,9 @@ use std::borrow::Borrow;
 use k8s_openapi::api::apps::v1::Deployment;
 use serde::Serialize;
 
+use crate::judge::readiness::Readiness;
 use crate::model::pod_issue::Kind;
 pub use crate::model::pod_issue::{Broken, PodIssue, pod_issue};
-use crate::readiness::Readiness;
 
 /// The broken and the blocked pods of one SeldonDeployment's newest ReplicaSets.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -77,7 +77,7 @@ impl Assessment {
 /// # Examples
 ///
 /// ```
-/// use seldon_deploy::pods::assess;
+/// use seldon_deploy::judge::pods::assess;
 ///
 /// let a = assess(std::iter::empty(), &[] as &[k8s_openapi::api::apps::v1::Deployment]);
 /// assert!(a.is_clear());
@@ -479,7 +479,7 @@ mod tests {
 
     #[test]
     fn annotate_names_the_cause_on_its_deployments_row_and_in_the_reason() {
-        use crate::readiness::{ComponentReadiness, Verdict};
+        use crate::judge::readiness::{ComponentReadiness, Verdict};
         let mut r = Readiness {
             verdict: Verdict::NotReady,
             state: Some("Creating".into()),

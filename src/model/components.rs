@@ -7,7 +7,7 @@
 //!
 //! The functions here work on any SeldonDeployment JSON (a manifest or a live object) and never
 //! fail: values that are not valid replica counts are treated as unset. Strict checking of a
-//! manifest happens in [`crate::manifest`].
+//! manifest happens in [`crate::model::manifest`].
 
 use serde::Serialize;
 use serde_json::Value;
@@ -110,7 +110,7 @@ pub enum Target {
     /// the images the spec names, no Deployment left over from an earlier spec, and, when
     /// `status_after` is set, a status the operator wrote after that resourceVersion (the
     /// update's), since it writes no `observedGeneration`. `Deployer::wait_rollout` also
-    /// accepts the other proofs of [`crate::freshness`].
+    /// accepts the other proofs of [`crate::judge::freshness`].
     Rollout {
         /// The update's resourceVersion (as a number), if there was an update.
         status_after: Option<u64>,
@@ -137,7 +137,7 @@ pub fn replicas_at(v: Option<&Value>) -> Option<i32> {
 ///         "graph": {"name": "classifier", "implementation": "SKLEARN_SERVER"}
 ///     }]}
 /// });
-/// let comps = seldon_deploy::replicas::components(&sdep);
+/// let comps = seldon_deploy::model::components::components(&sdep);
 /// assert_eq!(comps.len(), 1);
 /// assert_eq!(comps[0].initial_replicas, 2);
 /// assert_eq!(comps[0].deployment_name.as_deref(), Some("iris-default-0-classifier"));
