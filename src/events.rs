@@ -196,7 +196,7 @@ pub fn follow(
     stats: Stats,
 ) -> BoxStream<'static, Result<EventRecord>> {
     follow_in(
-        &NamespaceCache::new(client, namespace, false, stats),
+        &NamespaceCache::per_reader(client, namespace, stats),
         filter,
     )
 }

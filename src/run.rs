@@ -455,7 +455,7 @@ pub async fn run_many(
         manifests.len() != 1 || manifests.first().is_some_and(|m| m.name != only)
     });
     if !cache.is_shared() || narrowed_to_one {
-        ctx.deployer = ctx.deployer.with_shared_watches(true);
+        ctx.deployer = ctx.deployer.with_shared_watches();
     }
     let _retained = ctx.deployer.cache().retain();
     let ctx = &ctx;
@@ -687,7 +687,7 @@ pub async fn execute(
                     Err(e) => Err(e),
                 }
             }
-            (Step::Apply, Subject::Manifest(m), _) => match d.apply(m, false, deadline).await {
+            (Step::Apply, Subject::Manifest(m), _) => match d.apply(m, deadline).await {
                 Ok(a) => {
                     report.change = Some(a.change);
                     report.images = crate::model::merge::image_changes(a.before.as_ref(), &a.after);

@@ -467,11 +467,7 @@ async fn update_through_connect(
     let conn = mock.connect().await;
     let d = Deployer::new(conn.client, &conn.namespace);
     let applied = d
-        .apply(
-            &iris_manifest(),
-            false,
-            Instant::now() + Duration::from_secs(20),
-        )
+        .apply(&iris_manifest(), Instant::now() + Duration::from_secs(20))
         .await;
     (applied, log, state)
 }

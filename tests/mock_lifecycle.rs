@@ -666,7 +666,7 @@ async fn apply_conflict_rereads_and_keeps_a_concurrent_writers_label() {
     m.object["spec"]["predictors"][0]["replicas"] = json!(3);
     let d = Deployer::new(client, "ns");
     let applied = d
-        .apply(&m, false, Instant::now() + Duration::from_secs(30))
+        .apply(&m, Instant::now() + Duration::from_secs(30))
         .await
         .unwrap();
     assert_eq!(applied.change, seldon_deploy::model::merge::Change::Updated);

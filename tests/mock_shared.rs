@@ -276,7 +276,7 @@ async fn unshared_lifecycles_list_per_wait_for_comparison() {
 #[tokio::test(start_paused = true)]
 async fn the_shared_watches_stop_when_the_last_lifecycle_ends() {
     let (client, log) = server();
-    let d = Deployer::new(client, "ns").with_shared_watches(true);
+    let d = Deployer::new(client, "ns").with_shared_watches();
     let ctx = Context::new(d.clone());
     let r = run::run(&ctx, &manifest_named("a"), &opts()).await;
     assert_eq!(r.exit_code, 0, "{:?}", r.error);

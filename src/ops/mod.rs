@@ -189,7 +189,7 @@ impl Deployer {
             sdeps: Api::namespaced_with(client.clone(), namespace, &sdep_resource("v1")),
             deployments: Api::namespaced(client.clone(), namespace),
             namespace: namespace.to_owned(),
-            cache: NamespaceCache::new(client.clone(), namespace, false, stats.clone()),
+            cache: NamespaceCache::per_reader(client.clone(), namespace, stats.clone()),
             client,
             options: WaitOptions::default(),
             stats,
@@ -202,17 +202,13 @@ impl Deployer {
     /// the namespace, instead of opening watches per wait; see [`crate::cluster::cache`]. Use it to
     /// drive many deployments at once: the API load then stays flat as their number grows.
     #[must_use]
-    pub fn with_shared_watches(mut self, shared: bool) -> Self {
-        self.cache = NamespaceCache::new(
-            self.client.clone(),
-            &self.namespace,
-            shared,
-            self.stats.clone(),
-        );
+    pub fn with_shared_watches(mut self) -> Self {
+        self.cache =
+            NamespaceCache::shared(self.client.clone(), &self.namespace, self.stats.clone());
         self
     }
 
-    /// As [`Deployer::with_shared_watches`]`(true)` for a deployer that handles only `name`:
+    /// As [`Deployer::with_shared_watches`] for a deployer that handles only `name`:
     /// the shared SeldonDeployment watch is narrowed to it (see [`NamespaceCache::for_one`]).
     #[must_use]
     pub fn with_shared_watches_for(mut self, name: &str) -> Self {

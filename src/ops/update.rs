@@ -37,14 +37,27 @@ impl Deployer {
     /// Brings the live object to the manifest: creates it when it does not exist, else
     /// replaces its spec and merges its labels and annotations (see [`crate::model::merge`]) with a
     /// resourceVersion precondition; a concurrent write makes it re-read and merge again.
-    /// Nothing is written when the live object already matches. With `dry_run` the write is
-    /// sent with `dryRun=All`: validated and defaulted by the server, stored nowhere.
+    /// Nothing is written when the live object already matches.
     ///
     /// # Errors
     ///
     /// As [`Deployer::create`]; [`Error::Gone`] when the object is being deleted; an access
     /// error after repeated conflicts.
-    pub async fn apply(
+    pub async fn apply(&self, manifest: &Manifest, deadline: Instant) -> Result<Applied> {
+        self.apply_as(manifest, false, deadline).await
+    }
+
+    /// What [`Deployer::apply`] would do, sent with `dryRun=All`: validated and defaulted by
+    /// the server, stored nowhere. [`Applied::after`] is the result, for a diff.
+    ///
+    /// # Errors
+    ///
+    /// As [`Deployer::apply`].
+    pub async fn apply_dry_run(&self, manifest: &Manifest, deadline: Instant) -> Result<Applied> {
+        self.apply_as(manifest, true, deadline).await
+    }
+
+    async fn apply_as(
         &self,
         manifest: &Manifest,
         dry_run: bool,

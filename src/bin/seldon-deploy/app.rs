@@ -283,7 +283,7 @@ fn context(conn: &Connection, w: &WaitFlags, only: Option<&str>) -> Context {
     let deployer = Deployer::new(conn.client.clone(), &conn.namespace);
     let deployer = match only {
         Some(name) => deployer.with_shared_watches_for(name),
-        None => deployer.with_shared_watches(true),
+        None => deployer.with_shared_watches(),
     };
     Context::new(deployer.with_options(WaitOptions {
         failed_grace: w.failed_grace,
@@ -412,7 +412,7 @@ async fn diff(
     let mut docs = Vec::new();
     let mut changed = false;
     for m in manifests {
-        let a = d.apply(m, true, Instant::now() + timeout).await?;
+        let a = d.apply_dry_run(m, Instant::now() + timeout).await?;
         let text = merge::diff(&m.name, a.before.as_ref(), &a.after);
         let change = if text.is_empty() {
             merge::Change::Unchanged

@@ -19,7 +19,7 @@
 //! woken only when an object under one of them changes, so a watch item costs O(1) per
 //! interested reader, not O(readers). It then reads the current objects through the index.
 //!
-//! Shared ([`NamespaceCache::new`] with `shared`), N lifecycles cost four lists and four
+//! Shared ([`NamespaceCache::shared`]), N lifecycles cost four lists and four
 //! watches. The stores start on first use and stop when the last user drops them; a
 //! [`WatchesRunning`] keeps them running between the phases of a lifecycle, a
 //! [`WatchesRetained`] between lifecycles. A process that handles one SeldonDeployment
@@ -120,11 +120,19 @@ fn join<W, K>(
 }
 
 impl NamespaceCache {
-    /// A cache of `namespace`; `shared` selects one store per resource for every reader (see
-    /// the module documentation). Relists and retried watch errors are counted in `stats`.
+    /// A cache of `namespace` whose readers each get stores of their own, listed when they
+    /// start (see the module documentation). Relists and retried watch errors are counted in
+    /// `stats`.
     #[must_use]
-    pub fn new(client: Client, namespace: &str, shared: bool, stats: Stats) -> Self {
-        Self::build(client, namespace, shared, None, stats)
+    pub fn per_reader(client: Client, namespace: &str, stats: Stats) -> Self {
+        Self::build(client, namespace, false, None, stats)
+    }
+
+    /// A cache of `namespace` with one store per resource for every reader: N readers cost
+    /// one list and one watch per resource (see the module documentation).
+    #[must_use]
+    pub fn shared(client: Client, namespace: &str, stats: Stats) -> Self {
+        Self::build(client, namespace, true, None, stats)
     }
 
     /// A shared cache whose SeldonDeployment and Pod watches see only `name`'s objects (the
