@@ -10,7 +10,7 @@ use seldon_deploy::model::components::Target;
 use seldon_deploy::model::manifest::{self, Manifest};
 use seldon_deploy::model::merge;
 use seldon_deploy::ops::{Deployer, WaitOptions};
-use seldon_deploy::report::{self, Report, Summary};
+use seldon_deploy::report::{Report, Summary};
 use seldon_deploy::run::{self, Context, Interrupt, Ledger, RunOptions, Step, Subject};
 use tokio::time::{Duration, Instant};
 
@@ -34,7 +34,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
                 Output::Json => println!("{}", early::json(&asked.report(&e), one_line)),
                 Output::Junit => print!(
                     "{}",
-                    report::junit("seldon-deploy", &asked.reports_per_input(&e))
+                    crate::render::junit("seldon-deploy", &asked.reports_per_input(&e))
                 ),
                 Output::Text => {}
             }
@@ -355,7 +355,7 @@ async fn drive(
 
 fn print_reports(out: Output, mut reports: Vec<Report>) -> u8 {
     if out == Output::Junit {
-        print!("{}", report::junit("seldon-deploy", &reports));
+        print!("{}", crate::render::junit("seldon-deploy", &reports));
         for r in reports.iter().filter(|r| !r.succeeded()) {
             eprint!("{}", output::result_line(r));
         }

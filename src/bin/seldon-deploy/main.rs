@@ -5,6 +5,7 @@ mod app;
 mod cli;
 mod early;
 mod output;
+mod render;
 
 use std::process::ExitCode;
 
@@ -32,7 +33,7 @@ fn main() -> ExitCode {
                 if json {
                     println!("{}", early::json(&rep, false));
                 } else {
-                    print!("{}", seldon_deploy::report::junit("seldon-deploy", &[rep]));
+                    print!("{}", render::junit("seldon-deploy", &[rep]));
                 }
             }
             let _ = e.print();

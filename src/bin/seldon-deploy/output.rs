@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use seldon_deploy::events::EventRecord;
 
-use seldon_deploy::report::{self, Report, Summary, fmt_ms};
+use seldon_deploy::report::{self, Report, Summary};
+
+use crate::render::fmt_ms;
 use seldon_deploy::run::{Update, UpdateKind};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::Instant;
@@ -471,7 +473,7 @@ async fn render(mut rx: UnboundedReceiver<Update>, mut r: Renderer) {
 /// The closing text for one report: the phase table (stdout) and the result (stdout on
 /// success, stderr on failure, so pipelines capture it where they look for errors).
 pub fn closing_text(rep: &Report) -> (String, String) {
-    let table = format!("\n{}", report::phase_table(rep));
+    let table = format!("\n{}", crate::render::phase_table(rep));
     let result = result_line(rep);
     if rep.succeeded() && rep.left_behind.is_empty() {
         (format!("{table}{result}"), String::new())
@@ -520,7 +522,7 @@ pub fn result_line(rep: &Report) -> String {
 
 /// The closing text for several reports: table (stdout) and per-deployment failures (stderr).
 pub fn closing_summary(sum: &Summary) -> (String, String) {
-    let table = format!("\n{}", report::summary_table(sum));
+    let table = format!("\n{}", crate::render::summary_table(sum));
     let mut s = String::new();
     for r in &sum.deployments {
         if r.error.is_some() || !r.left_behind.is_empty() {
