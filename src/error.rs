@@ -651,7 +651,7 @@ fn invalid_message(status: &kube::core::Status) -> String {
 /// `idempotent` must be false for requests that might have taken effect even though the
 /// response was lost (a POST); then only answers that prove the server did not act count.
 #[must_use]
-pub fn is_transient(err: &kube::Error, idempotent: bool) -> bool {
+pub(crate) fn is_transient(err: &kube::Error, idempotent: bool) -> bool {
     match err {
         kube::Error::Api(s) => match s.code {
             429 | 503 => true,
@@ -670,14 +670,14 @@ pub fn is_transient(err: &kube::Error, idempotent: bool) -> bool {
 /// without details), rather than that an object does not exist. Right after an API server
 /// (re)start this is transient for custom resources, until its CRD informer has synced.
 #[must_use]
-pub fn is_unserved_resource(err: &kube::Error) -> bool {
+pub(crate) fn is_unserved_resource(err: &kube::Error) -> bool {
     matches!(err, kube::Error::Api(s)
         if s.code == 404 && s.details.as_ref().is_none_or(|d| d.name.is_empty() && d.kind.is_empty()))
 }
 
 /// The server's suggested delay (`details.retryAfterSeconds`), if any.
 #[must_use]
-pub fn retry_after(err: &kube::Error) -> Option<Duration> {
+pub(crate) fn retry_after(err: &kube::Error) -> Option<Duration> {
     match err {
         kube::Error::Api(s) => s
             .details

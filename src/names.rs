@@ -26,3 +26,15 @@ pub const SELDON_ID_LABEL: &str = "seldon-deployment-id";
 pub fn revision(rv: Option<&str>) -> Option<u64> {
     rv.and_then(|s| s.parse().ok())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revisions_compare_only_when_numeric() {
+        assert_eq!(revision(Some("123")), Some(123));
+        assert_eq!(revision(Some("abc")), None);
+        assert_eq!(revision(None), None);
+    }
+}

@@ -39,8 +39,6 @@ pub(crate) const RESPONSE_START_TIMEOUT: std::time::Duration = std::time::Durati
 /// (401, 403, 404) before reporting them: an API server restarting answers these for a moment.
 pub const FATAL_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
-pub use crate::names::SELDON_ID_LABEL;
-
 /// Counters shared by all watches of one [`crate::Deployer`]; cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct Stats(Arc<StatsInner>);
@@ -99,7 +97,7 @@ impl Stats {
 
 /// The watcher configuration used everywhere: bookmarks on, bounded server timeout.
 #[must_use]
-pub fn config() -> watcher::Config {
+pub(crate) fn config() -> watcher::Config {
     watcher::Config::default().timeout(WATCH_TIMEOUT_SECS)
 }
 
@@ -143,7 +141,7 @@ pub(crate) fn bounded_client(client: &Client) -> Client {
 ///
 /// `op` describes the watched resource; its verb is replaced by `list` or `watch`.
 #[must_use]
-pub fn fatal(err: &watcher::Error, op: &Op) -> Option<Error> {
+pub(crate) fn fatal(err: &watcher::Error, op: &Op) -> Option<Error> {
     let (verb, status) = match err {
         watcher::Error::InitialListFailed(kube::Error::Api(s)) => ("list", s),
         watcher::Error::WatchStartFailed(kube::Error::Api(s)) => ("watch", s),

@@ -25,9 +25,12 @@ use std::borrow::Borrow;
 use k8s_openapi::api::apps::v1::Deployment;
 use serde::Serialize;
 
+pub use crate::error::Broken;
 use crate::judge::readiness::Readiness;
 use crate::model::pod_issue::Kind;
-pub use crate::model::pod_issue::{Broken, PodIssue, pod_issue};
+use crate::model::pod_issue::PodIssue;
+#[cfg(test)]
+use crate::model::pod_issue::pod_issue;
 
 /// The broken and the blocked pods of one SeldonDeployment's newest ReplicaSets.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -180,7 +183,7 @@ fn deployment_failure(d: &Deployment) -> Option<Broken> {
 /// in the overall reason (so the live progress and a timeout message name it). A broken
 /// cause comes before a blocker, and a blocker before a restarted container
 /// ([`Assessment::first`]).
-pub fn annotate(r: &mut Readiness, a: &Assessment) {
+pub(crate) fn annotate(r: &mut Readiness, a: &Assessment) {
     let Some(cause) = a.first() else {
         return;
     };

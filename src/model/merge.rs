@@ -238,7 +238,7 @@ fn changed_paths(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
 
 /// Whether sending `desired` would change `live`: its spec, or a label or annotation.
 #[must_use]
-pub fn differs(live: &Value, desired: &Value) -> bool {
+pub(crate) fn differs(live: &Value, desired: &Value) -> bool {
     live.get("spec") != desired.get("spec")
         || ["labels", "annotations"].iter().any(|k| {
             let p = format!("/metadata/{k}");
@@ -346,8 +346,6 @@ pub fn image_changes(before: Option<&Value>, after: &Value) -> Vec<ImageChange> 
     );
     out
 }
-
-pub use crate::names::revision;
 
 #[cfg(test)]
 mod tests {
@@ -512,12 +510,5 @@ mod tests {
             restored_object(&previous, &previous, &wrote),
             Restore::Send(_)
         ));
-    }
-
-    #[test]
-    fn revisions_compare_only_when_numeric() {
-        assert_eq!(revision(Some("123")), Some(123));
-        assert_eq!(revision(Some("abc")), None);
-        assert_eq!(revision(None), None);
     }
 }

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::time::Instant;
 
 use crate::cluster::cache::{NamespaceCache, ObjectWatch, Parts, WatchesRunning};
-use crate::cluster::watch::{SELDON_ID_LABEL, Stats};
+use crate::cluster::watch::Stats;
 use crate::error::{Error, Op, Result, is_transient, is_unserved_resource, retry_after};
 use crate::judge::freshness::{self, Baseline, Renders, SpecUpdate};
 use crate::judge::pods::{self, Assessment};
@@ -34,6 +34,7 @@ use crate::model::components::{self, Target};
 use crate::model::manifest::{GROUP, Manifest};
 use crate::model::merge::{self, Change};
 use crate::model::scale::{ScalePlan, scale_patch};
+use crate::names::SELDON_ID_LABEL;
 
 mod create;
 mod transport;

@@ -139,7 +139,7 @@ impl Deployer {
             };
         let revision = (change == Change::Updated && !dry_run)
             .then(|| {
-                merge::revision(
+                crate::names::revision(
                     after
                         .pointer("/metadata/resourceVersion")
                         .and_then(Value::as_str),
@@ -240,7 +240,7 @@ impl Deployer {
             .await;
         match written {
             Ok((_, after)) => Ok(after.and_then(|a| {
-                merge::revision(
+                crate::names::revision(
                     a.pointer("/metadata/resourceVersion")
                         .and_then(Value::as_str),
                 )

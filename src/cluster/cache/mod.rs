@@ -42,10 +42,11 @@ use kube::Client;
 use kube::api::Api;
 use serde_json::Value;
 
-use crate::cluster::watch::{self, SELDON_ID_LABEL, Stats};
+use crate::cluster::watch::{self, Stats};
 use crate::error::Op;
 use crate::model::manifest::sdep_resource;
 use crate::model::pod_issue::{PodIssue, pod_issue};
+use crate::names::SELDON_ID_LABEL;
 
 use object::Stores;
 pub(crate) use object::{ObjectWatch, Parts};
@@ -162,7 +163,7 @@ impl NamespaceCache {
 
     /// With [`NamespaceCache::for_one`], the one SeldonDeployment it sees.
     #[must_use]
-    pub fn only(&self) -> Option<&str> {
+    pub(crate) fn only(&self) -> Option<&str> {
         self.0.only.as_deref()
     }
 

@@ -9,9 +9,9 @@ use serde_json::Value;
 use super::store::{Registration, Store, Wakeup};
 use super::watched::{WatchedDeployment, WatchedEvent, WatchedPod, WatchedSdep};
 use super::{EventSummary, PodSummary, deployment_event_keys, sdep_event_key, seldon_id};
-use crate::cluster::watch::SELDON_ID_LABEL;
 use crate::error::{Error, Op, Result};
 use crate::model::pod_issue::PodIssue;
+use crate::names::SELDON_ID_LABEL;
 
 /// Which of a SeldonDeployment's parts a reader needs (its owned Deployments always).
 #[derive(Debug, Clone, Copy, Default)]
