@@ -618,12 +618,11 @@ pub async fn execute(
     let mut events: Option<EventTask> = None;
     // Taken once there is an object: shared watches then stay up between phases.
     let mut watches = None;
-    let mut created = false;
-    let mut deleted = false;
+    // What this run made or changed, so what its aftermath may clean up or undo.
+    let mut owned = Owned::Nothing;
     let mut failure: Option<Error> = None;
-    // After an `apply` that updated the object: what it was before and what the update
-    // wrote (for a rollback), and the update's resourceVersion (for the rollout wait).
-    let mut updated: Option<Updated> = None;
+    // After an `apply` that changed the object: the update's resourceVersion (for the
+    // rollout wait).
     let mut update_revision: Option<u64> = None;
     // The update, as the rollout wait follows it.
     let mut update: Option<SpecUpdate> = None;
@@ -674,7 +673,7 @@ pub async fn execute(
                     .create_settled(d.namespace(), &m.name, created_now.as_ref().ok());
                 match created_now {
                     Ok(h) => {
-                        created = true;
+                        owned = Owned::Created;
                         report.uid = Some(h.uid.clone());
                         watches = Some(d.keep_watches_running());
                         // Everything since the object was created (server clock).
@@ -694,7 +693,7 @@ pub async fn execute(
                     report.uid = Some(a.handle.uid.clone());
                     if a.change == crate::model::merge::Change::Created {
                         ctx.ledger.add(&a.handle);
-                        created = true;
+                        owned = Owned::Created;
                     } else {
                         update_revision = a.revision;
                         if a.change == crate::model::merge::Change::Updated
@@ -712,7 +711,7 @@ pub async fn execute(
                                     Some(UpdateState::Live),
                                 );
                             }
-                            updated = Some(Updated {
+                            owned = Owned::Updated(Updated {
                                 before,
                                 wrote: a.after.clone(),
                                 apply_id,
@@ -722,6 +721,7 @@ pub async fn execute(
                     watches = Some(d.keep_watches_running());
                     // Created: everything since its creation. Updated or unchanged: from now
                     // on, where the watch's first list is the boundary (no client clock).
+                    let created = matches!(owned, Owned::Created);
                     let since = if created {
                         a.handle.created_at.as_deref().and_then(|t| t.parse().ok())
                     } else {
@@ -781,7 +781,9 @@ pub async fn execute(
                 let mut obs = |ev: WaitEvent<'_>| forward(ctx, &name, phase, ev, &mut last);
                 let r = cancellable(ctx, events.as_ref(), d.delete(&h, deadline, &mut obs)).await;
                 if r.is_ok() {
-                    deleted = true;
+                    if let Owned::Created = owned {
+                        owned = Owned::Deleted;
+                    }
                     ctx.ledger.remove(&h);
                 }
                 r.map(|()| None)
@@ -799,16 +801,10 @@ pub async fn execute(
         report.phases.push(record);
     }
 
-    // `apply` without --atomic keeps what it created: the object is what the user asked for.
-    let keep_on_failure = opts.keep || (applying && !opts.atomic);
-    let failed = failure.is_some();
-    if let (Some(e), Some(h)) = (&failure, &handle) {
-        let ours = created && !deleted;
-        if ours && matches!(e, Error::Gone { .. }) {
-            ctx.ledger.remove(h);
-        } else if ours && keep_on_failure {
-            report.kept = true;
-        } else if ours {
+    match (aftermath(&owned, failure.as_ref(), opts, applying), &handle) {
+        (Aftermath::Forget, Some(h)) => ctx.ledger.remove(h),
+        (Aftermath::Keep, _) => report.kept = true,
+        (Aftermath::CleanUp, Some(h)) => {
             cleanup(ctx, h, opts, &mut report).await;
             if applying {
                 report.rollback = Some(Rollback {
@@ -825,34 +821,24 @@ pub async fn execute(
                 });
             }
         }
-    }
-    if let (Some(upd), Some(h)) = (&updated, &handle)
-        && let Some(cause) = failure.take()
-    {
-        failure = Some(if opts.atomic && !matches!(cause, Error::Gone { .. }) {
-            rollback(ctx, h, upd, cause, opts, &mut report).await
-        } else {
-            Error::Rollout {
+        (Aftermath::RollBack, Some(h)) => {
+            if let (Owned::Updated(upd), Some(cause)) = (&owned, failure.take()) {
+                failure = Some(rollback(ctx, h, upd, cause, opts, &mut report).await);
+            }
+        }
+        (Aftermath::LeaveUpdate, _) => {
+            failure = failure.take().map(|cause| Error::Rollout {
                 aftermath: format!(
                     "the update stays in place{}: re-apply the previous manifest to roll back, or use --atomic to roll back automatically",
                     if opts.atomic { "" } else { " (no --atomic)" }
                 ),
                 cause: Box::new(cause),
-            }
-        });
-    }
-    if let (Some(upd), Some(h)) = (&updated, &handle) {
-        ctx.ledger.update_state(h, &upd.apply_id, None);
-    }
-    if !failed && created && !deleted {
-        if applying {
-            // What `apply` creates is meant to stay.
-            if let Some(h) = &handle {
-                ctx.ledger.remove(h);
-            }
-        } else {
-            report.kept = true;
+            });
         }
+        _ => {}
+    }
+    if let (Owned::Updated(upd), Some(h)) = (&owned, &handle) {
+        ctx.ledger.update_state(h, &upd.apply_id, None);
     }
     if report.kept
         && let Some(h) = &handle
@@ -888,6 +874,61 @@ pub async fn execute(
         },
     );
     report
+}
+
+/// What a run has made or changed, and so what its aftermath may clean up or undo: never
+/// anything else.
+enum Owned {
+    /// Nothing: it acts on an object it found (or has not got that far).
+    Nothing,
+    /// The object it created, still there.
+    Created,
+    /// The object it created, which it has deleted.
+    Deleted,
+    /// An update `apply` made to an object that was there.
+    Updated(Updated),
+}
+
+/// What happens after the steps, decided in one place: [`aftermath`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Aftermath {
+    /// Nothing to do.
+    Nothing,
+    /// The created object stays, and is not this run's to clean up any more (an `apply`'s
+    /// creation that succeeded; an object someone else deleted or replaced).
+    Forget,
+    /// The created object stays, and the report says how to delete it later.
+    Keep,
+    /// Delete the created object.
+    CleanUp,
+    /// Undo the update (`--atomic`).
+    RollBack,
+    /// The update stays in place; the error says how to roll it back.
+    LeaveUpdate,
+}
+
+/// The one decision of what follows a run: `failure` is how it ended, if it failed.
+fn aftermath(
+    owned: &Owned,
+    failure: Option<&Error>,
+    opts: &RunOptions,
+    applying: bool,
+) -> Aftermath {
+    let gone = matches!(failure, Some(Error::Gone { .. }));
+    match (owned, failure) {
+        (Owned::Nothing | Owned::Deleted, _) => Aftermath::Nothing,
+        (Owned::Created, Some(_)) if gone => Aftermath::Forget,
+        // `apply` without --atomic keeps what it created: it is what the user asked for.
+        (Owned::Created, Some(_)) if opts.keep || (applying && !opts.atomic) => Aftermath::Keep,
+        (Owned::Created, Some(_)) => Aftermath::CleanUp,
+        // What `apply` creates is meant to stay; what `create` makes without a delete step is
+        // kept on purpose.
+        (Owned::Created, None) if applying => Aftermath::Forget,
+        (Owned::Created, None) => Aftermath::Keep,
+        (Owned::Updated(_), Some(_)) if opts.atomic && !gone => Aftermath::RollBack,
+        (Owned::Updated(_), Some(_)) => Aftermath::LeaveUpdate,
+        (Owned::Updated(_), None) => Aftermath::Nothing,
+    }
 }
 
 /// An update `apply` made, for `--atomic`.
@@ -1113,6 +1154,62 @@ fn forward(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The aftermath is one decision: each kind of ownership, ending and option, and what
+    /// follows. Never anything for what the run did not make or change.
+    #[test]
+    fn the_aftermath_cleans_up_keeps_or_rolls_back_only_what_the_run_owns() {
+        let updated = || {
+            Owned::Updated(Updated {
+                before: serde_json::json!({}),
+                wrote: serde_json::json!({}),
+                apply_id: "a".into(),
+            })
+        };
+        let failed = Error::Timeout {
+            phase: "p".into(),
+            after: Duration::from_secs(1),
+            detail: String::new(),
+        };
+        let gone = Error::Gone {
+            name: "n".into(),
+            uid: "u".into(),
+            how: "deleted",
+        };
+        let plain = RunOptions::default();
+        let keep = RunOptions {
+            keep: true,
+            ..RunOptions::default()
+        };
+        let atomic = RunOptions {
+            atomic: true,
+            ..RunOptions::default()
+        };
+        use Aftermath as A;
+        let cases: [(Owned, Option<&Error>, &RunOptions, bool, Aftermath); 14] = [
+            (Owned::Nothing, Some(&failed), &plain, false, A::Nothing),
+            (Owned::Nothing, None, &atomic, true, A::Nothing),
+            (Owned::Deleted, Some(&failed), &plain, false, A::Nothing),
+            (Owned::Created, Some(&failed), &plain, false, A::CleanUp),
+            (Owned::Created, Some(&failed), &keep, false, A::Keep),
+            (Owned::Created, Some(&gone), &plain, false, A::Forget),
+            (Owned::Created, None, &plain, false, A::Keep),
+            (Owned::Created, None, &plain, true, A::Forget),
+            (Owned::Created, Some(&failed), &plain, true, A::Keep),
+            (Owned::Created, Some(&failed), &atomic, true, A::CleanUp),
+            (updated(), Some(&failed), &atomic, true, A::RollBack),
+            (updated(), Some(&gone), &atomic, true, A::LeaveUpdate),
+            (updated(), Some(&failed), &plain, true, A::LeaveUpdate),
+            (updated(), None, &atomic, true, A::Nothing),
+        ];
+        for (i, (owned, failure, opts, applying, want)) in cases.iter().enumerate() {
+            assert_eq!(
+                aftermath(owned, *failure, opts, *applying),
+                *want,
+                "case {i}"
+            );
+        }
+    }
 
     #[test]
     fn a_create_in_flight_is_named_as_possibly_left_behind() {
