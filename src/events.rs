@@ -22,7 +22,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use serde::Serialize;
 
-use crate::cluster::cache::{EventSummary, NamespaceCache, ObjectWatch, Parts};
+use crate::cluster::cache::{EventSummary, NamespaceCache, ObjectWatch, ReaderNeeds};
 use crate::cluster::watch::Stats;
 use crate::error::Result;
 
@@ -207,9 +207,9 @@ pub fn follow_in(
     cache: &NamespaceCache,
     filter: EventFilter,
 ) -> BoxStream<'static, Result<EventRecord>> {
-    let parts = Parts {
+    let parts = ReaderNeeds {
         events: true,
-        ..Parts::default()
+        ..ReaderNeeds::default()
     };
     let watch = cache.watch_object(&filter.name, &filter.uid, parts);
     follow_watch(Follower::new(watch, filter))

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::time::Instant;
 
-use crate::cluster::cache::{NamespaceCache, ObjectWatch, Parts, WatchesRunning};
+use crate::cluster::cache::{NamespaceCache, ObjectWatch, ReaderNeeds, WatchesRunning};
 use crate::cluster::watch::Stats;
 use crate::error::{Error, Op, Result, is_transient, is_unserved_resource, retry_after};
 use crate::judge::freshness::{self, Baseline, Renders, SpecUpdate};

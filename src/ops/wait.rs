@@ -109,7 +109,7 @@ impl Deployer {
             }
             _ => None,
         };
-        let mut views = Views::new(self, handle, true, update, baseline);
+        let mut observed = Observed::new(self, handle, true, update, baseline);
         let mut wait = Wait::new(
             deadline,
             self.options.failed_grace,
@@ -120,18 +120,18 @@ impl Deployer {
         loop {
             let step = tokio::select! {
                 () = tokio::time::sleep_until(wake) => wait.tick(Instant::now()),
-                changed = views.next() => {
+                changed = observed.next() => {
                     changed?;
-                    if !views.synced() {
+                    if !observed.synced() {
                         continue;
                     }
-                    let sdep = views.sdep_json();
+                    let sdep = observed.sdep_json();
                     let comps = sdep.as_deref().map(components::components).unwrap_or_default();
-                    let deps = views.owned_deployments();
+                    let deps = observed.owned_deployments();
                     // Once the operator has acted on the update, its status is as fresh as
                     // it will get (it writes none when nothing changed).
-                    let not_yet = views.not_acted(sdep.as_deref(), &handle.uid, &deps, &comps);
-                    let target = if not_yet.is_none() && views.update.is_some() {
+                    let not_yet = observed.not_acted(sdep.as_deref(), &handle.uid, &deps, &comps);
+                    let target = if not_yet.is_none() && observed.update.is_some() {
                         Target::Rollout { status_after: None }
                     } else {
                         target
@@ -150,7 +150,7 @@ impl Deployer {
                         // A shared store that has not caught up with our create yet.
                         continue;
                     }
-                    wait.observe(Instant::now(), r, views.assess(&deps))
+                    wait.observe(Instant::now(), r, observed.assess(&deps))
                 }
             };
             if let Some(hint) = step.hint {
@@ -238,7 +238,7 @@ impl Deployer {
         observer: Observer<'_>,
     ) -> Result<()> {
         let started = Instant::now();
-        let mut views = Views::new(self, handle, false, None, None);
+        let mut observed = Observed::new(self, handle, false, None, None);
         let mut remaining = String::from("no data from the API server yet");
         let mut last: Option<(bool, Vec<String>)> = None;
         loop {
@@ -250,15 +250,15 @@ impl Deployer {
                         detail: remaining,
                     });
                 }
-                changed = views.next() => {
+                changed = observed.next() => {
                     changed?;
-                    if !views.synced() {
+                    if !observed.synced() {
                         continue;
                     }
-                    let present = views.sdep_json().is_some_and(|o| {
+                    let present = observed.sdep_json().is_some_and(|o| {
                         o.pointer("/metadata/uid").and_then(Value::as_str) == Some(handle.uid.as_str())
                     });
-                    let left: Vec<String> = views
+                    let left: Vec<String> = observed
                         .owned_deployments()
                         .iter()
                         .filter_map(|d| d.metadata.name.clone())
@@ -352,7 +352,7 @@ fn gone_how(reason: Option<&str>) -> &'static str {
 /// Pods never hold readiness up; they only tell a broken rollout early (see [`crate::judge::pods`]).
 /// Events are a view, not the job: a wait never reads them (see [`crate::judge::freshness`] for how
 /// it knows that the operator has acted on an update).
-struct Views {
+struct Observed {
     watch: ObjectWatch,
     /// The update the wait follows, if any.
     update: Option<SpecUpdate>,
@@ -362,7 +362,7 @@ struct Views {
     acted: bool,
 }
 
-impl Views {
+impl Observed {
     fn new(
         d: &Deployer,
         handle: &Handle,
@@ -370,12 +370,12 @@ impl Views {
         update: Option<SpecUpdate>,
         baseline: Option<Baseline>,
     ) -> Self {
-        let parts = Parts {
+        let parts = ReaderNeeds {
             sdep: true,
             pods: with_pods,
             events: false,
         };
-        Views {
+        Observed {
             watch: d.cache.watch_object(&handle.name, &handle.uid, parts),
             update,
             baseline,

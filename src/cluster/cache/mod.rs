@@ -49,7 +49,7 @@ use crate::model::pod_issue::{PodIssue, pod_issue};
 use crate::names::SELDON_ID_LABEL;
 
 use object::Stores;
-pub(crate) use object::{ObjectWatch, Parts};
+pub(crate) use object::{ObjectWatch, ReaderNeeds};
 use store::{Keys, Store, Stored};
 pub(crate) use watched::{WatchedDeployment, WatchedEvent, WatchedPod, WatchedSdep};
 
@@ -190,7 +190,7 @@ impl NamespaceCache {
 
     /// The stores a reader of `name` needs: the shared ones (started on first use), or, for
     /// a name the shared ones do not see or an unshared cache, fresh ones.
-    fn stores_for(&self, name: &str, parts: Parts) -> Stores {
+    fn stores_for(&self, name: &str, parts: ReaderNeeds) -> Stores {
         if !self.0.shared {
             return Stores {
                 sdeps: parts.sdep.then(|| self.start_sdeps(Some(name))),
@@ -304,7 +304,7 @@ impl NamespaceCache {
         let stores = self
             .0
             .shared
-            .then(|| self.stores_for(self.only().unwrap_or(""), Parts::ALL));
+            .then(|| self.stores_for(self.only().unwrap_or(""), ReaderNeeds::ALL));
         if let Some(st) = &stores {
             let mut s = self.stores();
             if s.retainers > 0 && s.retained.is_none() {
@@ -325,7 +325,7 @@ impl NamespaceCache {
     }
 
     /// A reader of SeldonDeployment `name` (UID `uid`) and the `parts` of its children.
-    pub(crate) fn watch_object(&self, name: &str, uid: &str, parts: Parts) -> ObjectWatch {
+    pub(crate) fn watch_object(&self, name: &str, uid: &str, parts: ReaderNeeds) -> ObjectWatch {
         ObjectWatch::new(self.stores_for(name, parts), self.namespace(), name, uid)
     }
 }

@@ -15,7 +15,7 @@ use crate::names::SELDON_ID_LABEL;
 
 /// Which of a SeldonDeployment's parts a reader needs (its owned Deployments always).
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Parts {
+pub(crate) struct ReaderNeeds {
     /// The SeldonDeployment itself.
     pub sdep: bool,
     /// The pods of its Deployments.
@@ -24,8 +24,8 @@ pub(crate) struct Parts {
     pub events: bool,
 }
 
-impl Parts {
-    pub(crate) const ALL: Parts = Parts {
+impl ReaderNeeds {
+    pub(crate) const ALL: ReaderNeeds = ReaderNeeds {
         sdep: true,
         pods: true,
         events: true,
