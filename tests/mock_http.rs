@@ -553,3 +553,32 @@ async fn a_lost_update_that_lands_after_the_read_is_recognised_when_the_resend_m
         3
     );
 }
+
+/// An update whose answer the deadline cut off is read once to settle it, and then not sent
+/// again: past the deadline there is no time for another write, and each would only add a
+/// request in flight and another read.
+#[tokio::test]
+async fn an_update_cut_off_by_the_deadline_is_read_once_and_not_sent_again() {
+    let live = sdep("5", Some("Available"), 1);
+    let (mock, log) = serve_http(Box::new(move |r| match (r.method.as_str(), r.resource()) {
+        ("GET", "sdep") if r.is_watch() => Reply::Hang,
+        ("GET", "sdep") => respond(200, &live),
+        // Accepted, never answered, never stored.
+        ("PUT", "sdep") => Reply::Hang,
+        _ => respond(500, &status(500, "Unexpected", "unexpected request")),
+    }))
+    .await;
+    let conn = mock.connect().await;
+    let d = Deployer::new(conn.client, &conn.namespace);
+    let err = d
+        .apply(&iris_manifest(), Instant::now() + Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 3, "{err}");
+    assert!(err.to_string().contains("may be live"), "{err}");
+    let reads = count(&log, |r| r.method == "GET" && !r.is_watch());
+    assert_eq!(
+        reads, 2,
+        "the read before the write and one read to settle it"
+    );
+}

@@ -721,3 +721,26 @@ async fn a_library_callers_bad_name_or_namespace_is_refused_before_any_request()
     );
     assert_eq!(count(&log, |_| true), 0, "a request was sent");
 }
+
+/// A scale whose PATCH meets an API server that does not serve the CRD again (restarting)
+/// until the deadline is an access error, never "deleted by someone else": that would make
+/// the run forget, and leave behind, the object it created.
+#[tokio::test(start_paused = true)]
+async fn a_scale_that_meets_a_restarting_api_server_is_not_taken_for_a_deletion() {
+    let (client, _log) = serve(Box::new(|r| {
+        if r.method == "GET" && r.path.ends_with("/iris") {
+            return respond(200, &sdep("1", Some("Available"), 1));
+        }
+        unserved()
+    }));
+    let d = Deployer::new(client, "ns");
+    let err = d
+        .scale(&handle(), 2, Instant::now() + Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert!(
+        !matches!(err, seldon_deploy::Error::Gone { .. }),
+        "taken for a deletion: {err}"
+    );
+    assert_eq!(err.exit_code(), 3, "{err}");
+}

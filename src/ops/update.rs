@@ -353,14 +353,33 @@ impl Deployer {
                         let stored = self.as_stored(name, &live, marker, now).await;
                         return Ok((live, Some(stored)));
                     }
-                    if !retry {
-                        // Not stored yet, and no attempts left: it may still arrive.
+                    if !retry || Instant::now() >= deadline {
+                        // Not stored yet, and no attempts or time left: it may still arrive.
                         return Err(WriteError::Lost {
                             write: e,
                             read: None,
                         });
                     }
                     lost_from = Some(std::mem::replace(&mut live, now));
+                }
+                // A conflict that ends the loop after a lost answer may be that write's own
+                // late arrival: one more read tells.
+                Err(e @ kube::Error::Api(_)) if lost_from.is_some() => {
+                    let check_deadline = deadline.max(Instant::now() + OWNERSHIP_CHECK);
+                    return match (self.get(name, check_deadline).await, lost_from.take()) {
+                        (Ok(now), Some(from)) if landed(&now).map_err(WriteError::Read)? => {
+                            let stored = self.as_stored(name, &from, marker, now).await;
+                            Ok((from, Some(stored)))
+                        }
+                        (Ok(_), _) => Err(WriteError::Lost {
+                            write: e,
+                            read: None,
+                        }),
+                        (Err(read), _) => Err(WriteError::Lost {
+                            write: e,
+                            read: Some(read),
+                        }),
+                    };
                 }
                 Err(e) => return Err(WriteError::Put(e)),
             }
@@ -456,7 +475,11 @@ impl Deployer {
                 .await
             {
                 Ok(_) => return Ok(plan),
-                Err(kube::Error::Api(s)) if s.code == 404 => return Err(gone("deleted")),
+                // An object's own 404, not a router's (an API server restarting that does not
+                // serve the CRD yet, which `retrying` waited out until the deadline).
+                Err(e @ kube::Error::Api(_)) if !is_unserved_resource(&e) && is_404(&e) => {
+                    return Err(gone("deleted"));
+                }
                 Err(kube::Error::Api(s))
                     if (s.code == 409 || patch_did_not_apply(&s))
                         && attempt < MAX_WRITE_ATTEMPTS
@@ -488,4 +511,8 @@ fn without_apply_id(object: &Value) -> Value {
         map.remove(APPLY_ID_ANNOTATION);
     }
     object
+}
+
+fn is_404(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404)
 }

@@ -65,13 +65,21 @@ impl Asked {
                 let mut rep = self.report(e);
                 rep.name = String::new();
                 rep.source = Some(input.clone());
-                if refused.is_some_and(|r| !r.starts_with(input.as_str())) {
+                if refused.is_some_and(|r| !names_input(r, input)) {
                     rep.error = Some(format!("not run: {e}"));
                 }
                 rep
             })
             .collect()
     }
+}
+
+/// Whether the file a manifest error names (`x.yaml`, `x.yaml (document 2)`, `dir/x.yaml`)
+/// was given as `input` (that file, or the directory holding it).
+fn names_input(refused: &str, input: &str) -> bool {
+    refused == input
+        || refused.starts_with(&format!("{input} ("))
+        || refused.starts_with(&format!("{}/", input.trim_end_matches('/')))
 }
 
 /// The report as printed: pretty like the run's document, or on one line where the
@@ -117,6 +125,16 @@ mod tests {
 
     fn args(s: &str) -> Vec<OsString> {
         s.split_whitespace().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn a_refused_file_is_matched_to_its_own_input_only() {
+        assert!(names_input("a.yaml", "a.yaml"));
+        assert!(names_input("a.yaml (document 2)", "a.yaml"));
+        assert!(names_input("dir/a.yaml", "dir"));
+        assert!(names_input("dir/a.yaml", "dir/"));
+        assert!(!names_input("a.yaml.bak", "a.yaml"));
+        assert!(!names_input("dirt/a.yaml", "dir"));
     }
 
     #[test]
