@@ -702,6 +702,7 @@ pub async fn execute(
                             update = a.revision.map(|revision| SpecUpdate {
                                 revision,
                                 renders: Renders::between(&before, &a.after),
+                                status: a.after.get("status").cloned(),
                             });
                             let apply_id = a.apply_id.clone().unwrap_or_default();
                             if opts.atomic {
@@ -1004,7 +1005,11 @@ async fn rollback(
                     Some(revision) => {
                         // The rollback's own rollout: what it changes is the update undone.
                         let renders = Renders::between(&upd.wrote, &upd.before);
-                        let update = SpecUpdate { revision, renders };
+                        let update = SpecUpdate {
+                            revision,
+                            renders,
+                            status: None,
+                        };
                         d.wait_rollout(h, update, deadline, &mut obs).await
                     }
                     None => {

@@ -593,6 +593,7 @@ fn predictor_update() -> seldon_deploy::judge::freshness::SpecUpdate {
             predictors: ["default".to_owned()].into(),
             spec: false,
         },
+        status: None,
     }
 }
 

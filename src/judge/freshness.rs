@@ -130,6 +130,11 @@ pub struct SpecUpdate {
     pub revision: u64,
     /// What the operator has to change in the Deployments.
     pub renders: Renders,
+    /// The object's `status` as the update left it, when known. A newer resourceVersion
+    /// proves the operator's work only with a status that differs from it: any writer's
+    /// change (a label, an annotation) moves the resourceVersion, only the operator's status
+    /// write changes the status (a write that changes nothing keeps the resourceVersion).
+    pub status: Option<Value>,
 }
 
 /// A Deployment as it was at the update.
@@ -203,7 +208,11 @@ pub fn operator_acted(
         sdep.pointer("/metadata/resourceVersion")
             .and_then(Value::as_str),
     )
-    .is_some_and(|rv| rv > update.revision);
+    .is_some_and(|rv| rv > update.revision)
+        && update
+            .status
+            .as_ref()
+            .is_none_or(|before| sdep.get("status") != Some(before));
     if status_after {
         return Ok(());
     }
@@ -350,6 +359,7 @@ mod tests {
                 predictors: ["a".to_owned()].into(),
                 spec: false,
             },
+            status: None,
         };
         let at_update = [dep("s-a-0-m", 3, "2"), dep("s-b-0-m", 1, "1")];
         let base = Baseline::new(&at_update, UID);
@@ -380,6 +390,7 @@ mod tests {
                 predictors: ["a".to_owned(), "b".to_owned()].into(),
                 spec: false,
             },
+            status: None,
         };
         let base = Baseline::new(&[dep("s-a-0-m", 3, "2")], UID);
         let deps = [dep("s-a-0-m", 4, "3"), dep("s-b-0-m", 1, "1")];
@@ -393,6 +404,7 @@ mod tests {
         let update = SpecUpdate {
             revision: 10,
             renders: Renders::UNKNOWN,
+            status: None,
         };
         let at_update = [dep("s-a-0-m", 3, "2"), dep("s-b-0-m", 1, "1")];
         let base = Baseline::new(&at_update, UID);
@@ -408,8 +420,32 @@ mod tests {
         let update = SpecUpdate {
             revision: 10,
             renders: Renders::Nothing,
+            status: None,
         };
         let deps = [dep("s-a-0-m", 3, "2")];
         assert!(operator_acted(&update, None, &s, UID, &deps, &components(&s)).is_ok());
+    }
+
+    /// Another writer's label or annotation moves the resourceVersion on but leaves the
+    /// status as the update left it: that is not the operator's work.
+    #[test]
+    fn a_newer_resource_version_with_the_status_unchanged_is_not_the_operators_work() {
+        let s = sdep("10", "gs://m/2", 50);
+        let comps = components(&s);
+        let update = SpecUpdate {
+            revision: 10,
+            renders: Renders::Templates {
+                predictors: ["a".to_owned()].into(),
+                spec: false,
+            },
+            status: Some(json!({"state": "Available"})),
+        };
+        let at_update = [dep("s-a-0-m", 3, "2"), dep("s-b-0-m", 1, "1")];
+        let base = Baseline::new(&at_update, UID);
+        let labelled = sdep("11", "gs://m/2", 50);
+        assert!(operator_acted(&update, Some(&base), &labelled, UID, &at_update, &comps).is_err());
+        let mut written = sdep("12", "gs://m/2", 50);
+        written["status"] = json!({"state": "Creating"});
+        assert!(operator_acted(&update, Some(&base), &written, UID, &at_update, &comps).is_ok());
     }
 }

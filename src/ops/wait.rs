@@ -62,6 +62,7 @@ impl Deployer {
             } => Some(SpecUpdate {
                 revision,
                 renders: Renders::UNKNOWN,
+                status: None,
             }),
             _ => None,
         };
@@ -138,9 +139,12 @@ impl Deployer {
                     };
                     let mut r = readiness::evaluate(sdep.as_deref(), &handle.uid, &deps, &comps, target);
                     if let Some(why) = not_yet
-                        && r.verdict == Verdict::NotReady
+                        && matches!(r.verdict, Verdict::NotReady | Verdict::Ready)
                         && r.components.iter().all(|c| c.ready)
                     {
+                        // Whatever the status says, the rollout is not complete before the
+                        // operator has acted on the update.
+                        r.verdict = Verdict::NotReady;
                         r.reason = Some(why);
                     }
                     if r.verdict == Verdict::Gone
