@@ -27,6 +27,25 @@ pub fn revision(rv: Option<&str>) -> Option<u64> {
     rv.and_then(|s| s.parse().ok())
 }
 
+/// [`revision`] of a JSON object's `metadata.resourceVersion`.
+#[must_use]
+pub fn revision_of(object: &serde_json::Value) -> Option<u64> {
+    revision(
+        object
+            .pointer("/metadata/resourceVersion")
+            .and_then(serde_json::Value::as_str),
+    )
+}
+
+/// The value of a JSON object's [`APPLY_ID_ANNOTATION`], if it has one.
+#[must_use]
+pub fn apply_id_of(object: &serde_json::Value) -> Option<&str> {
+    object
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(APPLY_ID_ANNOTATION))
+        .and_then(serde_json::Value::as_str)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -36,5 +55,10 @@ mod tests {
         assert_eq!(revision(Some("123")), Some(123));
         assert_eq!(revision(Some("abc")), None);
         assert_eq!(revision(None), None);
+        let o = serde_json::json!({"metadata": {"resourceVersion": "7",
+            "annotations": {APPLY_ID_ANNOTATION: "a1"}}});
+        assert_eq!(revision_of(&o), Some(7));
+        assert_eq!(apply_id_of(&o), Some("a1"));
+        assert_eq!(apply_id_of(&serde_json::json!({})), None);
     }
 }

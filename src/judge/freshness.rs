@@ -204,11 +204,7 @@ pub fn operator_acted(
     deployments: &[impl std::borrow::Borrow<Deployment>],
     components: &[Component],
 ) -> Result<(), String> {
-    let status_after = crate::names::revision(
-        sdep.pointer("/metadata/resourceVersion")
-            .and_then(Value::as_str),
-    )
-    .is_some_and(|rv| rv > update.revision)
+    let status_after = crate::names::revision_of(sdep).is_some_and(|rv| rv > update.revision)
         && update
             .status
             .as_ref()

@@ -222,11 +222,7 @@ pub fn evaluate(
     let stale_status = match target {
         Target::Rollout {
             status_after: Some(after),
-        } => crate::names::revision(
-            sdep.pointer("/metadata/resourceVersion")
-                .and_then(Value::as_str),
-        )
-        .is_none_or(|rv| rv <= after),
+        } => crate::names::revision_of(sdep).is_none_or(|rv| rv <= after),
         _ => false,
     };
     let rollout = matches!(target, Target::Rollout { .. });

@@ -6,9 +6,6 @@ use super::create::{new_run_id, with_annotation};
 use super::transport::{Backoff, answer_lost, json_request, patch_did_not_apply};
 use super::*;
 
-/// [`APPLY_ID_ANNOTATION`] as a JSON Pointer segment.
-const APPLY_ID_POINTER: &str = "seldon-deploy.io~1apply-id";
-
 /// How many times a write (scale, update, restore) is re-read and re-sent after a conflict.
 const MAX_WRITE_ATTEMPTS: u32 = 8;
 
@@ -138,13 +135,7 @@ impl Deployer {
                 Change::Updated
             };
         let revision = (change == Change::Updated && !dry_run)
-            .then(|| {
-                crate::names::revision(
-                    after
-                        .pointer("/metadata/resourceVersion")
-                        .and_then(Value::as_str),
-                )
-            })
+            .then(|| crate::names::revision_of(&after))
             .flatten();
         Ok(Applied {
             handle,
@@ -239,12 +230,7 @@ impl Deployer {
             })
             .await;
         match written {
-            Ok((_, after)) => Ok(after.and_then(|a| {
-                crate::names::revision(
-                    a.pointer("/metadata/resourceVersion")
-                        .and_then(Value::as_str),
-                )
-            })),
+            Ok((_, after)) => Ok(after.and_then(|a| crate::names::revision_of(&a))),
             Err(WriteError::Read(Error::NotFound { .. })) => Err(gone("deleted")),
             Err(WriteError::Read(e)) => Err(e),
             Err(WriteError::Put(e)) => Err(Error::from_kube(e, &self.op("update", &handle.name))),
@@ -253,9 +239,7 @@ impl Deployer {
                 Err(Error::WriteUncertain {
                     namespace: self.namespace.clone(),
                     name: handle.name.clone(),
-                    apply_id: wrote
-                        .pointer(&format!("/metadata/annotations/{APPLY_ID_POINTER}"))
-                        .and_then(Value::as_str)
+                    apply_id: crate::names::apply_id_of(wrote)
                         .unwrap_or_default()
                         .to_owned(),
                     restore: true,
@@ -292,11 +276,7 @@ impl Deployer {
         // Whether `live` already has the write (checked only after a lost answer).
         let landed = |live: &Value| -> Result<bool> {
             Ok(match marker {
-                Some(m) => {
-                    live.pointer(&format!("/metadata/annotations/{APPLY_ID_POINTER}"))
-                        .and_then(Value::as_str)
-                        == Some(m)
-                }
+                Some(m) => crate::names::apply_id_of(live) == Some(m),
                 None => build(live)?.is_none_or(|d| !merge::differs(live, &d)),
             })
         };
@@ -409,11 +389,7 @@ impl Deployer {
         ) else {
             return read;
         };
-        let carries = |o: &Value| {
-            o.pointer(&format!("/metadata/annotations/{APPLY_ID_POINTER}"))
-                .and_then(Value::as_str)
-                == Some(marker)
-        };
+        let carries = |o: &Value| crate::names::apply_id_of(o) == Some(marker);
         let wp = WatchParams::default()
             .fields(&format!("metadata.name={name}"))
             .timeout(OWNERSHIP_CHECK.as_secs() as u32);
