@@ -63,7 +63,7 @@ impl std::fmt::Display for Change {
 /// assert!(sent.get("status").is_none());
 /// ```
 #[must_use]
-pub fn desired_object(live: &Value, manifest: &Manifest) -> Value {
+pub(crate) fn desired_object(live: &Value, manifest: &Manifest) -> Value {
     let mut out = live.clone();
     if let Some(o) = out.as_object_mut() {
         o.remove("status");
@@ -98,7 +98,7 @@ pub fn desired_object(live: &Value, manifest: &Manifest) -> Value {
 
 /// What [`restored_object`] found.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Restore {
+pub(crate) enum Restore {
     /// Send this object to undo the update.
     Send(Value),
     /// Another writer changed the spec since the update: restoring would overwrite their
@@ -136,7 +136,7 @@ pub enum Restore {
 /// assert!(matches!(restored_object(&theirs, &previous, &wrote), Restore::ChangedByOthers(_)));
 /// ```
 #[must_use]
-pub fn restored_object(live: &Value, previous: &Value, wrote: &Value) -> Restore {
+pub(crate) fn restored_object(live: &Value, previous: &Value, wrote: &Value) -> Restore {
     let live_spec = live.get("spec").unwrap_or(&Value::Null);
     let wrote_spec = wrote.get("spec").unwrap_or(&Value::Null);
     let previous_spec = previous.get("spec").unwrap_or(&Value::Null);
