@@ -143,7 +143,7 @@ pub(crate) fn replicas_at(v: Option<&Value>) -> Option<i32> {
 /// assert_eq!(comps[0].deployment_name.as_deref(), Some("iris-default-0-classifier"));
 /// ```
 #[must_use]
-pub(crate) fn components(sdep: &Value) -> Vec<Component> {
+pub fn components(sdep: &Value) -> Vec<Component> {
     let sdep_name = sdep
         .pointer("/metadata/name")
         .and_then(Value::as_str)
