@@ -40,6 +40,26 @@ impl Deployer {
     ///
     /// As [`Deployer::create`]; [`Error::Gone`] when the object is being deleted; an access
     /// error after repeated conflicts.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), seldon_deploy::Error> {
+    /// # let conn = seldon_deploy::cluster::connect::connect(&Default::default()).await?;
+    /// use seldon_deploy::model::merge::image_changes;
+    /// use seldon_deploy::Deployer;
+    /// use tokio::time::{Duration, Instant};
+    ///
+    /// let deployer = Deployer::new(conn.client, &conn.namespace);
+    /// let deadline = Instant::now() + Duration::from_secs(300);
+    /// let m = &seldon_deploy::model::manifest::load("examples/iris-v1alpha2.yaml")?[0];
+    /// let applied = deployer.apply(m, deadline).await?;
+    /// println!("{} {}", applied.handle.name, applied.change); // created, updated or unchanged
+    /// for c in image_changes(applied.before.as_ref(), &applied.after) {
+    ///     println!("{} {}: {:?} -> {:?}", c.component, c.container, c.old, c.new);
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn apply(&self, manifest: &Manifest, deadline: Instant) -> Result<Applied> {
         self.apply_as(manifest, false, deadline).await
     }
@@ -50,6 +70,23 @@ impl Deployer {
     /// # Errors
     ///
     /// As [`Deployer::apply`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), seldon_deploy::Error> {
+    /// # let conn = seldon_deploy::cluster::connect::connect(&Default::default()).await?;
+    /// use seldon_deploy::model::merge::diff;
+    /// use seldon_deploy::Deployer;
+    /// use tokio::time::{Duration, Instant};
+    ///
+    /// let deployer = Deployer::new(conn.client, &conn.namespace);
+    /// let deadline = Instant::now() + Duration::from_secs(300);
+    /// let m = &seldon_deploy::model::manifest::load("examples/iris-v1alpha2.yaml")?[0];
+    /// let preview = deployer.apply_dry_run(m, deadline).await?;
+    /// print!("{}", diff(&m.name, preview.before.as_ref(), &preview.after));
+    /// # Ok(()) }
+    /// ```
     pub async fn apply_dry_run(&self, manifest: &Manifest, deadline: Instant) -> Result<Applied> {
         self.apply_as(manifest, true, deadline).await
     }
@@ -190,7 +227,9 @@ impl Deployer {
 
     /// Undoes an update: `previous` is the object as it was before it, `wrote` the object the
     /// update stored. Only what the update changed is restored, and only while the live object
-    /// is still as the update left it (see [`merge::restored_object`]); re-reads on conflicts.
+    /// is still as the update left it: the spec only if the live spec is still the one the
+    /// update wrote, each label and annotation only if no one changed it since; re-reads on
+    /// conflicts.
     /// Returns the restore as an update for [`Deployer::wait_rollout`] (`None`: nothing needed
     /// restoring). What it renders is judged from what the restore itself changed, not from
     /// the update it undoes: when another writer already put the previous spec back, the
@@ -201,6 +240,27 @@ impl Deployer {
     /// [`Error::ChangedByOthers`] if another writer changed the spec since the update;
     /// [`Error::Gone`] if the object was deleted or replaced; [`Error::WriteUncertain`] if
     /// the restore's answer was lost and a read could not settle it; access errors.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), seldon_deploy::Error> {
+    /// # let conn = seldon_deploy::cluster::connect::connect(&Default::default()).await?;
+    /// use seldon_deploy::Deployer;
+    /// use tokio::time::{Duration, Instant};
+    ///
+    /// let deployer = Deployer::new(conn.client, &conn.namespace);
+    /// let deadline = Instant::now() + Duration::from_secs(300);
+    /// let m = &seldon_deploy::model::manifest::load("examples/iris-v1alpha2.yaml")?[0];
+    /// let applied = deployer.apply(m, deadline).await?;
+    /// if let Some(before) = &applied.before {
+    ///     // Undo the update (as `apply --atomic` does when its rollout fails), then wait for that.
+    ///     if let Some(restore) = deployer.restore(&applied.handle, before, &applied.after, deadline).await? {
+    ///         deployer.wait_rollout(&applied.handle, restore, deadline, &mut |_| {}).await?;
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn restore(
         &self,
         handle: &Handle,
@@ -422,14 +482,34 @@ impl Deployer {
         }
     }
 
-    /// Scales every component to `n` with a JSON Patch computed from a fresh read (see
-    /// [`crate::model::scale`]); on a conflict or a failed `test` it re-reads and retries with
-    /// bounded backoff.
+    /// Scales every component to `n` with a JSON Patch computed from a fresh read: every
+    /// replica field the live object sets (componentSpec, predictor, spec) is set to `n`, and
+    /// `spec.replicas` is added when some component has none; `test` operations on the UID and
+    /// the predictor names guard it. On a conflict or a failed `test` it re-reads and retries
+    /// with bounded backoff.
     ///
     /// # Errors
     ///
     /// [`Error::Autoscaled`] for hpaSpec/kedaSpec components; [`Error::Gone`] if the object
     /// was deleted or replaced; [`Error::Forbidden`] and other access errors.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), seldon_deploy::Error> {
+    /// # let conn = seldon_deploy::cluster::connect::connect(&Default::default()).await?;
+    /// # let h = seldon_deploy::Deployer::new(conn.client.clone(), &conn.namespace).handle("iris", tokio::time::Instant::now()).await?;
+    /// use seldon_deploy::model::components::Target;
+    /// use seldon_deploy::Deployer;
+    /// use tokio::time::{Duration, Instant};
+    ///
+    /// let deployer = Deployer::new(conn.client, &conn.namespace);
+    /// let deadline = Instant::now() + Duration::from_secs(300);
+    /// let plan = deployer.scale(&h, 3, deadline).await?;
+    /// println!("set {}", plan.paths.join(", ")); // e.g. /spec/predictors/0/replicas
+    /// deployer.wait_ready(&h, Target::Replicas(3), deadline, &mut |_| {}).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn scale(&self, handle: &Handle, n: i32, deadline: Instant) -> Result<ScalePlan> {
         let op = self.op("patch", &handle.name);
         let mut delay = Backoff::conflict();

@@ -9,6 +9,16 @@ use crate::ops::Handle;
 /// What a hard exit would leave behind, for its message: objects this run created and has not
 /// deleted, creates still in flight, and `apply --atomic` updates not yet settled. Shared by
 /// every clone of a [`Context`](super::Context).
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::run::LeftBehind;
+///
+/// let left = LeftBehind::default();
+/// assert!(left.describe().is_empty());
+/// assert_eq!(left.exit_message(), "exiting at once; nothing created by this run is left behind");
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct LeftBehind(Arc<Mutex<Entries>>);
 
@@ -134,6 +144,17 @@ impl LeftBehind {
 
     /// The message for an exit that skips clean-up (a second Ctrl-C): what may be left behind,
     /// or that nothing is.
+    ///
+    /// # Examples
+    ///
+    /// On a second Ctrl-C, the message a CLI prints before it exits at once:
+    ///
+    /// ```no_run
+    /// # fn demo(ctx: seldon_deploy::run::Context) {
+    /// eprintln!("{}", ctx.left_behind.exit_message());
+    /// std::process::exit(130);
+    /// # }
+    /// ```
     #[must_use]
     pub fn exit_message(&self) -> String {
         let left = self.describe();

@@ -40,6 +40,20 @@ use left_behind::UpdateState;
 use progress::forward;
 
 /// Options of a run.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use seldon_deploy::run::RunOptions;
+///
+/// let defaults = RunOptions::default();
+/// assert_eq!((defaults.replicas, defaults.timeout), (2, Duration::from_secs(300)));
+/// assert_eq!(defaults.cleanup_timeout, Duration::from_secs(30));
+/// assert!(!defaults.keep && !defaults.atomic);
+/// let quick = RunOptions { replicas: 3, timeout: Duration::from_secs(60), ..RunOptions::default() };
+/// # let _ = quick;
+/// ```
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     /// Replica count to scale to (default 2).
@@ -69,6 +83,16 @@ impl Default for RunOptions {
 }
 
 /// One step of a plan.
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::{model::components::Target, run::Step};
+///
+/// assert_eq!(Step::Wait(Target::Initial).phase_name(), "wait-ready");
+/// assert_eq!(Step::Wait(Target::Replicas(3)).phase_name(), "wait-scaled");
+/// assert_eq!(Step::Scale(3).phase_name(), "scale");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
     /// Create from the manifest (`create`).
@@ -86,6 +110,16 @@ pub enum Step {
 
 impl Step {
     /// The phase name used in output and reports.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use seldon_deploy::{model::components::Target, run::Step};
+    ///
+    /// let rollout = Step::Wait(Target::Rollout { status_after: None });
+    /// assert_eq!(rollout.phase_name(), "wait-rollout");
+    /// assert_eq!(Step::Apply.phase_name(), "apply");
+    /// ```
     #[must_use]
     pub fn phase_name(self) -> &'static str {
         match self {
@@ -101,6 +135,17 @@ impl Step {
 }
 
 /// The full lifecycle: create, wait, scale to `n`, wait, delete.
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::{model::components::Target, run::{Step, lifecycle_steps}};
+///
+/// let phases: Vec<_> = lifecycle_steps(3, false).into_iter().map(Step::phase_name).collect();
+/// assert_eq!(phases, ["create", "wait-ready", "scale", "wait-scaled", "delete"]);
+/// // With `keep`, the object stays at the scaled count.
+/// assert_eq!(lifecycle_steps(3, true).last(), Some(&Step::Wait(Target::Replicas(3))));
+/// ```
 #[must_use]
 pub fn lifecycle_steps(n: i32, keep: bool) -> Vec<Step> {
     let mut s = vec![
@@ -116,6 +161,15 @@ pub fn lifecycle_steps(n: i32, keep: bool) -> Vec<Step> {
 }
 
 /// `apply`: create or update, then wait until the rollout is complete.
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::run::{Step, apply_steps};
+///
+/// let phases: Vec<_> = apply_steps().into_iter().map(Step::phase_name).collect();
+/// assert_eq!(phases, ["apply", "wait-rollout"]);
+/// ```
 #[must_use]
 pub fn apply_steps() -> Vec<Step> {
     vec![
@@ -125,6 +179,23 @@ pub fn apply_steps() -> Vec<Step> {
 }
 
 /// What the steps act on.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), seldon_deploy::Error> {
+/// # let conn = seldon_deploy::cluster::connect::connect(&Default::default()).await?;
+/// use seldon_deploy::{Deployer, model::{components::Target, manifest}, run::{self, RunOn, Step}};
+///
+/// let ctx = run::Context::new(Deployer::new(conn.client, &conn.namespace));
+/// let opts = run::RunOptions::default();
+/// let m = &manifest::load("examples/iris-v1alpha2.yaml")?[0];
+/// let created = run::execute(&ctx, RunOn::Manifest(m), &[Step::Create], &opts).await;
+/// let wait = [Step::Wait(Target::Initial)];
+/// let waited = run::execute(&ctx, RunOn::Existing(&m.name), &wait, &opts).await;
+/// println!("{} then {}", created.outcome, waited.outcome);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub enum RunOn<'a> {
     /// A manifest to create (plans starting with [`Step::Create`]).
@@ -156,9 +227,27 @@ pub async fn run(ctx: &Context, manifest: &Manifest, opts: &RunOptions) -> Repor
 /// Runs `steps` (e.g. [`lifecycle_steps`]) on each of several manifests, at most
 /// `concurrency` at a time, and returns their reports in input order. Each is isolated: one
 /// failing does not stop the others, and a slow one does not keep the next from starting
-/// (they finish in any order). They share one watch per resource in the namespace (see
-/// [`crate::cluster::cache`]), held for the whole call, so the API load grows neither with their
-/// number nor when they run one after another.
+/// (they finish in any order). They share one watch per resource in the namespace (as
+/// [`Deployer::with_shared_watches`](crate::Deployer::with_shared_watches) sets up), held for
+/// the whole call, so the API load grows neither with their number nor when they run one
+/// after another.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), seldon_deploy::Error> {
+/// # let conn = seldon_deploy::cluster::connect::connect(&Default::default()).await?;
+/// use seldon_deploy::{Deployer, model::manifest, run};
+///
+/// let ctx = run::Context::new(Deployer::new(conn.client, &conn.namespace));
+/// let manifests = manifest::load_all(&["examples"])?;
+/// let opts = run::RunOptions::default();
+/// let steps = run::lifecycle_steps(opts.replicas, opts.keep);
+/// let summary = run::run_many(&ctx, &manifests, &steps, &opts, 4).await;
+/// println!("{}: {} deployments", summary.outcome, summary.deployments.len());
+/// std::process::exit(summary.exit_code.into());
+/// # }
+/// ```
 pub async fn run_many(
     ctx: &Context,
     manifests: &[Manifest],
@@ -191,6 +280,23 @@ pub async fn run_many(
 ///
 /// A plan on a [`RunOn::Existing`] object never deletes anything unless it contains
 /// [`Step::Delete`]; a plan with [`Step::Create`] cleans up on failure unless `opts.keep`.
+///
+/// # Examples
+///
+/// Scale an existing object and wait, as `seldon-deploy scale iris --replicas 3` does:
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), seldon_deploy::Error> {
+/// # let conn = seldon_deploy::cluster::connect::connect(&Default::default()).await?;
+/// use seldon_deploy::{Deployer, model::components::Target, run::{self, RunOn, Step}};
+///
+/// let ctx = run::Context::new(Deployer::new(conn.client, &conn.namespace));
+/// let plan = [Step::Scale(3), Step::Wait(Target::Replicas(3))];
+/// let report = run::execute(&ctx, RunOn::Existing("iris"), &plan, &run::RunOptions::default()).await;
+/// // A plan without `Step::Delete` on an existing object never deletes it, even on failure.
+/// std::process::exit(report.exit_code.into());
+/// # }
+/// ```
 pub async fn execute(ctx: &Context, on: RunOn<'_>, steps: &[Step], opts: &RunOptions) -> Report {
     let d = &ctx.deployer;
     let name = match on {
