@@ -125,11 +125,7 @@ impl Deployer {
                         .is_some_and(|v| !v.is_null())
                     {
                         let h = Handle::from_object(live, &self.namespace)?;
-                        return Err(Error::Gone {
-                            name: h.name,
-                            uid: h.uid,
-                            how: "marked for deletion",
-                        });
+                        return Err(h.gone("marked for deletion"));
                     }
                     Ok(Some(merge::desired_object(live, manifest)))
                 },
@@ -249,19 +245,14 @@ impl Deployer {
         wrote: &Value,
         deadline: Instant,
     ) -> Result<Option<SpecUpdate>> {
-        let gone = |how| Error::Gone {
-            name: handle.name.clone(),
-            uid: handle.uid.clone(),
-            how,
-        };
         let url = format!(
             "/apis/{GROUP}/v1/namespaces/{}/seldondeployments/{}?fieldManager={FIELD_MANAGER}",
             self.namespace, handle.name
         );
         let written = self
             .put_guarded(&handle.name, &url, deadline, None, |live| {
-                if live.pointer("/metadata/uid").and_then(Value::as_str) != Some(&handle.uid) {
-                    return Err(gone("replaced"));
+                if !handle.is(live) {
+                    return Err(handle.gone("replaced"));
                 }
                 match merge::restored_object(live, previous, wrote) {
                     merge::Restore::Send(v) => Ok(Some(v)),
@@ -280,7 +271,7 @@ impl Deployer {
                     status: after.get("status").cloned(),
                 })
             })),
-            Err(WriteError::Read(Error::NotFound { .. })) => Err(gone("deleted")),
+            Err(WriteError::Read(Error::NotFound { .. })) => Err(handle.gone("deleted")),
             Err(WriteError::Read(e)) => Err(e),
             Err(WriteError::Put(e)) => Err(Error::from_kube(e, &self.op("update", &handle.name))),
             Err(WriteError::Lost { write, read }) => {
@@ -474,18 +465,13 @@ impl Deployer {
     pub async fn scale(&self, handle: &Handle, n: i32, deadline: Instant) -> Result<ScalePlan> {
         let op = self.op("patch", &handle.name);
         let mut attempts = Attempts::new();
-        let gone = |how| Error::Gone {
-            name: handle.name.clone(),
-            uid: handle.uid.clone(),
-            how,
-        };
         while attempts.start() {
             let live = match self.get(&handle.name, deadline).await {
-                Err(Error::NotFound { .. }) => return Err(gone("deleted")),
+                Err(Error::NotFound { .. }) => return Err(handle.gone("deleted")),
                 other => other?,
             };
-            if live.pointer("/metadata/uid").and_then(Value::as_str) != Some(&handle.uid) {
-                return Err(gone("replaced"));
+            if !handle.is(&live) {
+                return Err(handle.gone("replaced"));
             }
             let plan = scale_patch(&live, n)?;
             let pp = PatchParams {
@@ -503,7 +489,7 @@ impl Deployer {
                 // An object's own 404, not a router's (an API server restarting that does not
                 // serve the CRD yet, which `retrying` waited out until the deadline).
                 Err(e @ kube::Error::Api(_)) if !is_unserved_resource(&e) && is_404(&e) => {
-                    return Err(gone("deleted"));
+                    return Err(handle.gone("deleted"));
                 }
                 Err(kube::Error::Api(s))
                     if (s.code == 409 || patch_did_not_apply(&s))
