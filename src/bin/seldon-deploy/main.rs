@@ -4,6 +4,7 @@
 mod app;
 mod cli;
 mod early;
+mod live;
 mod output;
 mod render;
 
@@ -46,6 +47,7 @@ fn main() -> ExitCode {
         }
     };
     init_tracing(cli.verbose);
+    output::set_verbose(cli.verbose > 0);
     // rustls needs one process-wide provider; choose ring explicitly so no other dependency's
     // choice can make it ambiguous.
     let _ = rustls::crypto::ring::default_provider().install_default();
