@@ -39,6 +39,8 @@ pub struct LiveView {
     total: usize,
     /// Width of the name column.
     name_width: usize,
+    /// The terminal's height now, to count the rows it cannot show.
+    height: Box<dyn Fn() -> usize + Send>,
 }
 
 /// One deployment.
@@ -62,11 +64,23 @@ struct Row {
 impl LiveView {
     /// A live view on stdout.
     pub fn stdout(tagged: bool, verbose: bool) -> Self {
-        Self::with_target(ProgressDrawTarget::stdout(), tagged, verbose)
+        let height = || usize::from(console::Term::stdout().size().0);
+        Self::with_target(
+            ProgressDrawTarget::stdout(),
+            Box::new(height),
+            tagged,
+            verbose,
+        )
     }
 
-    /// A live view drawing to `target` (tests draw into an in-memory terminal).
-    pub fn with_target(target: ProgressDrawTarget, tagged: bool, verbose: bool) -> Self {
+    /// A live view drawing to `target`, whose height `height` tells (tests draw into an
+    /// in-memory terminal).
+    pub fn with_target(
+        target: ProgressDrawTarget,
+        height: Box<dyn Fn() -> usize + Send>,
+        tagged: bool,
+        verbose: bool,
+    ) -> Self {
         let mp = MultiProgress::with_draw_target(target);
         let summary = tagged.then(|| {
             let bar = mp.add(ProgressBar::new_spinner());
@@ -81,6 +95,7 @@ impl LiveView {
             summary,
             total: 0,
             name_width: 0,
+            height,
         }
     }
 
@@ -251,8 +266,15 @@ impl LiveView {
             .filter(|r| r.exit_code.is_some_and(|c| c != 0))
             .count();
         let running = self.rows.iter().filter(|r| r.bar.is_some()).count();
+        // The region stops at the terminal's last line: one for this summary, one a row each.
+        let hidden = running.saturating_sub((self.height)().saturating_sub(1));
+        let hidden = if hidden > 0 {
+            format!(" ({hidden} not shown)")
+        } else {
+            String::new()
+        };
         summary.set_message(format!(
-            "{done}/{} done, {failed} failed, {running} running",
+            "{done}/{} done, {failed} failed, {running} running{hidden}",
             self.total.max(self.rows.len())
         ));
     }
@@ -349,11 +371,13 @@ mod tests {
         )
     }
 
-    /// Renders `updates` on a 100×20 in-memory terminal; returns the screen.
-    fn screen(tagged: bool, verbose: bool, updates: &[Update]) -> String {
-        let term = InMemoryTerm::new(20, 100);
+    /// Renders `updates` on an in-memory terminal of `rows` lines and 100 columns; returns the
+    /// screen, with each elapsed time (`create Ns`) shown as `create Ns`.
+    fn screen_of(rows: u16, tagged: bool, verbose: bool, updates: &[Update]) -> String {
+        let term = InMemoryTerm::new(rows, 100);
         let mut view = LiveView::with_target(
             ProgressDrawTarget::term_like(Box::new(term.clone())),
+            Box::new(move || usize::from(rows)),
             tagged,
             verbose,
         );
@@ -362,7 +386,25 @@ mod tests {
             view.handle(u);
         }
         view.tick();
-        term.contents()
+        let mut out = String::new();
+        for line in term.contents().lines() {
+            let mut words: Vec<String> = line.split(' ').map(str::to_owned).collect();
+            for i in 1..words.len() {
+                let seconds = words[i]
+                    .strip_suffix('s')
+                    .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+                if seconds && words[i - 1] == "create" {
+                    words[i] = "Ns".into();
+                }
+            }
+            out.push_str(&words.join(" "));
+            out.push('\n');
+        }
+        out
+    }
+
+    fn screen(tagged: bool, verbose: bool, updates: &[Update]) -> String {
+        screen_of(20, tagged, verbose, updates)
     }
 
     #[test]
@@ -397,8 +439,8 @@ mod tests {
             [
                 "[b]   event: Warning InternalError seldon-controller-manager SeldonDeployment/b: no such server",
                 "0/2 done, 0 failed, 2 running",
-                "a  create 0s  │ started  │ Updated SeldonDeployment/a: Updated SeldonDeployment \"a\" (x2)",
-                "b  create 0s  │ started  │ Warning InternalError SeldonDeployment/b: no such server (x2)",
+                "a  create Ns  │ started  │ Updated SeldonDeployment/a: Updated SeldonDeployment \"a\" (x2)",
+                "b  create Ns  │ started  │ Warning InternalError SeldonDeployment/b: no such server (x2)",
             ],
             "{s}"
         );
@@ -419,7 +461,7 @@ mod tests {
             s.lines().collect::<Vec<_>>(),
             [
                 "  event: Normal Updated seldon-controller-manager SeldonDeployment/a: Updated",
-                "create 0s  │ started  │ Updated SeldonDeployment/a: Updated (x2)",
+                "create Ns  │ started  │ Updated SeldonDeployment/a: Updated (x2)",
             ],
             "{s}"
         );
@@ -453,7 +495,26 @@ mod tests {
             [
                 "[a] finished: success (exit 0)",
                 "1/2 done, 0 failed, 1 running",
-                "b  create 0s  │ started",
+                "b  create Ns  │ started",
+            ],
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn the_summary_counts_the_rows_the_terminal_cannot_show() {
+        let starts: Vec<Update> = ["a", "b", "c", "d", "e"]
+            .iter()
+            .map(|d| update(d, UpdateKind::PhaseStarted("create".into())))
+            .collect();
+        let s = screen_of(4, true, false, &starts);
+        assert_eq!(
+            s.lines().collect::<Vec<_>>(),
+            [
+                "0/5 done, 0 failed, 5 running (2 not shown)",
+                "a  create Ns  │ started",
+                "b  create Ns  │ started",
+                "c  create Ns  │ started",
             ],
             "{s}"
         );
