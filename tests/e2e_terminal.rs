@@ -112,6 +112,55 @@ fn none_lost(screen: &str, names: &[&str]) -> bool {
         && done == names.iter().filter(|n| finished(n)).count()
 }
 
+/// The binary running in a pseudo-terminal of [`ROWS`]×[`COLS`], its output read as it comes.
+struct Running {
+    screen: Screen,
+    child: Box<dyn portable_pty::Child + Send + Sync>,
+    pty: Box<dyn portable_pty::MasterPty + Send>,
+    read: std::thread::JoinHandle<()>,
+}
+
+/// Starts `seldon-deploy ARGS` in a fresh pseudo-terminal, under `NO_COLOR`.
+fn start(args: &[&str]) -> Running {
+    let pty = native_pty_system()
+        .openpty(PtySize {
+            rows: ROWS,
+            cols: COLS,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .expect("open a pseudo-terminal");
+    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_seldon-deploy"));
+    cmd.env_remove("KUBECONFIG");
+    cmd.env_remove("COLUMNS");
+    cmd.env_remove("LINES");
+    cmd.env("TERM", "xterm-256color");
+    cmd.env("NO_COLOR", "1");
+    cmd.args(args);
+    let child = pty.slave.spawn_command(cmd).expect("spawn in the pty");
+    drop(pty.slave);
+    let mut reader = pty.master.try_clone_reader().expect("pty reader");
+    let (tx, chunks) = std::sync::mpsc::channel();
+    let read = std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        // Ends with EOF or EIO once the binary has exited and the pty is closed.
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    Running {
+        screen: Screen {
+            parser: vt100::Parser::new(ROWS, COLS, 0),
+            chunks,
+        },
+        child,
+        pty: pty.master,
+        read,
+    }
+}
+
 #[tokio::test]
 #[ignore = "needs the local control plane: run scripts/test.sh"]
 async fn six_deployments_on_a_terminal_one_warning_on_screen_and_no_row_lost() {
@@ -131,21 +180,7 @@ async fn six_deployments_on_a_terminal_one_warning_on_screen_and_no_row_lost() {
     }
     let names: Vec<&str> = slow.iter().copied().chain(["t-bad"]).collect();
 
-    let pty = native_pty_system()
-        .openpty(PtySize {
-            rows: ROWS,
-            cols: COLS,
-            pixel_width: 0,
-            pixel_height: 0,
-        })
-        .expect("open a pseudo-terminal");
-    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_seldon-deploy"));
-    cmd.env_remove("KUBECONFIG");
-    cmd.env_remove("COLUMNS");
-    cmd.env_remove("LINES");
-    cmd.env("TERM", "xterm-256color");
-    cmd.env("NO_COLOR", "1");
-    for a in [
+    let args = [
         "run",
         "-n",
         &ns.name,
@@ -157,26 +192,13 @@ async fn six_deployments_on_a_terminal_one_warning_on_screen_and_no_row_lost() {
         "2m",
         "--kubeconfig",
         cluster.kubeconfig.to_str().unwrap(),
-    ] {
-        cmd.arg(a);
-    }
-    let mut child = pty.slave.spawn_command(cmd).expect("spawn in the pty");
-    drop(pty.slave);
-    let mut reader = pty.master.try_clone_reader().expect("pty reader");
-    let (tx, chunks) = std::sync::mpsc::channel();
-    let read = std::thread::spawn(move || {
-        let mut buf = [0u8; 8192];
-        // Ends with EOF or EIO once the binary has exited and the pty is closed.
-        while let Ok(n) = reader.read(&mut buf) {
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
-    let mut screen = Screen {
-        parser: vt100::Parser::new(ROWS, COLS, 0),
-        chunks,
-    };
+    ];
+    let Running {
+        mut screen,
+        mut child,
+        pty,
+        read,
+    } = start(&args);
 
     // While they run: the Warning scrolled above the rows, every deployment accounted for.
     let warning = "[t-bad]   event: Warning InternalError seldon-controller-manager";
@@ -190,14 +212,13 @@ async fn six_deployments_on_a_terminal_one_warning_on_screen_and_no_row_lost() {
 
     // Narrower: the rows are cut to the new width, each still one line.
     let narrow = 72;
-    pty.master
-        .resize(PtySize {
-            rows: ROWS,
-            cols: narrow,
-            pixel_width: 0,
-            pixel_height: 0,
-        })
-        .expect("resize");
+    pty.resize(PtySize {
+        rows: ROWS,
+        cols: narrow,
+        pixel_width: 0,
+        pixel_height: 0,
+    })
+    .expect("resize");
     screen.parser.screen_mut().set_size(ROWS, narrow);
     let s = screen.wait_for("rows redrawn at the new width", |s| {
         none_lost(s, &names) && block(s, &names).is_some_and(|(_, rows)| rows.len() >= 2)
@@ -210,7 +231,7 @@ async fn six_deployments_on_a_terminal_one_warning_on_screen_and_no_row_lost() {
 
     // The end: the block is gone; the table and the FAILED block as in a pipe.
     let status = child.wait().expect("wait for the binary");
-    drop(pty.master);
+    drop(pty);
     let s = screen.rest();
     read.join().unwrap();
     assert_eq!(status.exit_code(), 1, "{s}");
@@ -279,5 +300,80 @@ async fn six_deployments_on_a_terminal_one_warning_on_screen_and_no_row_lost() {
     for n in &names {
         ns.assert_nothing_left(n).await;
     }
+    ns.cleanup().await;
+}
+
+/// `-vv`: every Normal Event printed in full, once, and the trace log too, all above the row:
+/// lines for stderr from the runtime's thread go through the live view, so none lands inside
+/// its region and leaves a stale copy of the row behind.
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn with_verbose_the_events_and_the_debug_log_print_above_the_row_and_leave_no_stale_row() {
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("terminal-v").await;
+    let (_dir, file) = support::manifest_file(&support::sdep_manifest(
+        "tv",
+        serde_json::json!({}),
+        serde_json::json!({}),
+    ));
+    let Running {
+        mut screen,
+        mut child,
+        pty,
+        read,
+    } = start(&[
+        "run",
+        "-vv",
+        "-n",
+        &ns.name,
+        "-f",
+        &file,
+        "--kubeconfig",
+        cluster.kubeconfig.to_str().unwrap(),
+    ]);
+    let status = child.wait().expect("wait for the binary");
+    drop(pty);
+    let s = screen.rest();
+    read.join().unwrap();
+    assert_eq!(status.exit_code(), 0, "{s}");
+    let lines: Vec<&str> = s.lines().collect();
+    let table = lines
+        .iter()
+        .position(|l| l.starts_with("PHASE "))
+        .unwrap_or_else(|| panic!("no phase table:\n{s}"));
+    let above = &lines[..table];
+    assert!(
+        above.iter().any(|l| l.starts_with("  event: Normal ")),
+        "Normal Events in full:\n{s}"
+    );
+    assert!(
+        above
+            .iter()
+            .any(|l| l.contains("DEBUG") || l.contains("TRACE")),
+        "the log:\n{s}"
+    );
+    // A row is `PHASE Ns  │ …`; once the run has ended none may be left on screen.
+    let stale: Vec<&&str> = above
+        .iter()
+        .filter(|l| {
+            let mut words = l.split(' ');
+            let phase = words.next().unwrap_or_default();
+            let secs = words.next().unwrap_or_default();
+            ["create", "wait-ready", "scale", "wait-scaled", "delete"].contains(&phase)
+                && secs.ends_with('s')
+                && l.contains("  │ ")
+        })
+        .collect();
+    assert!(stale.is_empty(), "stale rows {stale:?}:\n{s}");
+    // Each Event once (a repeat updates the row).
+    let events: Vec<&&str> = above
+        .iter()
+        .filter(|l| l.starts_with("  event: "))
+        .collect();
+    let mut unique = events.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(events.len(), unique.len(), "{s}");
+    ns.assert_nothing_left("tv").await;
     ns.cleanup().await;
 }

@@ -197,6 +197,13 @@ impl LiveView {
         self.draw(d);
     }
 
+    /// Text for stderr (with its newlines), above the rows.
+    pub fn eprint(&self, text: &str) {
+        self.mp.suspend(|| {
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), text.as_bytes());
+        });
+    }
+
     /// A line above the rows, tagged with the deployment when several run.
     fn println(&self, d: &str, text: &str) {
         let line = if self.tagged {

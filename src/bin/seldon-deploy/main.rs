@@ -107,7 +107,7 @@ fn init_tracing(verbose: u8) {
     };
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
+        .with_writer(output::Stderr::make)
         .with_target(verbose > 1)
         .with_ansi(
             std::io::IsTerminal::is_terminal(&std::io::stderr())

@@ -13,13 +13,59 @@ use seldon_deploy::report::{self, Report, Summary};
 use crate::live::LiveView;
 use crate::render::fmt_ms;
 use seldon_deploy::run::{Update, UpdateKind};
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 /// How many Events a failure's summary shows (more when several objects have Warnings).
 const LAST_EVENTS: usize = 5;
 
 /// `-v` was given: the live view also prints every Normal Event in full.
 static VERBOSE: AtomicBool = AtomicBool::new(false);
+
+/// While the live view is on screen, lines for stderr written elsewhere (tracing's at `-v`,
+/// the signal handler's notice) are queued to the renderer, which prints them above the rows:
+/// written straight, they would land inside the region and leave stale rows behind. Queuing
+/// never blocks the writer.
+static STDERR_ROUTE: Mutex<Option<UnboundedSender<String>>> = Mutex::new(None);
+
+/// Writes `text` to stderr, above the live view when one is on screen.
+pub fn eprint(text: &str) {
+    let route = STDERR_ROUTE.lock().ok().and_then(|r| r.clone());
+    if let Some(tx) = route
+        && tx.send(text.to_owned()).is_ok()
+    {
+        return;
+    }
+    let _ = std::io::stderr().write_all(text.as_bytes());
+}
+
+/// tracing's writer: each event is collected, then written with [`eprint`].
+pub struct Stderr(Vec<u8>);
+
+impl Stderr {
+    /// A writer for one event (tracing's `MakeWriter`).
+    pub fn make() -> Self {
+        Stderr(Vec::new())
+    }
+}
+
+impl Write for Stderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for Stderr {
+    fn drop(&mut self) {
+        if !self.0.is_empty() {
+            eprint(&String::from_utf8_lossy(&self.0));
+        }
+    }
+}
 
 /// Sets whether the live view prints Normal Events in full (`-v`), once, before rendering.
 pub fn set_verbose(verbose: bool) {
@@ -114,6 +160,16 @@ impl Renderer {
         }
     }
 
+    /// A line for stderr from elsewhere (see [`STDERR_ROUTE`]).
+    fn stderr(&mut self, text: &str) {
+        match &mut self.live {
+            Some(live) => live.eprint(text),
+            None => {
+                let _ = std::io::stderr().write_all(text.as_bytes());
+            }
+        }
+    }
+
     /// Refreshes the elapsed times in the live view.
     pub fn tick(&mut self) {
         if let Some(live) = &mut self.live {
@@ -162,6 +218,11 @@ pub fn spawn(rx: UnboundedReceiver<Update>, r: Renderer) -> tokio::task::JoinHan
 }
 
 async fn render(mut rx: UnboundedReceiver<Update>, mut r: Renderer) {
+    let (tx, mut stderr) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let routed = r.live.is_some();
+    if routed && let Ok(mut route) = STDERR_ROUTE.lock() {
+        *route = Some(tx);
+    }
     // Elapsed times count in seconds; a quarter second keeps them current without churn.
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
@@ -170,8 +231,15 @@ async fn render(mut rx: UnboundedReceiver<Update>, mut r: Renderer) {
                 Some(u) => r.handle(&u),
                 None => break,
             },
+            Some(text) = stderr.recv() => r.stderr(&text),
             _ = tick.tick() => r.tick(),
         }
+    }
+    if routed && let Ok(mut route) = STDERR_ROUTE.lock() {
+        *route = None;
+    }
+    while let Ok(text) = stderr.try_recv() {
+        r.stderr(&text);
     }
     r.finish();
 }
