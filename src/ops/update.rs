@@ -191,8 +191,10 @@ impl Deployer {
     /// Undoes an update: `previous` is the object as it was before it, `wrote` the object the
     /// update stored. Only what the update changed is restored, and only while the live object
     /// is still as the update left it (see [`merge::restored_object`]); re-reads on conflicts.
-    /// Returns the resourceVersion of the write (`None`: nothing needed restoring), for the
-    /// rollout wait.
+    /// Returns the restore as an update for [`Deployer::wait_rollout`] (`None`: nothing needed
+    /// restoring). What it renders is judged from what the restore itself changed, not from
+    /// the update it undoes: when another writer already put the previous spec back, the
+    /// restore writes only metadata, and no new pod template is to be waited for.
     ///
     /// # Errors
     ///
@@ -205,7 +207,7 @@ impl Deployer {
         previous: &Value,
         wrote: &Value,
         deadline: Instant,
-    ) -> Result<Option<u64>> {
+    ) -> Result<Option<SpecUpdate>> {
         let gone = |how| Error::Gone {
             name: handle.name.clone(),
             uid: handle.uid.clone(),
@@ -230,7 +232,13 @@ impl Deployer {
             })
             .await;
         match written {
-            Ok((_, after)) => Ok(after.and_then(|a| crate::names::revision_of(&a))),
+            Ok((from, after)) => Ok(after.and_then(|after| {
+                Some(SpecUpdate {
+                    revision: crate::names::revision_of(&after)?,
+                    renders: Renders::between(&from, &after),
+                    status: after.get("status").cloned(),
+                })
+            })),
             Err(WriteError::Read(Error::NotFound { .. })) => Err(gone("deleted")),
             Err(WriteError::Read(e)) => Err(e),
             Err(WriteError::Put(e)) => Err(Error::from_kube(e, &self.op("update", &handle.name))),
