@@ -86,9 +86,13 @@ pub struct Renderer {
 
 impl Renderer {
     /// `live`: stdout is a terminal and the output is text; `tagged`: several deployments.
+    /// A terminal that cannot move its cursor (`TERM=dumb`, e.g. an editor's shell) gets the
+    /// log.
     pub fn new(live: bool, to_stderr: bool, tagged: bool) -> Self {
+        let dumb = std::env::var_os("TERM").is_some_and(|t| t == "dumb");
         Renderer {
-            live: live.then(|| LiveView::stdout(tagged, VERBOSE.load(Ordering::Relaxed))),
+            live: (live && !dumb)
+                .then(|| LiveView::stdout(tagged, VERBOSE.load(Ordering::Relaxed))),
             to_stderr,
             tagged,
             sink: None,
