@@ -24,7 +24,8 @@ cargo clippy --all-targets --locked -- -D warnings
 # No container engine here to build the image: hadolint (installed into a cache by
 # testenv/tools on first use) at least parses the Dockerfile and checks its practice.
 step "hadolint Dockerfile"
-"$(testenv/tools hadolint)" Dockerfile
+hadolint=$(testenv/tools hadolint)
+"$hadolint" Dockerfile
 
 started_here=0
 if ! testenv/cluster status >/dev/null 2>&1; then
