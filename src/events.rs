@@ -19,12 +19,12 @@ use std::sync::Arc;
 
 use futures::stream::{self, BoxStream, StreamExt};
 use k8s_openapi::jiff::Timestamp;
-use kube::Client;
+
 use serde::Serialize;
 
 use crate::cluster::cache::{EventSummary, NamespaceCache, ObjectWatch, ReaderNeeds};
-use crate::cluster::watch::Stats;
 use crate::error::Result;
+use crate::ops::Deployer;
 
 /// One Event, flattened for printing and reports.
 ///
@@ -213,38 +213,32 @@ impl Follower {
     }
 }
 
-/// Follows the Events selected by `filter` in `namespace`, forever (drop the stream to stop).
+/// Follows the Events selected by `filter` in the deployer's namespace, forever (drop the
+/// stream to stop). It reads through the deployer's watches: shared with its waits when the
+/// deployer shares them ([`Deployer::with_shared_watches`]), its own otherwise; their
+/// counters are in [`Deployer::watch_stats`].
 ///
 /// Yields an `Err` (and then ends) only for errors retrying cannot fix, such as a 403 on
 /// listing or watching Events; the message names the verb, resource and namespace.
-///
-/// `stats` receives the watch counters; its type is crate-private, so pass
-/// `Default::default()`.
 ///
 /// # Examples
 ///
 /// ```no_run
 /// # async fn demo(client: kube::Client) {
 /// use futures::StreamExt;
+/// use seldon_deploy::Deployer;
 /// use seldon_deploy::events::{follow, EventFilter};
 ///
+/// let deployer = Deployer::new(client, "seldon");
 /// let filter = EventFilter { name: "iris".into(), uid: "…".into(), ..Default::default() };
-/// let mut events = follow(client, "seldon", filter, Default::default());
+/// let mut events = follow(&deployer, filter);
 /// while let Some(Ok(e)) = events.next().await {
 ///     println!("{e}");
 /// }
 /// # }
 /// ```
-pub fn follow(
-    client: Client,
-    namespace: &str,
-    filter: EventFilter,
-    stats: Stats,
-) -> BoxStream<'static, Result<EventRecord>> {
-    follow_in(
-        &NamespaceCache::per_reader(client, namespace, stats),
-        filter,
-    )
+pub fn follow(deployer: &Deployer, filter: EventFilter) -> BoxStream<'static, Result<EventRecord>> {
+    follow_in(deployer.cache(), filter)
 }
 
 /// As [`follow`], reading `cache` (shared with other followers and waits when the cache is

@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::*;
 use seldon_deploy::Deployer;
 use seldon_deploy::judge::freshness::Renders;
-use seldon_deploy::ops::{APPLY_ID_ANNOTATION, RUN_ID_ANNOTATION};
+use seldon_deploy::names::{APPLY_ID_ANNOTATION, RUN_ID_ANNOTATION};
 use seldon_deploy::run::{self, Context, RunOptions};
 use serde_json::{Value, json};
 use tokio::time::Instant;

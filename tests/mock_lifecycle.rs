@@ -192,7 +192,7 @@ async fn a_500_on_create_is_resent_only_after_a_read_finds_no_object() {
     );
     let marker = |i: usize| {
         log.lock().unwrap()[i].body["metadata"]["annotations"]
-            [seldon_deploy::ops::RUN_ID_ANNOTATION]
+            [seldon_deploy::names::RUN_ID_ANNOTATION]
             .clone()
     };
     assert!(marker(0).is_string());

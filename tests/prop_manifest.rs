@@ -519,7 +519,7 @@ fn seldon_deployment() -> impl Strategy<Value = Generated> {
                 }
                 let object = with_extras(
                     json!({
-                        "apiVersion": format!("{}/{version}", manifest::GROUP),
+                        "apiVersion": format!("{}/{version}", seldon_deploy::names::GROUP),
                         "kind": manifest::KIND,
                         "metadata": metadata,
                         "spec": with_extras(spec, spec_extra),

@@ -41,7 +41,7 @@ pub(crate) const FATAL_GRACE: std::time::Duration = std::time::Duration::from_se
 
 /// Counters shared by all watches of one [`crate::Deployer`]; cheap to clone.
 #[derive(Debug, Clone, Default)]
-pub struct Stats(Arc<StatsInner>);
+pub(crate) struct Stats(Arc<StatsInner>);
 
 #[derive(Debug, Default)]
 struct StatsInner {
@@ -85,7 +85,7 @@ pub struct WatchStats {
 impl Stats {
     /// Reads the counters.
     #[must_use]
-    pub fn snapshot(&self) -> WatchStats {
+    pub(crate) fn snapshot(&self) -> WatchStats {
         WatchStats {
             relists: self.0.relists.load(Ordering::Relaxed),
             watch_errors: self.0.watch_errors.load(Ordering::Relaxed),

@@ -21,7 +21,7 @@ mod yaml;
 pub(crate) const MAX_MANIFEST_BYTES: u64 = 10 * 1024 * 1024;
 /// Deepest YAML/JSON nesting accepted. A PodSpec inside a 10-level graph stays well below this.
 pub(crate) const MAX_DEPTH: usize = 64;
-pub use crate::names::GROUP;
+use crate::names::GROUP;
 /// The kind this tool deploys.
 ///
 /// # Examples

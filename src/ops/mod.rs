@@ -31,9 +31,10 @@ use crate::judge::pods::{self, Assessment};
 use crate::judge::readiness::{self, Readiness, Verdict};
 use crate::judge::wait::{Next, Wait};
 use crate::model::components::{self, Target};
-use crate::model::manifest::{GROUP, Manifest};
+use crate::model::manifest::Manifest;
 use crate::model::merge::{self, Change};
 use crate::model::scale::scale_patch;
+use crate::names::GROUP;
 use crate::names::SELDON_ID_LABEL;
 
 mod create;
@@ -43,10 +44,10 @@ mod wait;
 
 pub use crate::cluster::cache::WatchesRunning;
 pub use crate::cluster::watch::WatchStats;
-pub use crate::model::manifest::sdep_resource;
+use crate::model::manifest::sdep_resource;
 pub use crate::model::scale::ScalePlan;
-pub use crate::names::APPLY_ID_ANNOTATION;
-pub use crate::names::{FIELD_MANAGER, RUN_ID_ANNOTATION};
+use crate::names::APPLY_ID_ANNOTATION;
+use crate::names::{FIELD_MANAGER, RUN_ID_ANNOTATION};
 /// The least time the read after a lost create answer gets, even past the phase deadline.
 const OWNERSHIP_CHECK: Duration = Duration::from_secs(10);
 

@@ -207,7 +207,7 @@ impl Deployer {
     /// // Follow the Events from now on, "now" as the API server's clock says.
     /// let (h, now) = deployer.handle_and_server_time("iris", deadline).await?;
     /// let filter = EventFilter { name: h.name, uid: h.uid, since: now, ..EventFilter::default() };
-    /// let events = follow(deployer.client().clone(), deployer.namespace(), filter, Default::default());
+    /// let events = follow(&deployer, filter);
     /// # Ok(()) }
     /// ```
     pub async fn handle_and_server_time(

@@ -538,12 +538,8 @@ async fn follow_events(
         replay_existing: true,
         deployment_names: Vec::new(),
     };
-    let mut stream = events::follow(
-        conn.client.clone(),
-        &conn.namespace,
-        filter,
-        Default::default(),
-    );
+    let deployer = Deployer::new(conn.client.clone(), &conn.namespace);
+    let mut stream = events::follow(&deployer, filter);
     let until = async {
         match timeout {
             Some(t) => tokio::time::sleep(t).await,
