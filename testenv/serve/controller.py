@@ -9,6 +9,12 @@ SeldonDeployment's spec.protocol: "seldon" -> seldon-core, "v2"/"kfserving" -> M
 For MLServer it first loads a model under each graph node name (from the executor's
 ENGINE_PREDICTOR), so /v2/models/<node name>/infer answers. See testenv/README.md.
 
+KWOK turns such a pod Ready only once it carries test.seldon-deploy/forward-ready: "true"
+(testenv/config/kwok.yaml), which this sets after a port-forward through KWOK itself reached the
+pod's model server (or, for "refuse", was refused): so a client that port-forwards as soon as the
+pod is Ready never meets KWOK's "no forward found" (KWOK learns PortForwards from a watch of its
+own, so the write alone does not prove KWOK has it).
+
 Standard library only: it runs on the system python3. Its configuration is the JSON file given as
 its only argument, written by testenv/cluster.
 """
@@ -17,6 +23,8 @@ import base64
 import http.client
 import json
 import os
+import socket
+import struct
 import ssl
 import sys
 import time
@@ -26,6 +34,7 @@ import urllib.request
 
 ANNOTATION = "test.seldon-deploy/serve"
 SERVED_BY = "test.seldon-deploy/served-by"
+FORWARD_READY = "test.seldon-deploy/forward-ready"
 EXECUTOR = "seldon-container-engine"
 MANAGER = "testenv-serve-controller"
 PROTOCOLS = {"seldon": "v1", "v2": "v2", "kfserving": "v2"}
@@ -104,6 +113,78 @@ def graph_names(executor):
     return []
 
 
+def recv_exact(sock, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("connection closed")
+        buf += chunk
+    return buf
+
+
+def ws_frame(payload):
+    """A masked binary WebSocket frame (RFC 6455: a client masks what it sends)."""
+    mask = os.urandom(4)
+    n = len(payload)
+    head = bytes([0x82]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + struct.pack("!H", n))
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def ws_read(sock):
+    """(opcode, payload) of the next WebSocket frame from the server (unmasked)."""
+    b0, b1 = recv_exact(sock, 2)
+    n = b1 & 0x7F
+    if n == 126:
+        n = struct.unpack("!H", recv_exact(sock, 2))[0]
+    elif n == 127:
+        n = struct.unpack("!Q", recv_exact(sock, 8))[0]
+    return b0 & 0x0F, recv_exact(sock, n)
+
+
+def kwok_port_forward(kwok_port, namespace, pod, port, request):
+    """Sends `request` (raw HTTP) through KWOK's kubelet port-forward to the pod's `port`, as the
+    apiserver would (but straight to KWOK, so tests' audit checks see only their own sessions),
+    over WebSocket with the v4.channel.k8s.io protocol: each message starts with its channel,
+    0 data, 1 error, and each channel first carries the port. Returns ("data", bytes) with what
+    the server answered, or ("error", text) with KWOK's error, e.g. "no forward found"."""
+    sock = socket.create_connection(("127.0.0.1", kwok_port), timeout=10)
+    try:
+        key = base64.b64encode(os.urandom(16)).decode()
+        path = f"/portForward/{urllib.parse.quote(namespace)}/{urllib.parse.quote(pod)}?port={port}"
+        sock.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{kwok_port}\r\nUpgrade: websocket\r\n"
+                      f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                      "Sec-WebSocket-Protocol: v4.channel.k8s.io\r\n\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += recv_exact(sock, 1)
+        if not head.startswith(b"HTTP/1.1 101"):
+            return "error", head.split(b"\r\n", 1)[0].decode(errors="replace")
+        sock.sendall(ws_frame(b"\x00" + request))
+        data, prefixes = b"", {0: 2, 1: 2}  # each channel's first 2 bytes are the port
+        while True:
+            try:
+                op, payload = ws_read(sock)
+            except (ConnectionError, socket.timeout):
+                return "data", data
+            if op == 0x8:  # close
+                return "data", data
+            if op not in (0x0, 0x1, 0x2) or not payload:
+                continue
+            channel, body = payload[0], payload[1:]
+            skip = min(prefixes.get(channel, 0), len(body))
+            prefixes[channel] = prefixes.get(channel, 0) - skip
+            body = body[skip:]
+            if channel == 1 and body:
+                return "error", body.decode(errors="replace")
+            if channel == 0:
+                data += body
+                if b"\r\n\r\n" in data:  # the status line and headers are enough
+                    return "data", data
+    finally:
+        sock.close()
+
+
 class Controller:
     def __init__(self, cfg):
         self.cfg = cfg
@@ -112,7 +193,8 @@ class Controller:
         self.loaded = set()  # (server, model name) loaded in an MLServer
 
     def target(self, pod):
-        """(server name, port, executor port, model names) for a pod, or None to leave it alone."""
+        """(server name, port, executor port, model names) for a pod, server None when it gets no
+        PortForward (it is still marked forward-ready), or None to leave it alone."""
         containers = (pod.get("spec") or {}).get("containers") or []
         executor = next((c for c in containers if c.get("name") == EXECUTOR), None)
         if executor is None:
@@ -124,14 +206,14 @@ class Controller:
         if behaviour not in BEHAVIOURS:
             log(f"pod {pod['metadata']['namespace']}/{pod['metadata']['name']}: unknown {ANNOTATION} "
                 f"{behaviour!r} (one of {', '.join(BEHAVIOURS)}): no port-forward")
-            return None
+            return (None, None, http_port, ())
         if behaviour == "refuse":
             return ("refuse", self.cfg["refuse_port"], http_port, ())
         proto = PROTOCOLS.get(protocol)
         if proto is None:
             log(f"pod {pod['metadata']['namespace']}/{pod['metadata']['name']}: no model server for "
                 f"protocol {protocol!r}: no port-forward")
-            return None
+            return (None, None, http_port, ())
         server = f"{proto}-{behaviour}"
         names = tuple(graph_names(executor)) if proto == "v2" else ()
         return (server, self.cfg["servers"][server]["port"], http_port, names)
@@ -161,7 +243,48 @@ class Controller:
                         break
                     time.sleep(0.2)
 
+    def forwarded(self, meta, server, http_port, names):
+        """How many port-forwards through KWOK it took to reach `server` and see it answer (for
+        "refuse": be refused), retried while KWOK has not yet seen the PortForward; 0: never."""
+        ns, name = meta["namespace"], meta["name"]
+        paths = [f"/v2/models/{urllib.parse.quote(n)}/ready" for n in names] or ["/ready"]
+        deadline, tries = time.monotonic() + 30, 0
+        for path in paths:
+            request = f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode()
+            while True:
+                tries += 1
+                try:
+                    kind, out = kwok_port_forward(self.cfg["kwok_port"], ns, name, http_port, request)
+                except OSError as e:
+                    kind, out = "error", f"{type(e).__name__}: {e}"
+                if server == "refuse":
+                    if kind == "error" and "connection refused" in out:
+                        break
+                elif kind == "data" and out.split(b" ", 2)[1:2] == [b"200"]:
+                    break
+                if time.monotonic() > deadline:
+                    log(f"pod {ns}/{name}: a port-forward through KWOK to {server} {path} got {kind}: "
+                        f"{out[:200]!r}")
+                    return 0
+                time.sleep(0.1)
+        return tries
+
+    def mark_ready(self, meta):
+        """Sets the forward-ready annotation KWOK waits for before it turns the pod Ready."""
+        if (meta.get("annotations") or {}).get(FORWARD_READY) == "true":
+            return
+        path = f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}?fieldManager={MANAGER}"
+        body = {"metadata": {"annotations": {FORWARD_READY: "true"}}}
+        status, out = self.api.request("PATCH", path, body, "application/merge-patch+json")
+        if status == 404:
+            return
+        if status != 200:
+            raise RuntimeError(f"pod {meta['namespace']}/{meta['name']}: annotating it {FORWARD_READY} "
+                               f"failed: HTTP {status}: {(out or {}).get('message')}")
+
     def reconcile(self, pod):
+        """Points the pod's executor port at its server, then lets KWOK turn it Ready. Raises when
+        that fails, so that run() lists the pods again and retries."""
         meta = pod["metadata"]
         if meta.get("deletionTimestamp"):
             return
@@ -169,29 +292,43 @@ class Controller:
         if t is None or self.written.get(meta["uid"]) == t:
             return
         server, port, http_port, names = t
-        if names:
-            self.load_models(server, names)
-        body = {
-            "apiVersion": "kwok.x-k8s.io/v1alpha1",
-            "kind": "PortForward",
-            "metadata": {
-                "name": meta["name"],
-                "namespace": meta["namespace"],
-                "labels": {"app.kubernetes.io/managed-by": MANAGER},
-                "annotations": {SERVED_BY: server},
-                "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": meta["name"], "uid": meta["uid"]}],
-            },
-            "spec": {"forwards": [{"ports": [http_port], "target": {"address": "127.0.0.1", "port": port}}]},
-        }
-        path = (f"/apis/kwok.x-k8s.io/v1alpha1/namespaces/{meta['namespace']}/portforwards/{meta['name']}"
-                f"?fieldManager={MANAGER}&force=true")
-        status, out = self.api.request("PATCH", path, body, "application/apply-patch+yaml")
-        if status in (200, 201):
-            self.written[meta["uid"]] = t
-            log(f"pod {meta['namespace']}/{meta['name']}: port {http_port} -> {server} (127.0.0.1:{port})")
-        else:
-            log(f"pod {meta['namespace']}/{meta['name']}: writing its PortForward failed: HTTP {status}: "
-                f"{(out or {}).get('message')}")
+        if server is not None:
+            if names:
+                self.load_models(server, names)
+            body = {
+                "apiVersion": "kwok.x-k8s.io/v1alpha1",
+                "kind": "PortForward",
+                "metadata": {
+                    "name": meta["name"],
+                    "namespace": meta["namespace"],
+                    "labels": {"app.kubernetes.io/managed-by": MANAGER},
+                    "annotations": {SERVED_BY: server},
+                    "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": meta["name"], "uid": meta["uid"]}],
+                },
+                "spec": {"forwards": [{"ports": [http_port], "target": {"address": "127.0.0.1", "port": port}}]},
+            }
+            path = (f"/apis/kwok.x-k8s.io/v1alpha1/namespaces/{meta['namespace']}/portforwards/{meta['name']}"
+                    f"?fieldManager={MANAGER}&force=true")
+            status, out = self.api.request("PATCH", path, body, "application/apply-patch+yaml")
+            if status not in (200, 201):
+                raise RuntimeError(f"pod {meta['namespace']}/{meta['name']}: writing its PortForward failed: "
+                                   f"HTTP {status}: {(out or {}).get('message')}")
+            tries = self.forwarded(meta, server, http_port, names)
+            if not tries:
+                raise RuntimeError(f"pod {meta['namespace']}/{meta['name']}: its port-forward does not "
+                                   f"reach {server}")
+            log(f"pod {meta['namespace']}/{meta['name']}: port {http_port} -> {server} (127.0.0.1:{port}), "
+                f"reached through KWOK at try {tries}")
+        self.mark_ready(meta)
+        self.written[meta["uid"]] = t
+
+    def try_reconcile(self, pod):
+        try:
+            self.reconcile(pod)
+            return True
+        except Exception as e:  # logged and retried: the pod stays not Ready meanwhile
+            log(f"{type(e).__name__}: {e}")
+            return False
 
     def run(self):
         synced = self.cfg["synced_file"]
@@ -200,13 +337,15 @@ class Controller:
                 status, pods = self.api.request("GET", "/api/v1/pods")
                 if status != 200:
                     raise RuntimeError(f"list pods: HTTP {status}")
-                live = set()
+                live, failed = set(), False
                 for pod in pods["items"]:
                     live.add(pod["metadata"]["uid"])
-                    self.reconcile(pod)
+                    failed |= not self.try_reconcile(pod)
                 self.written = {u: t for u, t in self.written.items() if u in live}
                 if not os.path.exists(synced):
                     open(synced, "w").close()
+                if failed:
+                    raise RuntimeError("a pod failed")
                 rv = pods["metadata"]["resourceVersion"]
                 while True:
                     path = f"/api/v1/pods?watch=1&allowWatchBookmarks=true&timeoutSeconds=300&resourceVersion={rv}"
@@ -216,9 +355,9 @@ class Controller:
                         rv = obj["metadata"]["resourceVersion"]
                         if kind == "DELETED":
                             self.written.pop(obj["metadata"]["uid"], None)
-                        elif kind in ("ADDED", "MODIFIED"):
-                            self.reconcile(obj)
-            except Exception as e:  # the apiserver restarts in fault tests: list again
+                        elif kind in ("ADDED", "MODIFIED") and not self.try_reconcile(obj):
+                            raise RuntimeError("a pod failed")
+            except Exception as e:  # the apiserver restarts in fault tests, or a pod failed: list again
                 log(f"{type(e).__name__}: {e}; listing again in 1 s")
                 time.sleep(1)
 
