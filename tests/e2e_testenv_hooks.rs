@@ -373,59 +373,32 @@ fn served(name: &str, protocol: Option<&str>, serve: Option<&str>) -> Value {
 }
 
 /// The Ready pod of each SeldonDeployment in `sdeps` (by the operator's `seldon-deployment-id`
-/// label), once serve-controller has written its PortForward: it writes it when it first sees
-/// the pod, and the test must not race it.
+/// label). Ready is all a client waits for: testenv turns a Seldon pod Ready only once its
+/// port-forward reaches its model server.
 async fn served_pods(
-    cluster: &Cluster,
     ns: &TestNamespace,
     sdeps: &[&str],
 ) -> std::collections::BTreeMap<String, String> {
     let mut pods = std::collections::BTreeMap::new();
     watch_pods_until(ns, "a Ready pod for every SeldonDeployment", |pod| {
-        let sdep = pod
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get("seldon-deployment-id"))
-            .cloned()
-            .unwrap_or_default();
+        let sdep = sdep_of(pod);
         if sdeps.contains(&sdep.as_str()) && condition(pod, "Ready").as_deref() == Some("True") {
             pods.insert(sdep, pod_name(pod));
         }
         pods.len() == sdeps.len()
     })
     .await;
-    let kubectl = cluster.state_dir().join("kubectl");
-    for pod in pods.values() {
-        let found = tokio::time::timeout(HANG_GUARD, async {
-            loop {
-                let out = std::process::Command::new(&kubectl)
-                    .arg("--kubeconfig")
-                    .arg(&cluster.kubeconfig)
-                    .args([
-                        "-n",
-                        &ns.name,
-                        "get",
-                        "portforwards.kwok.x-k8s.io",
-                        pod,
-                        "-o",
-                        "name",
-                    ])
-                    .output()
-                    .expect("run kubectl");
-                if out.status.success() {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        })
-        .await;
-        assert!(
-            found.is_ok(),
-            "serve-controller wrote no PortForward for {pod}"
-        );
-    }
     pods
+}
+
+/// The SeldonDeployment a pod belongs to (the operator's `seldon-deployment-id` label).
+fn sdep_of(pod: &Pod) -> String {
+    pod.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get("seldon-deployment-id"))
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// `kubectl port-forward pod/POD :8000` from testenv's own kubectl, stopped on drop.
@@ -602,7 +575,7 @@ async fn port_forward_to_a_seldon_protocol_pod_reaches_seldon_core_as_the_serve_
         ns.create_sdep(&served(name, None, serve)).await;
     }
     let names: Vec<&str> = SERVE_CASES.iter().map(|(n, _)| *n).collect();
-    let pods = served_pods(&cluster, &ns, &names).await;
+    let pods = served_pods(&ns, &names).await;
     let request = json!({"data": {"ndarray": [[1, 2], [3, 4]]}});
 
     let pf = KubectlPortForward::start(&cluster, &ns.name, &pods["ok"]);
@@ -663,7 +636,7 @@ async fn port_forward_to_a_v2_protocol_pod_reaches_mlserver_as_the_serve_annotat
         ns.create_sdep(&served(name, Some("v2"), serve)).await;
     }
     let names: Vec<&str> = SERVE_CASES.iter().map(|(n, _)| *n).collect();
-    let pods = served_pods(&cluster, &ns, &names).await;
+    let pods = served_pods(&ns, &names).await;
     // The model's name is the graph's root node, "classifier" (support::sdep_manifest).
     let infer = "/v2/models/classifier/infer";
     let request = json!({"inputs": [
@@ -708,5 +681,71 @@ async fn port_forward_to_a_v2_protocol_pod_reaches_mlserver_as_the_serve_annotat
 
     assert_refused(&cluster, &ns.name, &pods["refuse"], "/v2/health/ready").await;
     assert_port_forwards_audited(&cluster, &ns.name, &pods);
+    ns.cleanup().await;
+}
+
+/// How many SeldonDeployments of each protocol the race test creates at once.
+const RACERS: usize = 4;
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn port_forward_sent_the_moment_a_seldon_pod_turns_ready_reaches_its_model_server() {
+    // A client (seldon-deploy's --smoke) port-forwards as soon as the pod is Ready. KWOK must not
+    // turn a Seldon pod Ready before serve-controller's PortForward is in KWOK and its server
+    // answers (for v2: after MLServer loaded the model), or the client meets "no forward found".
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("serve-race").await;
+    let mut names = Vec::new();
+    for i in 0..RACERS {
+        for (proto, protocol) in [("v1", None), ("v2", Some("v2"))] {
+            let name = format!("{proto}-{i}");
+            ns.create_sdep(&served(&name, protocol, None)).await;
+            names.push(name);
+        }
+    }
+    // Each pod is port-forwarded the moment the watch shows it Ready, in a thread of its own,
+    // so a later pod's readiness is not delayed by an earlier pod's request.
+    let mut started = std::collections::BTreeSet::new();
+    let mut requests = Vec::new();
+    watch_pods_until(&ns, "every pod Ready", |pod| {
+        let sdep = sdep_of(pod);
+        if names.contains(&sdep)
+            && condition(pod, "Ready").as_deref() == Some("True")
+            && started.insert(sdep.clone())
+        {
+            let (ns, pod) = (ns.name.clone(), pod_name(pod));
+            requests.push(std::thread::spawn(move || {
+                let cluster = Cluster::get();
+                let pf = KubectlPortForward::start(&cluster, &ns, &pod);
+                let (code, body) = if sdep.starts_with("v1") {
+                    let request = json!({"data": {"ndarray": [[1, 2], [3, 4]]}});
+                    pf.curl("POST", "/api/v1.0/predictions", Some(&request))
+                } else {
+                    let request = json!({"inputs": [
+                        {"name": "x", "shape": [2, 2], "datatype": "FP64", "data": [1, 2, 3, 4]}]});
+                    pf.curl("POST", "/v2/models/classifier/infer", Some(&request))
+                };
+                let stderr = pf.stderr.lock().expect("stderr lock").clone();
+                (sdep, code, body, stderr)
+            }));
+        }
+        started.len() == names.len()
+    })
+    .await;
+    for request in requests {
+        let (sdep, code, body, stderr) = request.join().expect("request thread");
+        assert_eq!(
+            code, 200,
+            "{sdep}: the port-forward sent when its pod turned Ready got {code}: {body}; \
+             kubectl said: {stderr}"
+        );
+        let answer = parse_json(code, &body);
+        let (sums, want) = if sdep.starts_with("v1") {
+            (&answer["data"]["ndarray"], json!([[3.0], [7.0]]))
+        } else {
+            (&answer["outputs"][0]["data"], json!([3.0, 7.0]))
+        };
+        assert_eq!(*sums, want, "{sdep}: {body}");
+    }
     ns.cleanup().await;
 }
