@@ -569,6 +569,7 @@ async fn assert_refused(cluster: &Cluster, ns: &str, pod: &str, path: &str) {
 #[tokio::test]
 #[ignore = "needs the local control plane: run scripts/test.sh"]
 async fn port_forward_to_a_seldon_protocol_pod_reaches_seldon_core_as_the_serve_annotation_says() {
+    let _guard = SERVE_CONTROLLER.read().await;
     let cluster = Cluster::get();
     let ns = cluster.namespace("serve-v1").await;
     for (name, serve) in SERVE_CASES {
@@ -630,6 +631,7 @@ async fn port_forward_to_a_seldon_protocol_pod_reaches_seldon_core_as_the_serve_
 #[tokio::test]
 #[ignore = "needs the local control plane: run scripts/test.sh"]
 async fn port_forward_to_a_v2_protocol_pod_reaches_mlserver_as_the_serve_annotation_says() {
+    let _guard = SERVE_CONTROLLER.read().await;
     let cluster = Cluster::get();
     let ns = cluster.namespace("serve-v2").await;
     for (name, serve) in SERVE_CASES {
@@ -684,36 +686,60 @@ async fn port_forward_to_a_v2_protocol_pod_reaches_mlserver_as_the_serve_annotat
     ns.cleanup().await;
 }
 
-/// How many SeldonDeployments of each protocol the race test creates at once.
-const RACERS: usize = 4;
+/// How many SeldonDeployments of each protocol a race test creates at once.
+const RACERS: usize = 6;
 
-#[tokio::test]
-#[ignore = "needs the local control plane: run scripts/test.sh"]
-async fn port_forward_sent_the_moment_a_seldon_pod_turns_ready_reaches_its_model_server() {
-    // A client (seldon-deploy's --smoke) port-forwards as soon as the pod is Ready. KWOK must not
-    // turn a Seldon pod Ready before serve-controller's PortForward is in KWOK and its server
-    // answers (for v2: after MLServer loaded the model), or the client meets "no forward found".
-    let cluster = Cluster::get();
-    let ns = cluster.namespace("serve-race").await;
+/// Serialises the test that stops serve-controller with the other port-forward tests.
+static SERVE_CONTROLLER: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// Creates `RACERS` v1 and `RACERS` v2 SeldonDeployments at once and port-forwards to each pod
+/// the moment the watch shows it Ready, as a client (seldon-deploy's --smoke) does: each request
+/// must reach the pod's model server. `on_scheduled` runs once every pod has a node.
+async fn port_forward_at_ready(ns: &TestNamespace, on_scheduled: impl FnOnce()) {
+    // Each v2 graph has a model name of its own, never loaded before: serve-controller loads
+    // each into MLServer, one pod at a time, while KWOK readies the others in parallel.
     let mut names = Vec::new();
+    let mut manifests = Vec::new();
     for i in 0..RACERS {
-        for (proto, protocol) in [("v1", None), ("v2", Some("v2"))] {
+        for (proto, protocol) in [("v2", Some("v2")), ("v1", None)] {
             let name = format!("{proto}-{i}");
-            ns.create_sdep(&served(&name, protocol, None)).await;
+            let mut manifest = served(&name, protocol, None);
+            let model = format!("{}-{name}", ns.name);
+            manifest["spec"]["predictors"][0]["graph"]["name"] = json!(model);
+            manifest["spec"]["predictors"][0]["componentSpecs"][0]["spec"]["containers"][0]["name"] =
+                json!(model);
+            manifests.push(manifest);
             names.push(name);
         }
     }
-    // Each pod is port-forwarded the moment the watch shows it Ready, in a thread of its own,
-    // so a later pod's readiness is not delayed by an earlier pod's request.
+    futures::future::join_all(manifests.iter().map(|m| ns.create_sdep(m))).await;
+    // Each request runs in a thread of its own, so that one pod's request does not delay the
+    // next pod's.
+    let mut on_scheduled = Some(on_scheduled);
+    let mut scheduled = std::collections::BTreeSet::new();
     let mut started = std::collections::BTreeSet::new();
     let mut requests = Vec::new();
-    watch_pods_until(&ns, "every pod Ready", |pod| {
+    watch_pods_until(ns, "every pod Ready", |pod| {
         let sdep = sdep_of(pod);
-        if names.contains(&sdep)
-            && condition(pod, "Ready").as_deref() == Some("True")
-            && started.insert(sdep.clone())
+        if !names.contains(&sdep) {
+            return false;
+        }
+        if pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_ref())
+            .is_some()
         {
+            scheduled.insert(sdep.clone());
+            if scheduled.len() == names.len()
+                && let Some(f) = on_scheduled.take()
+            {
+                f();
+            }
+        }
+        if condition(pod, "Ready").as_deref() == Some("True") && started.insert(sdep.clone()) {
             let (ns, pod) = (ns.name.clone(), pod_name(pod));
+            let model = format!("{ns}-{sdep}");
             requests.push(std::thread::spawn(move || {
                 let cluster = Cluster::get();
                 let pf = KubectlPortForward::start(&cluster, &ns, &pod);
@@ -723,7 +749,7 @@ async fn port_forward_sent_the_moment_a_seldon_pod_turns_ready_reaches_its_model
                 } else {
                     let request = json!({"inputs": [
                         {"name": "x", "shape": [2, 2], "datatype": "FP64", "data": [1, 2, 3, 4]}]});
-                    pf.curl("POST", "/v2/models/classifier/infer", Some(&request))
+                    pf.curl("POST", &format!("/v2/models/{model}/infer"), Some(&request))
                 };
                 let stderr = pf.stderr.lock().expect("stderr lock").clone();
                 (sdep, code, body, stderr)
@@ -747,5 +773,50 @@ async fn port_forward_sent_the_moment_a_seldon_pod_turns_ready_reaches_its_model
         };
         assert_eq!(*sums, want, "{sdep}: {body}");
     }
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn port_forward_sent_the_moment_a_seldon_pod_turns_ready_reaches_its_model_server() {
+    // KWOK must not turn a Seldon pod Ready before serve-controller's PortForward is in KWOK and
+    // its server answers (for v2: once MLServer has loaded the model), or a client that
+    // port-forwards at Ready meets KWOK's "no forward found".
+    let _guard = SERVE_CONTROLLER.read().await;
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("serve-race").await;
+    port_forward_at_ready(&ns, || {}).await;
+    ns.cleanup().await;
+}
+
+/// Starts serve-controller again when dropped (also when the test fails).
+struct StartOnDrop<'a>(&'a Cluster);
+
+impl Drop for StartOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.script(&["start", "serve-controller"]);
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn port_forward_to_seldon_pods_created_while_serve_controller_was_down_waits_for_its_forwards()
+ {
+    // Seldon pods scheduled while serve-controller is down stay not Ready (without the fix KWOK
+    // turned them Ready at once, and every request met "no forward found"); once it is back, it
+    // handles the pods that already exist, and each is Ready only when its forward answers.
+    let _guard = SERVE_CONTROLLER.write().await;
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("serve-down").await;
+    cluster.script(&["stop", "serve-controller"]);
+    let restart = StartOnDrop(&cluster);
+    let start_later = || {
+        std::thread::spawn(move || {
+            // Long enough for KWOK to have readied the pods, had it not waited for the forward.
+            std::thread::sleep(Duration::from_secs(2));
+            Cluster::get().script(&["start", "serve-controller"]);
+        });
+    };
+    port_forward_at_ready(&ns, start_later).await;
+    drop(restart);
     ns.cleanup().await;
 }
