@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Runs every test: the benchmark harness's own tests, formatting and lints, unit and mock-API
-# tests, the bounded property test, and the end-to-end tests against the local control plane
-# (testenv/cluster, built on first use): everything on the default (newest supported)
-# Kubernetes minor, then the lifecycle and fault suites again on the oldest, and the apply suite
-# on a cluster that keeps Events in an etcd of their own.
+# Runs every test: the benchmark harness's own tests, formatting and lints (the Dockerfile's
+# too), unit and mock-API tests, the doc examples and the API docs (no warnings), the bounded
+# property test, and the end-to-end tests against the local control plane (testenv/cluster,
+# built on first use; krew for the release test is built by testenv/tools): everything on the
+# default (newest supported) Kubernetes minor, then the lifecycle and fault suites again on the
+# oldest, and the apply suite on a cluster that keeps Events in an etcd of their own.
 #
 # If a cluster is already up (testenv/cluster up), it is used and left running; otherwise one is
 # started for the run and stopped afterwards. Under CI=true a cluster that cannot start fails the
@@ -20,6 +21,11 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
+# No container engine here to build the image: hadolint (installed into a cache by
+# testenv/tools on first use) at least parses the Dockerfile and checks its practice.
+step "hadolint Dockerfile"
+hadolint=$(testenv/tools hadolint)
+"$hadolint" Dockerfile
 
 started_here=0
 if ! testenv/cluster status >/dev/null 2>&1; then
@@ -42,6 +48,8 @@ step "cargo test (unit, mock-API, CLI and end-to-end)"
 cargo test --locked --all-targets -- --include-ignored
 step "doc tests"
 cargo test --locked --doc
+step "cargo doc (public docs link only to public items)"
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --lib
 
 # The suite above ran on testenv's default Kubernetes, the newest minor our client supports
 # (kube 5.0 / k8s-openapi 0.29: v1.33 to v1.37). The oldest gets the lifecycle and fault

@@ -4,6 +4,20 @@ use std::time::Duration;
 
 /// Every exit code and what it means, in order: the one table the CLI's `--help` is generated
 /// from and the README's table is checked against (`tests/cli_input.rs`).
+///
+/// # Examples
+///
+/// Every single code in the table is an [`Outcome`]'s:
+///
+/// ```
+/// use seldon_deploy::error::{EXIT_CODES, Outcome};
+///
+/// for (code, _meaning) in EXIT_CODES.iter().filter(|(c, _)| !c.contains('/')) {
+///     let code: u8 = code.parse()?;
+///     assert_eq!(Outcome::from_code(code).code(), code);
+/// }
+/// # Ok::<(), std::num::ParseIntError>(())
+/// ```
 pub const EXIT_CODES: &[(&str, &str)] = &[
     ("0", "success"),
     (
@@ -44,6 +58,16 @@ pub const EXIT_CODES: &[(&str, &str)] = &[
 
 /// How a run or a command ends: the one table of exit codes, their words in reports, and
 /// which is worse when several deployments end differently.
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::error::{Outcome, Signal};
+///
+/// assert_eq!(Outcome::Timeout.code(), 4);
+/// assert_eq!(Outcome::from_code(143), Outcome::Interrupted(Signal::Term));
+/// assert_eq!(Outcome::from_code(1).word(), "failed");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// Exit 0.
@@ -117,6 +141,17 @@ impl Outcome {
     }
 
     /// The worst exit code of several (0 when there is none).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use seldon_deploy::error::Outcome;
+    ///
+    /// // A failure is certain, a timeout may be a slow cluster: the failure wins.
+    /// assert_eq!(Outcome::worst_code([0, 4, 1]), 1);
+    /// assert_eq!(Outcome::worst_code([4, 130, 3]), 130);
+    /// assert_eq!(Outcome::worst_code([]), 0);
+    /// ```
     #[must_use]
     pub fn worst_code(codes: impl IntoIterator<Item = u8>) -> u8 {
         codes
@@ -129,6 +164,16 @@ impl Outcome {
 }
 
 /// Which signal interrupted a run.
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::error::Signal;
+///
+/// assert_eq!(Signal::Int.exit_code(), 130);
+/// assert_eq!(Signal::Term.exit_code(), 143);
+/// assert_eq!(Signal::Term.to_string(), "SIGTERM");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Signal {
@@ -156,6 +201,23 @@ impl std::fmt::Display for Signal {
 }
 
 /// What a request was trying to do; used to word API errors (a 403 names verb, resource, namespace).
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::error::{Error, Op};
+///
+/// let op = Op {
+///     verb: "get",
+///     resource: "seldondeployments.machinelearning.seldon.io",
+///     namespace: "seldon".into(),
+///     name: Some("iris".into()),
+/// };
+/// let status = kube::core::Status::failure("try again", "ServiceUnavailable").with_code(503);
+/// let err = Error::Access { op, source: Box::new(kube::Error::Api(Box::new(status))) };
+/// assert!(err.to_string().starts_with(r#"cannot get seldondeployments.machinelearning.seldon.io "iris" in namespace "seldon": "#));
+/// assert_eq!(err.exit_code(), 3);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Op {
     /// Kubernetes verb: create, get, list, watch, patch, delete.
@@ -200,6 +262,16 @@ impl Op {
 }
 
 /// Every failure the library reports. [`Error::exit_code`] maps it to the documented exit codes.
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::Error;
+///
+/// let err = Error::NotFound { namespace: "seldon".into(), name: "iris".into() };
+/// assert_eq!(err.to_string(), r#"SeldonDeployment "iris" not found in namespace "seldon""#);
+/// assert_eq!((err.exit_code(), err.outcome()), (1, "failed"));
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -488,10 +560,42 @@ fn suffix(source: Option<&(dyn std::error::Error + Send + Sync)>) -> String {
 }
 
 /// Shorthand result type.
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::{Result, model::manifest::check_name};
+///
+/// fn checked(name: &str) -> Result<&str> {
+///     check_name("NAME", name)?;
+///     Ok(name)
+/// }
+/// assert_eq!(checked("iris")?, "iris");
+/// assert_eq!(checked("Iris").unwrap_err().exit_code(), 2);
+/// # Ok::<(), seldon_deploy::Error>(())
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// The process exit code for this error, per the table in the module docs.
+    /// The process exit code for this error, per [`EXIT_CODES`].
+    ///
+    /// # Examples
+    ///
+    /// An `apply` whose rollout timed out exits as a timeout, whatever became of the update:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use seldon_deploy::Error;
+    ///
+    /// let cause = Error::Timeout {
+    ///     phase: "wait-rollout".into(),
+    ///     after: Duration::from_secs(300),
+    ///     detail: "iris-default-0-classifier 1/2".into(),
+    /// };
+    /// assert_eq!(cause.to_string(), "timed out after 5m waiting for wait-rollout: iris-default-0-classifier 1/2");
+    /// let err = Error::Rollout { cause: Box::new(cause), aftermath: "rolled back".into() };
+    /// assert_eq!((err.exit_code(), err.outcome()), (4, "timeout"));
+    /// ```
     #[must_use]
     pub fn exit_code(&self) -> u8 {
         match self {
@@ -758,6 +862,27 @@ mod tests {
 }
 
 /// Why pods of a Deployment cannot come up (or, for a blocker, are held up).
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::error::Broken;
+///
+/// let broken = Broken {
+///     deployment: "iris-default-0-classifier".into(),
+///     pod: Some("iris-default-0-classifier-5d9c-x2f4q".into()),
+///     container: Some("classifier".into()),
+///     reason: "CrashLoopBackOff".into(),
+///     message: "back-off 40s restarting failed container".into(),
+///     exit_code: Some(1),
+///     restarts: Some(3),
+/// };
+/// assert_eq!(
+///     broken.to_string(),
+///     "pod iris-default-0-classifier-5d9c-x2f4q container classifier: CrashLoopBackOff: \
+///      back-off 40s restarting failed container (last exit code 1)"
+/// );
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Broken {
     /// The Deployment (owned by the SeldonDeployment) the pod belongs to.

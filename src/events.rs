@@ -1,7 +1,7 @@
 //! Following the Events about a SeldonDeployment and its children.
 //!
 //! Events about child Deployments, ReplicaSets and Pods point at those objects, not at the
-//! SeldonDeployment, and carry no labels. The cache ([`crate::cluster::cache`]) files each Event under
+//! SeldonDeployment, and carry no labels. The namespace cache (crate-private) files each Event under
 //! the SeldonDeployment it is about (by UID; by name when the Event has none) or under the
 //! Deployment its object belongs to (a ReplicaSet is `<deployment>-<hash>`, its pods
 //! `<replicaset>-<suffix>`). A follower reads the Events filed under its SeldonDeployment, the
@@ -27,6 +27,27 @@ use crate::cluster::watch::Stats;
 use crate::error::Result;
 
 /// One Event, flattened for printing and reports.
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::events::EventRecord;
+///
+/// let e = EventRecord {
+///     time: None,
+///     type_: "Warning".into(),
+///     reason: "FailedScheduling".into(),
+///     source: "default-scheduler".into(),
+///     object: "Pod/iris-default-0-classifier-x2f4q".into(),
+///     message: "0/1 nodes are available".into(),
+///     count: 3,
+/// };
+/// assert_eq!(
+///     e.to_string(),
+///     "Warning FailedScheduling default-scheduler Pod/iris-default-0-classifier-x2f4q: \
+///      0/1 nodes are available (x3)"
+/// );
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EventRecord {
     /// Last time it happened (RFC 3339), if the Event says.
@@ -81,6 +102,28 @@ impl std::fmt::Display for EventRecord {
 }
 
 /// Which Events to follow.
+///
+/// # Examples
+///
+/// The filter for an object this run just created, from its manifest and [`Handle`](crate::Handle):
+///
+/// ```
+/// use seldon_deploy::{Handle, events::EventFilter, model::manifest};
+///
+/// let m = &manifest::load("examples/iris-v1alpha2.yaml")?[0];
+/// let h = Handle { namespace: "seldon".into(), name: m.name.clone(), uid: "0b5e".into(),
+///                  created_at: Some("2026-01-01T00:00:00Z".into()) };
+/// let filter = EventFilter {
+///     name: h.name.clone(),
+///     uid: h.uid.clone(),
+///     since: h.created_at.as_deref().and_then(|t| t.parse().ok()),
+///     replay_existing: true,
+///     deployment_names: m.components.iter().filter_map(|c| c.deployment_name.clone()).collect(),
+/// };
+/// assert_eq!(filter.deployment_names, ["sklearn-default-0-classifier"]);
+/// assert!(filter.since.is_some());
+/// # Ok::<(), seldon_deploy::Error>(())
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
     /// SeldonDeployment name.
@@ -174,6 +217,9 @@ impl Follower {
 ///
 /// Yields an `Err` (and then ends) only for errors retrying cannot fix, such as a 403 on
 /// listing or watching Events; the message names the verb, resource and namespace.
+///
+/// `stats` receives the watch counters; its type is crate-private, so pass
+/// `Default::default()`.
 ///
 /// # Examples
 ///

@@ -1,21 +1,72 @@
-//! The names this tool and the Seldon operator agree on: the API group, labels, annotations,
-//! the field manager, and how a resourceVersion is compared.
+//! The names this tool and the Seldon operator agree on: the API group, labels, annotations
+//! and the field manager. (How a resourceVersion is compared lives here too, crate-private.)
 
 /// The API group of SeldonDeployment.
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::{model::manifest::sdep_resource, names::GROUP};
+///
+/// assert_eq!(sdep_resource("v1").group, GROUP);
+/// assert_eq!(format!("{GROUP}/v1alpha2"), "machinelearning.seldon.io/v1alpha2");
+/// ```
 pub const GROUP: &str = "machinelearning.seldon.io";
 
 /// Field manager recorded on every write.
+///
+/// # Examples
+///
+/// Writes of your own next to this tool's can name the same manager:
+///
+/// ```
+/// use seldon_deploy::names::FIELD_MANAGER;
+///
+/// let params = kube::api::PatchParams::apply(FIELD_MANAGER);
+/// assert_eq!(params.field_manager.as_deref(), Some("seldon-deploy"));
+/// ```
 pub const FIELD_MANAGER: &str = "seldon-deploy";
 
 /// Annotation added to every object this tool creates; its value is random per create, so
 /// after a lost answer a read tells this run's object from a namesake someone else made.
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::names::RUN_ID_ANNOTATION;
+///
+/// let live = serde_json::json!({"metadata": {"annotations": {RUN_ID_ANNOTATION: "3f2a"}}});
+/// let run_id = live["metadata"]["annotations"][RUN_ID_ANNOTATION].as_str();
+/// assert_eq!(run_id, Some("3f2a"));
+/// ```
 pub const RUN_ID_ANNOTATION: &str = "seldon-deploy.io/run-id";
 
 /// Annotation set by every update `apply` sends; its value is random per apply, so after a
 /// lost answer a read tells whether the object carries this apply's write.
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::names::APPLY_ID_ANNOTATION;
+///
+/// assert_eq!(APPLY_ID_ANNOTATION, "seldon-deploy.io/apply-id");
+/// let live = serde_json::json!({"metadata": {"annotations": {APPLY_ID_ANNOTATION: "9c1e"}}});
+/// assert_eq!(live["metadata"]["annotations"][APPLY_ID_ANNOTATION], "9c1e");
+/// ```
 pub const APPLY_ID_ANNOTATION: &str = "seldon-deploy.io/apply-id";
 
 /// The label the operator puts on every child Deployment and Service.
+///
+/// # Examples
+///
+/// Selecting the Deployments of every SeldonDeployment in a namespace:
+///
+/// ```
+/// use seldon_deploy::names::SELDON_ID_LABEL;
+///
+/// let params = kube::api::ListParams::default().labels(SELDON_ID_LABEL);
+/// assert_eq!(params.label_selector.as_deref(), Some("seldon-deployment-id"));
+/// ```
 pub const SELDON_ID_LABEL: &str = "seldon-deployment-id";
 
 /// Parses a resourceVersion as the number etcd makes it, for "written after" comparisons.

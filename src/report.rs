@@ -14,6 +14,17 @@ use crate::judge::readiness::Readiness;
 use crate::model::merge::{Change, ImageChange};
 
 /// One phase of a run.
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::report::PhaseTimer;
+///
+/// let record = PhaseTimer::start("scale").finish("ok", Some("set /spec/replicas".into()));
+/// assert_eq!((record.name.as_str(), record.outcome.as_str()), ("scale", "ok"));
+/// assert_eq!(serde_json::to_value(&record)?["detail"], "set /spec/replicas");
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PhaseRecord {
     /// `create`, `wait-ready`, `scale`, `wait-scaled`, `delete`, `cleanup`, `wait`.
@@ -30,6 +41,22 @@ pub struct PhaseRecord {
 }
 
 /// Measures a phase: wall-clock start for the record, monotonic clock for the duration.
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::{Error, report::{PhaseTimer, Report}};
+///
+/// let mut report = Report::new("iris", "seldon");
+/// let timer = PhaseTimer::start("create");
+/// let result: Result<(), Error> = Err(Error::Usage("no manifest given".into()));
+/// let record = match &result {
+///     Ok(()) => timer.finish("ok", None),
+///     Err(e) => timer.finish(e.outcome(), Some(e.to_string())),
+/// };
+/// report.phases.push(record);
+/// assert_eq!(report.phases[0].outcome, "invalid");
+/// ```
 #[derive(Debug)]
 pub struct PhaseTimer {
     name: String,
@@ -62,6 +89,22 @@ impl PhaseTimer {
 }
 
 /// The result of one lifecycle (or one standalone step) on one SeldonDeployment.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use seldon_deploy::{Error, report::Report};
+///
+/// let mut report = Report::new("iris", "seldon");
+/// assert!(report.succeeded());
+/// report.fail(&Error::Timeout { phase: "wait-ready".into(), after: Duration::from_secs(300), detail: "0/1".into() });
+/// assert_eq!((report.outcome.as_str(), report.exit_code), ("timeout", 4));
+/// assert!(!report.succeeded());
+/// let json = serde_json::to_value(&report)?; // the `-o json` document
+/// assert_eq!(json["exit_code"], 4);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     /// SeldonDeployment name.
@@ -88,7 +131,7 @@ pub struct Report {
     /// The last readiness evaluation.
     pub final_status: Option<Readiness>,
     /// The pods (or Deployments) that could not come up, with their reasons, when that
-    /// ended a wait (see [`crate::judge::pods`]).
+    /// ended a wait (from [`Error::PodsFailing`]).
     pub failing_pods: Vec<Broken>,
     /// Whether the object was deliberately kept (`--keep`).
     pub kept: bool,
@@ -108,6 +151,16 @@ pub struct Report {
 }
 
 /// The rollback of a failed `apply --atomic`.
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::report::Rollback;
+///
+/// let restored = Rollback { outcome: "restored".into(), error: None };
+/// assert_eq!(serde_json::to_value(&restored)?, serde_json::json!({"outcome": "restored"}));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Rollback {
     /// `restored` (the previous spec is ready again), `deleted` (the object `apply`
@@ -120,6 +173,16 @@ pub struct Rollback {
 
 impl Report {
     /// An empty report for `name` in `namespace`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use seldon_deploy::report::Report;
+    ///
+    /// let report = Report::new("iris", "seldon");
+    /// assert_eq!((report.outcome.as_str(), report.exit_code), ("success", 0));
+    /// assert!(report.phases.is_empty() && report.uid.is_none());
+    /// ```
     #[must_use]
     pub fn new(name: &str, namespace: &str) -> Self {
         Report {
@@ -145,6 +208,21 @@ impl Report {
     }
 
     /// Records the error that ended the run (and the failing pods it names).
+    ///
+    /// # Examples
+    ///
+    /// An `apply` that could not roll out keeps the pods that failed it:
+    ///
+    /// ```
+    /// use seldon_deploy::{Error, error::Broken, report::Report};
+    ///
+    /// let broken = Broken { deployment: "iris-default-0-classifier".into(), pod: None, container: None,
+    ///     reason: "FailedCreate".into(), message: "exceeded quota".into(), exit_code: None, restarts: None };
+    /// let cause = Error::PodsFailing { name: "iris".into(), pods: vec![broken] };
+    /// let mut report = Report::new("iris", "seldon");
+    /// report.fail(&Error::Rollout { cause: Box::new(cause), aftermath: "the update stays in place".into() });
+    /// assert_eq!((report.exit_code, report.failing_pods.len()), (1, 1));
+    /// ```
     pub fn fail(&mut self, e: &Error) {
         // An `apply` wraps the cause in what became of the update.
         let mut cause = e;
@@ -167,6 +245,19 @@ impl Report {
 }
 
 /// Several lifecycles in one run.
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::{Error, report::{Report, Summary}};
+///
+/// let ok = Report::new("a", "seldon");
+/// let mut failed = Report::new("b", "seldon");
+/// failed.fail(&Error::DeploymentFailed { name: "b".into(), description: "bad graph".into() });
+/// let summary = Summary::new(vec![ok, failed]);
+/// assert_eq!((summary.outcome.as_str(), summary.exit_code), ("failed", 1));
+/// assert_eq!(summary.deployments.len(), 2);
+/// ```
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
     /// The worst outcome.
@@ -206,6 +297,25 @@ const MAX_KEPT_WARNINGS: usize = 10;
 /// - the latest Warning of each object is always kept (up to `MAX_KEPT_WARNINGS` (10) objects,
 ///   the most recent), since a `FailedScheduling` streamed early is often the cause;
 /// - the most recent of the rest fill up to `limit`.
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::{events::EventRecord, report::last_events};
+///
+/// let event = |type_: &str, reason: &str| EventRecord {
+///     time: None, type_: type_.into(), reason: reason.into(), source: "c".into(),
+///     object: "Pod/p".into(), message: "m".into(), count: 1,
+/// };
+/// let seen = [event("Warning", "FailedScheduling"), event("Normal", "Updated"),
+///             event("Normal", "Updated"), event("Normal", "Pulled")];
+/// let last = last_events(&seen, 3);
+/// let reasons: Vec<_> = last.iter().map(|e| e.reason.as_str()).collect();
+/// assert_eq!(reasons, ["FailedScheduling", "Updated", "Pulled"]);
+/// assert_eq!(last[1].count, 2); // the two repeats, collapsed
+/// // The early Warning stays even when the limit is 1.
+/// assert_eq!(last_events(&seen, 1)[0].reason, "FailedScheduling");
+/// ```
 #[must_use]
 pub fn last_events(events: &[EventRecord], limit: usize) -> Vec<EventRecord> {
     // Collapse: one entry per key, at the position of its last occurrence.

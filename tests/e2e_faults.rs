@@ -615,3 +615,88 @@ async fn a_clean_up_that_outlasts_cleanup_timeout_names_what_is_left() {
     );
     ns.cleanup().await;
 }
+
+/// The executor's `ENGINE_PREDICTOR` in the pod template of `deployment`: where the operator
+/// renders a predictor, and so the only place a `modelUri` change shows.
+async fn engine_predictor(ns: &TestNamespace, deployment: &str) -> Option<String> {
+    let d = ns.deployments().get(deployment).await.ok()?;
+    let containers = d.spec.template.spec?.containers;
+    containers
+        .iter()
+        .flat_map(|c| c.env.iter().flatten())
+        .find(|e| e.name == "ENGINE_PREDICTOR")
+        .and_then(|e| e.value.clone())
+}
+
+/// Another writer's label, added after `apply`'s update and before the operator acted on it,
+/// moves the resourceVersion on but writes no status: it must not count as the operator's
+/// work, so `apply` keeps waiting (on the old Deployments, which look complete) until the new
+/// pods serve. A `modelUri` change shows only in the executor's `ENGINE_PREDICTOR`, so nothing
+/// else tells the old pods from the new. Held deterministic by stopping the operator until the
+/// label is on.
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn a_label_written_before_the_operator_acted_does_not_end_the_rollout_wait() {
+    let _guard = CLUSTER.write().await;
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("labelrace").await;
+    let name = "labelrace";
+    let mut v1 = support::slow_manifest(name, "0s");
+    v1["spec"]["predictors"][0]["graph"]["modelUri"] = json!("gs://models/labelrace/v1");
+    let (_t1, f1) = support::manifest_file(&v1);
+    let out = cluster
+        .sdep(&["apply", "-n", &ns.name, "-f", &f1])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let deployments = ns.child_deployments(name).await;
+    assert_eq!(deployments.len(), 1, "{deployments:?}");
+    let before = engine_predictor(&ns, &deployments[0]).await;
+    assert!(before.is_some(), "the executor carries ENGINE_PREDICTOR");
+
+    let mut v2 = v1.clone();
+    v2["spec"]["predictors"][0]["graph"]["modelUri"] = json!("gs://models/labelrace/v2");
+    let (_t2, f2) = support::manifest_file(&v2);
+    cluster.script(&["stop", "seldon-operator"]);
+    let mut child = cluster.spawn(&["apply", "-n", &ns.name, "-f", &f2, "-o", "json"]);
+    eventually(60, "the update stored", || async {
+        ns.get_sdep(name)
+            .await
+            .is_some_and(|o| o["spec"] == v2["spec"])
+    })
+    .await;
+    let label = json!({"metadata": {"labels": {"other-writer": "was-here"}}});
+    ns.sdeps()
+        .patch(name, &PatchParams::default(), &Patch::Merge(&label))
+        .await
+        .unwrap();
+    // Before the fix, the label's resourceVersion counted as the operator's status write and
+    // the old, complete Deployments ended the wait within milliseconds.
+    let mut early = None;
+    for _ in 0..30 {
+        early = child.try_wait().unwrap();
+        if early.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cluster.script(&["start", "seldon-operator"]);
+    assert!(
+        early.is_none(),
+        "apply ended ({early:?}) while the operator was down: {}",
+        describe(&child.wait_with_output().unwrap())
+    );
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_ne!(
+        engine_predictor(&ns, &deployments[0]).await,
+        before,
+        "the operator rendered the new modelUri"
+    );
+    let d = ns.deployments().get(&deployments[0]).await.unwrap();
+    let st = d.status.unwrap_or_default();
+    assert_eq!(st.observed_generation, d.metadata.generation, "{st:?}");
+    assert_eq!(st.updated_replicas, Some(1), "{st:?}");
+    assert_eq!(st.available_replicas, Some(1), "{st:?}");
+    ns.cleanup().await;
+}

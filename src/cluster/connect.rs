@@ -18,7 +18,20 @@ use kube::config::{Config, KubeConfigOptions, Kubeconfig};
 
 use crate::error::{Error, Result};
 
-/// How to reach the cluster.
+/// How to reach the cluster. The default is kubectl's: `KUBECONFIG` or `~/.kube/config`
+/// (else the in-cluster service account), its current context and that context's namespace.
+///
+/// # Examples
+///
+/// An explicit namespace is checked before any file is read:
+///
+/// ```
+/// use seldon_deploy::cluster::connect::{ConnectOptions, connect};
+///
+/// let opts = ConnectOptions { namespace: Some("Team_A".into()), ..ConnectOptions::default() };
+/// let err = futures::executor::block_on(connect(&opts)).unwrap_err();
+/// assert_eq!(err.exit_code(), 2);
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct ConnectOptions {
     /// Explicit kubeconfig file (`--kubeconfig`).
@@ -29,7 +42,21 @@ pub struct ConnectOptions {
     pub namespace: Option<String>,
 }
 
-/// A ready client plus the resolved namespace.
+/// A ready client plus the resolved namespace. Its `Debug` shows no credentials.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), seldon_deploy::Error> {
+/// use seldon_deploy::{Deployer, cluster::connect};
+///
+/// let conn = connect::connect(&connect::ConnectOptions::default()).await?;
+/// if conn.insecure {
+///     eprintln!("warning: TLS verification is off for {}", conn.server);
+/// }
+/// let deployer = Deployer::new(conn.client, &conn.namespace);
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Connection {
     /// The client.
@@ -59,6 +86,28 @@ impl std::fmt::Debug for Connection {
 /// [`Error::Config`] (exit 3) when no configuration can be loaded, the context does not
 /// exist, or the client cannot be built; [`Error::InvalidName`] (exit 2) when the namespace
 /// (from `opts`, the kubeconfig context or the service account) is not a valid namespace.
+///
+/// # Examples
+///
+/// Building a client contacts no server, so this runs anywhere:
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use seldon_deploy::cluster::connect::{ConnectOptions, connect};
+///
+/// let dir = tempfile::tempdir()?;
+/// let kubeconfig = dir.path().join("config");
+/// std::fs::write(&kubeconfig, "apiVersion: v1\nkind: Config\ncurrent-context: dev\n\
+///     clusters: [{name: c, cluster: {server: 'https://127.0.0.1:6443'}}]\n\
+///     users: [{name: u, user: {token: t0ken}}]\n\
+///     contexts: [{name: dev, context: {cluster: c, user: u, namespace: team-a}}]\n")?;
+/// let opts = ConnectOptions { kubeconfig: Some(kubeconfig), ..ConnectOptions::default() };
+/// let conn = connect(&opts).await?;
+/// assert_eq!((conn.namespace.as_str(), conn.insecure), ("team-a", false));
+/// assert!(!format!("{conn:?}").contains("t0ken"));
+/// # Ok(()) }
+/// ```
 pub async fn connect(opts: &ConnectOptions) -> Result<Connection> {
     // An explicit namespace is checked before anything is read, the configuration's after.
     let explicit = opts.namespace.clone().filter(|n| !n.is_empty());

@@ -51,7 +51,23 @@ struct StatsInner {
     wakeups: AtomicU64,
 }
 
-/// A point-in-time copy of [`Stats`], for reports.
+/// A point-in-time copy of a deployer's watch and retry counters, for reports
+/// ([`Deployer::watch_stats`](crate::Deployer::watch_stats), [`Report::watch`](crate::report::Report::watch)).
+///
+/// # Examples
+///
+/// The counters as they appear in the `-o json` report:
+///
+/// ```
+/// use seldon_deploy::ops::WatchStats;
+///
+/// let stats = WatchStats { relists: 1, ..WatchStats::default() };
+/// assert_eq!(
+///     serde_json::to_value(stats)?,
+///     serde_json::json!({"relists": 1, "watch_errors": 0, "retries": 0, "wakeups": 0})
+/// );
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct WatchStats {
     /// Full lists after the first one (after `410 Gone` or a failed re-watch).

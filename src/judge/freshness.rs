@@ -12,7 +12,7 @@
 //!    a precondition, so such a write means it read the updated object;
 //! 2. **new pod templates**: for each predictor whose Deployments the change alters (see
 //!    [`Renders`]), one of its Deployments has, compared with the Deployments as they were at
-//!    the update's resourceVersion ([`Baseline`], listed exactly at that revision), a newer
+//!    the update's resourceVersion (a baseline listed exactly at that revision), a newer
 //!    `metadata.generation` and a new `deployment.kubernetes.io/revision` (the Deployment
 //!    controller moved to a new pod template), or was created after the update (a new name,
 //!    or a new UID: the operator recreates a Deployment whose selector changed). Readiness
@@ -35,6 +35,23 @@ use crate::model::components::Component;
 const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
 
 /// Which Deployments' pod templates the operator changes for a spec change.
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::judge::freshness::Renders;
+///
+/// let before = serde_json::json!({"spec": {"predictors": [
+///     {"name": "p", "replicas": 1, "graph": {"name": "g", "modelUri": "gs://m/1"}}]}});
+/// let mut scaled = before.clone();
+/// scaled["spec"]["predictors"][0]["replicas"] = 3.into();
+/// assert_eq!(Renders::between(&before, &scaled), Renders::Nothing);
+///
+/// let mut new_model = before.clone();
+/// new_model["spec"]["predictors"][0]["graph"]["modelUri"] = "gs://m/2".into();
+/// let p = ["p".to_owned()].into();
+/// assert_eq!(Renders::between(&before, &new_model), Renders::Templates { predictors: p, spec: false });
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Renders {
     /// None: the change touches only fields the operator does not put into a pod template
@@ -69,6 +86,20 @@ impl Renders {
     /// (other than `replicas` and `name`) alters pod templates too: `protocol`, `transport`
     /// and `serverType` are executor arguments, `annotations` pod template annotations.
     /// The object's own labels and annotations are rendered into no pod template.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use seldon_deploy::judge::freshness::Renders;
+    ///
+    /// let before = serde_json::json!({"metadata": {"labels": {"team": "a"}}, "spec": {"predictors": []}});
+    /// let mut relabelled = before.clone();
+    /// relabelled["metadata"]["labels"]["team"] = "b".into();
+    /// assert_eq!(Renders::between(&before, &relabelled), Renders::Nothing); // no pod template shows it
+    /// let mut annotated = before.clone();
+    /// annotated["spec"]["annotations"] = serde_json::json!({"seldon.io/rest-timeout": "5000"});
+    /// assert_eq!(Renders::between(&before, &annotated), Renders::Templates { predictors: Default::default(), spec: true });
+    /// ```
     #[must_use]
     pub fn between(before: &Value, after: &Value) -> Renders {
         let spec_rest = |o: &Value| -> Value {
@@ -123,7 +154,22 @@ fn predictors(o: &Value) -> BTreeMap<String, Value> {
         .collect()
 }
 
-/// An update a rollout wait follows.
+/// An update a rollout wait follows ([`Deployer::wait_rollout`](crate::Deployer::wait_rollout)).
+///
+/// # Examples
+///
+/// After an update from `before` to `after`, stored at resourceVersion 42 (as
+/// [`Applied`](crate::ops::Applied) reports it):
+///
+/// ```
+/// use seldon_deploy::judge::freshness::{Renders, SpecUpdate};
+///
+/// let before = serde_json::json!({"spec": {"protocol": "seldon", "predictors": []}});
+/// let after = serde_json::json!({"spec": {"protocol": "v2", "predictors": []}});
+/// let update = SpecUpdate { revision: 42, renders: Renders::between(&before, &after), status: None };
+/// // A protocol is an argument of every executor: some Deployment must get a new template.
+/// assert!(matches!(update.renders, Renders::Templates { spec: true, .. }));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpecUpdate {
     /// The update's resourceVersion, as a number.
@@ -339,18 +385,23 @@ mod tests {
         assert_eq!(Renders::between(&before, &named), Renders::Nothing);
     }
 
+    /// An update at resourceVersion 10 that changed `predictors`' own specs.
+    fn predictors_changed(predictors: &[&str], status: Option<Value>) -> SpecUpdate {
+        SpecUpdate {
+            revision: 10,
+            renders: Renders::Templates {
+                predictors: predictors.iter().map(|p| (*p).to_owned()).collect(),
+                spec: false,
+            },
+            status,
+        }
+    }
+
     #[test]
     fn a_changed_predictor_needs_a_new_pod_template_or_a_status_written_after_the_update() {
         let s = sdep("10", "gs://m/2", 50);
         let comps = components(&s);
-        let update = SpecUpdate {
-            revision: 10,
-            renders: Renders::Templates {
-                predictors: ["a".to_owned()].into(),
-                spec: false,
-            },
-            status: None,
-        };
+        let update = predictors_changed(&["a"], None);
         let at_update = [dep("s-a-0-m", 3, "2"), dep("s-b-0-m", 1, "1")];
         let base = Baseline::new(&at_update, UID);
         let acted = |deps: &[Deployment], s: &Value| {
@@ -374,14 +425,7 @@ mod tests {
     fn a_deployment_created_after_the_update_is_the_operators_work_on_it() {
         let s = sdep("10", "gs://m/2", 50);
         let comps = components(&s);
-        let update = SpecUpdate {
-            revision: 10,
-            renders: Renders::Templates {
-                predictors: ["a".to_owned(), "b".to_owned()].into(),
-                spec: false,
-            },
-            status: None,
-        };
+        let update = predictors_changed(&["a", "b"], None);
         let base = Baseline::new(&[dep("s-a-0-m", 3, "2")], UID);
         let deps = [dep("s-a-0-m", 4, "3"), dep("s-b-0-m", 1, "1")];
         assert!(operator_acted(&update, Some(&base), &s, UID, &deps, &comps).is_ok());
@@ -422,14 +466,7 @@ mod tests {
     fn a_newer_resource_version_with_the_status_unchanged_is_not_the_operators_work() {
         let s = sdep("10", "gs://m/2", 50);
         let comps = components(&s);
-        let update = SpecUpdate {
-            revision: 10,
-            renders: Renders::Templates {
-                predictors: ["a".to_owned()].into(),
-                spec: false,
-            },
-            status: Some(json!({"state": "Available"})),
-        };
+        let update = predictors_changed(&["a"], Some(json!({"state": "Available"})));
         let at_update = [dep("s-a-0-m", 3, "2"), dep("s-b-0-m", 1, "1")];
         let base = Baseline::new(&at_update, UID);
         let labelled = sdep("11", "gs://m/2", 50);

@@ -2,9 +2,10 @@
 //! operator acted on an update, and how a wait ends.
 //!
 //! - [`readiness`]: the "ready at N" predicate and a rollout's completion, per component;
-//! - [`pods`]: the broken pods of the newest ReplicaSets, and why;
+//! - `pods` (crate-private): the broken pods of the newest ReplicaSets, and why (a wait
+//!   reports them as [`Error::PodsFailing`](crate::Error::PodsFailing));
 //! - [`freshness`]: after an update, the proof that the operator has acted on it;
-//! - `wait`: the wait's decision, a state machine fed with observations and times that says
+//! - `wait` (crate-private): the wait's decision, a state machine fed with observations and times that says
 //!   whether to keep waiting (and until when), or how the wait ends.
 
 pub mod freshness;

@@ -36,6 +36,20 @@ use serde_json::Value;
 use crate::model::components::{Component, Target};
 
 /// The overall answer.
+///
+/// # Examples
+///
+/// ```
+/// use k8s_openapi::api::apps::v1::Deployment;
+/// use seldon_deploy::judge::readiness::{evaluate, Verdict};
+/// use seldon_deploy::model::components::Target;
+///
+/// let none: &[Deployment] = &[];
+/// let deleted = evaluate(None, "u1", none, &[], Target::Initial);
+/// assert_eq!(deleted.verdict, Verdict::Gone);
+/// let replaced = evaluate(Some(&serde_json::json!({"metadata": {"uid": "u2"}})), "u1", none, &[], Target::Initial);
+/// assert_eq!((replaced.verdict, replaced.reason.as_deref()), (Verdict::Gone, Some("replaced")));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
@@ -50,6 +64,25 @@ pub enum Verdict {
 }
 
 /// Readiness of one Deployment/component.
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::judge::readiness::ComponentReadiness;
+///
+/// let c = ComponentReadiness {
+///     name: "iris-default-0-classifier".into(),
+///     predictor: Some("default".into()),
+///     desired: Some(2),
+///     available: 1,
+///     updated: 1,
+///     old: 1,
+///     ready: false,
+///     reason: Some("1/2 available".into()),
+/// };
+/// assert_eq!(c.ratio(), "1/2");
+/// assert_eq!(c.progress(), "1/2 (1 updated, 1 old)");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ComponentReadiness {
     /// Deployment name (or the component label when no Deployment exists yet).
@@ -99,6 +132,24 @@ impl ComponentReadiness {
 }
 
 /// The result of evaluating the predicate.
+///
+/// # Examples
+///
+/// ```
+/// use k8s_openapi::api::apps::v1::Deployment;
+/// use seldon_deploy::judge::readiness::evaluate;
+/// use seldon_deploy::model::components::{components, Target};
+///
+/// let sdep = serde_json::json!({
+///     "metadata": {"name": "s", "uid": "u1"},
+///     "spec": {"predictors": [{"name": "p", "graph": {"name": "g"}}]},
+///     "status": {"state": "Creating"}
+/// });
+/// let none: &[Deployment] = &[];
+/// let r = evaluate(Some(&sdep), "u1", none, &components(&sdep), Target::Initial);
+/// assert!(!r.is_ready());
+/// assert_eq!(r.summary(), "state Creating; s-p-0-g 0/1 (state is Creating)");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Readiness {
     /// Overall verdict.

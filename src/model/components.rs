@@ -26,6 +26,20 @@ const NOT_PREPACKAGED: [&str; 5] = [
 ];
 
 /// The autoscaler that owns a component's replica count.
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::model::components::{Autoscaler, Target, components};
+///
+/// let sdep = serde_json::json!({"metadata": {"name": "s"}, "spec": {"predictors": [{
+///     "name": "p", "graph": {"name": "g"},
+///     "componentSpecs": [{"hpaSpec": {"maxReplicas": 3}, "spec": {"containers": [{"name": "g"}]}}]
+/// }]}});
+/// let c = &components(&sdep)[0];
+/// assert_eq!(c.autoscaler.map(Autoscaler::field), Some("hpaSpec"));
+/// assert_eq!(c.desired(Target::Initial), None); // whatever the autoscaler chose
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Autoscaler {
@@ -47,6 +61,21 @@ impl Autoscaler {
 }
 
 /// One Deployment-producing component: (predictor, componentSpec index).
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::model::components::components;
+///
+/// let sdep = serde_json::json!({"metadata": {"name": "iris"}, "spec": {"predictors": [{
+///     "name": "default", "graph": {"name": "classifier"},
+///     "componentSpecs": [{"spec": {"containers": [{"name": "classifier", "image": "iris:1"}]}}]
+/// }]}});
+/// let c = &components(&sdep)[0];
+/// assert_eq!(c.label(), "iris-default-0-classifier");
+/// assert_eq!(c.images, [("classifier".to_owned(), "iris:1".to_owned())]);
+/// assert!(c.explicit);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Component {
     /// Predictor name.
@@ -71,7 +100,8 @@ pub struct Component {
     /// rollout is complete only when the Deployment's pod template runs these).
     pub images: Vec<(String, String)>,
     /// `(key, value)` of the labels and annotations the componentSpec's `metadata` sets on
-    /// its pods, except keys the operator sets itself afterwards (see [`pod_metadata`]).
+    /// its pods, except keys the operator sets itself afterwards (keys starting with `seldon`,
+    /// and `app.kubernetes.io/managed-by`).
     pub pod_metadata: Vec<(String, String)>,
 }
 
@@ -99,6 +129,19 @@ impl Component {
 }
 
 /// What replica counts a wait expects.
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::model::components::{Target, components};
+///
+/// let sdep = serde_json::json!({"metadata": {"name": "s"},
+///     "spec": {"replicas": 3, "predictors": [{"name": "p", "graph": {"name": "g"}}]}});
+/// let c = &components(&sdep)[0];
+/// assert_eq!(c.desired(Target::Initial), Some(3));
+/// assert_eq!(c.desired(Target::Replicas(5)), Some(5));
+/// assert_eq!(c.desired(Target::Rollout { status_after: Some(42) }), Some(3));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Target {

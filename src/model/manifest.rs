@@ -23,14 +23,59 @@ pub(crate) const MAX_MANIFEST_BYTES: u64 = 10 * 1024 * 1024;
 pub(crate) const MAX_DEPTH: usize = 64;
 pub use crate::names::GROUP;
 /// The kind this tool deploys.
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::model::manifest::{KIND, sdep_resource};
+///
+/// assert_eq!(sdep_resource("v1").kind, KIND);
+/// ```
 pub const KIND: &str = "SeldonDeployment";
 /// API versions the v1 operator serves (all share one schema).
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::model::manifest::{VERSIONS, parse};
+///
+/// for v in VERSIONS {
+///     let doc = format!("apiVersion: machinelearning.seldon.io/{v}\nkind: SeldonDeployment\n\
+///                        metadata: {{name: s}}\nspec: {{predictors: [{{name: p, graph: {{name: g}}}}]}}\n");
+///     assert_eq!(parse("s.yaml", doc.as_bytes())?[0].version, v);
+/// }
+/// # Ok::<(), seldon_deploy::Error>(())
+/// ```
 pub const VERSIONS: [&str; 3] = ["v1", "v1alpha2", "v1alpha3"];
 
-/// The name used for standard input in messages.
+/// The name used for standard input in messages (`load("-")` reads standard input).
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::model::manifest::{STDIN_NAME, parse};
+///
+/// let err = parse(STDIN_NAME, b"kind: [unclosed\n").unwrap_err();
+/// assert!(err.to_string().starts_with("<stdin>: "));
+/// ```
 pub const STDIN_NAME: &str = "<stdin>";
 
 /// One validated SeldonDeployment document.
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::model::manifest::parse;
+///
+/// let yaml = b"apiVersion: machinelearning.seldon.io/v1\nkind: SeldonDeployment\n\
+///              metadata: {name: demo, namespace: team-a}\n\
+///              spec: {predictors: [{name: p, graph: {name: g}}]}\n";
+/// let m = &parse("demo.yaml", yaml)?[0];
+/// assert_eq!((m.name.as_str(), m.version.as_str(), m.origin()), ("demo", "v1", "demo.yaml".into()));
+/// m.check_namespace("team-a")?;
+/// assert_eq!(m.check_namespace("default").unwrap_err().exit_code(), 2);
+/// # Ok::<(), seldon_deploy::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Manifest {
     /// File name, or `<stdin>`.
@@ -86,6 +131,21 @@ impl Manifest {
     /// # Errors
     ///
     /// [`Error::Autoscaled`] naming the components and the field responsible.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use seldon_deploy::model::manifest::parse;
+    ///
+    /// let yaml = b"apiVersion: machinelearning.seldon.io/v1\nkind: SeldonDeployment\nmetadata: {name: auto}\n\
+    ///              spec: {predictors: [{name: p, graph: {name: g},\n\
+    ///                componentSpecs: [{kedaSpec: {}, spec: {containers: [{name: g}]}}]}]}\n";
+    /// let m = &parse("auto.yaml", yaml)?[0];
+    /// let err = m.ensure_manually_scalable().unwrap_err();
+    /// assert!(err.to_string().contains("has kedaSpec"));
+    /// assert_eq!(err.exit_code(), 2);
+    /// # Ok::<(), seldon_deploy::Error>(())
+    /// ```
     pub fn ensure_manually_scalable(&self) -> Result<()> {
         let auto: Vec<String> = self
             .components
@@ -120,8 +180,19 @@ impl Manifest {
 ///
 /// # Errors
 ///
-/// [`Error::Manifest`] (exit 2) for unreadable, oversized, malformed or invalid input, and
-/// when no document is found at all.
+/// [`Error::Manifest`] (exit 2) for unreadable, oversized, malformed or invalid input;
+/// [`Error::Usage`] (exit 2) when no document is found at all.
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::model::manifest::load_all;
+///
+/// let manifests = load_all(&["examples/iris-v1alpha2.yaml", "examples/spec-replicas.yaml"])?;
+/// assert_eq!(manifests.len(), 2);
+/// assert_eq!(load_all::<&str>(&[]).unwrap_err().exit_code(), 2);
+/// # Ok::<(), seldon_deploy::Error>(())
+/// ```
 pub fn load_all<S: AsRef<str>>(sources: &[S]) -> Result<Vec<Manifest>> {
     let mut out = Vec::new();
     for s in sources {
@@ -142,9 +213,10 @@ pub fn load_all<S: AsRef<str>>(sources: &[S]) -> Result<Vec<Manifest>> {
 ///
 /// # Examples
 ///
-/// ```no_run
+/// ```
 /// let manifests = seldon_deploy::model::manifest::load("examples/iris-v1alpha2.yaml")?;
 /// assert_eq!(manifests[0].name, "sklearn");
+/// assert_eq!(manifests[0].components[0].initial_replicas, 1);
 /// # Ok::<(), seldon_deploy::Error>(())
 /// ```
 pub fn load(source: &str) -> Result<Vec<Manifest>> {
@@ -626,6 +698,16 @@ fn type_name(v: &Value) -> &'static str {
 /// # Errors
 ///
 /// A short explanation of the first rule broken.
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::model::manifest::check_dns1123_subdomain;
+///
+/// assert_eq!(check_dns1123_subdomain("iris.v2"), Ok(()));
+/// assert_eq!(check_dns1123_subdomain("Iris"), Err("use only lowercase letters, digits, '-' and '.'".into()));
+/// assert!(check_dns1123_subdomain("iris.").is_err());
+/// ```
 pub fn check_dns1123_subdomain(name: &str) -> std::result::Result<(), String> {
     if name.len() > 253 {
         return Err("longer than 253 characters".into());
@@ -678,6 +760,18 @@ pub(crate) fn check_dns1123_label(name: &str) -> std::result::Result<(), String>
 /// # Errors
 ///
 /// [`Error::InvalidName`] (exit 2) naming the argument and the rule.
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::model::manifest::check_name;
+///
+/// check_name("NAME", "iris")?;
+/// let err = check_name("NAME", "../iris").unwrap_err();
+/// assert!(err.to_string().starts_with(r#"invalid NAME "../iris": "#));
+/// assert_eq!(err.exit_code(), 2);
+/// # Ok::<(), seldon_deploy::Error>(())
+/// ```
 pub fn check_name(argument: &str, name: &str) -> Result<()> {
     let why = if name.is_empty() {
         Err("empty".to_owned())
@@ -700,6 +794,17 @@ pub fn check_name(argument: &str, name: &str) -> Result<()> {
 /// # Errors
 ///
 /// [`Error::InvalidName`] (exit 2) naming the argument and the rule.
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::model::manifest::check_namespace_name;
+///
+/// check_namespace_name("-n/--namespace", "team-a")?;
+/// // A dot is fine in a name but not in a namespace.
+/// assert_eq!(check_namespace_name("-n/--namespace", "team.a").unwrap_err().exit_code(), 2);
+/// # Ok::<(), seldon_deploy::Error>(())
+/// ```
 pub fn check_namespace_name(argument: &str, namespace: &str) -> Result<()> {
     check_dns1123_label(namespace).map_err(|why| Error::InvalidName {
         argument: argument.to_owned(),
@@ -711,7 +816,18 @@ pub fn check_namespace_name(argument: &str, namespace: &str) -> Result<()> {
     })
 }
 
-/// The `ApiResource` of SeldonDeployment at `version`.
+/// The `ApiResource` of SeldonDeployment at `version`, for a [`kube::Api`] of
+/// [`kube::api::DynamicObject`]s.
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::model::manifest::sdep_resource;
+///
+/// let ar = sdep_resource("v1alpha2");
+/// assert_eq!(ar.api_version, "machinelearning.seldon.io/v1alpha2");
+/// assert_eq!(ar.plural, "seldondeployments");
+/// ```
 #[must_use]
 pub fn sdep_resource(version: &str) -> kube::api::ApiResource {
     kube::api::ApiResource::from_gvk_with_plural(

@@ -19,6 +19,16 @@ use crate::model::components;
 use crate::model::manifest::Manifest;
 
 /// What an apply did to the object.
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::model::merge::Change;
+///
+/// assert_eq!(Change::Unchanged.to_string(), "unchanged");
+/// assert_eq!(serde_json::to_value(Change::Created)?, "created"); // as in the report
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Change {
@@ -213,6 +223,19 @@ pub(crate) fn differs(live: &Value, desired: &Value) -> bool {
 
 /// A unified diff of the spec, labels and annotations (YAML), `before` → `after`, as
 /// `kubectl diff` shows it; empty when they are equal. `before` may be `None` (creation).
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::model::merge::diff;
+///
+/// let live = serde_json::json!({"spec": {"replicas": 1}});
+/// let applied = serde_json::json!({"spec": {"replicas": 2}});
+/// let d = diff("iris", Some(&live), &applied);
+/// assert!(d.starts_with("--- live/seldondeployment/iris\n+++ applied/seldondeployment/iris\n"));
+/// assert!(d.contains("\n-  replicas: 1\n+  replicas: 2\n"));
+/// assert_eq!(diff("iris", Some(&applied), &applied), "");
+/// ```
 #[must_use]
 pub fn diff(name: &str, before: Option<&Value>, after: &Value) -> String {
     let render = |v: Option<&Value>| {
@@ -250,7 +273,22 @@ pub fn diff(name: &str, before: Option<&Value>, after: &Value) -> String {
         .to_string()
 }
 
-/// One container's image before and after an apply.
+/// One container's image before and after an apply (see [`image_changes`]).
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::model::merge::ImageChange;
+///
+/// let added = ImageChange { component: "iris-default-0-classifier".into(),
+///                           container: "classifier".into(), old: None, new: Some("iris:2".into()) };
+/// assert_eq!(
+///     serde_json::to_value(&added)?,
+///     serde_json::json!({"component": "iris-default-0-classifier", "container": "classifier",
+///                        "old": null, "new": "iris:2"})
+/// );
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ImageChange {
     /// The component, as in progress output (its Deployment name when predictable).
@@ -265,6 +303,20 @@ pub struct ImageChange {
 
 /// The images per component and container that differ between `before` and `after`
 /// (SeldonDeployment JSON; `before` is `None` for a creation, which lists every image).
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::model::merge::{ImageChange, image_changes};
+///
+/// let sdep = |image: &str| serde_json::json!({"metadata": {"name": "iris"}, "spec": {"predictors": [{
+///     "name": "default", "graph": {"name": "classifier"},
+///     "componentSpecs": [{"spec": {"containers": [{"name": "classifier", "image": image}]}}]}]}});
+/// let changes = image_changes(Some(&sdep("iris:1")), &sdep("iris:2"));
+/// assert_eq!(changes, [ImageChange { component: "iris-default-0-classifier".into(),
+///     container: "classifier".into(), old: Some("iris:1".into()), new: Some("iris:2".into()) }]);
+/// assert!(image_changes(Some(&sdep("iris:2")), &sdep("iris:2")).is_empty());
+/// ```
 #[must_use]
 pub fn image_changes(before: Option<&Value>, after: &Value) -> Vec<ImageChange> {
     let images = |v: &Value| -> Vec<(String, String, String)> {

@@ -18,7 +18,23 @@ use serde_json::{Value, json};
 use crate::error::{Error, Result};
 use crate::model::components;
 
-/// A computed scale change.
+/// A computed scale change: what [`Deployer::scale`](crate::Deployer::scale) sent.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), seldon_deploy::Error> {
+/// # let conn = seldon_deploy::cluster::connect::connect(&Default::default()).await?;
+/// # let h = seldon_deploy::Deployer::new(conn.client.clone(), &conn.namespace).handle("iris", tokio::time::Instant::now()).await?;
+/// use seldon_deploy::Deployer;
+/// use tokio::time::{Duration, Instant};
+///
+/// let deployer = Deployer::new(conn.client, &conn.namespace);
+/// let plan = deployer.scale(&h, 3, Instant::now() + Duration::from_secs(60)).await?;
+/// println!("set {}", plan.paths.join(", "));
+/// println!("{}", serde_json::to_string(&plan.patch).unwrap_or_default());
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ScalePlan {
     /// The JSON Patch to send.

@@ -27,6 +27,25 @@ impl Deployer {
     /// taken; [`Error::CreateUncertain`] if the answer was lost and a read could not settle
     /// whether it was stored; [`Error::MissingCrd`] / [`Error::MissingNamespace`] /
     /// [`Error::Forbidden`] / [`Error::Access`] for cluster problems.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), seldon_deploy::Error> {
+    /// # let conn = seldon_deploy::cluster::connect::connect(&Default::default()).await?;
+    /// use seldon_deploy::Deployer;
+    /// use tokio::time::{Duration, Instant};
+    ///
+    /// let deployer = Deployer::new(conn.client, &conn.namespace);
+    /// let deadline = Instant::now() + Duration::from_secs(300);
+    /// let m = &seldon_deploy::model::manifest::load("examples/iris-v1alpha2.yaml")?[0];
+    /// match deployer.create(m, deadline).await {
+    ///     Ok(h) => println!("created {} (uid {})", h.name, h.uid),
+    ///     Err(e @ seldon_deploy::Error::AlreadyExists { .. }) => eprintln!("{e}"), // left untouched
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn create(&self, manifest: &Manifest, deadline: Instant) -> Result<Handle> {
         self.check_path(&manifest.name)?;
         manifest.check_namespace(&self.namespace)?;

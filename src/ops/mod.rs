@@ -51,6 +51,17 @@ pub use crate::names::{FIELD_MANAGER, RUN_ID_ANNOTATION};
 const OWNERSHIP_CHECK: Duration = Duration::from_secs(10);
 
 /// Tuning for the wait steps.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use seldon_deploy::ops::WaitOptions;
+///
+/// let patient = WaitOptions { failed_grace: Duration::from_secs(120), ..WaitOptions::default() };
+/// assert_eq!(patient.status_hint_after, Duration::from_secs(30));
+/// assert_eq!(WaitOptions::default().failed_grace, Duration::from_secs(30));
+/// ```
 #[derive(Debug, Clone)]
 pub struct WaitOptions {
     /// How long `status.state == Failed` must persist before a wait gives up (transient
@@ -71,6 +82,19 @@ impl Default for WaitOptions {
 
 /// Identifies the object a run created: name plus UID, so a re-created namesake is never
 /// mistaken for it.
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::Handle;
+///
+/// let h = Handle { namespace: "seldon".into(), name: "iris".into(), uid: "0b5e".into(), created_at: None };
+/// assert_eq!(
+///     serde_json::to_value(&h)?,
+///     serde_json::json!({"namespace": "seldon", "name": "iris", "uid": "0b5e"})
+/// );
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Handle {
     /// Namespace.
@@ -97,9 +121,41 @@ impl Handle {
             created_at: s("/metadata/creationTimestamp"),
         })
     }
+
+    /// Whether `object` is this object, not a namesake made after it was deleted.
+    fn is(&self, object: &Value) -> bool {
+        object.pointer("/metadata/uid").and_then(Value::as_str) == Some(self.uid.as_str())
+    }
+
+    /// The error for this object having been deleted or replaced (`how`).
+    fn gone(&self, how: &'static str) -> Error {
+        Error::Gone {
+            name: self.name.clone(),
+            uid: self.uid.clone(),
+            how,
+        }
+    }
 }
 
-/// The result of [`Deployer::apply`].
+/// The result of [`Deployer::apply`] (and of [`Deployer::apply_dry_run`]).
+///
+/// # Examples
+///
+/// What an apply would change, as `seldon-deploy apply --dry-run` shows it:
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), seldon_deploy::Error> {
+/// # let conn = seldon_deploy::cluster::connect::connect(&Default::default()).await?;
+/// use seldon_deploy::{Deployer, model::{manifest, merge}};
+/// use tokio::time::{Duration, Instant};
+///
+/// let deployer = Deployer::new(conn.client, &conn.namespace);
+/// let m = &manifest::load("examples/iris-v1alpha2.yaml")?[0];
+/// let preview = deployer.apply_dry_run(m, Instant::now() + Duration::from_secs(60)).await?;
+/// println!("{} would be {}", preview.handle.name, preview.change);
+/// print!("{}", merge::diff(&m.name, preview.before.as_ref(), &preview.after));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Applied {
     /// The object (for a dry-run creation, without a UID).
@@ -121,6 +177,25 @@ pub struct Applied {
 }
 
 /// What a wait reports while it runs.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), seldon_deploy::Error> {
+/// # let conn = seldon_deploy::cluster::connect::connect(&Default::default()).await?;
+/// # let h = seldon_deploy::Deployer::new(conn.client.clone(), &conn.namespace).handle("iris", tokio::time::Instant::now()).await?;
+/// use seldon_deploy::{Deployer, model::components::Target, ops::WaitEvent};
+/// use tokio::time::{Duration, Instant};
+///
+/// let deployer = Deployer::new(conn.client, &conn.namespace);
+/// let mut show = |ev: WaitEvent<'_>| match ev {
+///     WaitEvent::Readiness(r) => println!("{}", r.summary()),
+///     WaitEvent::Hint(hint) => eprintln!("hint: {hint}"),
+///     _ => {}
+/// };
+/// deployer.wait_ready(&h, Target::Initial, Instant::now() + Duration::from_secs(300), &mut show).await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum WaitEvent<'a> {
@@ -139,9 +214,44 @@ pub enum WaitEvent<'a> {
 }
 
 /// A callback receiving [`WaitEvent`]s.
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::ops::{Observer, WaitEvent};
+///
+/// let mut hints = Vec::new();
+/// let observer: Observer<'_> = &mut |ev| {
+///     if let WaitEvent::Hint(h) = ev {
+///         hints.push(h.to_owned());
+///     }
+/// };
+/// observer(WaitEvent::Hint("the operator has not reported a status yet"));
+/// assert_eq!(hints, ["the operator has not reported a status yet"]);
+/// ```
 pub type Observer<'o> = &'o mut (dyn FnMut(WaitEvent<'_>) + Send);
 
 /// The client-side handle for one namespace: creates, waits, scales and deletes.
+///
+/// Clones are cheap and share the client, the watches and the counters. See [`Deployer::new`]
+/// for a whole lifecycle.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), seldon_deploy::Error> {
+/// # let conn = seldon_deploy::cluster::connect::connect(&Default::default()).await?;
+/// use seldon_deploy::{Deployer, model::{components::Target, manifest}};
+/// use tokio::time::{Duration, Instant};
+///
+/// let deployer = Deployer::new(conn.client, &conn.namespace);
+/// let deadline = Instant::now() + Duration::from_secs(600);
+/// for m in &manifest::load("examples")? {
+///     let h = deployer.create(m, deadline).await?;
+///     deployer.wait_ready(&h, Target::Initial, deadline, &mut |_| {}).await?;
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Deployer {
     client: Client,
@@ -205,6 +315,24 @@ impl Deployer {
     /// Shares one watch per resource across everything this deployer (and its clones) does in
     /// the namespace, instead of opening watches per wait. Use it to
     /// drive many deployments at once: the API load then stays flat as their number grows.
+    ///
+    /// # Examples
+    ///
+    /// Several lifecycles at once on one set of watches (as [`crate::run::run_many`] does):
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), seldon_deploy::Error> {
+    /// # let conn = seldon_deploy::cluster::connect::connect(&Default::default()).await?;
+    /// use seldon_deploy::{Deployer, model::manifest, run};
+    ///
+    /// let deployer = Deployer::new(conn.client, &conn.namespace).with_shared_watches();
+    /// let ctx = run::Context::new(deployer);
+    /// let manifests = manifest::load("examples")?;
+    /// let opts = run::RunOptions::default();
+    /// let reports = futures::future::join_all(manifests.iter().map(|m| run::run(&ctx, m, &opts))).await;
+    /// assert!(reports.iter().all(|r| r.succeeded()));
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn with_shared_watches(mut self) -> Self {
         self.cache =
@@ -214,6 +342,19 @@ impl Deployer {
 
     /// As [`Deployer::with_shared_watches`] for a deployer that handles only `name`:
     /// the shared SeldonDeployment watch is narrowed to it (one watch of one object).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), seldon_deploy::Error> {
+    /// # let conn = seldon_deploy::cluster::connect::connect(&Default::default()).await?;
+    /// use seldon_deploy::{Deployer, run};
+    ///
+    /// // One SeldonDeployment: its shared watch lists and watches that one object only.
+    /// let deployer = Deployer::new(conn.client, &conn.namespace).with_shared_watches_for("iris");
+    /// let ctx = run::Context::new(deployer);
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn with_shared_watches_for(mut self, name: &str) -> Self {
         self.cache = NamespaceCache::for_one(
@@ -233,12 +374,46 @@ impl Deployer {
 
     /// Keeps the shared watches running while the returned value lives (a no-op when
     /// unshared).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), seldon_deploy::Error> {
+    /// # let conn = seldon_deploy::cluster::connect::connect(&Default::default()).await?;
+    /// # let h = seldon_deploy::Deployer::new(conn.client.clone(), &conn.namespace).handle("iris", tokio::time::Instant::now()).await?;
+    /// use seldon_deploy::{Deployer, model::components::Target};
+    /// use tokio::time::{Duration, Instant};
+    ///
+    /// let deployer = Deployer::new(conn.client, &conn.namespace).with_shared_watches();
+    /// let _running = deployer.keep_watches_running(); // both waits read the same watches
+    /// let deadline = || Instant::now() + Duration::from_secs(300);
+    /// deployer.wait_ready(&h, Target::Initial, deadline(), &mut |_| {}).await?;
+    /// deployer.scale(&h, 2, deadline()).await?;
+    /// deployer.wait_ready(&h, Target::Replicas(2), deadline(), &mut |_| {}).await?;
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn keep_watches_running(&self) -> WatchesRunning {
         self.cache.keep_running()
     }
 
     /// Replaces the wait tuning.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let client = kube::Client::try_from(kube::Config::new("https://127.0.0.1:6443".parse()?))?;
+    /// use std::time::Duration;
+    /// use seldon_deploy::{Deployer, ops::{WaitOptions, WatchStats}};
+    ///
+    /// let patient = WaitOptions { failed_grace: Duration::from_secs(120), ..WaitOptions::default() };
+    /// let deployer = Deployer::new(client, "seldon").with_options(patient);
+    /// assert_eq!(deployer.namespace(), "seldon");
+    /// assert_eq!(deployer.watch_stats(), WatchStats::default()); // nothing watched yet
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn with_options(mut self, options: WaitOptions) -> Self {
         self.options = options;
@@ -258,6 +433,23 @@ impl Deployer {
     }
 
     /// Watch and retry counters of this deployer (shared by its clones), as they are now.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), seldon_deploy::Error> {
+    /// # let conn = seldon_deploy::cluster::connect::connect(&Default::default()).await?;
+    /// # let h = seldon_deploy::Deployer::new(conn.client.clone(), &conn.namespace).handle("iris", tokio::time::Instant::now()).await?;
+    /// use seldon_deploy::{Deployer, model::components::Target};
+    /// use tokio::time::{Duration, Instant};
+    ///
+    /// let deployer = Deployer::new(conn.client, &conn.namespace);
+    /// let deadline = Instant::now() + Duration::from_secs(300);
+    /// deployer.wait_ready(&h, Target::Initial, deadline, &mut |_| {}).await?;
+    /// let stats = deployer.watch_stats();
+    /// println!("{} relists, {} retried requests", stats.relists, stats.retries);
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn watch_stats(&self) -> WatchStats {
         self.stats.snapshot()

@@ -131,6 +131,23 @@ impl Deployer {
     /// # Errors
     ///
     /// [`Error::NotFound`] if it does not exist, or an access error.
+    ///
+    /// # Examples
+    ///
+    /// A name Kubernetes would never accept is refused before any request is sent:
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let client = kube::Client::try_from(kube::Config::new("https://127.0.0.1:6443".parse()?))?;
+    /// use seldon_deploy::Deployer;
+    /// use tokio::time::{Duration, Instant};
+    ///
+    /// let deployer = Deployer::new(client, "seldon");
+    /// let err = deployer.get("../secrets", Instant::now() + Duration::from_secs(10)).await.unwrap_err();
+    /// assert_eq!(err.exit_code(), 2);
+    /// # Ok(()) }
+    /// ```
     pub async fn get(&self, name: &str, deadline: Instant) -> Result<Value> {
         self.check_path(name)?;
         let obj = self
@@ -148,6 +165,21 @@ impl Deployer {
     /// # Errors
     ///
     /// As [`Deployer::get`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), seldon_deploy::Error> {
+    /// # let conn = seldon_deploy::cluster::connect::connect(&Default::default()).await?;
+    /// use seldon_deploy::Deployer;
+    /// use tokio::time::{Duration, Instant};
+    ///
+    /// let deployer = Deployer::new(conn.client, &conn.namespace);
+    /// let deadline = Instant::now() + Duration::from_secs(300);
+    /// let h = deployer.handle("iris", deadline).await?;
+    /// deployer.delete(&h, deadline, &mut |_| {}).await?; // only this UID is ever deleted
+    /// # Ok(()) }
+    /// ```
     pub async fn handle(&self, name: &str, deadline: Instant) -> Result<Handle> {
         let obj = self.get(name, deadline).await?;
         Handle::from_object(&obj, &self.namespace)
@@ -160,6 +192,24 @@ impl Deployer {
     /// # Errors
     ///
     /// As [`Deployer::get`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), seldon_deploy::Error> {
+    /// # let conn = seldon_deploy::cluster::connect::connect(&Default::default()).await?;
+    /// use seldon_deploy::events::{EventFilter, follow};
+    /// use seldon_deploy::Deployer;
+    /// use tokio::time::{Duration, Instant};
+    ///
+    /// let deployer = Deployer::new(conn.client, &conn.namespace);
+    /// let deadline = Instant::now() + Duration::from_secs(300);
+    /// // Follow the Events from now on, "now" as the API server's clock says.
+    /// let (h, now) = deployer.handle_and_server_time("iris", deadline).await?;
+    /// let filter = EventFilter { name: h.name, uid: h.uid, since: now, ..EventFilter::default() };
+    /// let events = follow(deployer.client().clone(), deployer.namespace(), filter, Default::default());
+    /// # Ok(()) }
+    /// ```
     pub async fn handle_and_server_time(
         &self,
         name: &str,

@@ -11,6 +11,21 @@ impl Deployer {
     /// # Errors
     ///
     /// [`Error::NotFound`] or an access error.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), seldon_deploy::Error> {
+    /// # let conn = seldon_deploy::cluster::connect::connect(&Default::default()).await?;
+    /// use seldon_deploy::Deployer;
+    /// use tokio::time::{Duration, Instant};
+    ///
+    /// let deployer = Deployer::new(conn.client, &conn.namespace);
+    /// let deadline = Instant::now() + Duration::from_secs(300);
+    /// let (h, readiness) = deployer.status("iris", None, deadline).await?;
+    /// println!("{} (uid {}): {}", h.name, h.uid, readiness.summary());
+    /// # Ok(()) }
+    /// ```
     pub async fn status(
         &self,
         name: &str,
@@ -46,8 +61,30 @@ impl Deployer {
     /// [`Error::Timeout`] at `deadline` (with the last readiness summary);
     /// [`Error::DeploymentFailed`] when `Failed` persists past the grace period;
     /// [`Error::PodsFailing`] when the pods of a Deployment's newest ReplicaSet cannot come up
-    /// (see [`crate::judge::pods`]) for longer than the same grace period, kept per pod and cause;
+    /// (a crash loop, an image that cannot be pulled, a quota or admission webhook refusing
+    /// them, a progress deadline exceeded) for longer than the same grace period, kept per pod
+    /// and cause;
     /// [`Error::Gone`] when the object is deleted or replaced; a fatal watch error (403, …).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), seldon_deploy::Error> {
+    /// # let conn = seldon_deploy::cluster::connect::connect(&Default::default()).await?;
+    /// # let h = seldon_deploy::Deployer::new(conn.client.clone(), &conn.namespace).handle("iris", tokio::time::Instant::now()).await?;
+    /// use seldon_deploy::{Error, model::components::Target};
+    /// use seldon_deploy::Deployer;
+    /// use tokio::time::{Duration, Instant};
+    ///
+    /// let deployer = Deployer::new(conn.client, &conn.namespace);
+    /// let deadline = Instant::now() + Duration::from_secs(300);
+    /// match deployer.wait_ready(&h, Target::Initial, deadline, &mut |_| {}).await {
+    ///     Ok(r) => assert!(r.is_ready()),
+    ///     Err(Error::PodsFailing { pods, .. }) => eprintln!("cannot come up: {}", pods[0]),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn wait_ready(
         &self,
         handle: &Handle,
@@ -76,6 +113,27 @@ impl Deployer {
     /// # Errors
     ///
     /// As [`Deployer::wait_ready`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), seldon_deploy::Error> {
+    /// # let conn = seldon_deploy::cluster::connect::connect(&Default::default()).await?;
+    /// use seldon_deploy::judge::freshness::{Renders, SpecUpdate};
+    /// use seldon_deploy::Deployer;
+    /// use tokio::time::{Duration, Instant};
+    ///
+    /// let deployer = Deployer::new(conn.client, &conn.namespace);
+    /// let deadline = Instant::now() + Duration::from_secs(300);
+    /// let m = &seldon_deploy::model::manifest::load("examples/iris-v1alpha2.yaml")?[0];
+    /// let applied = deployer.apply(m, deadline).await?;
+    /// if let (Some(before), Some(revision)) = (&applied.before, applied.revision) {
+    ///     let renders = Renders::between(before, &applied.after);
+    ///     let update = SpecUpdate { revision, renders, status: applied.after.get("status").cloned() };
+    ///     deployer.wait_rollout(&applied.handle, update, deadline, &mut |_| {}).await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn wait_rollout(
         &self,
         handle: &Handle,
@@ -167,11 +225,7 @@ impl Deployer {
                 Next::Wait(at) => at,
                 Next::Ready(r) => return Ok(r),
                 Next::Gone(r) => {
-                    return Err(Error::Gone {
-                        name: handle.name.clone(),
-                        uid: handle.uid.clone(),
-                        how: gone_how(r.reason.as_deref()),
-                    });
+                    return Err(handle.gone(gone_how(r.reason.as_deref())));
                 }
                 Next::Failed { description } => {
                     return Err(Error::DeploymentFailed {
@@ -202,6 +256,27 @@ impl Deployer {
     /// # Errors
     ///
     /// [`Error::Timeout`] at `deadline` naming what remains; access errors (403 names the verb).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), seldon_deploy::Error> {
+    /// # let conn = seldon_deploy::cluster::connect::connect(&Default::default()).await?;
+    /// # let h = seldon_deploy::Deployer::new(conn.client.clone(), &conn.namespace).handle("iris", tokio::time::Instant::now()).await?;
+    /// use seldon_deploy::ops::WaitEvent;
+    /// use seldon_deploy::Deployer;
+    /// use tokio::time::{Duration, Instant};
+    ///
+    /// let deployer = Deployer::new(conn.client, &conn.namespace);
+    /// let deadline = Instant::now() + Duration::from_secs(300);
+    /// let mut show = |ev: WaitEvent<'_>| {
+    ///     if let WaitEvent::Deleting { deployments, .. } = ev {
+    ///         println!("waiting for {}", deployments.join(", "));
+    ///     }
+    /// };
+    /// deployer.delete(&h, deadline, &mut show).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn delete(
         &self,
         handle: &Handle,
@@ -235,6 +310,22 @@ impl Deployer {
     /// # Errors
     ///
     /// [`Error::Timeout`] naming what remains, or a fatal watch error.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), seldon_deploy::Error> {
+    /// # let conn = seldon_deploy::cluster::connect::connect(&Default::default()).await?;
+    /// # let h = seldon_deploy::Deployer::new(conn.client.clone(), &conn.namespace).handle("iris", tokio::time::Instant::now()).await?;
+    /// use seldon_deploy::Deployer;
+    /// use tokio::time::{Duration, Instant};
+    ///
+    /// let deployer = Deployer::new(conn.client, &conn.namespace);
+    /// let deadline = Instant::now() + Duration::from_secs(300);
+    /// // Someone else deletes it (`kubectl delete sdep iris`): wait for that to finish.
+    /// deployer.wait_gone(&h, deadline, &mut |_| {}).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn wait_gone(
         &self,
         handle: &Handle,
@@ -259,9 +350,7 @@ impl Deployer {
                     if !observed.synced() {
                         continue;
                     }
-                    let present = observed.sdep_json().is_some_and(|o| {
-                        o.pointer("/metadata/uid").and_then(Value::as_str) == Some(handle.uid.as_str())
-                    });
+                    let present = observed.sdep_json().is_some_and(|o| handle.is(&o));
                     let left: Vec<String> = observed
                         .owned_deployments()
                         .iter()
@@ -334,8 +423,7 @@ impl Deployer {
         match self.get(&handle.name, deadline).await {
             Err(Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(e),
-            Ok(o) => Ok(o.pointer("/metadata/uid").and_then(Value::as_str)
-                == Some(handle.uid.as_str())
+            Ok(o) => Ok(handle.is(&o)
                 && (deleting
                     || o.pointer("/metadata/deletionTimestamp")
                         .is_none_or(Value::is_null))),

@@ -8,6 +8,26 @@ use super::{Interrupt, LeftBehind, Update, UpdateKind};
 use crate::ops::Deployer;
 
 /// Everything a run needs besides what it acts on and its options.
+///
+/// # Examples
+///
+/// A run that prints its progress and stops cleanly on Ctrl-C:
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), seldon_deploy::Error> {
+/// # let conn = seldon_deploy::cluster::connect::connect(&Default::default()).await?;
+/// use seldon_deploy::{Deployer, error::Signal, model::manifest, run};
+///
+/// let mut ctx = run::Context::new(Deployer::new(conn.client, &conn.namespace));
+/// let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+/// ctx.updates = Some(tx);
+/// tokio::spawn(async move { while let Some(u) = rx.recv().await { eprintln!("{}: {:?}", u.deployment, u.kind) } });
+/// let interrupt = ctx.interrupt.clone();
+/// tokio::spawn(async move { if tokio::signal::ctrl_c().await.is_ok() { interrupt.trigger(Signal::Int) } });
+/// let m = &manifest::load("examples/iris-v1alpha2.yaml")?[0];
+/// let report = run::run(&ctx, m, &run::RunOptions::default()).await;
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Context {
     /// The deployer (client + namespace).

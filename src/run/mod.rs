@@ -40,6 +40,20 @@ use left_behind::UpdateState;
 use progress::forward;
 
 /// Options of a run.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use seldon_deploy::run::RunOptions;
+///
+/// let defaults = RunOptions::default();
+/// assert_eq!((defaults.replicas, defaults.timeout), (2, Duration::from_secs(300)));
+/// assert_eq!(defaults.cleanup_timeout, Duration::from_secs(30));
+/// assert!(!defaults.keep && !defaults.atomic);
+/// let quick = RunOptions { replicas: 3, timeout: Duration::from_secs(60), ..RunOptions::default() };
+/// # let _ = quick;
+/// ```
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     /// Replica count to scale to (default 2).
@@ -69,6 +83,16 @@ impl Default for RunOptions {
 }
 
 /// One step of a plan.
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::{model::components::Target, run::Step};
+///
+/// assert_eq!(Step::Wait(Target::Initial).phase_name(), "wait-ready");
+/// assert_eq!(Step::Wait(Target::Replicas(3)).phase_name(), "wait-scaled");
+/// assert_eq!(Step::Scale(3).phase_name(), "scale");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
     /// Create from the manifest (`create`).
@@ -86,6 +110,16 @@ pub enum Step {
 
 impl Step {
     /// The phase name used in output and reports.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use seldon_deploy::{model::components::Target, run::Step};
+    ///
+    /// let rollout = Step::Wait(Target::Rollout { status_after: None });
+    /// assert_eq!(rollout.phase_name(), "wait-rollout");
+    /// assert_eq!(Step::Apply.phase_name(), "apply");
+    /// ```
     #[must_use]
     pub fn phase_name(self) -> &'static str {
         match self {
@@ -101,6 +135,17 @@ impl Step {
 }
 
 /// The full lifecycle: create, wait, scale to `n`, wait, delete.
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::{model::components::Target, run::{Step, lifecycle_steps}};
+///
+/// let phases: Vec<_> = lifecycle_steps(3, false).into_iter().map(Step::phase_name).collect();
+/// assert_eq!(phases, ["create", "wait-ready", "scale", "wait-scaled", "delete"]);
+/// // With `keep`, the object stays at the scaled count.
+/// assert_eq!(lifecycle_steps(3, true).last(), Some(&Step::Wait(Target::Replicas(3))));
+/// ```
 #[must_use]
 pub fn lifecycle_steps(n: i32, keep: bool) -> Vec<Step> {
     let mut s = vec![
@@ -116,6 +161,15 @@ pub fn lifecycle_steps(n: i32, keep: bool) -> Vec<Step> {
 }
 
 /// `apply`: create or update, then wait until the rollout is complete.
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::run::{Step, apply_steps};
+///
+/// let phases: Vec<_> = apply_steps().into_iter().map(Step::phase_name).collect();
+/// assert_eq!(phases, ["apply", "wait-rollout"]);
+/// ```
 #[must_use]
 pub fn apply_steps() -> Vec<Step> {
     vec![
@@ -125,6 +179,23 @@ pub fn apply_steps() -> Vec<Step> {
 }
 
 /// What the steps act on.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), seldon_deploy::Error> {
+/// # let conn = seldon_deploy::cluster::connect::connect(&Default::default()).await?;
+/// use seldon_deploy::{Deployer, model::{components::Target, manifest}, run::{self, RunOn, Step}};
+///
+/// let ctx = run::Context::new(Deployer::new(conn.client, &conn.namespace));
+/// let opts = run::RunOptions::default();
+/// let m = &manifest::load("examples/iris-v1alpha2.yaml")?[0];
+/// let created = run::execute(&ctx, RunOn::Manifest(m), &[Step::Create], &opts).await;
+/// let wait = [Step::Wait(Target::Initial)];
+/// let waited = run::execute(&ctx, RunOn::Existing(&m.name), &wait, &opts).await;
+/// println!("{} then {}", created.outcome, waited.outcome);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub enum RunOn<'a> {
     /// A manifest to create (plans starting with [`Step::Create`]).
@@ -156,9 +227,27 @@ pub async fn run(ctx: &Context, manifest: &Manifest, opts: &RunOptions) -> Repor
 /// Runs `steps` (e.g. [`lifecycle_steps`]) on each of several manifests, at most
 /// `concurrency` at a time, and returns their reports in input order. Each is isolated: one
 /// failing does not stop the others, and a slow one does not keep the next from starting
-/// (they finish in any order). They share one watch per resource in the namespace (see
-/// [`crate::cluster::cache`]), held for the whole call, so the API load grows neither with their
-/// number nor when they run one after another.
+/// (they finish in any order). They share one watch per resource in the namespace (as
+/// [`Deployer::with_shared_watches`](crate::Deployer::with_shared_watches) sets up), held for
+/// the whole call, so the API load grows neither with their number nor when they run one
+/// after another.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), seldon_deploy::Error> {
+/// # let conn = seldon_deploy::cluster::connect::connect(&Default::default()).await?;
+/// use seldon_deploy::{Deployer, model::manifest, run};
+///
+/// let ctx = run::Context::new(Deployer::new(conn.client, &conn.namespace));
+/// let manifests = manifest::load_all(&["examples"])?;
+/// let opts = run::RunOptions::default();
+/// let steps = run::lifecycle_steps(opts.replicas, opts.keep);
+/// let summary = run::run_many(&ctx, &manifests, &steps, &opts, 4).await;
+/// println!("{}: {} deployments", summary.outcome, summary.deployments.len());
+/// std::process::exit(summary.exit_code.into());
+/// # }
+/// ```
 pub async fn run_many(
     ctx: &Context,
     manifests: &[Manifest],
@@ -191,6 +280,23 @@ pub async fn run_many(
 ///
 /// A plan on a [`RunOn::Existing`] object never deletes anything unless it contains
 /// [`Step::Delete`]; a plan with [`Step::Create`] cleans up on failure unless `opts.keep`.
+///
+/// # Examples
+///
+/// Scale an existing object and wait, as `seldon-deploy scale iris --replicas 3` does:
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), seldon_deploy::Error> {
+/// # let conn = seldon_deploy::cluster::connect::connect(&Default::default()).await?;
+/// use seldon_deploy::{Deployer, model::components::Target, run::{self, RunOn, Step}};
+///
+/// let ctx = run::Context::new(Deployer::new(conn.client, &conn.namespace));
+/// let plan = [Step::Scale(3), Step::Wait(Target::Replicas(3))];
+/// let report = run::execute(&ctx, RunOn::Existing("iris"), &plan, &run::RunOptions::default()).await;
+/// // A plan without `Step::Delete` on an existing object never deletes it, even on failure.
+/// std::process::exit(report.exit_code.into());
+/// # }
+/// ```
 pub async fn execute(ctx: &Context, on: RunOn<'_>, steps: &[Step], opts: &RunOptions) -> Report {
     let d = &ctx.deployer;
     let name = match on {
@@ -263,7 +369,7 @@ pub async fn execute(ctx: &Context, on: RunOn<'_>, steps: &[Step], opts: &RunOpt
             (Step::Create, RunOn::Manifest(m), _) => {
                 // Not cancellable: dropping an in-flight POST could leave an object we do not
                 // know about. The interrupt is honoured right after it returns.
-                ctx.left_behind.creating(d.namespace(), &m.name);
+                ctx.left_behind.creating(d.namespace(), &m.name, "create");
                 let created_now = d.create(m, deadline).await;
                 ctx.left_behind
                     .create_settled(d.namespace(), &m.name, created_now.as_ref().ok());
@@ -282,64 +388,77 @@ pub async fn execute(ctx: &Context, on: RunOn<'_>, steps: &[Step], opts: &RunOpt
                     Err(e) => Err(e),
                 }
             }
-            (Step::Apply, RunOn::Manifest(m), _) => match d.apply(m, deadline).await {
-                Ok(a) => {
-                    report.change = Some(a.change);
-                    report.images = crate::model::merge::image_changes(a.before.as_ref(), &a.after);
-                    report.uid = Some(a.handle.uid.clone());
-                    if a.change == crate::model::merge::Change::Created {
-                        ctx.left_behind.add(&a.handle);
-                        owned = Owned::Created;
-                    } else {
-                        update_revision = a.revision;
-                        if a.change == crate::model::merge::Change::Updated
-                            && let Some(before) = a.before
-                        {
-                            update = a.revision.map(|revision| SpecUpdate {
-                                revision,
-                                renders: Renders::between(&before, &a.after),
-                                status: a.after.get("status").cloned(),
-                            });
-                            let apply_id = a.apply_id.clone().unwrap_or_default();
-                            if opts.atomic {
-                                ctx.left_behind.update_state(
-                                    &a.handle,
-                                    &apply_id,
-                                    Some(UpdateState::Live),
-                                );
+            (Step::Apply, RunOn::Manifest(m), _) => {
+                // An apply creates the object when it is absent: until the answer, a hard
+                // exit names it as possibly made.
+                ctx.left_behind.creating(d.namespace(), &m.name, "apply");
+                let applied = d.apply(m, deadline).await;
+                let created = applied
+                    .as_ref()
+                    .ok()
+                    .filter(|a| a.change == crate::model::merge::Change::Created)
+                    .map(|a| &a.handle);
+                ctx.left_behind
+                    .create_settled(d.namespace(), &m.name, created);
+                match applied {
+                    Ok(a) => {
+                        report.change = Some(a.change);
+                        report.images =
+                            crate::model::merge::image_changes(a.before.as_ref(), &a.after);
+                        report.uid = Some(a.handle.uid.clone());
+                        if a.change == crate::model::merge::Change::Created {
+                            owned = Owned::Created;
+                        } else {
+                            update_revision = a.revision;
+                            if a.change == crate::model::merge::Change::Updated
+                                && let Some(before) = a.before
+                            {
+                                update = a.revision.map(|revision| SpecUpdate {
+                                    revision,
+                                    renders: Renders::between(&before, &a.after),
+                                    status: a.after.get("status").cloned(),
+                                });
+                                let apply_id = a.apply_id.clone().unwrap_or_default();
+                                if opts.atomic {
+                                    ctx.left_behind.update_state(
+                                        &a.handle,
+                                        &apply_id,
+                                        Some(UpdateState::Live),
+                                    );
+                                }
+                                owned = Owned::Updated(Updated {
+                                    before,
+                                    wrote: a.after.clone(),
+                                    apply_id,
+                                });
                             }
-                            owned = Owned::Updated(Updated {
-                                before,
-                                wrote: a.after.clone(),
-                                apply_id,
-                            });
                         }
+                        watches = Some(d.keep_watches_running());
+                        // Created: everything since its creation. Updated or unchanged: from now
+                        // on, where the watch's first list is the boundary (no client clock).
+                        let created = matches!(owned, Owned::Created);
+                        let since = if created {
+                            a.handle.created_at.as_deref().and_then(|t| t.parse().ok())
+                        } else {
+                            None
+                        };
+                        events = Some(EventTask::start(
+                            ctx,
+                            &a.handle,
+                            predicted.clone(),
+                            created,
+                            since,
+                        ));
+                        let detail = match a.revision {
+                            Some(rv) => format!("{} (resourceVersion {rv})", a.change),
+                            None => a.change.to_string(),
+                        };
+                        handle = Some(a.handle);
+                        Ok(Some(detail))
                     }
-                    watches = Some(d.keep_watches_running());
-                    // Created: everything since its creation. Updated or unchanged: from now
-                    // on, where the watch's first list is the boundary (no client clock).
-                    let created = matches!(owned, Owned::Created);
-                    let since = if created {
-                        a.handle.created_at.as_deref().and_then(|t| t.parse().ok())
-                    } else {
-                        None
-                    };
-                    events = Some(EventTask::start(
-                        ctx,
-                        &a.handle,
-                        predicted.clone(),
-                        created,
-                        since,
-                    ));
-                    let detail = match a.revision {
-                        Some(rv) => format!("{} (resourceVersion {rv})", a.change),
-                        None => a.change.to_string(),
-                    };
-                    handle = Some(a.handle);
-                    Ok(Some(detail))
+                    Err(e) => Err(e),
                 }
-                Err(e) => Err(e),
-            },
+            }
             (Step::Create | Step::Apply, RunOn::Existing(_), _) => {
                 Err(Error::Usage(format!("{phase} needs a manifest")))
             }

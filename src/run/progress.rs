@@ -9,6 +9,22 @@ use crate::ops::WaitEvent;
 use crate::report::PhaseRecord;
 
 /// A progress message from a run, tagged with the SeldonDeployment's name.
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::run::{Update, UpdateKind};
+///
+/// fn line(u: &Update) -> Option<String> {
+///     match &u.kind {
+///         UpdateKind::PhaseStarted(phase) => Some(format!("{}: {phase}", u.deployment)),
+///         UpdateKind::Finished { outcome, exit_code } => Some(format!("{}: {outcome} ({exit_code})", u.deployment)),
+///         _ => None,
+///     }
+/// }
+/// let started = Update { deployment: "iris".into(), kind: UpdateKind::PhaseStarted("create".into()) };
+/// assert_eq!(line(&started).as_deref(), Some("iris: create"));
+/// ```
 #[derive(Debug, Clone)]
 pub struct Update {
     /// SeldonDeployment name.
@@ -18,6 +34,16 @@ pub struct Update {
 }
 
 /// Kinds of [`Update`].
+///
+/// # Examples
+///
+/// ```
+/// use seldon_deploy::run::UpdateKind;
+///
+/// let hint = UpdateKind::Hint("the operator has not reported a status yet".into());
+/// assert_eq!(serde_json::to_value(&hint)?, serde_json::json!({"Hint": "the operator has not reported a status yet"}));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Debug, Clone, Serialize)]
 #[non_exhaustive]
 pub enum UpdateKind {

@@ -75,6 +75,16 @@ impl Cluster {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
+    /// The cluster's own `kubectl` (built by testenv with the control plane, same version).
+    pub fn kubectl(&self) -> PathBuf {
+        let env = self.script(&["env"]);
+        let bin = env
+            .lines()
+            .find_map(|l| l.strip_prefix("bin:"))
+            .expect("testenv/cluster env names its bin directory");
+        Path::new(bin.trim()).join("kubectl")
+    }
+
     /// The cluster's state directory (the kubeconfig lives at its top).
     pub fn state_dir(&self) -> PathBuf {
         self.kubeconfig

@@ -314,12 +314,13 @@ fn install_signals(interrupt: Interrupt, left_behind: LeftBehind) {
             };
             count += 1;
             if count == 1 {
+                // Above the live view, when one is on screen.
                 if left_behind.describe().is_empty() {
-                    eprintln!("\n{sig} received: stopping");
+                    output::eprint(&format!("\n{sig} received: stopping\n"));
                 } else {
-                    eprintln!(
-                        "\n{sig} received: cleaning up what this run created or changed (press Ctrl-C again to exit at once)"
-                    );
+                    output::eprint(&format!(
+                        "\n{sig} received: cleaning up what this run created or changed (press Ctrl-C again to exit at once)\n"
+                    ));
                 }
                 interrupt.trigger(sig);
             } else {

@@ -3,7 +3,9 @@
 
 mod app;
 mod cli;
+mod complete;
 mod early;
+mod live;
 mod output;
 mod render;
 
@@ -13,6 +15,14 @@ use clap::{CommandFactory, FromArgMatches};
 use seldon_deploy::error::Outcome;
 
 fn main() -> ExitCode {
+    if complete::is_completer(std::env::args_os().next().as_ref()) {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let words: Vec<String> = std::env::args_os()
+            .skip(1)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        return complete::main(&words);
+    }
     let args = cli::rewrite_args(std::env::args_os().collect());
     let json = early::wants_output(&args, "json");
     let junit = early::wants_output(&args, "junit");
@@ -46,6 +56,7 @@ fn main() -> ExitCode {
         }
     };
     init_tracing(cli.verbose);
+    output::set_verbose(cli.verbose > 0);
     // rustls needs one process-wide provider; choose ring explicitly so no other dependency's
     // choice can make it ambiguous.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -96,8 +107,11 @@ fn init_tracing(verbose: u8) {
     };
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
+        .with_writer(output::Stderr::make)
         .with_target(verbose > 1)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        )
         .init();
 }

@@ -82,6 +82,26 @@ struct SharedStores {
 
 /// Keeps a namespace's shared watches running (e.g. between the phases of a lifecycle).
 /// Empty for an unshared cache.
+///
+/// Returned by [`Deployer::keep_watches_running`](crate::Deployer::keep_watches_running).
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), seldon_deploy::Error> {
+/// # let conn = seldon_deploy::cluster::connect::connect(&Default::default()).await?;
+/// # let h = seldon_deploy::Deployer::new(conn.client.clone(), &conn.namespace).handle("iris", tokio::time::Instant::now()).await?;
+/// use seldon_deploy::{Deployer, model::components::Target};
+/// use tokio::time::{Duration, Instant};
+///
+/// let deployer = Deployer::new(conn.client, &conn.namespace).with_shared_watches();
+/// let running = deployer.keep_watches_running();
+/// let deadline = Instant::now() + Duration::from_secs(300);
+/// deployer.wait_ready(&h, Target::Initial, deadline, &mut |_| {}).await?;
+/// deployer.wait_ready(&h, Target::Initial, deadline, &mut |_| {}).await?; // the same watches, no new list
+/// drop(running); // from here the watches stop when no wait reads them
+/// # Ok(()) }
+/// ```
 pub struct WatchesRunning {
     _stores: Option<Stores>,
 }
