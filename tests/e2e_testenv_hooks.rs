@@ -348,3 +348,475 @@ async fn image_pull_error_for_hook_fails_the_pull_for_that_long_then_the_pod_tur
     assert!(seen_err_image_pull, "the pull failed before it worked");
     ns.cleanup().await;
 }
+
+// ------------------------------------------------- port-forward to testenv's model servers
+//
+// testenv/README.md, "Model servers behind port-forward": a port-forward to a Seldon pod's
+// executor port goes kubectl -> apiserver (`pods/portforward`) -> KWOK's kubelet server -> a real
+// seldon-core or MLServer process, chosen by the pod's `test.seldon-deploy/serve` annotation.
+
+/// The executor's HTTP port, which testenv forwards to a model server.
+const EXECUTOR_HTTP_PORT: u16 = 8000;
+
+/// A SeldonDeployment whose pod carries `test.seldon-deploy/serve: serve` (none: the default),
+/// with `spec.protocol` set when given.
+fn served(name: &str, protocol: Option<&str>, serve: Option<&str>) -> Value {
+    let meta = match serve {
+        Some(s) => json!({"annotations": {"test.seldon-deploy/serve": s}}),
+        None => json!({}),
+    };
+    let mut manifest = sdep_manifest(name, meta, json!({}));
+    if let Some(p) = protocol {
+        manifest["spec"]["protocol"] = json!(p);
+    }
+    manifest
+}
+
+/// The Ready pod of each SeldonDeployment in `sdeps` (by the operator's `seldon-deployment-id`
+/// label). Ready is all a client waits for: testenv turns a Seldon pod Ready only once its
+/// port-forward reaches its model server.
+async fn served_pods(
+    ns: &TestNamespace,
+    sdeps: &[&str],
+) -> std::collections::BTreeMap<String, String> {
+    let mut pods = std::collections::BTreeMap::new();
+    watch_pods_until(ns, "a Ready pod for every SeldonDeployment", |pod| {
+        let sdep = sdep_of(pod);
+        if sdeps.contains(&sdep.as_str()) && condition(pod, "Ready").as_deref() == Some("True") {
+            pods.insert(sdep, pod_name(pod));
+        }
+        pods.len() == sdeps.len()
+    })
+    .await;
+    pods
+}
+
+/// The SeldonDeployment a pod belongs to (the operator's `seldon-deployment-id` label).
+fn sdep_of(pod: &Pod) -> String {
+    pod.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get("seldon-deployment-id"))
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// `kubectl port-forward pod/POD :8000` from testenv's own kubectl, stopped on drop.
+struct KubectlPortForward {
+    child: std::process::Child,
+    local_port: u16,
+    /// Kept open: kubectl writes a line per connection and must not meet a closed pipe.
+    _stdout: std::io::BufReader<std::process::ChildStdout>,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl KubectlPortForward {
+    fn start(cluster: &Cluster, ns: &str, pod: &str) -> Self {
+        use std::io::{BufRead, Read};
+        let mut child = std::process::Command::new(cluster.state_dir().join("kubectl"))
+            .arg("--kubeconfig")
+            .arg(&cluster.kubeconfig)
+            .args(["-n", ns, "port-forward", "--address", "127.0.0.1"])
+            .arg(format!("pod/{pod}"))
+            .arg(format!(":{EXECUTOR_HTTP_PORT}"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn kubectl port-forward");
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut err_pipe = child.stderr.take().expect("stderr");
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err_pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .expect("stderr lock")
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        // "Forwarding from 127.0.0.1:41234 -> 8000"
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("read kubectl's output");
+        let local_port = line
+            .split_whitespace()
+            .nth(2)
+            .and_then(|addr| addr.rsplit(':').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| {
+                std::thread::sleep(Duration::from_millis(500));
+                panic!(
+                    "kubectl port-forward printed {line:?}; stderr: {}",
+                    stderr.lock().expect("stderr lock")
+                )
+            });
+        KubectlPortForward {
+            child,
+            local_port,
+            _stdout: stdout,
+            stderr,
+        }
+    }
+
+    /// `curl -X METHOD` on the forwarded port: the HTTP status (0 when no HTTP answer came)
+    /// and the body.
+    fn curl(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, String) {
+        let mut cmd = std::process::Command::new("curl");
+        cmd.args([
+            "-sS",
+            "-m",
+            "30",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+            "-X",
+            method,
+        ])
+        .arg(format!("http://127.0.0.1:{}{path}", self.local_port));
+        if let Some(b) = body {
+            cmd.args(["-H", "Content-Type: application/json", "-d", &b.to_string()]);
+        }
+        let out = cmd.output().expect("run curl");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", text.as_str()));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+
+    /// Waits until kubectl's stderr contains `needle`; returns all of it.
+    async fn stderr_containing(&self, needle: &str) -> String {
+        let found = tokio::time::timeout(HANG_GUARD, async {
+            loop {
+                let text = self.stderr.lock().expect("stderr lock").clone();
+                if text.contains(needle) {
+                    return text;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await;
+        found.unwrap_or_else(|_| {
+            panic!(
+                "kubectl port-forward never said {needle:?}; stderr: {}",
+                self.stderr.lock().expect("stderr lock")
+            )
+        })
+    }
+}
+
+impl Drop for KubectlPortForward {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn parse_json(code: u16, body: &str) -> Value {
+    serde_json::from_str(body)
+        .unwrap_or_else(|e| panic!("HTTP {code}, body not JSON ({e}): {body}"))
+}
+
+/// Every pod in `pods` has an audit line for its port-forward: the request went through the
+/// apiserver (testenv's default audit policy logs `pods/portforward`).
+fn assert_port_forwards_audited(
+    cluster: &Cluster,
+    ns: &str,
+    pods: &std::collections::BTreeMap<String, String>,
+) {
+    let log = std::fs::read_to_string(cluster.state_dir().join("logs/audit.log"))
+        .expect("read the audit log");
+    for pod in pods.values() {
+        let audited = log
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .any(|e| {
+                e["objectRef"]["subresource"] == "portforward"
+                    && e["objectRef"]["resource"] == "pods"
+                    && e["objectRef"]["namespace"] == ns
+                    && e["objectRef"]["name"] == pod.as_str()
+                    && e["responseStatus"]["code"] == 101
+            });
+        assert!(audited, "no audit line for the port-forward to {ns}/{pod}");
+    }
+}
+
+/// Behaviours by SeldonDeployment name, for one protocol.
+const SERVE_CASES: [(&str, Option<&str>); 4] = [
+    ("ok", None),
+    ("error", Some("error-500")),
+    ("shape", Some("wrong-shape")),
+    ("refuse", Some("refuse")),
+];
+
+/// The pod of "refuse": nothing listens, and kubectl reports the refused connection.
+async fn assert_refused(cluster: &Cluster, ns: &str, pod: &str, path: &str) {
+    let pf = KubectlPortForward::start(cluster, ns, pod);
+    let (code, body) = pf.curl("GET", path, None);
+    assert_eq!(
+        code, 0,
+        "refuse: no HTTP answer expected, got {code}: {body}"
+    );
+    let stderr = pf.stderr_containing("connection refused").await;
+    assert!(
+        stderr.contains(&format!("error forwarding port {EXECUTOR_HTTP_PORT}")),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn port_forward_to_a_seldon_protocol_pod_reaches_seldon_core_as_the_serve_annotation_says() {
+    let _guard = SERVE_CONTROLLER.read().await;
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("serve-v1").await;
+    for (name, serve) in SERVE_CASES {
+        ns.create_sdep(&served(name, None, serve)).await;
+    }
+    let names: Vec<&str> = SERVE_CASES.iter().map(|(n, _)| *n).collect();
+    let pods = served_pods(&ns, &names).await;
+    let request = json!({"data": {"ndarray": [[1, 2], [3, 4]]}});
+
+    let pf = KubectlPortForward::start(&cluster, &ns.name, &pods["ok"]);
+    let (code, body) = pf.curl("POST", "/api/v1.0/predictions", Some(&request));
+    let answer = parse_json(code, &body);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(answer["data"]["ndarray"], json!([[3.0], [7.0]]), "{body}");
+    assert_eq!(answer["data"]["names"], json!(["sum"]), "{body}");
+    assert_eq!(
+        pf.curl("GET", "/ready", None).0,
+        200,
+        "the executor's readiness path"
+    );
+    assert_eq!(
+        pf.curl("GET", "/live", None).0,
+        200,
+        "the executor's liveness path"
+    );
+    drop(pf);
+
+    let pf = KubectlPortForward::start(&cluster, &ns.name, &pods["error"]);
+    let (code, body) = pf.curl("POST", "/api/v1.0/predictions", Some(&request));
+    assert_eq!(code, 500, "{body}");
+    let answer = parse_json(code, &body);
+    assert_eq!(
+        answer["status"]["reason"], "MICROSERVICE_INTERNAL_ERROR",
+        "{body}"
+    );
+    assert_eq!(
+        pf.curl("GET", "/ready", None).0,
+        200,
+        "it is up, only its answers fail"
+    );
+    drop(pf);
+
+    let pf = KubectlPortForward::start(&cluster, &ns.name, &pods["shape"]);
+    let (code, body) = pf.curl("POST", "/api/v1.0/predictions", Some(&request));
+    assert_eq!(code, 200, "{body}");
+    let answer = parse_json(code, &body);
+    assert_eq!(
+        answer["data"]["ndarray"],
+        json!([[3.0, 3.0], [7.0, 7.0]]),
+        "{body}"
+    );
+    drop(pf);
+
+    assert_refused(&cluster, &ns.name, &pods["refuse"], "/ready").await;
+    assert_port_forwards_audited(&cluster, &ns.name, &pods);
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn port_forward_to_a_v2_protocol_pod_reaches_mlserver_as_the_serve_annotation_says() {
+    let _guard = SERVE_CONTROLLER.read().await;
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("serve-v2").await;
+    for (name, serve) in SERVE_CASES {
+        ns.create_sdep(&served(name, Some("v2"), serve)).await;
+    }
+    let names: Vec<&str> = SERVE_CASES.iter().map(|(n, _)| *n).collect();
+    let pods = served_pods(&ns, &names).await;
+    // The model's name is the graph's root node, "classifier" (support::sdep_manifest).
+    let infer = "/v2/models/classifier/infer";
+    let request = json!({"inputs": [
+        {"name": "x", "shape": [2, 2], "datatype": "FP64", "data": [1, 2, 3, 4]}]});
+
+    let pf = KubectlPortForward::start(&cluster, &ns.name, &pods["ok"]);
+    let (code, body) = pf.curl("POST", infer, Some(&request));
+    assert_eq!(code, 200, "{body}");
+    let answer = parse_json(code, &body);
+    assert_eq!(answer["model_name"], "classifier", "{body}");
+    assert_eq!(answer["outputs"][0]["shape"], json!([2, 1]), "{body}");
+    assert_eq!(answer["outputs"][0]["data"], json!([3.0, 7.0]), "{body}");
+    assert_eq!(
+        pf.curl("GET", "/v2/health/ready", None).0,
+        200,
+        "MLServer's readiness path"
+    );
+    assert_eq!(
+        pf.curl("GET", "/ready", None).0,
+        200,
+        "the executor's readiness path"
+    );
+    drop(pf);
+
+    let pf = KubectlPortForward::start(&cluster, &ns.name, &pods["error"]);
+    let (code, body) = pf.curl("POST", infer, Some(&request));
+    assert_eq!(code, 500, "{body}");
+    assert!(parse_json(code, &body)["error"].is_string(), "{body}");
+    drop(pf);
+
+    let pf = KubectlPortForward::start(&cluster, &ns.name, &pods["shape"]);
+    let (code, body) = pf.curl("POST", infer, Some(&request));
+    assert_eq!(code, 200, "{body}");
+    let answer = parse_json(code, &body);
+    assert_eq!(answer["outputs"][0]["shape"], json!([2, 2]), "{body}");
+    assert_eq!(
+        answer["outputs"][0]["data"],
+        json!([3.0, 3.0, 7.0, 7.0]),
+        "{body}"
+    );
+    drop(pf);
+
+    assert_refused(&cluster, &ns.name, &pods["refuse"], "/v2/health/ready").await;
+    assert_port_forwards_audited(&cluster, &ns.name, &pods);
+    ns.cleanup().await;
+}
+
+/// How many SeldonDeployments of each protocol a race test creates at once.
+const RACERS: usize = 6;
+
+/// Serialises the test that stops serve-controller with the other port-forward tests.
+static SERVE_CONTROLLER: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// Creates `RACERS` v1 and `RACERS` v2 SeldonDeployments at once and port-forwards to each pod
+/// the moment the watch shows it Ready, as a client (seldon-deploy's --smoke) does: each request
+/// must reach the pod's model server. `on_scheduled` runs once every pod has a node.
+async fn port_forward_at_ready(ns: &TestNamespace, on_scheduled: impl FnOnce()) {
+    // Each v2 graph has a model name of its own, never loaded before: serve-controller loads
+    // each into MLServer, one pod at a time, while KWOK readies the others in parallel.
+    let mut names = Vec::new();
+    let mut manifests = Vec::new();
+    for i in 0..RACERS {
+        for (proto, protocol) in [("v2", Some("v2")), ("v1", None)] {
+            let name = format!("{proto}-{i}");
+            let mut manifest = served(&name, protocol, None);
+            let model = format!("{}-{name}", ns.name);
+            manifest["spec"]["predictors"][0]["graph"]["name"] = json!(model);
+            manifest["spec"]["predictors"][0]["componentSpecs"][0]["spec"]["containers"][0]["name"] =
+                json!(model);
+            manifests.push(manifest);
+            names.push(name);
+        }
+    }
+    futures::future::join_all(manifests.iter().map(|m| ns.create_sdep(m))).await;
+    // Each request runs in a thread of its own, so that one pod's request does not delay the
+    // next pod's.
+    let mut on_scheduled = Some(on_scheduled);
+    let mut scheduled = std::collections::BTreeSet::new();
+    let mut started = std::collections::BTreeSet::new();
+    let mut requests = Vec::new();
+    watch_pods_until(ns, "every pod Ready", |pod| {
+        let sdep = sdep_of(pod);
+        if !names.contains(&sdep) {
+            return false;
+        }
+        if pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_ref())
+            .is_some()
+        {
+            scheduled.insert(sdep.clone());
+            if scheduled.len() == names.len()
+                && let Some(f) = on_scheduled.take()
+            {
+                f();
+            }
+        }
+        if condition(pod, "Ready").as_deref() == Some("True") && started.insert(sdep.clone()) {
+            let (ns, pod) = (ns.name.clone(), pod_name(pod));
+            let model = format!("{ns}-{sdep}");
+            requests.push(std::thread::spawn(move || {
+                let cluster = Cluster::get();
+                let pf = KubectlPortForward::start(&cluster, &ns, &pod);
+                let (code, body) = if sdep.starts_with("v1") {
+                    let request = json!({"data": {"ndarray": [[1, 2], [3, 4]]}});
+                    pf.curl("POST", "/api/v1.0/predictions", Some(&request))
+                } else {
+                    let request = json!({"inputs": [
+                        {"name": "x", "shape": [2, 2], "datatype": "FP64", "data": [1, 2, 3, 4]}]});
+                    pf.curl("POST", &format!("/v2/models/{model}/infer"), Some(&request))
+                };
+                let stderr = pf.stderr.lock().expect("stderr lock").clone();
+                (sdep, code, body, stderr)
+            }));
+        }
+        started.len() == names.len()
+    })
+    .await;
+    for request in requests {
+        let (sdep, code, body, stderr) = request.join().expect("request thread");
+        assert_eq!(
+            code, 200,
+            "{sdep}: the port-forward sent when its pod turned Ready got {code}: {body}; \
+             kubectl said: {stderr}"
+        );
+        let answer = parse_json(code, &body);
+        let (sums, want) = if sdep.starts_with("v1") {
+            (&answer["data"]["ndarray"], json!([[3.0], [7.0]]))
+        } else {
+            (&answer["outputs"][0]["data"], json!([3.0, 7.0]))
+        };
+        assert_eq!(*sums, want, "{sdep}: {body}");
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn port_forward_sent_the_moment_a_seldon_pod_turns_ready_reaches_its_model_server() {
+    // KWOK must not turn a Seldon pod Ready before serve-controller's PortForward is in KWOK and
+    // its server answers (for v2: once MLServer has loaded the model), or a client that
+    // port-forwards at Ready meets KWOK's "no forward found".
+    let _guard = SERVE_CONTROLLER.read().await;
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("serve-race").await;
+    port_forward_at_ready(&ns, || {}).await;
+    ns.cleanup().await;
+}
+
+/// Starts serve-controller again when dropped (also when the test fails).
+struct StartOnDrop<'a>(&'a Cluster);
+
+impl Drop for StartOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.script(&["start", "serve-controller"]);
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn port_forward_to_seldon_pods_created_while_serve_controller_was_down_waits_for_its_forwards()
+ {
+    // Seldon pods scheduled while serve-controller is down stay not Ready (without the fix KWOK
+    // turned them Ready at once, and every request met "no forward found"); once it is back, it
+    // handles the pods that already exist, and each is Ready only when its forward answers.
+    let _guard = SERVE_CONTROLLER.write().await;
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("serve-down").await;
+    cluster.script(&["stop", "serve-controller"]);
+    let restart = StartOnDrop(&cluster);
+    let start_later = || {
+        std::thread::spawn(move || {
+            // Long enough for KWOK to have readied the pods, had it not waited for the forward.
+            std::thread::sleep(Duration::from_secs(2));
+            Cluster::get().script(&["start", "serve-controller"]);
+        });
+    };
+    port_forward_at_ready(&ns, start_later).await;
+    drop(restart);
+    ns.cleanup().await;
+}
