@@ -105,6 +105,8 @@ fn hooked(name: &str, hook: &str, image: &str) -> Value {
 #[tokio::test]
 #[ignore = "needs the local control plane: run scripts/test.sh"]
 async fn crash_loop_hook_reports_crash_loop_back_off_with_exit_code_1_and_growing_restarts() {
+    // Its Seldon pods need serve-controller's marker: not while a test has it stopped.
+    let _guard = SERVE_CONTROLLER.read().await;
     let cluster = Cluster::get();
     let ns = cluster.namespace("hook-crash").await;
     ns.create_sdep(&hooked(
@@ -154,6 +156,8 @@ async fn crash_loop_hook_reports_crash_loop_back_off_with_exit_code_1_and_growin
 #[tokio::test]
 #[ignore = "needs the local control plane: run scripts/test.sh"]
 async fn image_pull_error_hook_reports_err_image_pull_then_image_pull_back_off_naming_the_image() {
+    // Its Seldon pods need serve-controller's marker: not while a test has it stopped.
+    let _guard = SERVE_CONTROLLER.read().await;
     let cluster = Cluster::get();
     let ns = cluster.namespace("hook-pull").await;
     let image = "registry.invalid/testenv/no-such-model:0.1";
@@ -208,6 +212,8 @@ async fn image_pull_error_hook_reports_err_image_pull_then_image_pull_back_off_n
 #[tokio::test]
 #[ignore = "needs the local control plane: run scripts/test.sh"]
 async fn adding_a_failing_hook_label_rolls_out_a_failing_pod_while_the_old_pod_keeps_serving() {
+    // Its Seldon pods need serve-controller's marker: not while a test has it stopped.
+    let _guard = SERVE_CONTROLLER.read().await;
     let cluster = Cluster::get();
     let ns = cluster.namespace("hook-rollout").await;
     let manifest = sdep_manifest("roll", json!({}), json!({}));
@@ -261,6 +267,8 @@ async fn adding_a_failing_hook_label_rolls_out_a_failing_pod_while_the_old_pod_k
 #[tokio::test]
 #[ignore = "needs the local control plane: run scripts/test.sh"]
 async fn restart_once_hook_reports_one_oom_kill_then_turns_ready_after_the_ready_delay() {
+    // Its Seldon pods need serve-controller's marker: not while a test has it stopped.
+    let _guard = SERVE_CONTROLLER.read().await;
     let cluster = Cluster::get();
     let ns = cluster.namespace("hook-restart").await;
     ns.create_sdep(&sdep_manifest(
@@ -312,6 +320,8 @@ async fn restart_once_hook_reports_one_oom_kill_then_turns_ready_after_the_ready
 #[tokio::test]
 #[ignore = "needs the local control plane: run scripts/test.sh"]
 async fn image_pull_error_for_hook_fails_the_pull_for_that_long_then_the_pod_turns_ready() {
+    // Its Seldon pods need serve-controller's marker: not while a test has it stopped.
+    let _guard = SERVE_CONTROLLER.read().await;
     let cluster = Cluster::get();
     let ns = cluster.namespace("hook-pull-for").await;
     let image = "registry.invalid/testenv/slow-registry:0.1";
@@ -689,7 +699,8 @@ async fn port_forward_to_a_v2_protocol_pod_reaches_mlserver_as_the_serve_annotat
 /// How many SeldonDeployments of each protocol a race test creates at once.
 const RACERS: usize = 6;
 
-/// Serialises the test that stops serve-controller with the other port-forward tests.
+/// Serialises the test that stops serve-controller with every other test that makes Seldon
+/// pods (they turn Ready only once serve-controller has marked them).
 static SERVE_CONTROLLER: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 /// Creates `RACERS` v1 and `RACERS` v2 SeldonDeployments at once and port-forwards to each pod
