@@ -9,6 +9,7 @@
 //! - the clean-up delete gets its own bounded deadline and is not cancelled by the first
 //!   interrupt (the CLI exits at once on a second one, printing the [`Ledger`]).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -28,8 +29,7 @@ use crate::model::manifest::Manifest;
 use crate::ops::{Deployer, Handle, WaitEvent};
 use crate::report::{PhaseRecord, PhaseTimer, Report, Rollback, Summary};
 
-/// How long events are still collected after the last step.
-const EVENT_DRAIN: Duration = Duration::from_millis(300);
+mod drain;
 
 /// Options of a run.
 #[derive(Debug, Clone)]
@@ -477,6 +477,11 @@ struct EventTask {
     error: Arc<Mutex<Option<Error>>>,
     /// Set when the run goes on without Events (not allowed to read them).
     warning: Arc<Mutex<Option<String>>>,
+    /// When the last Event arrived (for [`drain`]).
+    last_event: tokio::sync::watch::Receiver<Option<Instant>>,
+    /// Set once the run has seen its object gone: Events from then on are marked
+    /// [`EventRecord::after_delete`].
+    after_delete: Arc<AtomicBool>,
     handle: tokio::task::JoinHandle<()>,
 }
 
@@ -519,22 +524,27 @@ impl EventTask {
         let failed = CancellationToken::new();
         let error = Arc::new(Mutex::new(None));
         let warning = Arc::new(Mutex::new(None));
-        let (c2, f2, e2, w2, ctx2, name) = (
+        let (arrived, last_event) = tokio::sync::watch::channel(None);
+        let after_delete = Arc::new(AtomicBool::new(false));
+        let (c2, f2, e2, w2, d2, ctx2, name) = (
             collected.clone(),
             failed.clone(),
             error.clone(),
             warning.clone(),
+            after_delete.clone(),
             ctx.clone(),
             handle.name.clone(),
         );
         let handle = tokio::spawn(async move {
             while let Some(item) = stream.next().await {
                 match item {
-                    Ok(ev) => {
+                    Ok(mut ev) => {
+                        ev.after_delete = d2.load(Ordering::Relaxed);
                         ctx2.send(&name, UpdateKind::Event(ev.clone()));
                         if let Ok(mut v) = c2.lock() {
                             v.push(ev);
                         }
+                        arrived.send_replace(Some(Instant::now()));
                     }
                     Err(e) => {
                         if let Some(w) = events_denied(&e) {
@@ -558,8 +568,16 @@ impl EventTask {
             failed,
             error,
             warning,
+            last_event,
+            after_delete,
             handle,
         }
+    }
+
+    /// The run has seen its object gone: what arrives from now on is marked as after the
+    /// delete.
+    fn seen_gone(&self) {
+        self.after_delete.store(true, Ordering::Relaxed);
     }
 
     fn take_error(&self) -> Error {
@@ -572,17 +590,26 @@ impl EventTask {
             })
     }
 
-    /// Stops following; returns the Events seen and the warning, if the run went on without
-    /// them.
-    async fn stop(self, drain: bool) -> (Vec<EventRecord>, Option<String>) {
-        if drain {
-            tokio::time::sleep(EVENT_DRAIN).await;
+    /// Stops following, after listening as [`drain::listen`] says when `listen` holds the run's
+    /// context (with the object the run `deleted`, if it did, and the clean-up timeout);
+    /// returns the Events seen, the warning (if the run went on without them), and the error
+    /// of a late child that outlived the wait for it.
+    async fn stop(
+        mut self,
+        listen: Option<(&Context, Option<&Handle>, Duration)>,
+    ) -> (Vec<EventRecord>, Option<String>, Result<()>) {
+        let mut result = Ok(());
+        if let Some((ctx, deleted, cleanup_timeout)) = listen {
+            if deleted.is_some() {
+                self.seen_gone();
+            }
+            result = drain::listen_in(ctx, &mut self.last_event, deleted, cleanup_timeout).await;
         }
         self.handle.abort();
         let _ = self.handle.await;
         let events = self.collected.lock().map(|v| v.clone()).unwrap_or_default();
         let warning = self.warning.lock().ok().and_then(|mut w| w.take());
-        (events, warning)
+        (events, warning, result)
     }
 }
 
@@ -627,6 +654,8 @@ pub async fn execute(
     // The update, as the rollout wait follows it.
     let mut update: Option<SpecUpdate> = None;
     let applying = steps.contains(&Step::Apply);
+    // The Delete step saw the object gone.
+    let mut deleted = false;
 
     if let Subject::Existing(n) = subject {
         match d
@@ -779,9 +808,23 @@ pub async fn execute(
             }
             (Step::Delete, _, Some(h)) => {
                 let mut last = None;
-                let mut obs = |ev: WaitEvent<'_>| forward(ctx, &name, phase, ev, &mut last);
-                let r = cancellable(ctx, events.as_ref(), d.delete(&h, deadline, &mut obs)).await;
+                let following = events.as_ref();
+                let mut obs = |ev: WaitEvent<'_>| {
+                    if let (
+                        WaitEvent::Deleting {
+                            sdep_present: false,
+                            ..
+                        },
+                        Some(t),
+                    ) = (&ev, following)
+                    {
+                        t.seen_gone();
+                    }
+                    forward(ctx, &name, phase, ev, &mut last);
+                };
+                let r = cancellable(ctx, following, d.delete(&h, deadline, &mut obs)).await;
                 if r.is_ok() {
+                    deleted = true;
                     if let Owned::Created = owned {
                         owned = Owned::Deleted;
                     }
@@ -855,12 +898,19 @@ pub async fn execute(
     }
 
     if let Some(t) = events {
-        // Controllers' event recorders write asynchronously, so events of the run's last
-        // steps (and under load even of its first) can arrive after it; a short wait keeps
-        // them in the report. It delays the exit, not the phase timings.
-        let (seen, warning) = t.stop(failure.is_none()).await;
+        // Controllers' event recorders write asynchronously: after a success the run listens
+        // until the Events are in, and until a child recreated after its delete is gone (see
+        // `drain`). It delays the exit, not the phase timings.
+        let deleted = handle.as_ref().filter(|_| deleted);
+        let listen = failure
+            .is_none()
+            .then_some((ctx, deleted, opts.cleanup_timeout));
+        let (seen, warning, late) = t.stop(listen).await;
         report.events = seen;
         report.warnings.extend(warning);
+        if let Err(e) = late {
+            failure = Some(e);
+        }
     }
     if let Some(e) = &failure {
         report.fail(e);

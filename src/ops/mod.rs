@@ -40,6 +40,7 @@ mod create;
 mod transport;
 mod update;
 mod wait;
+pub(crate) use wait::recreated_after_delete;
 
 pub use crate::model::manifest::sdep_resource;
 pub use crate::names::APPLY_ID_ANNOTATION;
