@@ -128,21 +128,6 @@ impl Outcome {
     }
 }
 
-/// Exit code: success.
-pub const EXIT_OK: u8 = Outcome::Success.code();
-/// Exit code: the deployment failed or was removed by someone else.
-pub const EXIT_FAILED: u8 = Outcome::Failed.code();
-/// Exit code: invalid usage or input.
-pub const EXIT_INVALID: u8 = Outcome::Invalid.code();
-/// Exit code: cluster access problem (includes "name already taken").
-pub const EXIT_ACCESS: u8 = Outcome::Access.code();
-/// Exit code: timed out waiting.
-pub const EXIT_TIMEOUT: u8 = Outcome::Timeout.code();
-/// Exit code: interrupted by SIGINT.
-pub const EXIT_SIGINT: u8 = Outcome::Interrupted(Signal::Int).code();
-/// Exit code: interrupted by SIGTERM.
-pub const EXIT_SIGTERM: u8 = Outcome::Interrupted(Signal::Term).code();
-
 /// Which signal interrupted a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -186,7 +171,7 @@ pub struct Op {
 impl Op {
     /// Describes a request on SeldonDeployments.
     #[must_use]
-    pub fn sdep(verb: &'static str, namespace: &str, name: Option<&str>) -> Self {
+    pub(crate) fn sdep(verb: &'static str, namespace: &str, name: Option<&str>) -> Self {
         Op {
             verb,
             resource: "seldondeployments.machinelearning.seldon.io",
@@ -197,7 +182,7 @@ impl Op {
 
     /// Describes a request on another resource.
     #[must_use]
-    pub fn other(verb: &'static str, resource: &'static str, namespace: &str) -> Self {
+    pub(crate) fn other(verb: &'static str, resource: &'static str, namespace: &str) -> Self {
         Op {
             verb,
             resource,
@@ -514,7 +499,7 @@ impl Error {
             | Error::Usage(_)
             | Error::InvalidName { .. }
             | Error::Invalid { .. }
-            | Error::Autoscaled(_) => EXIT_INVALID,
+            | Error::Autoscaled(_) => Outcome::Invalid.code(),
             Error::AlreadyExists { .. }
             | Error::Forbidden { .. }
             | Error::Unauthorized { .. }
@@ -525,13 +510,13 @@ impl Error {
             | Error::UnexpectedResponse { .. }
             | Error::CreateUncertain { .. }
             | Error::WriteUncertain { .. }
-            | Error::EventWatch { .. } => EXIT_ACCESS,
+            | Error::EventWatch { .. } => Outcome::Access.code(),
             Error::NotFound { .. }
             | Error::ChangedByOthers { .. }
             | Error::DeploymentFailed { .. }
             | Error::PodsFailing { .. }
-            | Error::Gone { .. } => EXIT_FAILED,
-            Error::Timeout { .. } => EXIT_TIMEOUT,
+            | Error::Gone { .. } => Outcome::Failed.code(),
+            Error::Timeout { .. } => Outcome::Timeout.code(),
             Error::Interrupted { signal } => signal.exit_code(),
             Error::Rollout { cause, .. } => cause.exit_code(),
         }
@@ -549,7 +534,7 @@ impl Error {
     /// sensible here: 404 → [`Error::NotFound`] / [`Error::MissingCrd`] / [`Error::MissingNamespace`],
     /// 409 AlreadyExists → [`Error::AlreadyExists`].
     #[must_use]
-    pub fn from_kube(err: kube::Error, op: &Op) -> Self {
+    pub(crate) fn from_kube(err: kube::Error, op: &Op) -> Self {
         let kube::Error::Api(status) = &err else {
             return Error::Access {
                 op: op.clone(),
@@ -714,7 +699,7 @@ mod tests {
         let op = Op::sdep("patch", "team-a", Some("iris"));
         let e = Error::from_kube(api(403, "Forbidden", ""), &op);
         let text = e.to_string();
-        assert_eq!(e.exit_code(), EXIT_ACCESS);
+        assert_eq!(e.exit_code(), Outcome::Access.code());
         assert!(text.contains("patch"), "{text}");
         assert!(text.contains("seldondeployments.machinelearning.seldon.io"));
         assert!(text.contains("team-a"));

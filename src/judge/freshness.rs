@@ -147,13 +147,13 @@ struct Mark {
 
 /// The owned Deployments as they were at the update's resourceVersion, by name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Baseline(BTreeMap<String, Mark>);
+pub(crate) struct Baseline(BTreeMap<String, Mark>);
 
 impl Baseline {
     /// From a list of the namespace's Deployments at the update's resourceVersion; those not
     /// owned by `uid` are left out.
     #[must_use]
-    pub fn new(deployments: &[Deployment], uid: &str) -> Self {
+    pub(crate) fn new(deployments: &[Deployment], uid: &str) -> Self {
         Baseline(
             deployments
                 .iter()
@@ -165,14 +165,8 @@ impl Baseline {
 
     /// How many Deployments it holds.
     #[must_use]
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.0.len()
-    }
-
-    /// Whether it holds none.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 }
 
@@ -196,7 +190,7 @@ fn mark(d: &Deployment) -> Mark {
 /// # Errors
 ///
 /// The reason the wait goes on, for the progress line and a timeout's message.
-pub fn operator_acted(
+pub(crate) fn operator_acted(
     update: &SpecUpdate,
     baseline: Option<&Baseline>,
     sdep: &Value,
@@ -345,18 +339,23 @@ mod tests {
         assert_eq!(Renders::between(&before, &named), Renders::Nothing);
     }
 
+    /// An update at resourceVersion 10 that changed `predictors`' own specs.
+    fn predictors_changed(predictors: &[&str], status: Option<Value>) -> SpecUpdate {
+        SpecUpdate {
+            revision: 10,
+            renders: Renders::Templates {
+                predictors: predictors.iter().map(|p| (*p).to_owned()).collect(),
+                spec: false,
+            },
+            status,
+        }
+    }
+
     #[test]
     fn a_changed_predictor_needs_a_new_pod_template_or_a_status_written_after_the_update() {
         let s = sdep("10", "gs://m/2", 50);
         let comps = components(&s);
-        let update = SpecUpdate {
-            revision: 10,
-            renders: Renders::Templates {
-                predictors: ["a".to_owned()].into(),
-                spec: false,
-            },
-            status: None,
-        };
+        let update = predictors_changed(&["a"], None);
         let at_update = [dep("s-a-0-m", 3, "2"), dep("s-b-0-m", 1, "1")];
         let base = Baseline::new(&at_update, UID);
         let acted = |deps: &[Deployment], s: &Value| {
@@ -380,14 +379,7 @@ mod tests {
     fn a_deployment_created_after_the_update_is_the_operators_work_on_it() {
         let s = sdep("10", "gs://m/2", 50);
         let comps = components(&s);
-        let update = SpecUpdate {
-            revision: 10,
-            renders: Renders::Templates {
-                predictors: ["a".to_owned(), "b".to_owned()].into(),
-                spec: false,
-            },
-            status: None,
-        };
+        let update = predictors_changed(&["a", "b"], None);
         let base = Baseline::new(&[dep("s-a-0-m", 3, "2")], UID);
         let deps = [dep("s-a-0-m", 4, "3"), dep("s-b-0-m", 1, "1")];
         assert!(operator_acted(&update, Some(&base), &s, UID, &deps, &comps).is_ok());
@@ -428,14 +420,7 @@ mod tests {
     fn a_newer_resource_version_with_the_status_unchanged_is_not_the_operators_work() {
         let s = sdep("10", "gs://m/2", 50);
         let comps = components(&s);
-        let update = SpecUpdate {
-            revision: 10,
-            renders: Renders::Templates {
-                predictors: ["a".to_owned()].into(),
-                spec: false,
-            },
-            status: Some(json!({"state": "Available"})),
-        };
+        let update = predictors_changed(&["a"], Some(json!({"state": "Available"})));
         let at_update = [dep("s-a-0-m", 3, "2"), dep("s-b-0-m", 1, "1")];
         let base = Baseline::new(&at_update, UID);
         let labelled = sdep("11", "gs://m/2", 50);
