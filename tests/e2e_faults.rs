@@ -620,6 +620,80 @@ async fn a_child_recreated_after_the_delete_is_named_and_the_run_exits_only_once
     ns.cleanup().await;
 }
 
+/// Issue 19, the CI variant of `bench/run --chaos`: several lifecycles in one process while
+/// the API server is SIGKILLed and restarted twice, the operator restarted, and every
+/// connection cut every 3 s by a proxy. Each ends with exit 0 (or a failure naming its cause,
+/// never a wrong success: an exit 0 means its object and children are gone), and nothing is
+/// left behind.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn chaos_lifecycles_under_restarts_and_cut_watches_end_right_and_leave_nothing() {
+    let _guard = CLUSTER.write().await;
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("chaos").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut kc = support::kubeconfig_json(&cluster.kubeconfig);
+    let proxy =
+        support::CuttingProxy::start(support::apiserver_addr(&kc), Duration::from_secs(3)).await;
+    kc["clusters"][0]["cluster"]["server"] = json!(format!("https://{}", proxy.addr));
+    let kc_path = support::write_kubeconfig(tmp.path(), "config", &kc);
+    let dir = tmp.path().join("manifests");
+    std::fs::create_dir(&dir).unwrap();
+    let names: Vec<String> = (0..6).map(|i| format!("chaos-{i}")).collect();
+    for n in &names {
+        support::write_json(&dir, &format!("{n}.json"), &support::slow_manifest(n, "3s"));
+    }
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_seldon-deploy"));
+    cmd.env_remove("KUBECONFIG")
+        .args([
+            "run",
+            "-n",
+            &ns.name,
+            "-o",
+            "json",
+            "--timeout",
+            "2m",
+            "--concurrency",
+            "6",
+        ])
+        .arg("-f")
+        .arg(&dir)
+        .arg("--kubeconfig")
+        .arg(&kc_path);
+    let run = tokio::task::spawn_blocking(move || cmd.output().unwrap());
+    // The schedule: fixed, so a failure can be replayed.
+    for (after, component) in [
+        (1_500, "kube-apiserver"),
+        (3_000, "seldon-operator"),
+        (3_000, "kube-apiserver"),
+    ] {
+        tokio::time::sleep(Duration::from_millis(after)).await;
+        tokio::task::spawn_blocking(move || crash_and_restart(&Cluster::get(), component))
+            .await
+            .unwrap();
+    }
+    let out = run.await.unwrap();
+    let summary = report(&out);
+    let cuts = proxy.cuts.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!(
+        "connections cut: {cuts}; watch: {}",
+        summary["deployments"][0]["watch"]
+    );
+    let deployments = summary["deployments"].as_array().expect("deployments");
+    assert_eq!(deployments.len(), names.len(), "{}", describe(&out));
+    for d in deployments {
+        let code = d["exit_code"].as_u64().unwrap();
+        // A failure must name its cause; here, with every fault recoverable, none is expected.
+        assert_eq!(code, 0, "{}: {}", d["name"], d["error"]);
+    }
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert!(cuts >= 3, "the proxy really cut connections ({cuts})");
+    for n in &names {
+        ns.assert_nothing_left(n).await;
+    }
+    ns.cleanup().await;
+}
+
 #[tokio::test]
 #[ignore = "needs the local control plane: run scripts/test.sh"]
 async fn an_existing_name_exits_3_and_leaves_the_object_untouched() {
