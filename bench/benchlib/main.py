@@ -959,7 +959,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--scale-timeout-per", type=float, default=1.5, help="seconds per SeldonDeployment")
     ap.add_argument("--scale-max-prev-wall", type=float, default=420.0,
                     help="skip a peer at the next N when its previous N took longer than this")
+    ap.add_argument("--chaos", action="store_true",
+                    help="only the chaos section (lifecycles and applies while the API server, the operator and the "
+                         "connections fail on a seeded schedule), merged into OUT/results.json")
+    ap.add_argument("--chaos-lifecycles", type=int, default=200)
+    ap.add_argument("--chaos-applies", type=int, default=50)
+    ap.add_argument("--chaos-concurrency", type=int, default=20)
+    ap.add_argument("--chaos-seed", type=int, default=19)
+    ap.add_argument("--chaos-horizon", type=float, default=1800.0, help="seconds of fault schedule to draw")
     args = ap.parse_args(argv)
+    if args.chaos:
+        return main_chaos(args)
     reps = args.reps or (3 if args.quick else 5)
     slow_reps = args.slow_reps if args.slow_reps is not None else (1 if args.quick else 2)
     sizes = [int(x) for x in (args.scale or ("10" if args.quick else "10,100,500,1000")).split(",") if x.strip()]
@@ -1063,6 +1073,45 @@ def main(argv: Optional[list[str]] = None) -> int:
         ctx.stop_watcher()
         if not args.keep_cluster:
             log("stopping the benchmark cluster")
+            ctx.cluster.down()
+
+
+def main_chaos(args: argparse.Namespace) -> int:
+    """`--chaos`: its own cluster (`.testenv-chaos` unless --cluster-dir), the release build, the
+    chaos section merged into OUT/results.json and RESULTS.md re-rendered."""
+    from . import chaos
+    if args.cluster_dir == os.path.join(REPO, ".testenv-bench"):
+        args.cluster_dir = os.path.join(REPO, ".testenv-chaos")
+    t_start = time.time()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    ctx = Ctx(args)
+    log(f"scratch: {ctx.scratch}")
+    try:
+        log(f"starting the chaos cluster in {ctx.cluster.dir}")
+        ctx.cluster.up()
+        ctx.api = Api(ctx.cluster.kubeconfig)
+        ours = Ours(ctx)
+        ours.setup()
+        if not ours.available:
+            raise RuntimeError(ours.reason)
+        ctx.binary = ours.binary  # type: ignore[attr-defined]
+        result = chaos.run_chaos(ctx, args, log)
+        result["meta"] = {"command": "bench/run " + " ".join(sys.argv[1:]), "seldon_deploy": ours.version,
+                          "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                          "duration_s": round(time.time() - t_start), "load_avg_1m": os.getloadavg()[0]}
+        path = os.path.join(args.out, "results.json")
+        with open(path) as f:
+            results = json.load(f)
+        results["chaos"] = result
+        write_results(results, args.out)
+        log(f"merged the chaos section into {path}: {result['ended_right']}/{args.chaos_lifecycles + args.chaos_applies} "
+            f"ended right, {len(result['wrong_success'])} wrong successes, {len(result['left_behind'])} left behind")
+        return 0 if not result["wrong_success"] and not result["left_behind"] else 1
+    finally:
+        procs.kill_live()
+        if not args.keep_cluster:
+            log("stopping the chaos cluster")
             ctx.cluster.down()
 
 

@@ -229,6 +229,9 @@ def render(res: dict) -> str:
         for n in m["notes"]:
             out.append(f"- {n}")
         out.append("")
+    if res.get("chaos"):
+        from .chaos import render as render_chaos
+        out.append(render_chaos(res["chaos"]))
     return "\n".join(out)
 
 
