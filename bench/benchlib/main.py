@@ -516,6 +516,13 @@ def self_reported_ends(self_report: dict) -> dict:
     return {"ready1": by_name.get("wait-ready"), "ready2": by_name.get("wait-scaled"), "gone": by_name.get("delete")}
 
 
+def exit_after_end(run: dict, phase: str) -> Optional[float]:
+    """From the end of the peer's last step (its own report) to its process exit: what it spends
+    after its job is done (seldon-deploy: listening for the last Events)."""
+    lag, own = run.get(f"lag_{phase}"), run.get(f"self_lag_{phase}")
+    return None if lag is None or own is None else lag - own
+
+
 def summarize_runs(runs: list[dict], keys: list[str]) -> dict:
     out: dict = {}
     for key in keys:
@@ -524,8 +531,10 @@ def summarize_runs(runs: list[dict], keys: list[str]) -> dict:
             continue
         ok = [r for r in rs if r.get("exit") == 0]
         sm = {"runs": len(rs), "ok": len(ok)}
+        for r in ok:
+            r["exit_after_end"] = exit_after_end(r, "gone")
         for f in ("wall_s", "lag_ready1", "lag_ready2", "lag_gone", "maxrss_kb", "sum_rss_kb", "processes", "cpu_s",
-                  "self_lag_ready1", "self_lag_ready2", "self_lag_gone", "clag_ready1", "clag_ready2"):
+                  "self_lag_ready1", "self_lag_ready2", "self_lag_gone", "clag_ready1", "clag_ready2", "exit_after_end"):
             sm[f] = stats.summarize(r.get(f) for r in ok)
         for ph in ("ready1", "ready2", "gone"):
             sm[f"early_{ph}"] = sum(1 for r in ok if r.get(f"early_{ph}"))
@@ -899,8 +908,10 @@ def summarize_update(runs: list[dict], keys: list[str]) -> dict:
         ok = [r for r in rs if r.get("exit") == 0]
         sm: dict = {"runs": len(rs), "ok": len(ok), "early_update": sum(1 for r in ok if r.get("early_update")),
                     "early_pods": sum(1 for r in ok if r.get("early_pods"))}
+        for r in ok:
+            r["exit_after_end"] = exit_after_end(r, "update")
         for f in ("wall_s", "lag_update", "self_lag_update", "rollout_s", "status_delay", "clag_update", "maxrss_kb",
-                  "sum_rss_kb", "processes", "cpu_s"):
+                  "sum_rss_kb", "processes", "cpu_s", "exit_after_end"):
             sm[f] = stats.summarize(r.get(f) for r in ok)
         sm["requests_total"] = stats.summarize((r.get("requests") or {}).get("total") for r in ok)
         verbs = sorted({v for r in ok for v in (r.get("requests") or {}) if v != "total"})
