@@ -620,7 +620,7 @@ async fn a_child_recreated_after_the_delete_is_named_and_the_run_exits_only_once
     ns.cleanup().await;
 }
 
-/// Issue 19, the CI variant of `bench/run --chaos`: several lifecycles in one process while
+/// Issue 19, the CI variant of `bench/run --chaos`: 20 lifecycles in one process while
 /// the API server is SIGKILLed and restarted twice, the operator restarted, and every
 /// connection cut every 3 s by a proxy. Each ends with exit 0 (or a failure naming its cause,
 /// never a wrong success: an exit 0 means its object and children are gone), and nothing is
@@ -639,7 +639,7 @@ async fn chaos_lifecycles_under_restarts_and_cut_watches_end_right_and_leave_not
     let kc_path = support::write_kubeconfig(tmp.path(), "config", &kc);
     let dir = tmp.path().join("manifests");
     std::fs::create_dir(&dir).unwrap();
-    let names: Vec<String> = (0..6).map(|i| format!("chaos-{i}")).collect();
+    let names: Vec<String> = (0..20).map(|i| format!("chaos-{i}")).collect();
     for n in &names {
         support::write_json(&dir, &format!("{n}.json"), &support::slow_manifest(n, "3s"));
     }
@@ -654,7 +654,7 @@ async fn chaos_lifecycles_under_restarts_and_cut_watches_end_right_and_leave_not
             "--timeout",
             "2m",
             "--concurrency",
-            "6",
+            "20",
         ])
         .arg("-f")
         .arg(&dir)
