@@ -66,6 +66,10 @@ pub struct EventRecord {
     pub message: String,
     /// How many times it happened (aggregated by the recorder).
     pub count: i32,
+    /// It arrived after the run had seen its SeldonDeployment gone: it is about a child the
+    /// operator recreated after the delete (see `run`), not a step of the lifecycle.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub after_delete: bool,
 }
 
 impl EventRecord {
@@ -82,13 +86,18 @@ impl EventRecord {
             ),
             message: e.message.clone(),
             count: e.count,
+            after_delete: false,
         }
     }
 }
 
 impl std::fmt::Display for EventRecord {
-    /// `Warning FailedScheduling default-scheduler Pod/x-1: 0/1 nodes are available (x3)`.
+    /// `Warning FailedScheduling default-scheduler Pod/x-1: 0/1 nodes are available (x3)`,
+    /// preceded by `after the delete: ` when [`EventRecord::after_delete`].
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.after_delete {
+            f.write_str("after the delete: ")?;
+        }
         write!(
             f,
             "{} {} {} {}: {}",

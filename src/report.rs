@@ -386,6 +386,7 @@ mod tests {
             object: object.into(),
             message: message.into(),
             count,
+            after_delete: false,
         }
     }
 

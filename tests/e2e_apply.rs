@@ -118,6 +118,24 @@ async fn apply_returns_only_after_every_new_pod_is_ready_and_no_old_pod_remains(
     assert_rolled_out(&ns, "model", IMAGE_V2, 2).await;
     let waited = rep["phases"][1]["duration_ms"].as_u64().unwrap();
     assert!(waited > 0, "{rep}");
+    // The rollout's last Events (the old ReplicaSet scaled down to 0, its last pod deleted)
+    // are in the report, although the run stops listening once the Events are in.
+    let messages: Vec<&str> = rep["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("Scaled down replica set") && m.ends_with(" to 0")),
+        "{messages:?}"
+    );
+    assert!(
+        messages.iter().any(|m| m.starts_with("Deleted pod: ")),
+        "{messages:?}"
+    );
 
     // The same manifest again changes nothing and still confirms readiness.
     let out = apply(

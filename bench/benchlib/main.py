@@ -516,6 +516,13 @@ def self_reported_ends(self_report: dict) -> dict:
     return {"ready1": by_name.get("wait-ready"), "ready2": by_name.get("wait-scaled"), "gone": by_name.get("delete")}
 
 
+def exit_after_end(run: dict, phase: str) -> Optional[float]:
+    """From the end of the peer's last step (its own report) to its process exit: what it spends
+    after its job is done (seldon-deploy: listening for the last Events)."""
+    lag, own = run.get(f"lag_{phase}"), run.get(f"self_lag_{phase}")
+    return None if lag is None or own is None else lag - own
+
+
 def summarize_runs(runs: list[dict], keys: list[str]) -> dict:
     out: dict = {}
     for key in keys:
@@ -524,8 +531,10 @@ def summarize_runs(runs: list[dict], keys: list[str]) -> dict:
             continue
         ok = [r for r in rs if r.get("exit") == 0]
         sm = {"runs": len(rs), "ok": len(ok)}
+        for r in ok:
+            r["exit_after_end"] = exit_after_end(r, "gone")
         for f in ("wall_s", "lag_ready1", "lag_ready2", "lag_gone", "maxrss_kb", "sum_rss_kb", "processes", "cpu_s",
-                  "self_lag_ready1", "self_lag_ready2", "self_lag_gone", "clag_ready1", "clag_ready2"):
+                  "self_lag_ready1", "self_lag_ready2", "self_lag_gone", "clag_ready1", "clag_ready2", "exit_after_end"):
             sm[f] = stats.summarize(r.get(f) for r in ok)
         for ph in ("ready1", "ready2", "gone"):
             sm[f"early_{ph}"] = sum(1 for r in ok if r.get(f"early_{ph}"))
@@ -899,8 +908,10 @@ def summarize_update(runs: list[dict], keys: list[str]) -> dict:
         ok = [r for r in rs if r.get("exit") == 0]
         sm: dict = {"runs": len(rs), "ok": len(ok), "early_update": sum(1 for r in ok if r.get("early_update")),
                     "early_pods": sum(1 for r in ok if r.get("early_pods"))}
+        for r in ok:
+            r["exit_after_end"] = exit_after_end(r, "update")
         for f in ("wall_s", "lag_update", "self_lag_update", "rollout_s", "status_delay", "clag_update", "maxrss_kb",
-                  "sum_rss_kb", "processes", "cpu_s"):
+                  "sum_rss_kb", "processes", "cpu_s", "exit_after_end"):
             sm[f] = stats.summarize(r.get(f) for r in ok)
         sm["requests_total"] = stats.summarize((r.get("requests") or {}).get("total") for r in ok)
         verbs = sorted({v for r in ok for v in (r.get("requests") or {}) if v != "total"})
@@ -959,7 +970,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--scale-timeout-per", type=float, default=1.5, help="seconds per SeldonDeployment")
     ap.add_argument("--scale-max-prev-wall", type=float, default=420.0,
                     help="skip a peer at the next N when its previous N took longer than this")
+    ap.add_argument("--chaos", action="store_true",
+                    help="only the chaos section (lifecycles and applies while the API server, the operator and the "
+                         "connections fail on a seeded schedule), merged into OUT/results.json")
+    ap.add_argument("--chaos-lifecycles", type=int, default=200)
+    ap.add_argument("--chaos-applies", type=int, default=50)
+    ap.add_argument("--chaos-concurrency", type=int, default=20)
+    ap.add_argument("--chaos-seed", type=int, default=19)
+    ap.add_argument("--chaos-horizon", type=float, default=1800.0, help="seconds of fault schedule to draw")
     args = ap.parse_args(argv)
+    if args.chaos:
+        return main_chaos(args)
     reps = args.reps or (3 if args.quick else 5)
     slow_reps = args.slow_reps if args.slow_reps is not None else (1 if args.quick else 2)
     sizes = [int(x) for x in (args.scale or ("10" if args.quick else "10,100,500,1000")).split(",") if x.strip()]
@@ -1063,6 +1084,45 @@ def main(argv: Optional[list[str]] = None) -> int:
         ctx.stop_watcher()
         if not args.keep_cluster:
             log("stopping the benchmark cluster")
+            ctx.cluster.down()
+
+
+def main_chaos(args: argparse.Namespace) -> int:
+    """`--chaos`: its own cluster (`.testenv-chaos` unless --cluster-dir), the release build, the
+    chaos section merged into OUT/results.json and RESULTS.md re-rendered."""
+    from . import chaos
+    if args.cluster_dir == os.path.join(REPO, ".testenv-bench"):
+        args.cluster_dir = os.path.join(REPO, ".testenv-chaos")
+    t_start = time.time()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    ctx = Ctx(args)
+    log(f"scratch: {ctx.scratch}")
+    try:
+        log(f"starting the chaos cluster in {ctx.cluster.dir}")
+        ctx.cluster.up()
+        ctx.api = Api(ctx.cluster.kubeconfig)
+        ours = Ours(ctx)
+        ours.setup()
+        if not ours.available:
+            raise RuntimeError(ours.reason)
+        ctx.binary = ours.binary  # type: ignore[attr-defined]
+        result = chaos.run_chaos(ctx, args, log)
+        result["meta"] = {"command": "bench/run " + " ".join(sys.argv[1:]), "seldon_deploy": ours.version,
+                          "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                          "duration_s": round(time.time() - t_start), "load_avg_1m": os.getloadavg()[0]}
+        path = os.path.join(args.out, "results.json")
+        with open(path) as f:
+            results = json.load(f)
+        results["chaos"] = result
+        write_results(results, args.out)
+        log(f"merged the chaos section into {path}: {result['ended_right']}/{args.chaos_lifecycles + args.chaos_applies} "
+            f"ended right, {len(result['wrong_success'])} wrong successes, {len(result['left_behind'])} left behind")
+        return 0 if not result["wrong_success"] and not result["left_behind"] else 1
+    finally:
+        procs.kill_live()
+        if not args.keep_cluster:
+            log("stopping the chaos cluster")
             ctx.cluster.down()
 
 

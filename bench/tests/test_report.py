@@ -54,7 +54,7 @@ class ReportTest(unittest.TestCase):
                "notes": ["busy"]}
         md = "\n".join(report.render_update(upd))
         self.assertIn("## Update:", md)
-        self.assertIn("| seldon-deploy apply | 1/1 | 12 | 0/1 | – | – | – | 20.50 |", md)
+        self.assertIn("| seldon-deploy apply | 1/1 | 12 | 0/1 | – | – | – | – | 20.50 |", md)
         self.assertIn("| kubectl wait | 1/1 | -20100 (1/1 early) | 1/1 |", md)
         self.assertIn("get 2, update 1", md)
         self.assertIn("img:1", md)

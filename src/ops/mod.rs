@@ -41,6 +41,7 @@ mod create;
 mod transport;
 mod update;
 mod wait;
+pub(crate) use wait::recreated_after_delete;
 
 pub use crate::cluster::cache::WatchesRunning;
 pub use crate::cluster::watch::WatchStats;

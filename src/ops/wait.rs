@@ -3,6 +3,7 @@
 //! next change of what it reads.
 
 use super::*;
+use std::collections::HashSet;
 
 impl Deployer {
     /// One-shot readiness: reads the SeldonDeployment and its Deployments once.
@@ -336,6 +337,7 @@ impl Deployer {
         let mut observed = Observed::new(self, handle, false, None, None);
         let mut remaining = String::from("no data from the API server yet");
         let mut last: Option<(bool, Vec<String>)> = None;
+        let mut late = LateChildren::default();
         loop {
             tokio::select! {
                 () = tokio::time::sleep_until(deadline) => {
@@ -351,8 +353,11 @@ impl Deployer {
                         continue;
                     }
                     let present = observed.sdep_json().is_some_and(|o| handle.is(&o));
-                    let left: Vec<String> = observed
-                        .owned_deployments()
+                    let owned = observed.owned_deployments();
+                    for name in late.seen(&owned) {
+                        observer(WaitEvent::Hint(&recreated_after_delete(&name)));
+                    }
+                    let left: Vec<String> = owned
                         .iter()
                         .filter_map(|d| d.metadata.name.clone())
                         .collect();
@@ -427,6 +432,43 @@ impl Deployer {
                 && (deleting
                     || o.pointer("/metadata/deletionTimestamp")
                         .is_none_or(Value::is_null))),
+        }
+    }
+}
+
+/// The line that names a child the operator recreated after the delete.
+pub(crate) fn recreated_after_delete(deployment: &str) -> String {
+    format!(
+        "deployment/{deployment} was recreated by the operator after the delete (a reconcile \
+         that began before it); waiting for the garbage collector to remove it"
+    )
+}
+
+/// Tells, during a deletion, the children that appeared after it began: a reconcile that
+/// began before the delete recreated them (they name the deleted UID; the garbage collector
+/// removes them).
+#[derive(Default)]
+struct LateChildren {
+    /// The UIDs of the children seen so far; `None` before the first observation (those
+    /// there then are not late).
+    known: Option<HashSet<String>>,
+}
+
+impl LateChildren {
+    /// Records one observation; returns the names of the children new since the first.
+    fn seen(&mut self, owned: &[Arc<Deployment>]) -> Vec<String> {
+        let uids = owned
+            .iter()
+            .filter_map(|d| Some((d.metadata.uid.clone()?, d.metadata.name.clone()?)));
+        match &mut self.known {
+            None => {
+                self.known = Some(uids.map(|(uid, _)| uid).collect());
+                Vec::new()
+            }
+            Some(known) => uids
+                .filter(|(uid, _)| known.insert(uid.clone()))
+                .map(|(_, name)| name)
+                .collect(),
         }
     }
 }
@@ -518,5 +560,27 @@ impl Observed {
     fn assess(&mut self, deployments: &[Arc<Deployment>]) -> Assessment {
         let issues = self.watch.pod_issues(deployments);
         pods::assess(issues.iter(), deployments)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dep(name: &str) -> Arc<Deployment> {
+        let mut d = Deployment::default();
+        d.metadata.name = Some(name.into());
+        d.metadata.uid = Some(format!("{name}-uid"));
+        Arc::new(d)
+    }
+
+    #[test]
+    fn a_child_that_appears_during_the_deletion_is_late_and_named_once() {
+        let mut late = LateChildren::default();
+        let (a, b) = (dep("a"), dep("b"));
+        // There when the wait began (the garbage collector is deleting it): not late.
+        assert!(late.seen(std::slice::from_ref(&a)).is_empty());
+        assert_eq!(late.seen(&[a.clone(), b.clone()]), ["b"]);
+        assert!(late.seen(&[b]).is_empty());
     }
 }

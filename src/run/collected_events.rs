@@ -1,19 +1,18 @@
 //! The run's Events, followed in the background while its phases go.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{Context, UpdateKind};
-use crate::error::Error;
+use super::{Context, UpdateKind, drain};
+use crate::error::{Error, Result};
 use crate::events::{self, EventFilter, EventRecord};
 use crate::ops::Handle;
-
-/// How long events are still collected after the last step.
-const EVENT_DRAIN: Duration = Duration::from_millis(300);
 
 /// Background event collection for one run.
 pub(super) struct EventTask {
@@ -22,6 +21,11 @@ pub(super) struct EventTask {
     error: Arc<Mutex<Option<Error>>>,
     /// Set when the run goes on without Events (not allowed to read them).
     warning: Arc<Mutex<Option<String>>>,
+    /// When the last Event arrived (for [`drain`]).
+    last_event: tokio::sync::watch::Receiver<Option<Instant>>,
+    /// Set once the run has seen its object gone: Events from then on are marked
+    /// [`EventRecord::after_delete`].
+    after_delete: Arc<AtomicBool>,
     handle: tokio::task::JoinHandle<()>,
 }
 
@@ -64,22 +68,27 @@ impl EventTask {
         let failed = CancellationToken::new();
         let error = Arc::new(Mutex::new(None));
         let warning = Arc::new(Mutex::new(None));
-        let (c2, f2, e2, w2, ctx2, name) = (
+        let (arrived, last_event) = tokio::sync::watch::channel(None);
+        let after_delete = Arc::new(AtomicBool::new(false));
+        let (c2, f2, e2, w2, d2, ctx2, name) = (
             collected.clone(),
             failed.clone(),
             error.clone(),
             warning.clone(),
+            after_delete.clone(),
             ctx.clone(),
             handle.name.clone(),
         );
         let handle = tokio::spawn(async move {
             while let Some(item) = stream.next().await {
                 match item {
-                    Ok(ev) => {
+                    Ok(mut ev) => {
+                        ev.after_delete = d2.load(Ordering::Relaxed);
                         ctx2.send(&name, UpdateKind::Event(ev.clone()));
                         if let Ok(mut v) = c2.lock() {
                             v.push(ev);
                         }
+                        arrived.send_replace(Some(Instant::now()));
                     }
                     Err(e) => {
                         if let Some(w) = events_denied(&e) {
@@ -103,8 +112,16 @@ impl EventTask {
             failed,
             error,
             warning,
+            last_event,
+            after_delete,
             handle,
         }
+    }
+
+    /// The run has seen its object gone: what arrives from now on is marked as after the
+    /// delete.
+    pub(super) fn seen_gone(&self) {
+        self.after_delete.store(true, Ordering::Relaxed);
     }
 
     pub(super) fn take_error(&self) -> Error {
@@ -117,17 +134,26 @@ impl EventTask {
             })
     }
 
-    /// Stops following; returns the Events seen and the warning, if the run went on without
-    /// them.
-    pub(super) async fn stop(self, drain: bool) -> (Vec<EventRecord>, Option<String>) {
-        if drain {
-            tokio::time::sleep(EVENT_DRAIN).await;
+    /// Stops following, after listening as [`drain::listen`] says when `listen` holds the run's
+    /// context (with the object the run `deleted`, if it did, and the clean-up timeout);
+    /// returns the Events seen, the warning (if the run went on without them), and the error
+    /// of a late child that outlived the wait for it.
+    pub(super) async fn stop(
+        mut self,
+        listen: Option<(&Context, Option<&Handle>, Duration)>,
+    ) -> (Vec<EventRecord>, Option<String>, Result<()>) {
+        let mut result = Ok(());
+        if let Some((ctx, deleted, cleanup_timeout)) = listen {
+            if deleted.is_some() {
+                self.seen_gone();
+            }
+            result = drain::listen_in(ctx, &mut self.last_event, deleted, cleanup_timeout).await;
         }
         self.handle.abort();
         let _ = self.handle.await;
         let events = self.collected.lock().map(|v| v.clone()).unwrap_or_default();
         let warning = self.warning.lock().ok().and_then(|mut w| w.take());
-        (events, warning)
+        (events, warning, result)
     }
 }
 

@@ -12,6 +12,7 @@
 mod aftermath;
 mod collected_events;
 mod context;
+mod drain;
 mod interrupt;
 mod left_behind;
 mod progress;
@@ -329,6 +330,8 @@ pub async fn execute(ctx: &Context, on: RunOn<'_>, steps: &[Step], opts: &RunOpt
     // The update, as the rollout wait follows it.
     let mut update: Option<SpecUpdate> = None;
     let applying = steps.contains(&Step::Apply);
+    // The Delete step saw the object gone.
+    let mut deleted = false;
 
     if let RunOn::Existing(n) = on {
         match d
@@ -494,9 +497,23 @@ pub async fn execute(ctx: &Context, on: RunOn<'_>, steps: &[Step], opts: &RunOpt
             }
             (Step::Delete, _, Some(h)) => {
                 let mut last = None;
-                let mut obs = |ev: WaitEvent<'_>| forward(ctx, &name, phase, ev, &mut last);
-                let r = cancellable(ctx, events.as_ref(), d.delete(&h, deadline, &mut obs)).await;
+                let following = events.as_ref();
+                let mut obs = |ev: WaitEvent<'_>| {
+                    if let (
+                        WaitEvent::Deleting {
+                            sdep_present: false,
+                            ..
+                        },
+                        Some(t),
+                    ) = (&ev, following)
+                    {
+                        t.seen_gone();
+                    }
+                    forward(ctx, &name, phase, ev, &mut last);
+                };
+                let r = cancellable(ctx, following, d.delete(&h, deadline, &mut obs)).await;
                 if r.is_ok() {
+                    deleted = true;
                     if let Owned::Created = owned {
                         owned = Owned::Deleted;
                     }
@@ -570,12 +587,19 @@ pub async fn execute(ctx: &Context, on: RunOn<'_>, steps: &[Step], opts: &RunOpt
     }
 
     if let Some(t) = events {
-        // Controllers' event recorders write asynchronously, so events of the run's last
-        // steps (and under load even of its first) can arrive after it; a short wait keeps
-        // them in the report. It delays the exit, not the phase timings.
-        let (seen, warning) = t.stop(failure.is_none()).await;
+        // Controllers' event recorders write asynchronously: after a success the run listens
+        // until the Events are in, and until a child recreated after its delete is gone (see
+        // `drain`). It delays the exit, not the phase timings.
+        let deleted = handle.as_ref().filter(|_| deleted);
+        let listen = failure
+            .is_none()
+            .then_some((ctx, deleted, opts.cleanup_timeout));
+        let (seen, warning, late) = t.stop(listen).await;
         report.events = seen;
         report.warnings.extend(warning);
+        if let Err(e) = late {
+            failure = Some(e);
+        }
     }
     if let Some(e) = &failure {
         report.fail(e);

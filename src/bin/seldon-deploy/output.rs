@@ -343,6 +343,7 @@ mod tests {
                 object: "SeldonDeployment/x".into(),
                 message: "Updated SeldonDeployment \"x\"".into(),
                 count,
+                after_delete: false,
             }),
         }
     }
@@ -358,6 +359,7 @@ mod tests {
                 object: "Pod/x-p-0-c-5d-a".into(),
                 message: "assigned".into(),
                 count: 1,
+                after_delete: false,
             }),
         }
     }
