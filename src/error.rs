@@ -444,6 +444,27 @@ pub enum Error {
         pods: Vec<Broken>,
     },
 
+    /// A predictor did not answer the smoke test (`--smoke`) as it should (exit 1). The
+    /// message names the first such predictor, its pod, the request, and the HTTP status with
+    /// the body excerpt or the first difference from the expected answer.
+    #[error(
+        "smoke test failed: SeldonDeployment {name:?} predictor {predictor:?}{}: {detail}{}",
+        pod.as_ref().map(|p| format!(" (pod {p})")).unwrap_or_default(),
+        match others { 0 => String::new(), n => format!(" (and {n} more predictor(s) failed)") }
+    )]
+    SmokeFailed {
+        /// Name.
+        name: String,
+        /// The first predictor that failed.
+        predictor: String,
+        /// The pod its request went to, if one was chosen.
+        pod: Option<String>,
+        /// The request, and the status with the body excerpt or the first difference.
+        detail: String,
+        /// How many other predictors failed.
+        others: usize,
+    },
+
     /// The object was deleted or replaced by someone else (exit 1).
     #[error("SeldonDeployment {name:?} (uid {uid}) was {how} by someone else")]
     Gone {
@@ -530,6 +551,7 @@ impl Error {
             | Error::ChangedByOthers { .. }
             | Error::DeploymentFailed { .. }
             | Error::PodsFailing { .. }
+            | Error::SmokeFailed { .. }
             | Error::Gone { .. } => EXIT_FAILED,
             Error::Timeout { .. } => EXIT_TIMEOUT,
             Error::Interrupted { signal } => signal.exit_code(),
