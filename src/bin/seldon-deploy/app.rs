@@ -11,7 +11,7 @@ use seldon_deploy::model::manifest::{self, Manifest};
 use seldon_deploy::model::merge;
 use seldon_deploy::ops::{Deployer, WaitOptions};
 use seldon_deploy::report::{Report, Summary};
-use seldon_deploy::run::{self, Context, Interrupt, Ledger, RunOptions, Step, Subject};
+use seldon_deploy::run::{self, Context, Interrupt, LeftBehind, RunOn, RunOptions, Step};
 use tokio::time::{Duration, Instant};
 
 use crate::cli::{Cli, Command, ConnArgs, DryRun, Output, WaitFlags};
@@ -293,7 +293,7 @@ fn context(conn: &Connection, w: &WaitFlags, only: Option<&str>) -> Context {
 
 /// Installs the signal handlers: the first SIGINT/SIGTERM triggers clean-up, a second SIGINT
 /// exits at once naming what is left.
-fn install_signals(interrupt: Interrupt, ledger: Ledger) {
+fn install_signals(interrupt: Interrupt, left_behind: LeftBehind) {
     tokio::spawn(async move {
         #[cfg(unix)]
         let mut term =
@@ -314,7 +314,7 @@ fn install_signals(interrupt: Interrupt, ledger: Ledger) {
             };
             count += 1;
             if count == 1 {
-                if ledger.describe().is_empty() {
+                if left_behind.describe().is_empty() {
                     eprintln!("\n{sig} received: stopping");
                 } else {
                     eprintln!(
@@ -323,7 +323,7 @@ fn install_signals(interrupt: Interrupt, ledger: Ledger) {
                 }
                 interrupt.trigger(sig);
             } else {
-                eprintln!("\n{}", ledger.exit_message());
+                eprintln!("\n{}", left_behind.exit_message());
                 std::process::exit(i32::from(sig.exit_code()));
             }
         }
@@ -339,7 +339,7 @@ async fn drive(
     opts: &RunOptions,
     concurrency: usize,
 ) -> Result<u8, Error> {
-    install_signals(ctx.interrupt.clone(), ctx.ledger.clone());
+    install_signals(ctx.interrupt.clone(), ctx.left_behind.clone());
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     ctx.updates = Some(tx);
     let many = manifests.len() > 1;
@@ -458,13 +458,13 @@ async fn existing(
 ) -> Result<u8, Error> {
     let conn = connect_plain(c).await?;
     let mut ctx = context(&conn, w, Some(name));
-    install_signals(ctx.interrupt.clone(), ctx.ledger.clone());
+    install_signals(ctx.interrupt.clone(), ctx.left_behind.clone());
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     ctx.updates = Some(tx);
     let live = out == Output::Text && std::io::stdout().is_terminal();
     let render = output::spawn(rx, Renderer::new(live, out != Output::Text, false));
     let opts = run_options(w, 1, true);
-    let rep = run::execute(&ctx, Subject::Existing(name), steps, &opts).await;
+    let rep = run::execute(&ctx, RunOn::Existing(name), steps, &opts).await;
     drop(ctx);
     let _ = render.await;
     Ok(print_reports(out, vec![rep]))
@@ -527,7 +527,7 @@ async fn follow_events(
         .handle(name, Instant::now() + Duration::from_secs(30))
         .await?;
     let interrupt = Interrupt::new();
-    install_signals(interrupt.clone(), Ledger::default());
+    install_signals(interrupt.clone(), LeftBehind::default());
     // Like `kubectl events --for`: the object's history first (from its creation, so a
     // previous object of the same name does not show), then new events as they come.
     let filter = EventFilter {

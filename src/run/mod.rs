@@ -1,0 +1,498 @@
+//! The lifecycle driver: runs steps as timed phases, streams events and progress, and cleans
+//! up what it created on failure, timeout or interruption.
+//!
+//! Clean-up rules:
+//! - only an object this run created is ever deleted, and only by its UID;
+//! - if the create fails (including "already exists"), nothing is deleted;
+//! - with `keep`, nothing is deleted and the report says how to delete later;
+//! - if the object was removed by someone else, there is nothing to clean up;
+//! - the clean-up delete gets its own bounded deadline and is not cancelled by the first
+//!   interrupt (the CLI exits at once on a second one, printing the [`LeftBehind`]).
+
+mod aftermath;
+mod collected_events;
+mod context;
+mod interrupt;
+mod left_behind;
+mod progress;
+
+pub use context::Context;
+pub use interrupt::Interrupt;
+pub use left_behind::LeftBehind;
+pub use progress::{Update, UpdateKind};
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::time::Instant;
+
+use crate::error::{Error, Result, Signal};
+
+use crate::judge::freshness::{Renders, SpecUpdate};
+use crate::judge::readiness::Readiness;
+use crate::model::components::Target;
+use crate::model::manifest::Manifest;
+use crate::ops::{Handle, WaitEvent};
+use crate::report::{PhaseTimer, Report, Rollback, Summary};
+use aftermath::{Aftermath, Owned, Updated, aftermath, cleanup, rollback};
+use collected_events::EventTask;
+use left_behind::UpdateState;
+use progress::forward;
+
+/// Options of a run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Replica count to scale to (default 2).
+    pub replicas: i32,
+    /// Bound on each phase (default 5 minutes).
+    pub timeout: Duration,
+    /// Skip the final delete and any clean-up.
+    pub keep: bool,
+    /// Bound on the clean-up delete after a failure or interrupt (default 30 s).
+    pub cleanup_timeout: Duration,
+    /// `apply --atomic`: when the rollout fails, times out or is interrupted, undo what the
+    /// update changed, unless another writer changed the spec since (or delete the object
+    /// `apply` created).
+    pub atomic: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            replicas: 2,
+            timeout: Duration::from_secs(300),
+            keep: false,
+            cleanup_timeout: Duration::from_secs(30),
+            atomic: false,
+        }
+    }
+}
+
+/// One step of a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Create from the manifest (`create`).
+    Create,
+    /// Wait for readiness (`wait-ready` for the manifest's counts, `wait-scaled` for N).
+    Wait(Target),
+    /// Scale every component to N (`scale`).
+    Scale(i32),
+    /// Delete and wait until gone (`delete`).
+    Delete,
+    /// Create, or update the live object to the manifest (`apply`). A following
+    /// `Wait(Target::Rollout { .. })` waits for that update's rollout.
+    Apply,
+}
+
+impl Step {
+    /// The phase name used in output and reports.
+    #[must_use]
+    pub fn phase_name(self) -> &'static str {
+        match self {
+            Step::Create => "create",
+            Step::Wait(Target::Initial) => "wait-ready",
+            Step::Wait(Target::Replicas(_)) => "wait-scaled",
+            Step::Wait(Target::Rollout { .. }) => "wait-rollout",
+            Step::Scale(_) => "scale",
+            Step::Delete => "delete",
+            Step::Apply => "apply",
+        }
+    }
+}
+
+/// The full lifecycle: create, wait, scale to `n`, wait, delete.
+#[must_use]
+pub fn lifecycle_steps(n: i32, keep: bool) -> Vec<Step> {
+    let mut s = vec![
+        Step::Create,
+        Step::Wait(Target::Initial),
+        Step::Scale(n),
+        Step::Wait(Target::Replicas(n)),
+    ];
+    if !keep {
+        s.push(Step::Delete);
+    }
+    s
+}
+
+/// `apply`: create or update, then wait until the rollout is complete.
+#[must_use]
+pub fn apply_steps() -> Vec<Step> {
+    vec![
+        Step::Apply,
+        Step::Wait(Target::Rollout { status_after: None }),
+    ]
+}
+
+/// What the steps act on.
+#[derive(Debug, Clone, Copy)]
+pub enum RunOn<'a> {
+    /// A manifest to create (plans starting with [`Step::Create`]).
+    Manifest(&'a Manifest),
+    /// An existing object, by name.
+    Existing(&'a str),
+}
+
+/// Runs the full lifecycle of one manifest.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), seldon_deploy::Error> {
+/// use seldon_deploy::{cluster::connect, model::manifest, run, Deployer};
+///
+/// let conn = connect::connect(&Default::default()).await?;
+/// let ctx = run::Context::new(Deployer::new(conn.client, &conn.namespace));
+/// let m = &manifest::load("examples/spec-replicas.yaml")?[0];
+/// let report = run::run(&ctx, m, &run::RunOptions::default()).await;
+/// println!("{}", serde_json::to_string_pretty(&report).unwrap());
+/// # Ok(()) }
+/// ```
+pub async fn run(ctx: &Context, manifest: &Manifest, opts: &RunOptions) -> Report {
+    let steps = lifecycle_steps(opts.replicas, opts.keep);
+    execute(ctx, RunOn::Manifest(manifest), &steps, opts).await
+}
+
+/// Runs `steps` (e.g. [`lifecycle_steps`]) on each of several manifests, at most
+/// `concurrency` at a time, and returns their reports in input order. Each is isolated: one
+/// failing does not stop the others, and a slow one does not keep the next from starting
+/// (they finish in any order). They share one watch per resource in the namespace (see
+/// [`crate::cluster::cache`]), held for the whole call, so the API load grows neither with their
+/// number nor when they run one after another.
+pub async fn run_many(
+    ctx: &Context,
+    manifests: &[Manifest],
+    steps: &[Step],
+    opts: &RunOptions,
+    concurrency: usize,
+) -> Summary {
+    let mut ctx = ctx.clone();
+    let cache = ctx.deployer.cache();
+    let narrowed_to_one = cache.only().is_some_and(|only| {
+        manifests.len() != 1 || manifests.first().is_some_and(|m| m.name != only)
+    });
+    if !cache.is_shared() || narrowed_to_one {
+        ctx.deployer = ctx.deployer.with_shared_watches();
+    }
+    let _retained = ctx.deployer.cache().retain();
+    let ctx = &ctx;
+    // `buffer_unordered`, not `buffered`: a finished lifecycle frees its slot at once, even
+    // while one started before it is still running.
+    let mut reports: Vec<(usize, Report)> = futures::stream::iter(manifests.iter().enumerate())
+        .map(|(i, m)| async move { (i, execute(ctx, RunOn::Manifest(m), steps, opts).await) })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    reports.sort_by_key(|(i, _)| *i);
+    Summary::new(reports.into_iter().map(|(_, r)| r).collect())
+}
+
+/// Runs `steps` on `on` as timed phases, with events, clean-up and a report.
+///
+/// A plan on a [`RunOn::Existing`] object never deletes anything unless it contains
+/// [`Step::Delete`]; a plan with [`Step::Create`] cleans up on failure unless `opts.keep`.
+pub async fn execute(ctx: &Context, on: RunOn<'_>, steps: &[Step], opts: &RunOptions) -> Report {
+    let d = &ctx.deployer;
+    let name = match on {
+        RunOn::Manifest(m) => m.name.clone(),
+        RunOn::Existing(n) => n.to_owned(),
+    };
+    let mut report = Report::new(&name, d.namespace());
+    if let RunOn::Manifest(m) = on {
+        report.source = Some(m.origin());
+    }
+    let predicted: Vec<String> = match on {
+        RunOn::Manifest(m) => m
+            .components
+            .iter()
+            .filter_map(|c| c.deployment_name.clone())
+            .collect(),
+        RunOn::Existing(_) => Vec::new(),
+    };
+
+    let mut handle: Option<Handle> = None;
+    let mut events: Option<EventTask> = None;
+    // Taken once there is an object: shared watches then stay up between phases.
+    let mut watches = None;
+    // What this run made or changed, so what its aftermath may clean up or undo.
+    let mut owned = Owned::Nothing;
+    let mut failure: Option<Error> = None;
+    // After an `apply` that changed the object: the update's resourceVersion (for the
+    // rollout wait).
+    let mut update_revision: Option<u64> = None;
+    // The update, as the rollout wait follows it.
+    let mut update: Option<SpecUpdate> = None;
+    let applying = steps.contains(&Step::Apply);
+
+    if let RunOn::Existing(n) = on {
+        match d
+            .handle_and_server_time(n, Instant::now() + opts.timeout)
+            .await
+        {
+            Ok((h, server_now)) => {
+                watches = Some(d.keep_watches_running());
+                // Events from now on, "now" on the server's clock (Event times are the
+                // server's). Without a Date header the watch's first list is the only
+                // boundary: what it holds is not shown.
+                events = Some(EventTask::start(
+                    ctx,
+                    &h,
+                    predicted.clone(),
+                    false,
+                    server_now,
+                ));
+                handle = Some(h);
+            }
+            Err(e) => failure = Some(e),
+        }
+    }
+
+    for step in steps {
+        if failure.is_some() {
+            break;
+        }
+        if let Some(sig) = ctx.interrupt.signal() {
+            failure = Some(Error::Interrupted { signal: sig });
+            break;
+        }
+        let phase = step.phase_name();
+        ctx.send(&name, UpdateKind::PhaseStarted(phase.into()));
+        let timer = PhaseTimer::start(phase);
+        let deadline = Instant::now() + opts.timeout;
+        let result: Result<Option<String>> = match (step, on, handle.clone()) {
+            (Step::Create, RunOn::Manifest(m), _) => {
+                // Not cancellable: dropping an in-flight POST could leave an object we do not
+                // know about. The interrupt is honoured right after it returns.
+                ctx.left_behind.creating(d.namespace(), &m.name);
+                let created_now = d.create(m, deadline).await;
+                ctx.left_behind
+                    .create_settled(d.namespace(), &m.name, created_now.as_ref().ok());
+                match created_now {
+                    Ok(h) => {
+                        owned = Owned::Created;
+                        report.uid = Some(h.uid.clone());
+                        watches = Some(d.keep_watches_running());
+                        // Everything since the object was created (server clock).
+                        let since = h.created_at.as_deref().and_then(|t| t.parse().ok());
+                        events = Some(EventTask::start(ctx, &h, predicted.clone(), true, since));
+                        let detail = format!("uid {}", h.uid);
+                        handle = Some(h);
+                        Ok(Some(detail))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            (Step::Apply, RunOn::Manifest(m), _) => match d.apply(m, deadline).await {
+                Ok(a) => {
+                    report.change = Some(a.change);
+                    report.images = crate::model::merge::image_changes(a.before.as_ref(), &a.after);
+                    report.uid = Some(a.handle.uid.clone());
+                    if a.change == crate::model::merge::Change::Created {
+                        ctx.left_behind.add(&a.handle);
+                        owned = Owned::Created;
+                    } else {
+                        update_revision = a.revision;
+                        if a.change == crate::model::merge::Change::Updated
+                            && let Some(before) = a.before
+                        {
+                            update = a.revision.map(|revision| SpecUpdate {
+                                revision,
+                                renders: Renders::between(&before, &a.after),
+                                status: a.after.get("status").cloned(),
+                            });
+                            let apply_id = a.apply_id.clone().unwrap_or_default();
+                            if opts.atomic {
+                                ctx.left_behind.update_state(
+                                    &a.handle,
+                                    &apply_id,
+                                    Some(UpdateState::Live),
+                                );
+                            }
+                            owned = Owned::Updated(Updated {
+                                before,
+                                wrote: a.after.clone(),
+                                apply_id,
+                            });
+                        }
+                    }
+                    watches = Some(d.keep_watches_running());
+                    // Created: everything since its creation. Updated or unchanged: from now
+                    // on, where the watch's first list is the boundary (no client clock).
+                    let created = matches!(owned, Owned::Created);
+                    let since = if created {
+                        a.handle.created_at.as_deref().and_then(|t| t.parse().ok())
+                    } else {
+                        None
+                    };
+                    events = Some(EventTask::start(
+                        ctx,
+                        &a.handle,
+                        predicted.clone(),
+                        created,
+                        since,
+                    ));
+                    let detail = match a.revision {
+                        Some(rv) => format!("{} (resourceVersion {rv})", a.change),
+                        None => a.change.to_string(),
+                    };
+                    handle = Some(a.handle);
+                    Ok(Some(detail))
+                }
+                Err(e) => Err(e),
+            },
+            (Step::Create | Step::Apply, RunOn::Existing(_), _) => {
+                Err(Error::Usage(format!("{phase} needs a manifest")))
+            }
+            (_, _, None) => Err(Error::Usage("no object to act on".into())),
+            (Step::Wait(target), _, Some(h)) => {
+                let target = match target {
+                    Target::Rollout { .. } => &Target::Rollout {
+                        status_after: update_revision,
+                    },
+                    other => other,
+                };
+                let mut last: Option<Readiness> = None;
+                let mut obs = |ev: WaitEvent<'_>| forward(ctx, &name, phase, ev, &mut last);
+                let waited = async {
+                    match (target, &update) {
+                        (Target::Rollout { .. }, Some(u)) => {
+                            d.wait_rollout(&h, u.clone(), deadline, &mut obs).await
+                        }
+                        _ => d.wait_ready(&h, *target, deadline, &mut obs).await,
+                    }
+                };
+                let r = cancellable(ctx, events.as_ref(), waited).await;
+                report.final_status = match &r {
+                    Ok(r) => Some(r.clone()),
+                    Err(_) => last.or(report.final_status.take()),
+                };
+                r.map(|_| None)
+            }
+            (Step::Scale(n), _, Some(h)) => {
+                cancellable(ctx, events.as_ref(), d.scale(&h, *n, deadline))
+                    .await
+                    .map(|plan| Some(format!("set {}", plan.paths.join(", "))))
+            }
+            (Step::Delete, _, Some(h)) => {
+                let mut last = None;
+                let mut obs = |ev: WaitEvent<'_>| forward(ctx, &name, phase, ev, &mut last);
+                let r = cancellable(ctx, events.as_ref(), d.delete(&h, deadline, &mut obs)).await;
+                if r.is_ok() {
+                    if let Owned::Created = owned {
+                        owned = Owned::Deleted;
+                    }
+                    ctx.left_behind.remove(&h);
+                }
+                r.map(|()| None)
+            }
+        };
+        let record = match result {
+            Ok(detail) => timer.finish("ok", detail),
+            Err(e) => {
+                let rec = timer.finish(e.outcome(), Some(e.to_string()));
+                failure = Some(e);
+                rec
+            }
+        };
+        ctx.send(&name, UpdateKind::PhaseFinished(record.clone()));
+        report.phases.push(record);
+    }
+
+    match (aftermath(&owned, failure.as_ref(), opts, applying), &handle) {
+        (Aftermath::Forget, Some(h)) => ctx.left_behind.remove(h),
+        (Aftermath::Keep, _) => report.kept = true,
+        (Aftermath::CleanUp, Some(h)) => {
+            cleanup(ctx, h, opts, &mut report).await;
+            if applying {
+                report.rollback = Some(Rollback {
+                    outcome: if report.left_behind.is_empty() {
+                        "deleted"
+                    } else {
+                        "failed"
+                    }
+                    .into(),
+                    error: report
+                        .left_behind
+                        .first()
+                        .map(|l| format!("could not delete {l}")),
+                });
+            }
+        }
+        (Aftermath::RollBack, Some(h)) => {
+            if let (Owned::Updated(upd), Some(cause)) = (&owned, failure.take()) {
+                failure = Some(rollback(ctx, h, upd, cause, opts, &mut report).await);
+            }
+        }
+        (Aftermath::LeaveUpdate, _) => {
+            failure = failure.take().map(|cause| Error::Rollout {
+                aftermath: format!(
+                    "the update stays in place{}: re-apply the previous manifest to roll back, or use --atomic to roll back automatically",
+                    if opts.atomic { "" } else { " (no --atomic)" }
+                ),
+                cause: Box::new(cause),
+            });
+        }
+        _ => {}
+    }
+    if let (Owned::Updated(upd), Some(h)) = (&owned, &handle) {
+        ctx.left_behind.update_state(h, &upd.apply_id, None);
+    }
+    if report.kept
+        && let Some(h) = &handle
+    {
+        ctx.left_behind.remove(h);
+        ctx.send(
+                &name,
+                UpdateKind::Hint(format!(
+                    "kept seldondeployment/{} in namespace {}; delete it later with: seldon-deploy delete {} -n {} (or kubectl delete sdep {} -n {})",
+                    h.name, h.namespace, h.name, h.namespace, h.name, h.namespace
+                )),
+            );
+    }
+
+    if let Some(t) = events {
+        // Controllers' event recorders write asynchronously, so events of the run's last
+        // steps (and under load even of its first) can arrive after it; a short wait keeps
+        // them in the report. It delays the exit, not the phase timings.
+        let (seen, warning) = t.stop(failure.is_none()).await;
+        report.events = seen;
+        report.warnings.extend(warning);
+    }
+    if let Some(e) = &failure {
+        report.fail(e);
+    }
+    drop(watches);
+    report.watch = d.stats().snapshot();
+    ctx.send(
+        &name,
+        UpdateKind::Finished {
+            outcome: report.outcome.clone(),
+            exit_code: report.exit_code,
+        },
+    );
+    report
+}
+
+/// Runs `fut` unless the run is interrupted or the event watch fails first.
+async fn cancellable<T>(
+    ctx: &Context,
+    events: Option<&EventTask>,
+    fut: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    let events_failed = async {
+        match events {
+            Some(t) => t.failed.cancelled().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        r = fut => r,
+        () = ctx.interrupt.triggered() => Err(Error::Interrupted {
+            signal: ctx.interrupt.signal().unwrap_or(Signal::Int),
+        }),
+        () = events_failed => Err(events.map_or_else(
+            || Error::EventWatch { reason: "no event watch was running".into() },
+            EventTask::take_error,
+        )),
+    }
+}
