@@ -48,11 +48,17 @@ pub fn load_json(path: &Path) -> Result<JsonFile> {
 pub fn parse_json(name: &str, bytes: Vec<u8>) -> Result<JsonFile> {
     let value: Value = serde_json::from_slice(&bytes).map_err(|e| Error::Manifest {
         source_name: name.to_owned(),
-        message: if e.line() == 0 {
-            format!("not JSON: {e}")
-        } else {
-            // serde_json's message already ends in "at line L column C".
-            format!("not JSON (line {}, column {}): {e}", e.line(), e.column())
+        message: {
+            // serde_json's message ends in " at line L column C": put the place first, as the
+            // manifest loader does.
+            let text = e.to_string();
+            let place = format!(" at line {} column {}", e.line(), e.column());
+            match text.strip_suffix(&place) {
+                Some(what) if e.line() > 0 => {
+                    format!("not JSON: line {} column {}: {what}", e.line(), e.column())
+                }
+                _ => format!("not JSON: {text}"),
+            }
         },
     })?;
     Ok(JsonFile {
@@ -72,7 +78,10 @@ mod tests {
         assert_eq!(e.exit_code(), 2);
         let msg = e.to_string();
         assert!(msg.starts_with("body.json: "), "{msg}");
-        assert!(msg.contains("line 2, column"), "{msg}");
+        assert!(
+            msg.contains("not JSON: line 2 column 17: expected value"),
+            "{msg}"
+        );
     }
 
     #[test]

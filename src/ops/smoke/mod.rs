@@ -605,7 +605,7 @@ mod tests {
         assert_eq!(e.exit_code(), 2);
         assert!(
             e.to_string()
-                .contains("expect.json: not JSON (line 2, column"),
+                .contains("expect.json: not JSON: line 2 column"),
             "{e}"
         );
         let not_answer = dir.path().join("na.json");
