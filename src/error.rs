@@ -186,7 +186,7 @@ pub struct Op {
 impl Op {
     /// Describes a request on SeldonDeployments.
     #[must_use]
-    pub fn sdep(verb: &'static str, namespace: &str, name: Option<&str>) -> Self {
+    pub(crate) fn sdep(verb: &'static str, namespace: &str, name: Option<&str>) -> Self {
         Op {
             verb,
             resource: "seldondeployments.machinelearning.seldon.io",
@@ -197,7 +197,7 @@ impl Op {
 
     /// Describes a request on another resource.
     #[must_use]
-    pub fn other(verb: &'static str, resource: &'static str, namespace: &str) -> Self {
+    pub(crate) fn other(verb: &'static str, resource: &'static str, namespace: &str) -> Self {
         Op {
             verb,
             resource,
@@ -571,7 +571,7 @@ impl Error {
     /// sensible here: 404 → [`Error::NotFound`] / [`Error::MissingCrd`] / [`Error::MissingNamespace`],
     /// 409 AlreadyExists → [`Error::AlreadyExists`].
     #[must_use]
-    pub fn from_kube(err: kube::Error, op: &Op) -> Self {
+    pub(crate) fn from_kube(err: kube::Error, op: &Op) -> Self {
         let kube::Error::Api(status) = &err else {
             return Error::Access {
                 op: op.clone(),

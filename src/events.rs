@@ -203,7 +203,7 @@ pub fn follow(
 
 /// As [`follow`], reading `cache` (shared with other followers and waits when the cache is
 /// shared; see [`crate::cluster::cache`]).
-pub fn follow_in(
+pub(crate) fn follow_in(
     cache: &NamespaceCache,
     filter: EventFilter,
 ) -> BoxStream<'static, Result<EventRecord>> {

@@ -23,13 +23,13 @@ pub const SELDON_ID_LABEL: &str = "seldon-deployment-id";
 /// increasing revisions, and a value that does not parse makes the comparison fail safe
 /// (never "newer").
 #[must_use]
-pub fn revision(rv: Option<&str>) -> Option<u64> {
+pub(crate) fn revision(rv: Option<&str>) -> Option<u64> {
     rv.and_then(|s| s.parse().ok())
 }
 
 /// [`revision`] of a JSON object's `metadata.resourceVersion`.
 #[must_use]
-pub fn revision_of(object: &serde_json::Value) -> Option<u64> {
+pub(crate) fn revision_of(object: &serde_json::Value) -> Option<u64> {
     revision(
         object
             .pointer("/metadata/resourceVersion")
@@ -39,7 +39,7 @@ pub fn revision_of(object: &serde_json::Value) -> Option<u64> {
 
 /// The value of a JSON object's [`APPLY_ID_ANNOTATION`], if it has one.
 #[must_use]
-pub fn apply_id_of(object: &serde_json::Value) -> Option<&str> {
+pub(crate) fn apply_id_of(object: &serde_json::Value) -> Option<&str> {
     object
         .pointer("/metadata/annotations")
         .and_then(|a| a.get(APPLY_ID_ANNOTATION))

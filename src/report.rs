@@ -6,7 +6,7 @@
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::cluster::watch::StatsSnapshot;
+use crate::cluster::watch::WatchStats;
 use crate::error::{Error, Outcome};
 use crate::events::EventRecord;
 use crate::judge::pods::Broken;
@@ -96,7 +96,7 @@ pub struct Report {
     /// Objects this run created and could not delete (`kind/namespace/name (uid)`).
     pub left_behind: Vec<String>,
     /// Watch and retry counters.
-    pub watch: StatsSnapshot,
+    pub watch: WatchStats,
     /// What `apply` did: `created`, `updated` or `unchanged`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub change: Option<Change>,
@@ -141,7 +141,7 @@ impl Report {
             failing_pods: Vec::new(),
             kept: false,
             left_behind: Vec::new(),
-            watch: StatsSnapshot::default(),
+            watch: WatchStats::default(),
             change: None,
             images: Vec::new(),
             rollback: None,
@@ -176,7 +176,7 @@ impl Report {
 pub struct Summary {
     /// The worst outcome.
     pub outcome: String,
-    /// The worst exit code (see [`worst_exit_code`]).
+    /// The worst exit code (see [`Outcome::worst_code`]).
     pub exit_code: u8,
     /// One report per SeldonDeployment, in input order.
     pub deployments: Vec<Report>,
@@ -186,7 +186,7 @@ impl Summary {
     /// Summarises reports.
     #[must_use]
     pub fn new(deployments: Vec<Report>) -> Self {
-        let exit_code = worst_exit_code(deployments.iter().map(|r| r.exit_code));
+        let exit_code = Outcome::worst_code(deployments.iter().map(|r| r.exit_code));
         let outcome = deployments
             .iter()
             .find(|r| r.exit_code == exit_code)
@@ -197,13 +197,6 @@ impl Summary {
             deployments,
         }
     }
-}
-
-/// The worst of several exit codes: interrupted > access (3) > invalid (2) > failed (1) >
-/// timeout (4) > success (0); see [`Outcome::worst_code`].
-#[must_use]
-pub fn worst_exit_code(codes: impl IntoIterator<Item = u8>) -> u8 {
-    Outcome::worst_code(codes)
 }
 
 /// Most Warnings kept by [`last_events`] beyond its `limit` (the latest per object always
@@ -272,11 +265,11 @@ mod tests {
 
     #[test]
     fn worst_code_ordering() {
-        assert_eq!(worst_exit_code([0, 4, 1]), 1);
-        assert_eq!(worst_exit_code([0, 3, 2]), 3);
-        assert_eq!(worst_exit_code([3, 130]), 130);
-        assert_eq!(worst_exit_code([0, 4]), 4);
-        assert_eq!(worst_exit_code([]), 0);
+        assert_eq!(Outcome::worst_code([0, 4, 1]), 1);
+        assert_eq!(Outcome::worst_code([0, 3, 2]), 3);
+        assert_eq!(Outcome::worst_code([3, 130]), 130);
+        assert_eq!(Outcome::worst_code([0, 4]), 4);
+        assert_eq!(Outcome::worst_code([]), 0);
     }
 
     fn rec(type_: &str, reason: &str, object: &str, message: &str, count: i32) -> EventRecord {

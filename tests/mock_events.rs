@@ -10,7 +10,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use seldon_deploy::Deployer;
 use seldon_deploy::error::Signal;
 use seldon_deploy::model::components::Target;
-use seldon_deploy::run::{self, Context, RunOptions, Step, Subject, UpdateKind};
+use seldon_deploy::run::{self, Context, RunOn, RunOptions, Step, UpdateKind};
 use serde_json::{Value, json};
 
 /// The server's clock: an hour behind this machine's.
@@ -100,7 +100,7 @@ async fn a_server_clock_behind_the_clients_still_shows_new_events() {
     let run = tokio::spawn(async move {
         run::execute(
             &ctx,
-            Subject::Existing("iris"),
+            RunOn::Existing("iris"),
             &[Step::Wait(Target::Initial)],
             &opts,
         )

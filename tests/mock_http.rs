@@ -163,9 +163,9 @@ async fn run_through_connect(
     };
     let report = run::run(&ctx, &iris_manifest(), &opts).await;
     assert!(
-        ctx.ledger.describe().is_empty(),
+        ctx.left_behind.describe().is_empty(),
         "{:?}",
-        ctx.ledger.describe()
+        ctx.left_behind.describe()
     );
     (report, log, state)
 }

@@ -86,7 +86,7 @@ async fn scale_conflict_retries_against_fresh_object_and_keeps_concurrent_change
             "unexpected op {op}"
         );
     }
-    assert_eq!(d.stats().snapshot().retries, 1);
+    assert_eq!(d.watch_stats().retries, 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -150,7 +150,7 @@ async fn server_errors_500_and_503_are_retried_with_growing_backoff() {
         gaps[1] > gaps[0] && gaps[2] > gaps[1],
         "backoff grows: {gaps:?}"
     );
-    assert_eq!(d.stats().snapshot().retries, 3);
+    assert_eq!(d.watch_stats().retries, 3);
 }
 
 #[tokio::test(start_paused = true)]
@@ -439,7 +439,7 @@ async fn full_lifecycle_on_a_fake_server() {
     assert_eq!(report.events[0].reason, "CreateDeployment");
     assert!(report.final_status.as_ref().unwrap().is_ready());
     assert_eq!(count(&log, |r| r.method == "DELETE"), 1);
-    assert!(ctx.ledger.describe().is_empty());
+    assert!(ctx.left_behind.describe().is_empty());
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["outcome"], "success");
     assert!(json["phases"][0]["start"].as_str().unwrap().ends_with('Z'));

@@ -247,7 +247,7 @@ async fn many_lifecycles_share_one_list_and_watch_per_resource() {
             .all(|w| !w.query.contains_key("fieldSelector"))
     );
     assert_eq!(count(&log, |r| r.method == "DELETE"), 3);
-    assert!(ctx.ledger.describe().is_empty());
+    assert!(ctx.left_behind.describe().is_empty());
 }
 
 #[tokio::test(start_paused = true)]
@@ -444,7 +444,7 @@ async fn a_watch_item_about_one_deployment_wakes_only_its_own_lifecycle_among_20
     let items = 2 * writes as u64;
     let per_item = 2 * items;
     let per_list = 4 * 2 * N as u64;
-    let wakeups = ctx.deployer.stats().snapshot().wakeups;
+    let wakeups = ctx.deployer.watch_stats().wakeups;
     assert!(
         wakeups <= per_item + per_list,
         "{wakeups} wake-ups for {items} items and {N} lifecycles"

@@ -27,7 +27,7 @@ use crate::error::{Error, Op};
 
 /// Server-side watch timeout in seconds. kube abandons a watch that sends nothing for this
 /// long plus 5 s, so a silently dead connection is noticed within about two minutes.
-pub const WATCH_TIMEOUT_SECS: u32 = 120;
+pub(crate) const WATCH_TIMEOUT_SECS: u32 = 120;
 
 /// How long a list or watch request may go without the response starting (its status line
 /// and headers). The API server answers a watch at once and ends any other request after its
@@ -37,7 +37,7 @@ pub(crate) const RESPONSE_START_TIMEOUT: std::time::Duration = std::time::Durati
 
 /// How long a feed that has listed successfully retries errors that are otherwise final
 /// (401, 403, 404) before reporting them: an API server restarting answers these for a moment.
-pub const FATAL_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+pub(crate) const FATAL_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Counters shared by all watches of one [`crate::Deployer`]; cheap to clone.
 #[derive(Debug, Clone, Default)]
@@ -53,7 +53,7 @@ struct StatsInner {
 
 /// A point-in-time copy of [`Stats`], for reports.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct StatsSnapshot {
+pub struct WatchStats {
     /// Full lists after the first one (after `410 Gone` or a failed re-watch).
     pub relists: u64,
     /// Watch errors that were retried.
@@ -69,8 +69,8 @@ pub struct StatsSnapshot {
 impl Stats {
     /// Reads the counters.
     #[must_use]
-    pub fn snapshot(&self) -> StatsSnapshot {
-        StatsSnapshot {
+    pub fn snapshot(&self) -> WatchStats {
+        WatchStats {
             relists: self.0.relists.load(Ordering::Relaxed),
             watch_errors: self.0.watch_errors.load(Ordering::Relaxed),
             retries: self.0.retries.load(Ordering::Relaxed),

@@ -8,6 +8,6 @@
 //!   whether to keep waiting (and until when), or how the wait ends.
 
 pub mod freshness;
-pub mod pods;
+pub(crate) mod pods;
 pub mod readiness;
 pub(crate) mod wait;

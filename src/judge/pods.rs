@@ -25,7 +25,7 @@ use std::borrow::Borrow;
 use k8s_openapi::api::apps::v1::Deployment;
 use serde::Serialize;
 
-pub use crate::error::Broken;
+pub(crate) use crate::error::Broken;
 use crate::judge::readiness::Readiness;
 use crate::model::pod_issue::Kind;
 use crate::model::pod_issue::PodIssue;
@@ -34,7 +34,7 @@ use crate::model::pod_issue::pod_issue;
 
 /// The broken and the blocked pods of one SeldonDeployment's newest ReplicaSets.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Assessment {
+pub(crate) struct Assessment {
     /// Causes that end a wait once they outlast the grace period, in a stable order.
     pub broken: Vec<Broken>,
     /// Causes that hold pods up but may resolve (`Unschedulable`).
@@ -47,14 +47,14 @@ pub struct Assessment {
 
 impl Assessment {
     /// Nothing wrong.
-    #[must_use]
-    pub fn is_clear(&self) -> bool {
+    #[cfg(test)]
+    fn is_clear(&self) -> bool {
         self.broken.is_empty() && self.blocked.is_empty() && self.restarted.is_empty()
     }
 
     /// The cause to show first: a broken one, else a blocker, else a restarted container.
     #[must_use]
-    pub fn first(&self) -> Option<&Broken> {
+    pub(crate) fn first(&self) -> Option<&Broken> {
         self.broken
             .first()
             .or(self.blocked.first())
@@ -76,17 +76,8 @@ impl Assessment {
 /// Deployment's template runs in it with the template's image: a rollout that changes only
 /// labels or env then also counts old pods, which the grace period and the controller's
 /// next status write soon settle.
-///
-/// # Examples
-///
-/// ```
-/// use seldon_deploy::judge::pods::assess;
-///
-/// let a = assess(std::iter::empty(), &[] as &[k8s_openapi::api::apps::v1::Deployment]);
-/// assert!(a.is_clear());
-/// ```
 #[must_use]
-pub fn assess<'a>(
+pub(crate) fn assess<'a>(
     issues: impl IntoIterator<Item = &'a PodIssue>,
     deployments: &[impl Borrow<Deployment>],
 ) -> Assessment {

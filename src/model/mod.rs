@@ -6,5 +6,5 @@
 pub mod components;
 pub mod manifest;
 pub mod merge;
-pub mod pod_issue;
-pub mod scale;
+pub(crate) mod pod_issue;
+pub(crate) mod scale;

@@ -19,11 +19,11 @@ pub(crate) const FATAL_WAITING: [&str; 5] = [
 /// The label the Deployment controller puts on a ReplicaSet and its pods.
 const TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
 
-pub use crate::error::Broken;
+pub(crate) use crate::error::Broken;
 
 /// What one pod has wrong with it, before knowing whether its ReplicaSet is the newest.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PodIssue {
+pub(crate) struct PodIssue {
     /// The owning ReplicaSet's name.
     pub(crate) owner: String,
     /// The `pod-template-hash` label.
@@ -50,7 +50,7 @@ pub(crate) enum Kind {
 /// Classifies one pod on its own; `None` when nothing is wrong with it (or it is being
 /// deleted, or no ReplicaSet owns it).
 #[must_use]
-pub fn pod_issue(pod: &Pod) -> Option<PodIssue> {
+pub(crate) fn pod_issue(pod: &Pod) -> Option<PodIssue> {
     if pod.metadata.deletion_timestamp.is_some() {
         return None;
     }

@@ -33,19 +33,7 @@ pub struct ScalePlan {
 ///
 /// [`Error::Autoscaled`] when a component has `hpaSpec` or `kedaSpec`; [`Error::Usage`] when
 /// `live` has no UID or `n` is negative.
-///
-/// # Examples
-///
-/// ```
-/// let live = serde_json::json!({
-///     "metadata": {"name": "iris", "uid": "u"},
-///     "spec": {"predictors": [{"name": "default", "replicas": 1, "graph": {"name": "c"}}]}
-/// });
-/// let plan = seldon_deploy::model::scale::scale_patch(&live, 2)?;
-/// assert_eq!(plan.paths, vec!["/spec/predictors/0/replicas"]);
-/// # Ok::<(), seldon_deploy::Error>(())
-/// ```
-pub fn scale_patch(live: &Value, n: i32) -> Result<ScalePlan> {
+pub(crate) fn scale_patch(live: &Value, n: i32) -> Result<ScalePlan> {
     if n < 0 {
         return Err(Error::Usage(format!(
             "replicas must not be negative (got {n})"

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::time::Instant;
 
-use crate::cluster::cache::{NamespaceCache, ObjectWatch, ReaderNeeds, WatchesRunning};
+use crate::cluster::cache::{NamespaceCache, ObjectWatch, ReaderNeeds};
 use crate::cluster::watch::Stats;
 use crate::error::{Error, Op, Result, is_transient, is_unserved_resource, retry_after};
 use crate::judge::freshness::{self, Baseline, Renders, SpecUpdate};
@@ -34,7 +34,7 @@ use crate::judge::wait::{Next, Wait};
 use crate::model::components::{self, Target};
 use crate::model::manifest::{GROUP, Manifest};
 use crate::model::merge::{self, Change};
-use crate::model::scale::{ScalePlan, scale_patch};
+use crate::model::scale::scale_patch;
 use crate::names::SELDON_ID_LABEL;
 
 mod create;
@@ -43,7 +43,10 @@ mod transport;
 mod update;
 mod wait;
 
+pub use crate::cluster::cache::WatchesRunning;
+pub use crate::cluster::watch::WatchStats;
 pub use crate::model::manifest::sdep_resource;
+pub use crate::model::scale::ScalePlan;
 pub use crate::names::APPLY_ID_ANNOTATION;
 pub use crate::names::{FIELD_MANAGER, RUN_ID_ANNOTATION};
 /// The least time the read after a lost create answer gets, even past the phase deadline.
@@ -202,7 +205,7 @@ impl Deployer {
     }
 
     /// Shares one watch per resource across everything this deployer (and its clones) does in
-    /// the namespace, instead of opening watches per wait; see [`crate::cluster::cache`]. Use it to
+    /// the namespace, instead of opening watches per wait. Use it to
     /// drive many deployments at once: the API load then stays flat as their number grows.
     #[must_use]
     pub fn with_shared_watches(mut self) -> Self {
@@ -212,7 +215,7 @@ impl Deployer {
     }
 
     /// As [`Deployer::with_shared_watches`] for a deployer that handles only `name`:
-    /// the shared SeldonDeployment watch is narrowed to it (see [`NamespaceCache::for_one`]).
+    /// the shared SeldonDeployment watch is narrowed to it (one watch of one object).
     #[must_use]
     pub fn with_shared_watches_for(mut self, name: &str) -> Self {
         self.cache = NamespaceCache::for_one(
@@ -226,7 +229,7 @@ impl Deployer {
 
     /// The cache of this deployer's namespace.
     #[must_use]
-    pub fn cache(&self) -> &NamespaceCache {
+    pub(crate) fn cache(&self) -> &NamespaceCache {
         &self.cache
     }
 
@@ -256,10 +259,10 @@ impl Deployer {
         &self.client
     }
 
-    /// Watch and retry counters of this deployer (shared by its clones).
+    /// Watch and retry counters of this deployer (shared by its clones), as they are now.
     #[must_use]
-    pub fn stats(&self) -> &Stats {
-        &self.stats
+    pub fn watch_stats(&self) -> WatchStats {
+        self.stats.snapshot()
     }
 
     /// Refuses a name or namespace Kubernetes would never accept before it goes into a

@@ -534,7 +534,7 @@ pub async fn execute(ctx: &Context, on: RunOn<'_>, steps: &[Step], opts: &RunOpt
         report.fail(e);
     }
     drop(watches);
-    report.watch = d.stats().snapshot();
+    report.watch = d.watch_stats();
     ctx.send(
         &name,
         UpdateKind::Finished {

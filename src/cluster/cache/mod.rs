@@ -55,7 +55,7 @@ pub(crate) use watched::{WatchedDeployment, WatchedEvent, WatchedPod, WatchedSde
 
 /// Starts (or joins) the stores of one namespace. Cheap to clone; clones share the stores.
 #[derive(Clone)]
-pub struct NamespaceCache(Arc<Inner>);
+pub(crate) struct NamespaceCache(Arc<Inner>);
 
 struct Inner {
     client: Client,
@@ -89,7 +89,7 @@ pub struct WatchesRunning {
 /// Keeps the shared watches, once a [`WatchesRunning`] has started them, running until it is
 /// dropped, so lifecycles run one after another (`--concurrency 1`) share one list per
 /// resource instead of listing again each time the previous one ended.
-pub struct WatchesRetained(NamespaceCache);
+pub(crate) struct WatchesRetained(NamespaceCache);
 
 impl Drop for WatchesRetained {
     fn drop(&mut self) {
@@ -125,14 +125,14 @@ impl NamespaceCache {
     /// start (see the module documentation). Relists and retried watch errors are counted in
     /// `stats`.
     #[must_use]
-    pub fn per_reader(client: Client, namespace: &str, stats: Stats) -> Self {
+    pub(crate) fn per_reader(client: Client, namespace: &str, stats: Stats) -> Self {
         Self::build(client, namespace, false, None, stats)
     }
 
     /// A cache of `namespace` with one store per resource for every reader: N readers cost
     /// one list and one watch per resource (see the module documentation).
     #[must_use]
-    pub fn shared(client: Client, namespace: &str, stats: Stats) -> Self {
+    pub(crate) fn shared(client: Client, namespace: &str, stats: Stats) -> Self {
         Self::build(client, namespace, true, None, stats)
     }
 
@@ -140,7 +140,7 @@ impl NamespaceCache {
     /// Deployment and Event watches stay namespace-wide: their objects' names are the
     /// operator's choice). Readers of any other name still work, on stores of their own.
     #[must_use]
-    pub fn for_one(client: Client, namespace: &str, name: &str, stats: Stats) -> Self {
+    pub(crate) fn for_one(client: Client, namespace: &str, name: &str, stats: Stats) -> Self {
         Self::build(client, namespace, true, Some(name.to_owned()), stats)
     }
 
@@ -169,13 +169,13 @@ impl NamespaceCache {
 
     /// Whether the stores are shared.
     #[must_use]
-    pub fn is_shared(&self) -> bool {
+    pub(crate) fn is_shared(&self) -> bool {
         self.0.shared
     }
 
     /// The namespace.
     #[must_use]
-    pub fn namespace(&self) -> &str {
+    pub(crate) fn namespace(&self) -> &str {
         &self.0.namespace
     }
 
@@ -300,7 +300,7 @@ impl NamespaceCache {
     /// value lives (and, under a [`WatchesRetained`], until that ends); does nothing when
     /// unshared (each reader then opens its own).
     #[must_use]
-    pub fn keep_running(&self) -> WatchesRunning {
+    pub(crate) fn keep_running(&self) -> WatchesRunning {
         let stores = self
             .0
             .shared
@@ -317,7 +317,7 @@ impl NamespaceCache {
     /// Keeps the shared watches, once started, running until the returned value is dropped;
     /// does nothing when unshared.
     #[must_use]
-    pub fn retain(&self) -> WatchesRetained {
+    pub(crate) fn retain(&self) -> WatchesRetained {
         if self.0.shared {
             self.stores().retainers += 1;
         }
@@ -334,7 +334,7 @@ impl NamespaceCache {
 /// `name` when the name fits a label (63 characters); `None` otherwise, and then readers learn
 /// the value from the Deployments they own.
 #[must_use]
-pub fn seldon_id(name: &str) -> Option<&str> {
+pub(crate) fn seldon_id(name: &str) -> Option<&str> {
     (!name.is_empty() && name.len() <= 63).then_some(name)
 }
 
