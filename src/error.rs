@@ -128,21 +128,6 @@ impl Outcome {
     }
 }
 
-/// Exit code: success.
-pub const EXIT_OK: u8 = Outcome::Success.code();
-/// Exit code: the deployment failed or was removed by someone else.
-pub const EXIT_FAILED: u8 = Outcome::Failed.code();
-/// Exit code: invalid usage or input.
-pub const EXIT_INVALID: u8 = Outcome::Invalid.code();
-/// Exit code: cluster access problem (includes "name already taken").
-pub const EXIT_ACCESS: u8 = Outcome::Access.code();
-/// Exit code: timed out waiting.
-pub const EXIT_TIMEOUT: u8 = Outcome::Timeout.code();
-/// Exit code: interrupted by SIGINT.
-pub const EXIT_SIGINT: u8 = Outcome::Interrupted(Signal::Int).code();
-/// Exit code: interrupted by SIGTERM.
-pub const EXIT_SIGTERM: u8 = Outcome::Interrupted(Signal::Term).code();
-
 /// Which signal interrupted a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -535,7 +520,7 @@ impl Error {
             | Error::Usage(_)
             | Error::InvalidName { .. }
             | Error::Invalid { .. }
-            | Error::Autoscaled(_) => EXIT_INVALID,
+            | Error::Autoscaled(_) => Outcome::Invalid.code(),
             Error::AlreadyExists { .. }
             | Error::Forbidden { .. }
             | Error::Unauthorized { .. }
@@ -546,14 +531,14 @@ impl Error {
             | Error::UnexpectedResponse { .. }
             | Error::CreateUncertain { .. }
             | Error::WriteUncertain { .. }
-            | Error::EventWatch { .. } => EXIT_ACCESS,
+            | Error::EventWatch { .. } => Outcome::Access.code(),
             Error::NotFound { .. }
             | Error::ChangedByOthers { .. }
             | Error::DeploymentFailed { .. }
             | Error::PodsFailing { .. }
             | Error::SmokeFailed { .. }
-            | Error::Gone { .. } => EXIT_FAILED,
-            Error::Timeout { .. } => EXIT_TIMEOUT,
+            | Error::Gone { .. } => Outcome::Failed.code(),
+            Error::Timeout { .. } => Outcome::Timeout.code(),
             Error::Interrupted { signal } => signal.exit_code(),
             Error::Rollout { cause, .. } => cause.exit_code(),
         }
@@ -736,7 +721,7 @@ mod tests {
         let op = Op::sdep("patch", "team-a", Some("iris"));
         let e = Error::from_kube(api(403, "Forbidden", ""), &op);
         let text = e.to_string();
-        assert_eq!(e.exit_code(), EXIT_ACCESS);
+        assert_eq!(e.exit_code(), Outcome::Access.code());
         assert!(text.contains("patch"), "{text}");
         assert!(text.contains("seldondeployments.machinelearning.seldon.io"));
         assert!(text.contains("team-a"));

@@ -147,13 +147,13 @@ struct Mark {
 
 /// The owned Deployments as they were at the update's resourceVersion, by name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Baseline(BTreeMap<String, Mark>);
+pub(crate) struct Baseline(BTreeMap<String, Mark>);
 
 impl Baseline {
     /// From a list of the namespace's Deployments at the update's resourceVersion; those not
     /// owned by `uid` are left out.
     #[must_use]
-    pub fn new(deployments: &[Deployment], uid: &str) -> Self {
+    pub(crate) fn new(deployments: &[Deployment], uid: &str) -> Self {
         Baseline(
             deployments
                 .iter()
@@ -165,14 +165,8 @@ impl Baseline {
 
     /// How many Deployments it holds.
     #[must_use]
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.0.len()
-    }
-
-    /// Whether it holds none.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 }
 
@@ -196,7 +190,7 @@ fn mark(d: &Deployment) -> Mark {
 /// # Errors
 ///
 /// The reason the wait goes on, for the progress line and a timeout's message.
-pub fn operator_acted(
+pub(crate) fn operator_acted(
     update: &SpecUpdate,
     baseline: Option<&Baseline>,
     sdep: &Value,

@@ -157,7 +157,7 @@ impl Readiness {
 
 /// Whether `d` has an ownerReference to the object with `uid`.
 #[must_use]
-pub fn owned_by(d: &Deployment, uid: &str) -> bool {
+pub(crate) fn owned_by(d: &Deployment, uid: &str) -> bool {
     d.metadata
         .owner_references
         .as_ref()

@@ -119,7 +119,7 @@ pub enum Target {
 
 /// Reads a replica count if it is a valid one (an integer in `0..=i32::MAX`).
 #[must_use]
-pub fn replicas_at(v: Option<&Value>) -> Option<i32> {
+pub(crate) fn replicas_at(v: Option<&Value>) -> Option<i32> {
     v.and_then(Value::as_i64)
         .and_then(|n| i32::try_from(n).ok())
         .filter(|n| *n >= 0)
@@ -283,7 +283,7 @@ fn prepackaged_units(unit: &Value, out: &mut Vec<String>) {
 
 /// Which autoscaler a componentSpec uses, if any (KEDA wins, as in the operator).
 #[must_use]
-pub fn autoscaler(component_spec: &Value) -> Option<Autoscaler> {
+pub(crate) fn autoscaler(component_spec: &Value) -> Option<Autoscaler> {
     let set = |k: &str| component_spec.get(k).is_some_and(|v| !v.is_null());
     if set("kedaSpec") {
         Some(Autoscaler::Keda)

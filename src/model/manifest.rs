@@ -18,9 +18,9 @@ use crate::model::components::{self, Component};
 mod yaml;
 
 /// Largest manifest accepted, in bytes. Real SeldonDeployments are a few KiB.
-pub const MAX_MANIFEST_BYTES: u64 = 10 * 1024 * 1024;
+pub(crate) const MAX_MANIFEST_BYTES: u64 = 10 * 1024 * 1024;
 /// Deepest YAML/JSON nesting accepted. A PodSpec inside a 10-level graph stays well below this.
-pub const MAX_DEPTH: usize = 64;
+pub(crate) const MAX_DEPTH: usize = 64;
 pub use crate::names::GROUP;
 /// The kind this tool deploys.
 pub const KIND: &str = "SeldonDeployment";
@@ -651,7 +651,7 @@ pub fn check_dns1123_subdomain(name: &str) -> std::result::Result<(), String> {
 /// # Errors
 ///
 /// A short explanation of the first rule broken.
-pub fn check_dns1123_label(name: &str) -> std::result::Result<(), String> {
+pub(crate) fn check_dns1123_label(name: &str) -> std::result::Result<(), String> {
     if name.is_empty() {
         return Err("empty".into());
     }

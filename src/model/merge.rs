@@ -44,26 +44,8 @@ impl std::fmt::Display for Change {
 /// manifest's spec and its labels and annotations merged in, addressed to the manifest's API
 /// version (all served versions share one schema, so only `apiVersion` differs). `status`
 /// and `managedFields` are dropped: the server keeps both.
-///
-/// # Examples
-///
-/// ```
-/// use serde_json::json;
-/// let spec = json!({"predictors": [{"name": "p", "graph": {"name": "g"}}]});
-/// let live = json!({"apiVersion": "machinelearning.seldon.io/v1", "kind": "SeldonDeployment",
-///     "metadata": {"name": "m", "resourceVersion": "7", "labels": {"team": "a", "v": "1"}},
-///     "spec": {"replicas": 2, "predictors": []}, "status": {"state": "Available"}});
-/// let file = json!({"apiVersion": "machinelearning.seldon.io/v1", "kind": "SeldonDeployment",
-///     "metadata": {"name": "m", "labels": {"v": "2"}}, "spec": spec});
-/// let m = &seldon_deploy::model::manifest::parse("m.json", file.to_string().as_bytes()).unwrap()[0];
-/// let sent = seldon_deploy::model::merge::desired_object(&live, m);
-/// assert_eq!(sent["spec"], spec);
-/// assert_eq!(sent["metadata"]["labels"], json!({"team": "a", "v": "2"}));
-/// assert_eq!(sent["metadata"]["resourceVersion"], "7");
-/// assert!(sent.get("status").is_none());
-/// ```
 #[must_use]
-pub fn desired_object(live: &Value, manifest: &Manifest) -> Value {
+pub(crate) fn desired_object(live: &Value, manifest: &Manifest) -> Value {
     let mut out = live.clone();
     if let Some(o) = out.as_object_mut() {
         o.remove("status");
@@ -98,7 +80,7 @@ pub fn desired_object(live: &Value, manifest: &Manifest) -> Value {
 
 /// What [`restored_object`] found.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Restore {
+pub(crate) enum Restore {
     /// Send this object to undo the update.
     Send(Value),
     /// Another writer changed the spec since the update: restoring would overwrite their
@@ -117,26 +99,8 @@ pub enum Restore {
 /// changed it since; every other key, and the rest of the live metadata (with its
 /// resourceVersion, the precondition), is kept. `status` and `managedFields` are dropped, as
 /// in [`desired_object`].
-///
-/// # Examples
-///
-/// ```
-/// use serde_json::json;
-/// use seldon_deploy::model::merge::{restored_object, Restore};
-/// let previous = json!({"metadata": {"labels": {"v": "1"}}, "spec": {"replicas": 1}});
-/// let wrote = json!({"metadata": {"labels": {"v": "2"}}, "spec": {"replicas": 2}});
-/// // Since the update, a policy controller added a label.
-/// let live = json!({"metadata": {"labels": {"v": "2", "policy": "ok"}, "resourceVersion": "9"},
-///     "spec": {"replicas": 2}});
-/// let Restore::Send(sent) = restored_object(&live, &previous, &wrote) else { panic!() };
-/// assert_eq!(sent["spec"], json!({"replicas": 1}));
-/// assert_eq!(sent["metadata"]["labels"], json!({"v": "1", "policy": "ok"}));
-/// // Another writer changed the spec: it is not overwritten.
-/// let theirs = json!({"metadata": {}, "spec": {"replicas": 3}});
-/// assert!(matches!(restored_object(&theirs, &previous, &wrote), Restore::ChangedByOthers(_)));
-/// ```
 #[must_use]
-pub fn restored_object(live: &Value, previous: &Value, wrote: &Value) -> Restore {
+pub(crate) fn restored_object(live: &Value, previous: &Value, wrote: &Value) -> Restore {
     let live_spec = live.get("spec").unwrap_or(&Value::Null);
     let wrote_spec = wrote.get("spec").unwrap_or(&Value::Null);
     let previous_spec = previous.get("spec").unwrap_or(&Value::Null);
