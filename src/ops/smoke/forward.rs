@@ -35,7 +35,7 @@ pub(crate) struct Answer {
 #[derive(Debug)]
 pub(crate) enum NoAnswer {
     /// The API server refused the port-forward (401/403).
-    Denied(u16),
+    Denied(kube::Error),
     /// The port-forward or the request failed: what is known of why.
     Failed(String),
 }
@@ -54,9 +54,10 @@ pub(crate) async fn request(
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let mut forward =
         pods.portforward(pod, &[port]).await.map_err(|e| match &e {
+            kube::Error::Api(s) if matches!(s.code, 401 | 403) => NoAnswer::Denied(e),
             kube::Error::UpgradeConnection(
                 kube::client::UpgradeConnectionError::ProtocolSwitch(s),
-            ) if matches!(s.as_u16(), 401 | 403) => NoAnswer::Denied(s.as_u16()),
+            ) if matches!(s.as_u16(), 401 | 403) => NoAnswer::Denied(e),
             _ => NoAnswer::Failed(format!("port-forward to pod {pod} port {port}: {e}")),
         })?;
     let result = async {

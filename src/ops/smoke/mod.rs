@@ -466,14 +466,12 @@ impl Deployer {
                     ),
                 });
             }
-            Ok(Err(forward::NoAnswer::Denied(code))) => {
-                return Err(Error::Forbidden {
-                    verb: "create".to_owned(),
-                    resource: "pods/portforward".to_owned(),
-                    namespace: self.namespace.clone(),
-                    name: Some(pod),
-                    message: format!("the API server answered {code} to the port-forward"),
-                });
+            Ok(Err(forward::NoAnswer::Denied(e))) => {
+                // A WebSocket port-forward is a GET: the API server authorizes `get` first.
+                return Err(Error::from_kube(
+                    e,
+                    &Op::other("get", "pods/portforward", &self.namespace),
+                ));
             }
             Ok(Err(forward::NoAnswer::Failed(why))) => {
                 r.error = Some(why);

@@ -107,7 +107,9 @@ pub fn judge(
         let want = &expected[key];
         let got = answer.get(key).unwrap_or(&Value::Null);
         if let Some(diff) = first_difference(key, want, got, tolerance, false) {
-            return Err(format!("the answer differs from the expected one: {diff}"));
+            return Err(format!(
+                "HTTP {status}, but the answer differs from the expected one: {diff}"
+            ));
         }
     }
     Ok(())
@@ -355,7 +357,7 @@ mod tests {
         let e = judge_v2(close, 1e-9).unwrap_err();
         assert_eq!(
             e,
-            "the answer differs from the expected one: outputs[0].data[0]: expected 3.0, got 3.0000001"
+            "HTTP 200, but the answer differs from the expected one: outputs[0].data[0]: expected 3.0, got 3.0000001"
         );
         let renamed = json!({"outputs": [{"name": "total", "shape": [2, 1], "datatype": "FP64", "data": [3.0, 7.0]}]});
         assert!(
