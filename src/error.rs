@@ -11,13 +11,15 @@ pub const EXIT_CODES: &[(&str, &str)] = &[
         "the deployment failed: the operator's Failed state outlasted --failed-grace; or the pods of \
          its newest ReplicaSets cannot come up (crash loop, image pull error, quota or admission \
          webhook refusing them, progress deadline exceeded) for longer than --failed-grace, and the \
-         message names the pod, container, reason and message; or someone else deleted or replaced \
-         the object (also: the named object does not exist)",
+         message names the pod, container, reason and message; or a predictor did not answer the \
+         smoke test (--smoke) as it should, and the message names the predictor, pod, HTTP status, \
+         and the body or the first difference from the expected answer; or someone else deleted or \
+         replaced the object (also: the named object does not exist)",
     ),
     (
         "2",
         "invalid usage or input: a file that does not parse (the message names the file, line and \
-         column), the wrong kind, group or version, a bad name, a namespace that conflicts with -n, \
+         column; also a --smoke request or --smoke-expect answer that is not JSON), the wrong kind, group or version, a bad name, a namespace that conflicts with -n, \
          bad replica counts, no predictors, two predictors with one name (Seldon's webhook denies it; \
          without the webhook the operator fights over one Deployment), an autoscaled \
          (hpaSpec/kedaSpec) component given to run \
@@ -27,7 +29,8 @@ pub const EXIT_CODES: &[(&str, &str)] = &[
     (
         "3",
         "cluster access: unreachable, TLS, authentication, authorization (the message names the \
-         verb, resource and namespace), missing CRD or namespace, or the name is already taken (the \
+         verb, resource and namespace; --smoke without get and create on pods/portforward is refused \
+         before anything is created or changed), missing CRD or namespace, or the name is already taken (the \
          existing object is left untouched)",
     ),
     (

@@ -371,3 +371,62 @@ async fn without_pods_portforward_smoke_exits_3_naming_the_right_and_nothing_is_
     assert!(ns.get_sdep("iris").await.is_none(), "nothing is created");
     ns.cleanup().await;
 }
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn smoke_without_a_file_checks_readiness_and_a_pod_where_nothing_listens_fails_naming_why() {
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("smoke-ready").await;
+    let dir = tempfile::tempdir().unwrap();
+    for (name, protocol, path) in [
+        ("ready-v1", None, "/ready"),
+        ("ready-v2", Some("v2"), "/v2/health/ready"),
+    ] {
+        let manifest = write_json(
+            dir.path(),
+            &format!("{name}.json"),
+            &served(name, protocol, None),
+        );
+        let out = sdep_json(&cluster, &ns, &["create", "-f", &manifest, "--smoke"]);
+        assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+        let s = &report(&out)["smoke"][0];
+        assert_eq!(
+            (s["method"].as_str(), s["path"].as_str()),
+            (Some("GET"), Some(path)),
+            "{s}"
+        );
+        assert_eq!(s["status"], 200, "{s}");
+        // The standalone command asks the same.
+        let out = sdep_json(&cluster, &ns, &["smoke", name]);
+        assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+        assert_eq!(report(&out)["smoke"][0]["path"], path);
+    }
+    let refuse = write_json(
+        dir.path(),
+        "refuse.json",
+        &served("refuse", None, Some("refuse")),
+    );
+    let out = sdep_json(&cluster, &ns, &["create", "-f", &refuse, "--keep"]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let body = write_json(dir.path(), "request.json", &v1_request());
+    let out = sdep_json(&cluster, &ns, &["wait", "refuse", "--smoke", &body]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for words in [
+        "smoke test failed",
+        "(pod refuse-default-0-classifier-",
+        "connection refused",
+    ] {
+        assert!(stderr.contains(words), "{words:?}: {}", describe(&out));
+    }
+    assert_eq!(
+        report(&out)["smoke"][0]["status"],
+        Value::Null,
+        "no HTTP answer"
+    );
+    assert!(
+        ns.get_sdep("refuse").await.is_some(),
+        "wait deletes nothing"
+    );
+    ns.cleanup().await;
+}

@@ -48,21 +48,28 @@ pub fn smoke_table(report: &Report) -> String {
         .max()
         .unwrap_or(0)
         .max(9);
+    let request = |s: &seldon_deploy::ops::smoke::SmokeResult| format!("{} {}", s.method, s.path);
+    let rwidth = report
+        .smoke
+        .iter()
+        .map(|s| request(s).len())
+        .max()
+        .unwrap_or(0)
+        .max(7);
     let mut out = format!(
-        "\n{:<width$} {:<6} {:>7} {:>8}  {:<8} {}\n",
-        "PREDICTOR", "STATUS", "LATENCY", "OUTCOME", "POD", "REQUEST"
+        "\n{:<width$} {:<8} {:>6} {:>8}  {:<rwidth$}  {}\n",
+        "PREDICTOR", "OUTCOME", "STATUS", "LATENCY", "REQUEST", "POD"
     );
     for s in &report.smoke {
         out.push_str(&format!(
-            "{:<width$} {:<6} {:>7} {:>8}  {:<8} {} {}\n",
+            "{:<width$} {:<8} {:>6} {:>8}  {:<rwidth$}  {}\n",
             s.predictor,
+            s.outcome,
             s.status.map_or_else(|| "-".to_owned(), |c| c.to_string()),
             s.latency_ms
                 .map_or_else(|| "-".to_owned(), |ms| format!("{ms}ms")),
-            s.outcome,
+            request(s),
             s.pod.as_deref().unwrap_or("-"),
-            s.method,
-            s.path
         ));
     }
     out
@@ -297,7 +304,7 @@ mod tests {
             "{t}"
         );
         assert!(
-            rows[2].ends_with("iris-canary-0-classifier-abc POST /api/v1.0/predictions"),
+            rows[2].ends_with("POST /api/v1.0/predictions  iris-canary-0-classifier-abc"),
             "{t}"
         );
         assert_eq!(smoke_table(&Report::new("x", "ns")), "");
