@@ -58,7 +58,9 @@ SDEP_E2E_KUBECONFIG=$(env "${oldest_env[@]}" testenv/cluster kubeconfig) \
 # Port-forward to testenv's model servers (apiserver -> KWOK's kubelet server) on this minor too,
 # and the smoke test through it (its WebSocket port-forward and the rights it is authorized by).
 SDEP_E2E_KUBECONFIG=$(env "${oldest_env[@]}" testenv/cluster kubeconfig) \
-  cargo test --locked --test e2e_testenv_hooks --test e2e_smoke -- --include-ignored port_forward smoke
+  cargo test --locked --test e2e_testenv_hooks -- --include-ignored port_forward
+SDEP_E2E_KUBECONFIG=$(env "${oldest_env[@]}" testenv/cluster kubeconfig) \
+  cargo test --locked --test e2e_smoke -- --include-ignored
 
 # Events in an etcd of their own (--etcd-servers-overrides=/events#…, the default of some
 # installers): their resourceVersions come from another counter, so the rollout wait must not
