@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use seldon_deploy::Deployer;
+use seldon_deploy::judge::freshness::Renders;
 use seldon_deploy::ops::{APPLY_ID_ANNOTATION, RUN_ID_ANNOTATION};
 use seldon_deploy::run::{self, Context, RunOptions};
 use serde_json::{Value, json};
@@ -242,11 +243,32 @@ async fn a_stored_create_unanswered_by_the_deadline_is_found_and_returned() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_ctrl_c_while_the_create_is_unanswered_names_the_object_it_may_have_made() {
+    let stderr = second_ctrl_c_while_the_post_hangs("run").await;
+    assert!(stderr.contains("create request in flight"), "{stderr}");
+}
+
+/// `apply` creates what is absent: its create is named as for `run`'s.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_ctrl_c_while_an_applys_create_is_unanswered_names_the_object_it_may_have_made() {
+    let stderr = second_ctrl_c_while_the_post_hangs("apply").await;
+    assert!(stderr.contains("apply request in flight"), "{stderr}");
+}
+
+/// Runs `command -f iris.yaml` against a server on which the object is absent and a POST is
+/// never answered; sends SIGINT once the POST arrived, and a second once the first was
+/// handled; checks the exit names the object as possibly made, and returns stderr.
+async fn second_ctrl_c_while_the_post_hangs(command: &str) -> String {
     use std::io::BufRead;
     let (posted_tx, posted_rx) = std::sync::mpsc::channel();
     let (mock, _log) = serve_http(Box::new(move |r| {
         if r.method == "POST" {
             let _ = posted_tx.send(());
+            return Reply::Hang;
+        }
+        if r.method == "GET" && r.resource() == "sdep" && !r.is_watch() && !r.is_list() {
+            let mut absent = status(404, "NotFound", "seldondeployments \"iris\" not found");
+            absent["details"] = json!({"name": "iris", "group": "machinelearning.seldon.io", "kind": "seldondeployments"});
+            return respond(404, &absent);
         }
         Reply::Hang
     }))
@@ -256,7 +278,7 @@ async fn a_second_ctrl_c_while_the_create_is_unanswered_names_the_object_it_may_
     std::fs::write(&file, iris_yaml()).unwrap();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_seldon-deploy"))
         .env_remove("KUBECONFIG")
-        .args(["run", "-n", "ns", "-f"])
+        .args([command, "-n", "ns", "-f"])
         .arg(&file)
         .arg("--kubeconfig")
         .arg(&mock.kubeconfig)
@@ -305,6 +327,7 @@ async fn a_second_ctrl_c_while_the_create_is_unanswered_names_the_object_it_may_
     assert!(!stderr.contains("nothing created by this run"), "{stderr}");
     assert!(stderr.contains("seldondeployment/iris -n ns"), "{stderr}");
     assert!(stderr.contains("may have gone through"), "{stderr}");
+    stderr
 }
 
 #[tokio::test]
@@ -580,5 +603,64 @@ async fn an_update_cut_off_by_the_deadline_is_read_once_and_not_sent_again() {
     assert_eq!(
         reads, 2,
         "the read before the write and one read to settle it"
+    );
+}
+
+/// An `--atomic` rollback after another writer already put the previous spec back writes only
+/// what else the update changed (its label), so its rollout wait must expect no new pod
+/// template: judged by the update it undoes, it waited for one that never comes, until
+/// `--timeout`.
+#[tokio::test]
+async fn a_restore_that_writes_only_metadata_waits_for_no_new_pod_template() {
+    let previous = sdep("5", Some("Available"), 1);
+    let mut wrote = previous.clone();
+    wrote["metadata"]["resourceVersion"] = json!("6");
+    wrote["metadata"]["labels"] = json!({"team": "a"});
+    wrote["spec"]["predictors"][0]["graph"]["modelUri"] = json!("gs://models/v2");
+    // Someone else has since put the previous spec back; the label is still the update's.
+    let mut live = wrote.clone();
+    live["metadata"]["resourceVersion"] = json!("7");
+    live["spec"] = previous["spec"].clone();
+    let state = Arc::new(Mutex::new(live));
+    let st = state.clone();
+    let (mock, log) = serve_http(Box::new(move |r| {
+        let mut st = st.lock().unwrap();
+        match (r.method.as_str(), r.resource()) {
+            ("GET", "sdep") if !r.is_watch() => respond(200, &st),
+            ("PUT", "sdep") => {
+                let mut o = r.body.clone();
+                o["metadata"]["resourceVersion"] = json!("8");
+                o["status"] = st["status"].clone();
+                *st = o;
+                respond(200, &st)
+            }
+            _ => respond(500, &status(500, "Unexpected", "unexpected request")),
+        }
+    }))
+    .await;
+    let conn = mock.connect().await;
+    let d = Deployer::new(conn.client, &conn.namespace);
+    let restore = d
+        .restore(
+            &handle(),
+            &previous,
+            &wrote,
+            Instant::now() + Duration::from_secs(20),
+        )
+        .await
+        .expect("the label is restored")
+        .expect("something was written");
+    assert_eq!(count(&log, |r| r.method == "PUT"), 1);
+    let stored = state.lock().unwrap().clone();
+    assert!(
+        stored["metadata"]
+            .get("labels")
+            .is_none_or(|l| l.get("team").is_none())
+    );
+    assert_eq!(restore.revision, 8);
+    assert_eq!(
+        restore.renders,
+        Renders::Nothing,
+        "the restore changed no pod template"
     );
 }

@@ -339,18 +339,23 @@ mod tests {
         assert_eq!(Renders::between(&before, &named), Renders::Nothing);
     }
 
+    /// An update at resourceVersion 10 that changed `predictors`' own specs.
+    fn predictors_changed(predictors: &[&str], status: Option<Value>) -> SpecUpdate {
+        SpecUpdate {
+            revision: 10,
+            renders: Renders::Templates {
+                predictors: predictors.iter().map(|p| (*p).to_owned()).collect(),
+                spec: false,
+            },
+            status,
+        }
+    }
+
     #[test]
     fn a_changed_predictor_needs_a_new_pod_template_or_a_status_written_after_the_update() {
         let s = sdep("10", "gs://m/2", 50);
         let comps = components(&s);
-        let update = SpecUpdate {
-            revision: 10,
-            renders: Renders::Templates {
-                predictors: ["a".to_owned()].into(),
-                spec: false,
-            },
-            status: None,
-        };
+        let update = predictors_changed(&["a"], None);
         let at_update = [dep("s-a-0-m", 3, "2"), dep("s-b-0-m", 1, "1")];
         let base = Baseline::new(&at_update, UID);
         let acted = |deps: &[Deployment], s: &Value| {
@@ -374,14 +379,7 @@ mod tests {
     fn a_deployment_created_after_the_update_is_the_operators_work_on_it() {
         let s = sdep("10", "gs://m/2", 50);
         let comps = components(&s);
-        let update = SpecUpdate {
-            revision: 10,
-            renders: Renders::Templates {
-                predictors: ["a".to_owned(), "b".to_owned()].into(),
-                spec: false,
-            },
-            status: None,
-        };
+        let update = predictors_changed(&["a", "b"], None);
         let base = Baseline::new(&[dep("s-a-0-m", 3, "2")], UID);
         let deps = [dep("s-a-0-m", 4, "3"), dep("s-b-0-m", 1, "1")];
         assert!(operator_acted(&update, Some(&base), &s, UID, &deps, &comps).is_ok());
@@ -422,14 +420,7 @@ mod tests {
     fn a_newer_resource_version_with_the_status_unchanged_is_not_the_operators_work() {
         let s = sdep("10", "gs://m/2", 50);
         let comps = components(&s);
-        let update = SpecUpdate {
-            revision: 10,
-            renders: Renders::Templates {
-                predictors: ["a".to_owned()].into(),
-                spec: false,
-            },
-            status: Some(json!({"state": "Available"})),
-        };
+        let update = predictors_changed(&["a"], Some(json!({"state": "Available"})));
         let at_update = [dep("s-a-0-m", 3, "2"), dep("s-b-0-m", 1, "1")];
         let base = Baseline::new(&at_update, UID);
         let labelled = sdep("11", "gs://m/2", 50);

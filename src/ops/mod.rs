@@ -99,6 +99,20 @@ impl Handle {
             created_at: s("/metadata/creationTimestamp"),
         })
     }
+
+    /// Whether `object` is this object, not a namesake made after it was deleted.
+    fn is(&self, object: &Value) -> bool {
+        object.pointer("/metadata/uid").and_then(Value::as_str) == Some(self.uid.as_str())
+    }
+
+    /// The error for this object having been deleted or replaced (`how`).
+    fn gone(&self, how: &'static str) -> Error {
+        Error::Gone {
+            name: self.name.clone(),
+            uid: self.uid.clone(),
+            how,
+        }
+    }
 }
 
 /// The result of [`Deployer::apply`].

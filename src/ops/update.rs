@@ -6,8 +6,49 @@ use super::create::{new_run_id, with_annotation};
 use super::transport::{Backoff, answer_lost, json_request, patch_did_not_apply};
 use super::*;
 
-/// How many times a write (scale, update, restore) is re-read and re-sent after a conflict.
+/// How many times a write (scale, update, restore) is sent at most, re-read after each
+/// conflict.
 const MAX_WRITE_ATTEMPTS: u32 = 8;
+
+/// The one conflict policy of the guarded writes (`apply`, `restore`, `scale`): at most
+/// [`MAX_WRITE_ATTEMPTS`] writes, the next one only after a [`Backoff::conflict`] delay that
+/// ends before the deadline.
+struct Attempts {
+    made: u32,
+    delay: Backoff,
+}
+
+impl Attempts {
+    fn new() -> Self {
+        Attempts {
+            made: 0,
+            delay: Backoff::conflict(),
+        }
+    }
+
+    /// Counts a write about to be sent; `false` once the bound is reached.
+    fn start(&mut self) -> bool {
+        self.made += 1;
+        self.made <= MAX_WRITE_ATTEMPTS
+    }
+
+    /// Whether another write may follow this one.
+    fn left(&self) -> bool {
+        self.made < MAX_WRITE_ATTEMPTS
+    }
+
+    /// Whether another write may follow a conflict: one is left, and its delay ends before
+    /// `deadline`.
+    fn may_follow_conflict(&self, deadline: Instant) -> bool {
+        self.left() && self.delay.fits(deadline)
+    }
+
+    /// Waits the delay before the write that follows a conflict (counted as a retry).
+    async fn wait(&mut self, stats: &Stats) {
+        stats.retry();
+        tokio::time::sleep(self.delay.take()).await;
+    }
+}
 
 const GAVE_UP: &str = "the object kept changing; gave up after repeated conflicts";
 
@@ -84,11 +125,7 @@ impl Deployer {
                         .is_some_and(|v| !v.is_null())
                     {
                         let h = Handle::from_object(live, &self.namespace)?;
-                        return Err(Error::Gone {
-                            name: h.name,
-                            uid: h.uid,
-                            how: "marked for deletion",
-                        });
+                        return Err(h.gone("marked for deletion"));
                     }
                     Ok(Some(merge::desired_object(live, manifest)))
                 },
@@ -191,8 +228,10 @@ impl Deployer {
     /// Undoes an update: `previous` is the object as it was before it, `wrote` the object the
     /// update stored. Only what the update changed is restored, and only while the live object
     /// is still as the update left it (see [`merge::restored_object`]); re-reads on conflicts.
-    /// Returns the resourceVersion of the write (`None`: nothing needed restoring), for the
-    /// rollout wait.
+    /// Returns the restore as an update for [`Deployer::wait_rollout`] (`None`: nothing needed
+    /// restoring). What it renders is judged from what the restore itself changed, not from
+    /// the update it undoes: when another writer already put the previous spec back, the
+    /// restore writes only metadata, and no new pod template is to be waited for.
     ///
     /// # Errors
     ///
@@ -205,20 +244,15 @@ impl Deployer {
         previous: &Value,
         wrote: &Value,
         deadline: Instant,
-    ) -> Result<Option<u64>> {
-        let gone = |how| Error::Gone {
-            name: handle.name.clone(),
-            uid: handle.uid.clone(),
-            how,
-        };
+    ) -> Result<Option<SpecUpdate>> {
         let url = format!(
             "/apis/{GROUP}/v1/namespaces/{}/seldondeployments/{}?fieldManager={FIELD_MANAGER}",
             self.namespace, handle.name
         );
         let written = self
             .put_guarded(&handle.name, &url, deadline, None, |live| {
-                if live.pointer("/metadata/uid").and_then(Value::as_str) != Some(&handle.uid) {
-                    return Err(gone("replaced"));
+                if !handle.is(live) {
+                    return Err(handle.gone("replaced"));
                 }
                 match merge::restored_object(live, previous, wrote) {
                     merge::Restore::Send(v) => Ok(Some(v)),
@@ -230,8 +264,14 @@ impl Deployer {
             })
             .await;
         match written {
-            Ok((_, after)) => Ok(after.and_then(|a| crate::names::revision_of(&a))),
-            Err(WriteError::Read(Error::NotFound { .. })) => Err(gone("deleted")),
+            Ok((from, after)) => Ok(after.and_then(|after| {
+                Some(SpecUpdate {
+                    revision: crate::names::revision_of(&after)?,
+                    renders: Renders::between(&from, &after),
+                    status: after.get("status").cloned(),
+                })
+            })),
+            Err(WriteError::Read(Error::NotFound { .. })) => Err(handle.gone("deleted")),
             Err(WriteError::Read(e)) => Err(e),
             Err(WriteError::Put(e)) => Err(Error::from_kube(e, &self.op("update", &handle.name))),
             Err(WriteError::Lost { write, read }) => {
@@ -280,11 +320,11 @@ impl Deployer {
                 None => build(live)?.is_none_or(|d| !merge::differs(live, &d)),
             })
         };
-        let mut delay = Backoff::conflict();
+        let mut attempts = Attempts::new();
         let mut live = self.get(name, deadline).await.map_err(WriteError::Read)?;
         // After a lost answer: the object that write was built from.
         let mut lost_from: Option<Value> = None;
-        for attempt in 1..=MAX_WRITE_ATTEMPTS {
+        while attempts.start() {
             if let Some(from) = lost_from.take() {
                 if landed(&live).map_err(WriteError::Read)? {
                     let stored = self.as_stored(name, &from, marker, live).await;
@@ -300,7 +340,6 @@ impl Deployer {
                 Some(m) => with_annotation(&desired, APPLY_ID_ANNOTATION, m),
                 None => desired,
             };
-            let retry = attempt < MAX_WRITE_ATTEMPTS;
             match self
                 .retrying(deadline, false, || async {
                     let req = json_request(http::Method::PUT, url, &desired)?;
@@ -309,10 +348,11 @@ impl Deployer {
                 .await
             {
                 Ok(after) => return Ok((live, Some(after))),
-                Err(kube::Error::Api(s)) if s.code == 409 && retry && delay.fits(deadline) => {
-                    tracing::debug!(attempt, "update conflict, re-reading: {}", s.message);
-                    self.stats.retry();
-                    tokio::time::sleep(delay.take()).await;
+                Err(kube::Error::Api(s))
+                    if s.code == 409 && attempts.may_follow_conflict(deadline) =>
+                {
+                    tracing::debug!(attempts.made, "update conflict, re-reading: {}", s.message);
+                    attempts.wait(&self.stats).await;
                     live = self.get(name, deadline).await.map_err(WriteError::Read)?;
                 }
                 Err(e) if answer_lost(&e) => {
@@ -333,7 +373,7 @@ impl Deployer {
                         let stored = self.as_stored(name, &live, marker, now).await;
                         return Ok((live, Some(stored)));
                     }
-                    if !retry || Instant::now() >= deadline {
+                    if !attempts.left() || Instant::now() >= deadline {
                         // Not stored yet, and no attempts or time left: it may still arrive.
                         return Err(WriteError::Lost {
                             write: e,
@@ -424,19 +464,14 @@ impl Deployer {
     /// was deleted or replaced; [`Error::Forbidden`] and other access errors.
     pub async fn scale(&self, handle: &Handle, n: i32, deadline: Instant) -> Result<ScalePlan> {
         let op = self.op("patch", &handle.name);
-        let mut delay = Backoff::conflict();
-        let gone = |how| Error::Gone {
-            name: handle.name.clone(),
-            uid: handle.uid.clone(),
-            how,
-        };
-        for attempt in 1..=MAX_WRITE_ATTEMPTS {
+        let mut attempts = Attempts::new();
+        while attempts.start() {
             let live = match self.get(&handle.name, deadline).await {
-                Err(Error::NotFound { .. }) => return Err(gone("deleted")),
+                Err(Error::NotFound { .. }) => return Err(handle.gone("deleted")),
                 other => other?,
             };
-            if live.pointer("/metadata/uid").and_then(Value::as_str) != Some(&handle.uid) {
-                return Err(gone("replaced"));
+            if !handle.is(&live) {
+                return Err(handle.gone("replaced"));
             }
             let plan = scale_patch(&live, n)?;
             let pp = PatchParams {
@@ -454,21 +489,19 @@ impl Deployer {
                 // An object's own 404, not a router's (an API server restarting that does not
                 // serve the CRD yet, which `retrying` waited out until the deadline).
                 Err(e @ kube::Error::Api(_)) if !is_unserved_resource(&e) && is_404(&e) => {
-                    return Err(gone("deleted"));
+                    return Err(handle.gone("deleted"));
                 }
                 Err(kube::Error::Api(s))
                     if (s.code == 409 || patch_did_not_apply(&s))
-                        && attempt < MAX_WRITE_ATTEMPTS
-                        && delay.fits(deadline) =>
+                        && attempts.may_follow_conflict(deadline) =>
                 {
                     tracing::debug!(
-                        attempt,
+                        attempts.made,
                         code = s.code,
                         "scale conflict, re-reading: {}",
                         s.message
                     );
-                    self.stats.retry();
-                    tokio::time::sleep(delay.take()).await;
+                    attempts.wait(&self.stats).await;
                 }
                 Err(e) => return Err(Error::from_kube(e, &op)),
             }

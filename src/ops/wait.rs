@@ -167,11 +167,7 @@ impl Deployer {
                 Next::Wait(at) => at,
                 Next::Ready(r) => return Ok(r),
                 Next::Gone(r) => {
-                    return Err(Error::Gone {
-                        name: handle.name.clone(),
-                        uid: handle.uid.clone(),
-                        how: gone_how(r.reason.as_deref()),
-                    });
+                    return Err(handle.gone(gone_how(r.reason.as_deref())));
                 }
                 Next::Failed { description } => {
                     return Err(Error::DeploymentFailed {
@@ -259,9 +255,7 @@ impl Deployer {
                     if !observed.synced() {
                         continue;
                     }
-                    let present = observed.sdep_json().is_some_and(|o| {
-                        o.pointer("/metadata/uid").and_then(Value::as_str) == Some(handle.uid.as_str())
-                    });
+                    let present = observed.sdep_json().is_some_and(|o| handle.is(&o));
                     let left: Vec<String> = observed
                         .owned_deployments()
                         .iter()
@@ -334,8 +328,7 @@ impl Deployer {
         match self.get(&handle.name, deadline).await {
             Err(Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(e),
-            Ok(o) => Ok(o.pointer("/metadata/uid").and_then(Value::as_str)
-                == Some(handle.uid.as_str())
+            Ok(o) => Ok(handle.is(&o)
                 && (deleting
                     || o.pointer("/metadata/deletionTimestamp")
                         .is_none_or(Value::is_null))),

@@ -7,7 +7,6 @@ use super::left_behind::{UpdateState, describe};
 use super::progress::forward;
 use super::{Context, RunOptions, UpdateKind};
 use crate::error::Error;
-use crate::judge::freshness::{Renders, SpecUpdate};
 use crate::model::components::Target;
 use crate::names::APPLY_ID_ANNOTATION;
 use crate::ops::{Handle, WaitEvent};
@@ -116,10 +115,13 @@ pub(super) async fn rollback(
         () = &mut cut => Err(cut_off("the rollback")),
     };
     let rec = match &restored {
-        Ok(rv) => timer.finish(
+        Ok(restore) => timer.finish(
             "ok",
-            Some(match rv {
-                Some(rv) => format!("restored what the update changed (resourceVersion {rv})"),
+            Some(match restore {
+                Some(u) => format!(
+                    "restored what the update changed (resourceVersion {})",
+                    u.revision
+                ),
                 None => "the previous spec was still live".to_owned(),
             }),
         ),
@@ -128,8 +130,8 @@ pub(super) async fn rollback(
     ctx.send(&h.name, UpdateKind::PhaseFinished(rec.clone()));
     report.phases.push(rec);
     let (outcome, error, aftermath) = match restored {
-        Ok(rv) => {
-            state(UpdateState::Restored(rv));
+        Ok(restore) => {
+            state(UpdateState::Restored(restore.as_ref().map(|u| u.revision)));
             let phase = "wait-rollback";
             ctx.send(&h.name, UpdateKind::PhaseStarted(phase.into()));
             let timer = PhaseTimer::start(phase);
@@ -137,17 +139,9 @@ pub(super) async fn rollback(
             let mut obs = |ev: WaitEvent<'_>| forward(ctx, &h.name, phase, ev, &mut last);
             let deadline = Instant::now() + opts.timeout;
             let waited = async {
-                match rv {
-                    Some(revision) => {
-                        // The rollback's own rollout: what it changes is the update undone.
-                        let renders = Renders::between(&upd.wrote, &upd.before);
-                        let update = SpecUpdate {
-                            revision,
-                            renders,
-                            status: None,
-                        };
-                        d.wait_rollout(h, update, deadline, &mut obs).await
-                    }
+                match restore {
+                    // The rollback's own rollout: what the restore changed.
+                    Some(update) => d.wait_rollout(h, update, deadline, &mut obs).await,
                     None => {
                         let target = Target::Rollout { status_after: None };
                         d.wait_ready(h, target, deadline, &mut obs).await

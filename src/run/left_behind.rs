@@ -16,7 +16,9 @@ pub struct LeftBehind(Arc<Mutex<Entries>>);
 struct Entries {
     created: Vec<Handle>,
     /// `(namespace, name)` of creates sent whose answer has not arrived yet.
-    creating: Vec<(String, String)>,
+    /// `(namespace, name, verb)` of writes that may create it (`create`, `apply`) whose answer
+    /// has not arrived yet.
+    creating: Vec<(String, String, &'static str)>,
     /// `apply --atomic` updates that are live and not yet confirmed good or undone.
     updates: Vec<LiveUpdate>,
 }
@@ -66,22 +68,18 @@ impl LiveUpdate {
 }
 
 impl LeftBehind {
-    pub(super) fn add(&self, h: &Handle) {
-        if let Ok(mut e) = self.0.lock() {
-            e.created.push(h.clone());
-        }
-    }
-
     pub(super) fn remove(&self, h: &Handle) {
         if let Ok(mut e) = self.0.lock() {
             e.created.retain(|x| x.uid != h.uid);
         }
     }
 
-    /// Records a create about to be sent; [`LeftBehind::create_settled`] clears it.
-    pub(super) fn creating(&self, namespace: &str, name: &str) {
+    /// Records a write about to be sent that may create the object (`verb`: `create`, or
+    /// `apply`, which creates it when it is absent); [`LeftBehind::create_settled`] clears it.
+    pub(super) fn creating(&self, namespace: &str, name: &str, verb: &'static str) {
         if let Ok(mut e) = self.0.lock() {
-            e.creating.push((namespace.to_owned(), name.to_owned()));
+            e.creating
+                .push((namespace.to_owned(), name.to_owned(), verb));
         }
     }
 
@@ -89,7 +87,8 @@ impl LeftBehind {
     /// (under one lock, so a concurrent [`LeftBehind::describe`] never misses it).
     pub(super) fn create_settled(&self, namespace: &str, name: &str, created: Option<&Handle>) {
         if let Ok(mut e) = self.0.lock() {
-            e.creating.retain(|(ns, n)| !(ns == namespace && n == name));
+            e.creating
+                .retain(|(ns, n, _)| !(ns == namespace && n == name));
             e.created.extend(created.cloned());
         }
     }
@@ -121,9 +120,9 @@ impl LeftBehind {
                 e.created
                     .iter()
                     .map(describe)
-                    .chain(e.creating.iter().map(|(ns, n)| {
+                    .chain(e.creating.iter().map(|(ns, n, verb)| {
                         format!(
-                            "seldondeployment/{n} -n {ns} (create request in flight: it may have gone through; \
+                            "seldondeployment/{n} -n {ns} ({verb} request in flight: it may have gone through; \
                              check with: kubectl get sdep {n} -n {ns})"
                         )
                     }))
@@ -176,7 +175,7 @@ mod tests {
             left_behind.exit_message(),
             "exiting at once; nothing created by this run is left behind"
         );
-        left_behind.creating("team-a", "iris");
+        left_behind.creating("team-a", "iris", "create");
         let msg = left_behind.exit_message();
         assert!(!msg.contains("nothing created"), "{msg}");
         assert!(msg.contains("seldondeployment/iris -n team-a"), "{msg}");
@@ -195,7 +194,7 @@ mod tests {
             "once answered, the object itself is named"
         );
         left_behind.remove(&h);
-        left_behind.creating("team-a", "other");
+        left_behind.creating("team-a", "other", "apply");
         left_behind.create_settled("team-a", "other", None);
         assert!(
             left_behind.describe().is_empty(),

@@ -294,7 +294,7 @@ pub async fn execute(ctx: &Context, on: RunOn<'_>, steps: &[Step], opts: &RunOpt
             (Step::Create, RunOn::Manifest(m), _) => {
                 // Not cancellable: dropping an in-flight POST could leave an object we do not
                 // know about. The interrupt is honoured right after it returns.
-                ctx.left_behind.creating(d.namespace(), &m.name);
+                ctx.left_behind.creating(d.namespace(), &m.name, "create");
                 let created_now = d.create(m, deadline).await;
                 ctx.left_behind
                     .create_settled(d.namespace(), &m.name, created_now.as_ref().ok());
@@ -313,64 +313,77 @@ pub async fn execute(ctx: &Context, on: RunOn<'_>, steps: &[Step], opts: &RunOpt
                     Err(e) => Err(e),
                 }
             }
-            (Step::Apply, RunOn::Manifest(m), _) => match d.apply(m, deadline).await {
-                Ok(a) => {
-                    report.change = Some(a.change);
-                    report.images = crate::model::merge::image_changes(a.before.as_ref(), &a.after);
-                    report.uid = Some(a.handle.uid.clone());
-                    if a.change == crate::model::merge::Change::Created {
-                        ctx.left_behind.add(&a.handle);
-                        owned = Owned::Created;
-                    } else {
-                        update_revision = a.revision;
-                        if a.change == crate::model::merge::Change::Updated
-                            && let Some(before) = a.before
-                        {
-                            update = a.revision.map(|revision| SpecUpdate {
-                                revision,
-                                renders: Renders::between(&before, &a.after),
-                                status: a.after.get("status").cloned(),
-                            });
-                            let apply_id = a.apply_id.clone().unwrap_or_default();
-                            if opts.atomic {
-                                ctx.left_behind.update_state(
-                                    &a.handle,
-                                    &apply_id,
-                                    Some(UpdateState::Live),
-                                );
+            (Step::Apply, RunOn::Manifest(m), _) => {
+                // An apply creates the object when it is absent: until the answer, a hard
+                // exit names it as possibly made.
+                ctx.left_behind.creating(d.namespace(), &m.name, "apply");
+                let applied = d.apply(m, deadline).await;
+                let created = applied
+                    .as_ref()
+                    .ok()
+                    .filter(|a| a.change == crate::model::merge::Change::Created)
+                    .map(|a| &a.handle);
+                ctx.left_behind
+                    .create_settled(d.namespace(), &m.name, created);
+                match applied {
+                    Ok(a) => {
+                        report.change = Some(a.change);
+                        report.images =
+                            crate::model::merge::image_changes(a.before.as_ref(), &a.after);
+                        report.uid = Some(a.handle.uid.clone());
+                        if a.change == crate::model::merge::Change::Created {
+                            owned = Owned::Created;
+                        } else {
+                            update_revision = a.revision;
+                            if a.change == crate::model::merge::Change::Updated
+                                && let Some(before) = a.before
+                            {
+                                update = a.revision.map(|revision| SpecUpdate {
+                                    revision,
+                                    renders: Renders::between(&before, &a.after),
+                                    status: a.after.get("status").cloned(),
+                                });
+                                let apply_id = a.apply_id.clone().unwrap_or_default();
+                                if opts.atomic {
+                                    ctx.left_behind.update_state(
+                                        &a.handle,
+                                        &apply_id,
+                                        Some(UpdateState::Live),
+                                    );
+                                }
+                                owned = Owned::Updated(Updated {
+                                    before,
+                                    wrote: a.after.clone(),
+                                    apply_id,
+                                });
                             }
-                            owned = Owned::Updated(Updated {
-                                before,
-                                wrote: a.after.clone(),
-                                apply_id,
-                            });
                         }
+                        watches = Some(d.keep_watches_running());
+                        // Created: everything since its creation. Updated or unchanged: from now
+                        // on, where the watch's first list is the boundary (no client clock).
+                        let created = matches!(owned, Owned::Created);
+                        let since = if created {
+                            a.handle.created_at.as_deref().and_then(|t| t.parse().ok())
+                        } else {
+                            None
+                        };
+                        events = Some(EventTask::start(
+                            ctx,
+                            &a.handle,
+                            predicted.clone(),
+                            created,
+                            since,
+                        ));
+                        let detail = match a.revision {
+                            Some(rv) => format!("{} (resourceVersion {rv})", a.change),
+                            None => a.change.to_string(),
+                        };
+                        handle = Some(a.handle);
+                        Ok(Some(detail))
                     }
-                    watches = Some(d.keep_watches_running());
-                    // Created: everything since its creation. Updated or unchanged: from now
-                    // on, where the watch's first list is the boundary (no client clock).
-                    let created = matches!(owned, Owned::Created);
-                    let since = if created {
-                        a.handle.created_at.as_deref().and_then(|t| t.parse().ok())
-                    } else {
-                        None
-                    };
-                    events = Some(EventTask::start(
-                        ctx,
-                        &a.handle,
-                        predicted.clone(),
-                        created,
-                        since,
-                    ));
-                    let detail = match a.revision {
-                        Some(rv) => format!("{} (resourceVersion {rv})", a.change),
-                        None => a.change.to_string(),
-                    };
-                    handle = Some(a.handle);
-                    Ok(Some(detail))
+                    Err(e) => Err(e),
                 }
-                Err(e) => Err(e),
-            },
+            }
             (Step::Create | Step::Apply, RunOn::Existing(_), _) => {
                 Err(Error::Usage(format!("{phase} needs a manifest")))
             }
