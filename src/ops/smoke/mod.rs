@@ -306,12 +306,8 @@ impl Deployer {
         // The phase's time, for a timeout's message.
         let budget = deadline.saturating_duration_since(Instant::now());
         let sdep = self.get(&h.name, deadline).await?;
-        if sdep.pointer("/metadata/uid").and_then(Value::as_str) != Some(h.uid.as_str()) {
-            return Err(Error::Gone {
-                name: h.name.clone(),
-                uid: h.uid.clone(),
-                how: "replaced",
-            });
+        if !h.is(&sdep) {
+            return Err(h.gone("replaced"));
         }
         let protocol = Protocol::of(&sdep)?;
         let wanted: Option<BTreeSet<&str>> = only.map(|o| o.iter().map(String::as_str).collect());
