@@ -52,7 +52,7 @@ pub(crate) async fn request(
     body: Option<Bytes>,
 ) -> Result<Answer, NoAnswer> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let mut forward =
+    let forward =
         pods.portforward(pod, &[port]).await.map_err(|e| match &e {
             kube::Error::Api(s) if matches!(s.code, 401 | 403) => NoAnswer::Denied(e),
             kube::Error::UpgradeConnection(
@@ -60,7 +60,10 @@ pub(crate) async fn request(
             ) if matches!(s.as_u16(), 401 | 403) => NoAnswer::Denied(e),
             _ => NoAnswer::Failed(format!("port-forward to pod {pod} port {port}: {e}")),
         })?;
-    let result = async {
+    // Ended however this future ends: done, failed, or dropped by a deadline or an interrupt.
+    let mut forward = AbortOnDrop(forward);
+    let forward = &mut forward.0;
+    async {
         let stream = forward.take_stream(port).ok_or_else(|| {
             NoAnswer::Failed(format!("port-forward gave no stream for port {port}"))
         })?;
@@ -68,7 +71,7 @@ pub(crate) async fn request(
         let exchange = async {
             let (mut sender, connection) =
                 hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-            let connection = tokio::spawn(connection);
+            let _connection = AbortOnDrop(tokio::spawn(connection));
             let mut req = http::Request::builder()
                 .method(method)
                 .uri(path)
@@ -81,7 +84,7 @@ pub(crate) async fn request(
                 .body(Full::new(body.unwrap_or_default()))
                 .map_err(|e| Failure::Other(format!("cannot build the request: {e}")))?;
             let sent = Instant::now();
-            let answered = async {
+            async {
                 let resp = sender.send_request(req).await?;
                 let status = resp.status().as_u16();
                 let body = Limited::new(resp.into_body(), MAX_BODY)
@@ -95,9 +98,7 @@ pub(crate) async fn request(
                     latency: sent.elapsed(),
                 })
             }
-            .await;
-            connection.abort();
-            answered
+            .await
         }
         .await;
         match exchange {
@@ -116,9 +117,32 @@ pub(crate) async fn request(
             }
         }
     }
-    .await;
-    forward.abort();
-    result
+    .await
+}
+
+/// Aborts a port-forward's background task, or a spawned task, when dropped.
+struct AbortOnDrop<T: Abort>(T);
+
+trait Abort {
+    fn abort(&self);
+}
+
+impl Abort for kube::api::Portforwarder {
+    fn abort(&self) {
+        kube::api::Portforwarder::abort(self);
+    }
+}
+
+impl<T> Abort for tokio::task::JoinHandle<T> {
+    fn abort(&self) {
+        tokio::task::JoinHandle::abort(self);
+    }
+}
+
+impl<T: Abort> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// A failed exchange.
