@@ -56,16 +56,19 @@ RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --lib
 # suites, on a cluster of its own (its own state directory and ports), stopped afterwards. The
 # fault tests restart that cluster's components: they find it from the kubeconfig's directory.
 oldest=v1.33.13
-step "lifecycle and fault suites, and the port-forward tests, on the oldest supported Kubernetes ($oldest)"
+step "lifecycle and fault suites, and the port-forward and smoke tests, on the oldest supported Kubernetes ($oldest)"
 oldest_dir="$PWD/.testenv-$oldest"
 oldest_env=(SDEP_TESTENV_K8S="$oldest" SDEP_TESTENV_DIR="$oldest_dir")
 trap 'env "${oldest_env[@]}" testenv/cluster down >/dev/null 2>&1 || true; if ((started_here)); then testenv/cluster down; fi' EXIT
 env "${oldest_env[@]}" testenv/cluster up >/dev/null
 SDEP_E2E_KUBECONFIG=$(env "${oldest_env[@]}" testenv/cluster kubeconfig) \
   cargo test --locked --test e2e_lifecycle --test e2e_faults -- --include-ignored
-# Port-forward to testenv's model servers (apiserver -> KWOK's kubelet server) on this minor too.
+# Port-forward to testenv's model servers (apiserver -> KWOK's kubelet server) on this minor too,
+# and the smoke test through it (its WebSocket port-forward and the rights it is authorized by).
 SDEP_E2E_KUBECONFIG=$(env "${oldest_env[@]}" testenv/cluster kubeconfig) \
   cargo test --locked --test e2e_testenv_hooks -- --include-ignored port_forward
+SDEP_E2E_KUBECONFIG=$(env "${oldest_env[@]}" testenv/cluster kubeconfig) \
+  cargo test --locked --test e2e_smoke -- --include-ignored
 
 # Events in an etcd of their own (--etcd-servers-overrides=/events#…, the default of some
 # installers): their resourceVersions come from another counter, so the rollout wait must not

@@ -25,13 +25,15 @@ pub const EXIT_CODES: &[(&str, &str)] = &[
         "the deployment failed: the operator's Failed state outlasted --failed-grace; or the pods of \
          its newest ReplicaSets cannot come up (crash loop, image pull error, quota or admission \
          webhook refusing them, progress deadline exceeded) for longer than --failed-grace, and the \
-         message names the pod, container, reason and message; or someone else deleted or replaced \
-         the object (also: the named object does not exist)",
+         message names the pod, container, reason and message; or a predictor did not answer the \
+         smoke test (--smoke) as it should, and the message names the predictor, pod, HTTP status, \
+         and the body or the first difference from the expected answer; or someone else deleted or \
+         replaced the object (also: the named object does not exist)",
     ),
     (
         "2",
         "invalid usage or input: a file that does not parse (the message names the file, line and \
-         column), the wrong kind, group or version, a bad name, a namespace that conflicts with -n, \
+         column; also a --smoke request or --smoke-expect answer that is not JSON), the wrong kind, group or version, a bad name, a namespace that conflicts with -n, \
          bad replica counts, no predictors, two predictors with one name (Seldon's webhook denies it; \
          without the webhook the operator fights over one Deployment), an autoscaled \
          (hpaSpec/kedaSpec) component given to run \
@@ -41,7 +43,8 @@ pub const EXIT_CODES: &[(&str, &str)] = &[
     (
         "3",
         "cluster access: unreachable, TLS, authentication, authorization (the message names the \
-         verb, resource and namespace), missing CRD or namespace, or the name is already taken (the \
+         verb, resource and namespace; --smoke without get and create on pods/portforward is refused \
+         before anything is created or changed), missing CRD or namespace, or the name is already taken (the \
          existing object is left untouched)",
     ),
     (
@@ -501,6 +504,27 @@ pub enum Error {
         pods: Vec<Broken>,
     },
 
+    /// A predictor did not answer the smoke test (`--smoke`) as it should (exit 1). The
+    /// message names the first such predictor, its pod, the request, and the HTTP status with
+    /// the body excerpt or the first difference from the expected answer.
+    #[error(
+        "smoke test failed: SeldonDeployment {name:?} predictor {predictor:?}{}: {detail}{}",
+        pod.as_ref().map(|p| format!(" (pod {p})")).unwrap_or_default(),
+        match others { 0 => String::new(), n => format!(" (and {n} more predictor(s) failed)") }
+    )]
+    SmokeFailed {
+        /// Name.
+        name: String,
+        /// The first predictor that failed.
+        predictor: String,
+        /// The pod its request went to, if one was chosen.
+        pod: Option<String>,
+        /// The request, and the status with the body excerpt or the first difference.
+        detail: String,
+        /// How many other predictors failed.
+        others: usize,
+    },
+
     /// The object was deleted or replaced by someone else (exit 1).
     #[error("SeldonDeployment {name:?} (uid {uid}) was {how} by someone else")]
     Gone {
@@ -619,6 +643,7 @@ impl Error {
             | Error::ChangedByOthers { .. }
             | Error::DeploymentFailed { .. }
             | Error::PodsFailing { .. }
+            | Error::SmokeFailed { .. }
             | Error::Gone { .. } => Outcome::Failed.code(),
             Error::Timeout { .. } => Outcome::Timeout.code(),
             Error::Interrupted { signal } => signal.exit_code(),

@@ -12,6 +12,7 @@ use crate::events::EventRecord;
 use crate::judge::pods::Broken;
 use crate::judge::readiness::Readiness;
 use crate::model::merge::{Change, ImageChange};
+use crate::ops::smoke::SmokeResult;
 
 /// One phase of a run.
 ///
@@ -148,6 +149,9 @@ pub struct Report {
     /// Whether `apply --atomic` tried to roll back, and how that went.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollback: Option<Rollback>,
+    /// The smoke test (`--smoke`): one request and answer per predictor.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub smoke: Vec<SmokeResult>,
 }
 
 /// The rollback of a failed `apply --atomic`.
@@ -204,6 +208,7 @@ impl Report {
             change: None,
             images: Vec::new(),
             rollback: None,
+            smoke: Vec::new(),
         }
     }
 

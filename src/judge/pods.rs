@@ -133,7 +133,7 @@ fn is_newest(d: &Deployment, issue: &PodIssue) -> bool {
 
 /// The Deployment's new ReplicaSet as its `Progressing` condition names it, when the status
 /// describes the current generation.
-fn new_replica_set(d: &Deployment) -> Option<&str> {
+pub(crate) fn new_replica_set(d: &Deployment) -> Option<&str> {
     let status = d.status.as_ref()?;
     if status.observed_generation.unwrap_or(0) < d.metadata.generation.unwrap_or(0) {
         return None;

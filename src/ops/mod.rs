@@ -7,7 +7,8 @@
 //!
 //! One concern per file: `transport` (requests, the one retry policy and backoff), `create`
 //! (the create-once protocol), `update` (guarded writes: apply, restore, scale), `wait`
-//! (readiness, rollout and deletion waits, which drive `judge` with the cache).
+//! (readiness, rollout and deletion waits, which drive `judge` with the cache), `smoke` (one
+//! request to each predictor through a port-forward, and a verdict on the answer).
 
 use std::future::Future;
 use std::time::Duration;
@@ -38,6 +39,7 @@ use crate::names::GROUP;
 use crate::names::SELDON_ID_LABEL;
 
 mod create;
+pub mod smoke;
 mod transport;
 mod update;
 mod wait;

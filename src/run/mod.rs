@@ -33,6 +33,7 @@ use crate::judge::freshness::{Renders, SpecUpdate};
 use crate::judge::readiness::Readiness;
 use crate::model::components::Target;
 use crate::model::manifest::Manifest;
+use crate::ops::smoke::{self, SmokeOptions};
 use crate::ops::{Handle, WaitEvent};
 use crate::report::{PhaseTimer, Report, Rollback, Summary};
 use aftermath::{Aftermath, Owned, Updated, aftermath, cleanup, rollback};
@@ -69,6 +70,10 @@ pub struct RunOptions {
     /// update changed, unless another writer changed the spec since (or delete the object
     /// `apply` created).
     pub atomic: bool,
+    /// `--smoke`: what a [`Step::Smoke`] sends and how it judges the answers. With it, a run
+    /// whose plan has that step first asks whether it may port-forward to pods, and refuses
+    /// (exit 3) before it creates or changes anything if not.
+    pub smoke: Option<SmokeOptions>,
 }
 
 impl Default for RunOptions {
@@ -79,6 +84,7 @@ impl Default for RunOptions {
             keep: false,
             cleanup_timeout: Duration::from_secs(30),
             atomic: false,
+            smoke: None,
         }
     }
 }
@@ -107,6 +113,10 @@ pub enum Step {
     /// Create, or update the live object to the manifest (`apply`). A following
     /// `Wait(Target::Rollout { .. })` waits for that update's rollout.
     Apply,
+    /// Send the smoke request ([`RunOptions::smoke`]) once to each predictor (after an
+    /// `apply`, to those the update touched, unless [`SmokeOptions::all`]) and judge the
+    /// answers (`smoke`); see [`crate::ops::smoke`].
+    Smoke,
 }
 
 impl Step {
@@ -131,6 +141,7 @@ impl Step {
             Step::Scale(_) => "scale",
             Step::Delete => "delete",
             Step::Apply => "apply",
+            Step::Smoke => "smoke",
         }
     }
 }
@@ -177,6 +188,18 @@ pub fn apply_steps() -> Vec<Step> {
         Step::Apply,
         Step::Wait(Target::Rollout { status_after: None }),
     ]
+}
+
+/// `steps` with a [`Step::Smoke`] after the first wait (at the end if there is none): the
+/// smoke test runs once the object is ready, before anything else changes it.
+#[must_use]
+pub fn with_smoke(mut steps: Vec<Step>) -> Vec<Step> {
+    let at = steps
+        .iter()
+        .position(|s| matches!(s, Step::Wait(_)))
+        .map_or(steps.len(), |i| i + 1);
+    steps.insert(at, Step::Smoke);
+    steps
 }
 
 /// What the steps act on.
@@ -333,11 +356,22 @@ pub async fn execute(ctx: &Context, on: RunOn<'_>, steps: &[Step], opts: &RunOpt
     // The Delete step saw the object gone.
     let mut deleted = false;
 
-    if let RunOn::Existing(n) = on {
+    // The smoke test's rights, before anything is created or changed.
+    if steps.contains(&Step::Smoke)
+        && opts.smoke.is_some()
+        && let Err(e) = d.check_smoke_rights(Instant::now() + opts.timeout).await
+    {
+        failure = Some(e);
+    }
+
+    if let (RunOn::Existing(n), None) = (on, &failure) {
         match d
             .handle_and_server_time(n, Instant::now() + opts.timeout)
             .await
         {
+            // A plan of only the smoke test (`seldon-deploy smoke`) changes nothing and waits
+            // for nothing: no watches, no Events (nor their drain before the exit).
+            Ok((h, _)) if steps.iter().all(|s| *s == Step::Smoke) => handle = Some(h),
             Ok((h, server_now)) => {
                 watches = Some(d.keep_watches_running());
                 // Events from now on, "now" on the server's clock (Event times are the
@@ -495,6 +529,47 @@ pub async fn execute(ctx: &Context, on: RunOn<'_>, steps: &[Step], opts: &RunOpt
                     .await
                     .map(|plan| Some(format!("set {}", plan.paths.join(", "))))
             }
+            (Step::Smoke, _, Some(h)) => match &opts.smoke {
+                None => Err(Error::Usage("a smoke step needs RunOptions::smoke".into())),
+                Some(s) => {
+                    // After an update, the predictors it touched; after an unchanged apply,
+                    // none; otherwise (a creation, an existing object) every one.
+                    let only = match (&owned, applying && !s.all) {
+                        (Owned::Updated(u), true) => {
+                            Some(smoke::touched_predictors(&u.before, &u.wrote))
+                        }
+                        (Owned::Nothing, true) => Some(Vec::new()),
+                        _ => None,
+                    };
+                    let r = cancellable(
+                        ctx,
+                        events.as_ref(),
+                        d.smoke(&h, only.as_deref(), s, deadline),
+                    )
+                    .await;
+                    match r {
+                        Ok(results) => {
+                            let detail = if results.is_empty() {
+                                "no predictor changed, so none was tested (--smoke-all tests every one)"
+                                    .to_owned()
+                            } else {
+                                results
+                                    .iter()
+                                    .map(smoke::SmokeResult::summary)
+                                    .collect::<Vec<_>>()
+                                    .join("; ")
+                            };
+                            let failed = smoke::failure(&name, &results);
+                            report.smoke = results;
+                            match failed {
+                                Some(e) => Err(e),
+                                None => Ok(Some(detail)),
+                            }
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+            },
             (Step::Delete, _, Some(h)) => {
                 let mut last = None;
                 let following = events.as_ref();
@@ -637,5 +712,31 @@ async fn cancellable<T>(
             || Error::EventWatch { reason: "no event watch was running".into() },
             EventTask::take_error,
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_smoke_test_runs_after_the_first_wait_before_anything_changes_the_object() {
+        let names = |steps: Vec<Step>| steps.into_iter().map(Step::phase_name).collect::<Vec<_>>();
+        assert_eq!(
+            names(with_smoke(lifecycle_steps(2, false))),
+            [
+                "create",
+                "wait-ready",
+                "smoke",
+                "scale",
+                "wait-scaled",
+                "delete"
+            ]
+        );
+        assert_eq!(
+            names(with_smoke(apply_steps())),
+            ["apply", "wait-rollout", "smoke"]
+        );
+        assert_eq!(names(with_smoke(vec![])), ["smoke"]);
     }
 }

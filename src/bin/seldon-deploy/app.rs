@@ -9,12 +9,13 @@ use seldon_deploy::events::{self, EventFilter};
 use seldon_deploy::model::components::Target;
 use seldon_deploy::model::manifest::{self, Manifest};
 use seldon_deploy::model::merge;
+use seldon_deploy::ops::smoke::SmokeOptions;
 use seldon_deploy::ops::{Deployer, WaitOptions};
 use seldon_deploy::report::{Report, Summary};
 use seldon_deploy::run::{self, Context, Interrupt, LeftBehind, RunOn, RunOptions, Step};
 use tokio::time::{Duration, Instant};
 
-use crate::cli::{Cli, Command, ConnArgs, DryRun, Output, WaitFlags};
+use crate::cli::{Cli, Command, ConnArgs, DryRun, Output, SmokeFlags, WaitFlags};
 use crate::early;
 use crate::output::{self, Renderer};
 
@@ -91,6 +92,7 @@ fn asked_name_and_files(command: &Command) -> (Option<&str>, Option<&Vec<String>
         Command::Diff(a) => (None, Some(&a.files.filename)),
         Command::Scale(a) => (Some(&a.name), None),
         Command::Wait(a) => (Some(&a.name), None),
+        Command::Smoke(a) => (Some(&a.name), None),
         Command::Delete(a) => (Some(&a.name), None),
         Command::Status(a) => (Some(&a.name), None),
         Command::Events(a) => (Some(&a.name), None),
@@ -107,7 +109,8 @@ async fn dispatch_inner(cli: Cli) -> Result<u8, Error> {
         )
     {
         return Err(Error::Usage(
-            "-o junit is for run, create, apply, scale, wait and delete; use -o json here".into(),
+            "-o junit is for run, create, apply, scale, wait, smoke and delete; use -o json here"
+                .into(),
         ));
     }
     // Names and namespaces go into request paths: check them before anything else.
@@ -125,10 +128,13 @@ async fn dispatch_inner(cli: Cli) -> Result<u8, Error> {
                 m.ensure_manually_scalable()?;
             }
             check_unique(&manifests)?;
-            let opts = run_options(&a.wait, a.replicas, a.keep);
+            let opts = RunOptions {
+                smoke: smoke_options(&a.smoke, false)?,
+                ..run_options(&a.wait, a.replicas, a.keep)
+            };
             let conn = connect_checked(&cli.conn, &manifests).await?;
             let ctx = context(&conn, &a.wait, only_name(&manifests));
-            let steps = run::lifecycle_steps(a.replicas, a.keep);
+            let steps = smoke_steps(run::lifecycle_steps(a.replicas, a.keep), &opts);
             drive(
                 ctx,
                 out,
@@ -142,21 +148,26 @@ async fn dispatch_inner(cli: Cli) -> Result<u8, Error> {
         Command::Create(a) => {
             let manifests = load(&a.files.filename)?;
             check_unique(&manifests)?;
-            let opts = run_options(&a.wait, 1, a.keep);
+            let opts = RunOptions {
+                smoke: smoke_options(&a.smoke, false)?,
+                ..run_options(&a.wait, 1, a.keep)
+            };
             let conn = connect_checked(&cli.conn, &manifests).await?;
             let ctx = context(&conn, &a.wait, only_name(&manifests));
-            let steps = [Step::Create, Step::Wait(Target::Initial)];
+            let steps = smoke_steps(vec![Step::Create, Step::Wait(Target::Initial)], &opts);
             drive(ctx, out, &manifests, &steps, &opts, 4).await
         }
         Command::Apply(a) => {
             let manifests = load(&a.files.filename)?;
             check_unique(&manifests)?;
+            let smoke = smoke_options(&a.smoke, a.smoke_all)?;
             let conn = connect_checked(&cli.conn, &manifests).await?;
             if a.dry_run == DryRun::Server {
                 return diff(&conn, out, &manifests, a.wait.timeout, false).await;
             }
             let opts = RunOptions {
                 atomic: a.atomic,
+                smoke,
                 ..run_options(&a.wait, 1, false)
             };
             let ctx = context(&conn, &a.wait, only_name(&manifests));
@@ -164,7 +175,7 @@ async fn dispatch_inner(cli: Cli) -> Result<u8, Error> {
                 ctx,
                 out,
                 &manifests,
-                &run::apply_steps(),
+                &smoke_steps(run::apply_steps(), &opts),
                 &opts,
                 usize::from(a.concurrency),
             )
@@ -181,13 +192,34 @@ async fn dispatch_inner(cli: Cli) -> Result<u8, Error> {
                 Step::Scale(a.replicas),
                 Step::Wait(Target::Replicas(a.replicas)),
             ];
-            existing(&cli.conn, out, &a.name, &steps, &a.wait).await
+            existing(&cli.conn, out, &a.name, &steps, &a.wait, None).await
         }
         Command::Wait(a) => {
             let target = a.replicas.map_or(Target::Initial, Target::Replicas);
-            existing(&cli.conn, out, &a.name, &[Step::Wait(target)], &a.wait).await
+            let smoke = smoke_options(&a.smoke, false)?;
+            let steps = match smoke {
+                Some(_) => run::with_smoke(vec![Step::Wait(target)]),
+                None => vec![Step::Wait(target)],
+            };
+            existing(&cli.conn, out, &a.name, &steps, &a.wait, smoke).await
         }
-        Command::Delete(a) => existing(&cli.conn, out, &a.name, &[Step::Delete], &a.wait).await,
+        Command::Smoke(a) => {
+            let smoke = SmokeOptions::load(
+                a.filename.as_deref(),
+                a.expect.as_deref(),
+                a.tolerance,
+                true,
+            )?;
+            let w = WaitFlags {
+                timeout: a.timeout,
+                failed_grace: Duration::from_secs(30),
+                cleanup_timeout: Duration::from_secs(30),
+            };
+            existing(&cli.conn, out, &a.name, &[Step::Smoke], &w, Some(smoke)).await
+        }
+        Command::Delete(a) => {
+            existing(&cli.conn, out, &a.name, &[Step::Delete], &a.wait, None).await
+        }
         Command::Status(a) => status(&cli.conn, out, &a.name, a.replicas).await,
         Command::Events(a) => follow_events(&cli.conn, out, &a.name, a.timeout).await,
         Command::Completions { .. } | Command::Man => Ok(0),
@@ -213,6 +245,30 @@ fn run_options(w: &WaitFlags, replicas: i32, keep: bool) -> RunOptions {
         cleanup_timeout: w.cleanup_timeout,
         keep,
         atomic: false,
+        smoke: None,
+    }
+}
+
+/// The smoke test's options from its flags, its files read and checked (exit 2 naming a
+/// bad file, before any request); `None` without `--smoke`.
+fn smoke_options(f: &SmokeFlags, all: bool) -> Result<Option<SmokeOptions>, Error> {
+    let Some(request) = &f.smoke else {
+        return Ok(None);
+    };
+    SmokeOptions::load(
+        request.as_deref(),
+        f.smoke_expect.as_deref(),
+        f.smoke_tolerance,
+        all,
+    )
+    .map(Some)
+}
+
+/// `steps` with the smoke test after the first wait, when `--smoke` was given.
+fn smoke_steps(steps: Vec<Step>, opts: &RunOptions) -> Vec<Step> {
+    match opts.smoke {
+        Some(_) => run::with_smoke(steps),
+        None => steps,
     }
 }
 
@@ -456,6 +512,7 @@ async fn existing(
     name: &str,
     steps: &[Step],
     w: &WaitFlags,
+    smoke: Option<SmokeOptions>,
 ) -> Result<u8, Error> {
     let conn = connect_plain(c).await?;
     let mut ctx = context(&conn, w, Some(name));
@@ -464,7 +521,10 @@ async fn existing(
     ctx.updates = Some(tx);
     let live = out == Output::Text && std::io::stdout().is_terminal();
     let render = output::spawn(rx, Renderer::new(live, out != Output::Text, false));
-    let opts = run_options(w, 1, true);
+    let opts = RunOptions {
+        smoke,
+        ..run_options(w, 1, true)
+    };
     let rep = run::execute(&ctx, RunOn::Existing(name), steps, &opts).await;
     drop(ctx);
     let _ = render.await;

@@ -107,7 +107,9 @@ Examples:
   # Every manifest in a directory, 10 at a time, each wait bounded to 2 minutes
   seldon-deploy run -n models -f manifests/ --concurrency 10 --timeout 2m
   # From stdin
-  kustomize build overlays/staging | seldon-deploy run -n staging -f -";
+  kustomize build overlays/staging | seldon-deploy run -n staging -f -
+  # Once ready, prove the model answers: one request to each predictor (exit 1 if not)
+  seldon-deploy run -n models -f iris.yaml --smoke request.json --smoke-expect answer.json";
 
 /// Examples for the standalone steps, shown under their `--help`.
 const STEP_EXAMPLES: &str = "\
@@ -139,6 +141,21 @@ acted on the update: a status it wrote after it, or new pod templates in the Dep
 changed predictors (its Ready condition stays True while old pods serve, so it is not trusted
 alone). A change that alters no Deployment (traffic, replicas) needs no proof.";
 
+/// Examples under `smoke --help`.
+const SMOKE_EXAMPLES: &str = "\
+Examples (does the model answer? one request to each predictor, through pods/portforward):
+  # Seldon protocol: POST /api/v1.0/predictions
+  seldon-deploy smoke iris -n models -f request.json
+  # Its answer must match (numbers within 1e-6 relative, shapes and names exactly)
+  seldon-deploy smoke iris -n models -f request.json --expect answer.json
+  # Readiness only (the executor's /ready; /v2/health/ready for v2)
+  seldon-deploy smoke iris -n models
+  # As part of a rollout: roll back when the new version does not answer
+  seldon-deploy apply -n models -f iris.yaml --atomic --smoke request.json
+
+It sends one request to one pod per predictor: it proves the model answers, not that it
+bears load.";
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -160,6 +177,10 @@ pub enum Command {
     /// Wait until an existing SeldonDeployment is ready.
     #[command(after_help = STEP_EXAMPLES)]
     Wait(WaitArgs),
+    /// Send a request once to each predictor of a SeldonDeployment, through a port-forward
+    /// to one ready pod of its executor, and check the answer (exit 1 when one fails).
+    #[command(after_help = SMOKE_EXAMPLES)]
+    Smoke(SmokeArgs),
     /// Delete (foreground, UID precondition) and wait until it and its Deployments are gone.
     #[command(after_help = STEP_EXAMPLES)]
     Delete(NameArgs),
@@ -196,6 +217,28 @@ pub struct WaitFlags {
     pub cleanup_timeout: Duration,
 }
 
+/// The smoke test's flags (`run`, `create`, `apply`, `wait`).
+#[derive(Debug, Clone, Args)]
+pub struct SmokeFlags {
+    /// Once ready, send FILE (a JSON request body) once to each predictor, through a
+    /// port-forward to one ready pod of its executor, and fail (exit 1) unless it answers
+    /// 2xx with the protocol's response and no error payload. Without FILE, check the
+    /// executor's readiness path instead. Needs get and create on pods/portforward.
+    #[arg(long, value_name = "FILE", num_args = 0..=1)]
+    pub smoke: Option<Option<PathBuf>>,
+
+    /// The answer's data must equal this file's (a response of the protocol: seldon `data`,
+    /// v2 `outputs`, tensorflow `predictions`); numbers within --smoke-tolerance, names and
+    /// shapes exactly.
+    #[arg(long, value_name = "FILE", requires = "smoke")]
+    pub smoke_expect: Option<PathBuf>,
+
+    /// How far an answer's numbers may be from the expected ones, relative to the larger
+    /// magnitude (0.01 is 1%).
+    #[arg(long, value_name = "FRACTION", default_value_t = seldon_deploy::ops::smoke::DEFAULT_TOLERANCE)]
+    pub smoke_tolerance: f64,
+}
+
 /// Where the manifests come from (`run`, `create`, `apply`, `diff`).
 #[derive(Debug, Args)]
 pub struct ManifestArgs {
@@ -230,6 +273,10 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
 
+    /// Smoke test flags (after the first wait).
+    #[command(flatten)]
+    pub smoke: SmokeFlags,
+
     /// Waiting flags.
     #[command(flatten)]
     pub wait: WaitFlags,
@@ -245,6 +292,10 @@ pub struct CreateArgs {
     /// Do not delete the object if waiting fails.
     #[arg(long)]
     pub keep: bool,
+
+    /// Smoke test flags.
+    #[command(flatten)]
+    pub smoke: SmokeFlags,
 
     /// Waiting flags.
     #[command(flatten)]
@@ -281,6 +332,14 @@ pub struct ApplyArgs {
     /// How many SeldonDeployments to apply at once when several are given.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
+
+    /// Smoke test flags (after the rollout; with --atomic a failed smoke test rolls back).
+    #[command(flatten)]
+    pub smoke: SmokeFlags,
+
+    /// With --smoke: test every predictor, not only those the change touched.
+    #[arg(long, requires = "smoke")]
+    pub smoke_all: bool,
 
     /// Waiting flags.
     #[command(flatten)]
@@ -324,9 +383,44 @@ pub struct WaitArgs {
     #[arg(long, value_parser = clap::value_parser!(i32).range(0..))]
     pub replicas: Option<i32>,
 
+    /// Smoke test flags.
+    #[command(flatten)]
+    pub smoke: SmokeFlags,
+
     /// Waiting flags.
     #[command(flatten)]
     pub wait: WaitFlags,
+}
+
+/// `smoke` flags.
+#[derive(Debug, Args)]
+pub struct SmokeArgs {
+    /// SeldonDeployment name.
+    pub name: String,
+
+    /// The request body (JSON) to send to each predictor; without it, the executor's
+    /// readiness path is checked.
+    #[arg(short, long = "filename", value_name = "FILE")]
+    pub filename: Option<PathBuf>,
+
+    /// The answer's data must equal this file's (numbers within --tolerance, names and
+    /// shapes exactly).
+    #[arg(
+        long,
+        alias = "smoke-expect",
+        value_name = "FILE",
+        requires = "filename"
+    )]
+    pub expect: Option<PathBuf>,
+
+    /// How far an answer's numbers may be from the expected ones, relative to the larger
+    /// magnitude (0.01 is 1%).
+    #[arg(long, alias = "smoke-tolerance", value_name = "FRACTION", default_value_t = seldon_deploy::ops::smoke::DEFAULT_TOLERANCE)]
+    pub tolerance: f64,
+
+    /// Bound on the test (finding the pods and every request).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "1m", value_name = "DURATION")]
+    pub timeout: Duration,
 }
 
 /// A name plus timeout.
@@ -408,8 +502,9 @@ pub fn rewrite_args(args: Vec<OsString>) -> Vec<OsString> {
     out
 }
 
-const SUBCOMMANDS: [&str; 12] = [
+const SUBCOMMANDS: [&str; 13] = [
     "run",
+    "smoke",
     "apply",
     "diff",
     "create",
@@ -474,6 +569,47 @@ mod tests {
             rewrite_args(args("sd status -namespaced")),
             args("sd status -namespaced")
         );
+    }
+
+    #[test]
+    fn smoke_takes_an_optional_file_on_each_waiting_command() {
+        let Command::Run(r) = parse("sd run -f a.yaml --smoke").command else {
+            panic!()
+        };
+        assert_eq!(r.smoke.smoke, Some(None), "readiness only");
+        assert_eq!(r.smoke.smoke_tolerance, 1e-6);
+        let Command::Apply(a) =
+            parse("sd apply --smoke body.json -f a.yaml --smoke-all --smoke-tolerance 0.01")
+                .command
+        else {
+            panic!()
+        };
+        assert_eq!(a.smoke.smoke, Some(Some(PathBuf::from("body.json"))));
+        assert!(a.smoke_all);
+        assert_eq!(a.smoke.smoke_tolerance, 0.01);
+        let Command::Wait(w) = parse("sd wait iris --smoke b.json --smoke-expect e.json").command
+        else {
+            panic!()
+        };
+        assert_eq!(w.name, "iris");
+        assert_eq!(w.smoke.smoke_expect, Some(PathBuf::from("e.json")));
+        let Command::Smoke(s) = parse("sd smoke iris -f b.json --expect e.json").command else {
+            panic!()
+        };
+        assert_eq!(
+            (s.name.as_str(), s.filename.is_some(), s.expect.is_some()),
+            ("iris", true, true)
+        );
+        for bad in [
+            "sd run -f a.yaml --smoke-expect e.json",
+            "sd apply -f a.yaml --smoke-all",
+            "sd smoke iris --expect e.json",
+        ] {
+            assert!(
+                Cli::command().try_get_matches_from(args(bad)).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

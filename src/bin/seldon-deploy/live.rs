@@ -374,6 +374,7 @@ mod tests {
                 object: format!("SeldonDeployment/{d}"),
                 message: message.into(),
                 count,
+                after_delete: false,
             }),
         )
     }

@@ -251,7 +251,11 @@ async fn render(mut rx: UnboundedReceiver<Update>, mut r: Renderer) {
 /// The closing text for one report: the phase table (stdout) and the result (stdout on
 /// success, stderr on failure, so pipelines capture it where they look for errors).
 pub fn closing_text(rep: &Report) -> (String, String) {
-    let table = format!("\n{}", crate::render::phase_table(rep));
+    let table = format!(
+        "\n{}{}",
+        crate::render::phase_table(rep),
+        crate::render::smoke_table(rep)
+    );
     let result = result_line(rep);
     if rep.succeeded() && rep.left_behind.is_empty() {
         (format!("{table}{result}"), String::new())

@@ -35,6 +35,46 @@ pub fn phase_table(report: &Report) -> String {
     out
 }
 
+/// The smoke test's table (`--smoke`): one row per predictor, or nothing without one.
+#[must_use]
+pub fn smoke_table(report: &Report) -> String {
+    if report.smoke.is_empty() {
+        return String::new();
+    }
+    let width = report
+        .smoke
+        .iter()
+        .map(|s| s.predictor.len())
+        .max()
+        .unwrap_or(0)
+        .max(9);
+    let request = |s: &seldon_deploy::ops::smoke::SmokeResult| format!("{} {}", s.method, s.path);
+    let rwidth = report
+        .smoke
+        .iter()
+        .map(|s| request(s).len())
+        .max()
+        .unwrap_or(0)
+        .max(7);
+    let mut out = format!(
+        "\n{:<width$} {:<8} {:>6} {:>8}  {:<rwidth$}  {}\n",
+        "PREDICTOR", "OUTCOME", "STATUS", "LATENCY", "REQUEST", "POD"
+    );
+    for s in &report.smoke {
+        out.push_str(&format!(
+            "{:<width$} {:<8} {:>6} {:>8}  {:<rwidth$}  {}\n",
+            s.predictor,
+            s.outcome,
+            s.status.map_or_else(|| "-".to_owned(), |c| c.to_string()),
+            s.latency_ms
+                .map_or_else(|| "-".to_owned(), |ms| format!("{ms}ms")),
+            request(s),
+            s.pod.as_deref().unwrap_or("-"),
+        ));
+    }
+    out
+}
+
 /// One row per deployment with each phase's duration, for multi-deployment runs.
 #[must_use]
 pub fn summary_table(summary: &Summary) -> String {
@@ -119,6 +159,24 @@ pub fn junit(command: &str, reports: &[Report]) -> String {
             }
         };
         for p in &r.phases {
+            // The smoke test is one case per predictor, each failing on its own.
+            if p.name == "smoke" && !r.smoke.is_empty() {
+                for s in &r.smoke {
+                    let why = s.error.clone().map(|e| {
+                        if s.body.is_empty() {
+                            e
+                        } else {
+                            format!("{e}; body: {}", s.body)
+                        }
+                    });
+                    case(
+                        &format!("smoke/{}", s.predictor),
+                        s.latency_ms.unwrap_or(0),
+                        why.as_deref().map(|w| ("failure", "failed", w)),
+                    );
+                }
+                continue;
+            }
             let failure = (p.outcome != "ok").then(|| {
                 (
                     "failure",
@@ -171,6 +229,7 @@ fn xml_escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use seldon_deploy::ops::smoke::SmokeResult;
     use seldon_deploy::report::{PhaseRecord, PhaseTimer};
 
     #[test]
@@ -193,6 +252,62 @@ mod tests {
         let s = Summary::new(vec![r]);
         assert!(summary_table(&s).contains("iris"));
         assert_eq!(fmt_ms(125_400), "2m05.4s");
+    }
+
+    fn smoke_result(predictor: &str, error: Option<&str>) -> SmokeResult {
+        SmokeResult {
+            predictor: predictor.into(),
+            deployment: Some(format!("iris-{predictor}-0-classifier")),
+            pod: Some(format!("iris-{predictor}-0-classifier-abc")),
+            port: Some(8000),
+            method: "POST".into(),
+            path: "/api/v1.0/predictions".into(),
+            status: Some(if error.is_some() { 500 } else { 200 }),
+            latency_ms: Some(7),
+            body: if error.is_some() { "oops <b>" } else { "{}" }.into(),
+            outcome: if error.is_some() { "failed" } else { "ok" }.into(),
+            error: error.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn the_smoke_test_is_one_case_and_one_row_per_predictor() {
+        let mut r = Report::new("iris", "ns");
+        r.phases
+            .push(PhaseTimer::start("wait-rollout").finish("ok", None));
+        r.phases
+            .push(PhaseTimer::start("smoke").finish("failed", Some("smoke test failed".into())));
+        r.smoke = vec![
+            smoke_result("main", None),
+            smoke_result("canary", Some("HTTP 500")),
+        ];
+        let xml = junit("seldon-deploy apply", &[r.clone()]);
+        assert!(
+            xml.contains(r#"tests="3" failures="1" errors="0""#),
+            "{xml}"
+        );
+        assert!(xml.contains(r#"name="smoke/main" time="0.007"/>"#), "{xml}");
+        assert!(
+            xml.contains(r#"name="smoke/canary" time="0.007">"#)
+                && xml.contains(r#"message="HTTP 500; body: oops &lt;b&gt;""#),
+            "{xml}"
+        );
+        assert!(
+            !xml.contains(r#"name="smoke" "#),
+            "no case for the phase itself: {xml}"
+        );
+        let t = smoke_table(&r);
+        let rows: Vec<&str> = t.lines().filter(|l| !l.is_empty()).collect();
+        assert_eq!(rows.len(), 3, "{t}");
+        assert!(
+            rows[2].starts_with("canary") && rows[2].contains("500") && rows[2].contains("failed"),
+            "{t}"
+        );
+        assert!(
+            rows[2].ends_with("POST /api/v1.0/predictions  iris-canary-0-classifier-abc"),
+            "{t}"
+        );
+        assert_eq!(smoke_table(&Report::new("x", "ns")), "");
     }
 
     #[test]
