@@ -744,3 +744,133 @@ async fn a_scale_that_meets_a_restarting_api_server_is_not_taken_for_a_deletion(
     );
     assert_eq!(err.exit_code(), 3, "{err}");
 }
+
+/// A server holding one SeldonDeployment (`stored`) and its ready Deployment: lists answer
+/// them, watches stay open and silent, GETs read `stored`, and a JSON Patch applies to it or,
+/// when one of its `test` operations fails, is refused with 422 as the API server does.
+fn stored_sdep_server(stored: Arc<Mutex<Value>>) -> (kube::Client, Log) {
+    serve(Box::new(move |r| {
+        if r.is_watch() {
+            return Reply::Hang;
+        }
+        if r.resource() == "deployments" {
+            return respond(
+                200,
+                &list("DeploymentList", "5", vec![deployment("5", 1, 1)]),
+            );
+        }
+        match r.method.as_str() {
+            "GET" if r.is_list() => {
+                let s = stored.lock().unwrap().clone();
+                let rv = s["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+                respond(200, &list("SeldonDeploymentList", &rv, vec![s]))
+            }
+            "GET" => respond(200, &stored.lock().unwrap()),
+            "PATCH" => {
+                let patch: json_patch::Patch = serde_json::from_value(r.body.clone()).unwrap();
+                let mut s = stored.lock().unwrap();
+                let mut next = s.clone();
+                if json_patch::patch(&mut next, &patch).is_err() {
+                    return respond(422, &failed_patch_test());
+                }
+                next["metadata"]["resourceVersion"] = json!("99");
+                *s = next;
+                respond(200, &s)
+            }
+            _ => respond(500, &status(500, "Unexpected", "unexpected request")),
+        }
+    }))
+}
+
+/// Whether `r` reads the one SeldonDeployment (a GET that is neither a list nor a watch).
+fn reads_the_sdep(r: &Req) -> bool {
+    r.method == "GET" && r.resource() == "sdep" && !r.is_list() && !r.is_watch()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_scale_right_after_a_wait_patches_the_watched_copy_without_reading_it_again() {
+    let stored = Arc::new(Mutex::new(sdep("10", Some("Available"), 1)));
+    let (client, log) = stored_sdep_server(stored.clone());
+    // As the binary builds it: shared watches, kept running between the phases.
+    let d = Deployer::new(client, "ns").with_shared_watches_for("iris");
+    let _running = d.keep_watches_running();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    d.wait_ready(
+        &handle(),
+        seldon_deploy::model::components::Target::Initial,
+        deadline,
+        &mut |_| {},
+    )
+    .await
+    .expect("ready");
+    let plan = d.scale(&handle(), 2, deadline).await.expect("scaled");
+
+    assert_eq!(
+        count(&log, reads_the_sdep),
+        0,
+        "no GET between wait and patch"
+    );
+    assert_eq!(count(&log, |r| r.method == "PATCH"), 1);
+    let first = serde_json::to_value(&plan.patch).unwrap()[0].clone();
+    assert_eq!(
+        first,
+        json!({"op": "test", "path": "/metadata/resourceVersion", "value": "10"}),
+        "the cached copy pins its version"
+    );
+    assert_eq!(
+        stored.lock().unwrap()["spec"]["predictors"][0]["replicas"],
+        2
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_scale_from_a_stale_watched_copy_is_refused_and_sent_again_from_a_fresh_read() {
+    let stored = Arc::new(Mutex::new(sdep("10", Some("Available"), 1)));
+    let (client, log) = stored_sdep_server(stored.clone());
+    // As the binary builds it: shared watches, kept running between the phases.
+    let d = Deployer::new(client, "ns").with_shared_watches_for("iris");
+    let _running = d.keep_watches_running();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    d.wait_ready(
+        &handle(),
+        seldon_deploy::model::components::Target::Initial,
+        deadline,
+        &mut |_| {},
+    )
+    .await
+    .expect("ready");
+    {
+        // Another writer sets a component's own count; the silent watch never tells us.
+        let mut s = stored.lock().unwrap();
+        s["spec"]["predictors"][0]["componentSpecs"] =
+            json!([{"spec": {"containers": [{"name": "classifier"}]}, "replicas": 1}]);
+        s["metadata"]["resourceVersion"] = json!("11");
+    }
+    let plan = d.scale(&handle(), 2, deadline).await.expect("scaled");
+
+    assert_eq!(
+        count(&log, |r| r.method == "PATCH"),
+        2,
+        "refused, then sent again"
+    );
+    assert_eq!(
+        count(&log, reads_the_sdep),
+        1,
+        "one fresh read after the refusal"
+    );
+    assert!(
+        plan.paths
+            .contains(&"/spec/predictors/0/componentSpecs/0/replicas".to_owned()),
+        "{:?}",
+        plan.paths
+    );
+    let s = stored.lock().unwrap();
+    assert_eq!(
+        s["spec"]["predictors"][0]["componentSpecs"][0]["replicas"],
+        2
+    );
+    assert_eq!(s["spec"]["predictors"][0]["replicas"], 2);
+}

@@ -10,7 +10,9 @@
 //! replica fields, so a concurrent writer's labels or annotations cannot be lost, and no
 //! `resourceVersion` is needed. `test` operations on `/metadata/uid` and on each predictor's
 //! name make it fail (rather than land on the wrong element) if the object was replaced or its
-//! predictors reordered since it was read; the caller then re-reads and recomputes.
+//! predictors reordered since it was read; the caller then re-reads and recomputes. A plan
+//! computed from the watch's cached copy instead of a fresh read also tests that copy's
+//! `resourceVersion` ([`ScalePlan::only_at_version_of`]), so no change made since is missed.
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -41,6 +43,28 @@ pub struct ScalePlan {
     pub patch: json_patch::Patch,
     /// The replica fields it sets, as JSON pointers.
     pub paths: Vec<String>,
+}
+
+impl ScalePlan {
+    /// The same change, refused (422) unless the object is still at `live`'s
+    /// `metadata.resourceVersion`: for a plan computed from a cached copy, which may miss a
+    /// writer's change to the replica fields that a fresh read would show.
+    #[must_use]
+    pub(crate) fn only_at_version_of(mut self, live: &Value) -> Self {
+        let rv = live
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str);
+        let test = rv.and_then(|rv| {
+            serde_json::from_value::<json_patch::PatchOperation>(
+                json!({"op": "test", "path": "/metadata/resourceVersion", "value": rv}),
+            )
+            .ok()
+        });
+        if let Some(op) = test {
+            self.patch.0.insert(0, op);
+        }
+        self
+    }
 }
 
 /// Computes the JSON Patch that scales every component of `live` to `n`.

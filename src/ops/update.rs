@@ -545,15 +545,28 @@ impl Deployer {
     pub async fn scale(&self, handle: &Handle, n: i32, deadline: Instant) -> Result<ScalePlan> {
         let op = self.op("patch", &handle.name);
         let mut attempts = Attempts::new();
+        // The first attempt starts from the copy the last wait read, if the shared watch holds
+        // one: a GET here is a quorum read, slowest exactly when the pods turn Ready and etcd is
+        // busy with the controllers' writes. Pinned to that copy's resourceVersion, a stale copy
+        // is refused (422) and only then read fresh.
+        let mut cached = self
+            .cache()
+            .last_seen_sdep(&handle.name)
+            .filter(|live| handle.is(live));
         while attempts.start() {
-            let live = match self.get(&handle.name, deadline).await {
-                Err(Error::NotFound { .. }) => return Err(handle.gone("deleted")),
-                other => other?,
+            let from_cache = cached.is_some();
+            let plan = if let Some(live) = cached.take() {
+                scale_patch(&live, n)?.only_at_version_of(&live)
+            } else {
+                let live = match self.get(&handle.name, deadline).await {
+                    Err(Error::NotFound { .. }) => return Err(handle.gone("deleted")),
+                    other => other?,
+                };
+                if !handle.is(&live) {
+                    return Err(handle.gone("replaced"));
+                }
+                scale_patch(&live, n)?
             };
-            if !handle.is(&live) {
-                return Err(handle.gone("replaced"));
-            }
-            let plan = scale_patch(&live, n)?;
             let pp = PatchParams {
                 field_manager: Some(FIELD_MANAGER.into()),
                 ..PatchParams::default()
@@ -578,10 +591,14 @@ impl Deployer {
                     tracing::debug!(
                         attempts.made,
                         code = s.code,
+                        from_cache,
                         "scale conflict, re-reading: {}",
                         s.message
                     );
-                    attempts.wait(&self.stats).await;
+                    // A stale cached copy is no contention: read fresh at once.
+                    if !from_cache {
+                        attempts.wait(&self.stats).await;
+                    }
                 }
                 Err(e) => return Err(Error::from_kube(e, &op)),
             }

@@ -344,6 +344,17 @@ impl NamespaceCache {
         WatchesRetained(self.clone())
     }
 
+    /// The copy of SeldonDeployment `name` that the running shared watch last delivered, without
+    /// starting one: `None` when no synced shared store sees `name`. A starting point for a
+    /// write whose guards refuse a stale copy (no quorum read before it).
+    pub(crate) fn last_seen_sdep(&self, name: &str) -> Option<Arc<Value>> {
+        if !self.shares(name) {
+            return None;
+        }
+        let store = self.stores().sdeps.upgrade()?;
+        store.is_synced().then(|| store.get(name)).flatten()
+    }
+
     /// A reader of SeldonDeployment `name` (UID `uid`) and the `parts` of its children.
     pub(crate) fn watch_object(&self, name: &str, uid: &str, parts: ReaderNeeds) -> ObjectWatch {
         ObjectWatch::new(self.stores_for(name, parts), self.namespace(), name, uid)
