@@ -41,6 +41,7 @@ use crate::ops::Deployer;
 ///     object: "Pod/iris-default-0-classifier-x2f4q".into(),
 ///     message: "0/1 nodes are available".into(),
 ///     count: 3,
+///     after_delete: false,
 /// };
 /// assert_eq!(
 ///     e.to_string(),

@@ -310,7 +310,7 @@ const MAX_KEPT_WARNINGS: usize = 10;
 ///
 /// let event = |type_: &str, reason: &str| EventRecord {
 ///     time: None, type_: type_.into(), reason: reason.into(), source: "c".into(),
-///     object: "Pod/p".into(), message: "m".into(), count: 1,
+///     object: "Pod/p".into(), message: "m".into(), count: 1, after_delete: false,
 /// };
 /// let seen = [event("Warning", "FailedScheduling"), event("Normal", "Updated"),
 ///             event("Normal", "Updated"), event("Normal", "Pulled")];
