@@ -390,31 +390,7 @@ async fn a_child_created_after_its_seldondeployment_is_gone_is_garbage_collected
     assert_eq!(ns.get_sdep("late").await, None, "no finalizer holds it");
     // The Deployment as the operator makes it: its label, and a controller reference.
     let labels = json!({"seldon-deployment-id": "late", "app": "late"});
-    let late: k8s_openapi::api::apps::v1::Deployment = serde_json::from_value(json!({
-        "metadata": {
-            "name": "late-default-0-classifier",
-            "labels": labels,
-            // Keeps it visible after the collector's delete, until released below.
-            "finalizers": [HOLD],
-            "ownerReferences": [{
-                "apiVersion": "machinelearning.seldon.io/v1", "kind": "SeldonDeployment",
-                "name": "late", "uid": uid, "controller": true, "blockOwnerDeletion": true
-            }]
-        },
-        "spec": {
-            "replicas": 0,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "c", "image": "seldonio/mock_classifier_rest:1.3"}]}
-            }
-        }
-    }))
-    .unwrap();
-    ns.deployments()
-        .create(&kube::api::PostParams::default(), &late)
-        .await
-        .expect("create the late child");
+    create_late_child(&ns, "late", "late-default-0-classifier", &uid, &labels).await;
     let release = async {
         let deleting = kube::runtime::wait::await_condition(
             ns.deployments(),
@@ -522,28 +498,7 @@ async fn a_child_recreated_after_the_delete_is_named_and_the_run_exits_only_once
     wait_line("delete: SeldonDeployment gone; 1 Deployment(s) left");
     let late_name = format!("{name}-late-classifier");
     let labels = json!({"seldon-deployment-id": name, "app": late_name});
-    let late: k8s_openapi::api::apps::v1::Deployment = serde_json::from_value(json!({
-        "metadata": {
-            "name": late_name, "labels": labels, "finalizers": [HOLD],
-            "ownerReferences": [{
-                "apiVersion": "machinelearning.seldon.io/v1", "kind": "SeldonDeployment",
-                "name": name, "uid": uid, "controller": true, "blockOwnerDeletion": true
-            }]
-        },
-        "spec": {
-            "replicas": 0,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "c", "image": "seldonio/mock_classifier_rest:1.3"}]}
-            }
-        }
-    }))
-    .unwrap();
-    ns.deployments()
-        .create(&kube::api::PostParams::default(), &late)
-        .await
-        .expect("create the late child");
+    create_late_child(&ns, name, &late_name, &uid, &labels).await;
     let note = wait_line("was recreated by the operator after the delete");
     assert!(note.contains(&format!("deployment/{late_name}")), "{note}");
     // The operator's Event about it, as its recorder writes it.
@@ -954,4 +909,38 @@ async fn a_label_written_before_the_operator_acted_does_not_end_the_rollout_wait
     assert_eq!(st.updated_replicas, Some(1), "{st:?}");
     assert_eq!(st.available_replicas, Some(1), "{st:?}");
     ns.cleanup().await;
+}
+
+/// Creates Deployment `child` as the operator makes the children of SeldonDeployment `owner`
+/// (UID `uid`): its `labels` and a controller reference, held by the [`HOLD`] finalizer so it
+/// stays visible after the garbage collector's delete, until the test releases it.
+async fn create_late_child(
+    ns: &TestNamespace,
+    owner: &str,
+    child: &str,
+    uid: &str,
+    labels: &Value,
+) {
+    let late: k8s_openapi::api::apps::v1::Deployment = serde_json::from_value(json!({
+        "metadata": {
+            "name": child, "labels": labels, "finalizers": [HOLD],
+            "ownerReferences": [{
+                "apiVersion": "machinelearning.seldon.io/v1", "kind": "SeldonDeployment",
+                "name": owner, "uid": uid, "controller": true, "blockOwnerDeletion": true
+            }]
+        },
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "c", "image": "seldonio/mock_classifier_rest:1.3"}]}
+            }
+        }
+    }))
+    .unwrap();
+    ns.deployments()
+        .create(&kube::api::PostParams::default(), &late)
+        .await
+        .expect("create the late child");
 }

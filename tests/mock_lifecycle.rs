@@ -790,13 +790,14 @@ fn reads_the_sdep(r: &Req) -> bool {
     r.method == "GET" && r.resource() == "sdep" && !r.is_list() && !r.is_watch()
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_scale_right_after_a_wait_patches_the_watched_copy_without_reading_it_again() {
-    let stored = Arc::new(Mutex::new(sdep("10", Some("Available"), 1)));
+/// A deployer on [`stored_sdep_server`] as the binary builds it (shared watches, kept running
+/// between the phases), after a wait for `stored` to be ready at its counts.
+async fn waited_for_ready(
+    stored: &Arc<Mutex<Value>>,
+) -> (Deployer, Log, seldon_deploy::ops::WatchesRunning) {
     let (client, log) = stored_sdep_server(stored.clone());
-    // As the binary builds it: shared watches, kept running between the phases.
     let d = Deployer::new(client, "ns").with_shared_watches_for("iris");
-    let _running = d.keep_watches_running();
+    let running = d.keep_watches_running();
     let deadline = Instant::now() + Duration::from_secs(30);
     d.wait_ready(
         &handle(),
@@ -806,6 +807,14 @@ async fn a_scale_right_after_a_wait_patches_the_watched_copy_without_reading_it_
     )
     .await
     .expect("ready");
+    (d, log, running)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_scale_right_after_a_wait_patches_the_watched_copy_without_reading_it_again() {
+    let stored = Arc::new(Mutex::new(sdep("10", Some("Available"), 1)));
+    let (d, log, _running) = waited_for_ready(&stored).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
     let plan = d.scale(&handle(), 2, deadline).await.expect("scaled");
 
     assert_eq!(
@@ -829,19 +838,8 @@ async fn a_scale_right_after_a_wait_patches_the_watched_copy_without_reading_it_
 #[tokio::test(start_paused = true)]
 async fn a_scale_from_a_stale_watched_copy_is_refused_and_sent_again_from_a_fresh_read() {
     let stored = Arc::new(Mutex::new(sdep("10", Some("Available"), 1)));
-    let (client, log) = stored_sdep_server(stored.clone());
-    // As the binary builds it: shared watches, kept running between the phases.
-    let d = Deployer::new(client, "ns").with_shared_watches_for("iris");
-    let _running = d.keep_watches_running();
+    let (d, log, _running) = waited_for_ready(&stored).await;
     let deadline = Instant::now() + Duration::from_secs(30);
-    d.wait_ready(
-        &handle(),
-        seldon_deploy::model::components::Target::Initial,
-        deadline,
-        &mut |_| {},
-    )
-    .await
-    .expect("ready");
     {
         // Another writer sets a component's own count; the silent watch never tells us.
         let mut s = stored.lock().unwrap();
