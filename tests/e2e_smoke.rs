@@ -380,7 +380,7 @@ async fn smoke_without_a_file_checks_readiness_and_a_pod_where_nothing_listens_f
     let dir = tempfile::tempdir().unwrap();
     for (name, protocol, path) in [
         ("ready-v1", None, "/ready"),
-        ("ready-v2", Some("v2"), "/v2/health/ready"),
+        ("ready-v2", Some("v2"), "/ready"),
     ] {
         let manifest = write_json(
             dir.path(),

@@ -148,7 +148,7 @@ Examples (does the model answer? one request to each predictor, through pods/por
   seldon-deploy smoke iris -n models -f request.json
   # Its answer must match (numbers within 1e-6 relative, shapes and names exactly)
   seldon-deploy smoke iris -n models -f request.json --expect answer.json
-  # Readiness only (the executor's /ready; /v2/health/ready for v2)
+  # Readiness only (the executor's /ready, for every protocol)
   seldon-deploy smoke iris -n models
   # As part of a rollout: roll back when the new version does not answer
   seldon-deploy apply -n models -f iris.yaml --atomic --smoke request.json

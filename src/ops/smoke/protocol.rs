@@ -5,8 +5,8 @@
 //! v2 or TensorFlow path replaces each graph node's name in the calls it makes (its
 //! `ModelNameOverride`), so the name to use is the predictor's graph root, which Seldon's
 //! examples and prepackaged servers name the model after. `/ready` is the executor's own
-//! readiness check (its readiness probe), served for every protocol; the v2 protocol has its
-//! standard `/v2/health/ready` as well.
+//! readiness check (its readiness probe), served for every protocol; it serves no v2
+//! `/v2/health/ready`, so that path is not used even for v2.
 
 use serde_json::Value;
 
@@ -63,8 +63,9 @@ impl Protocol {
             (Protocol::Seldon, Ask::Predict) => ("POST", "/api/v1.0/predictions".to_owned()),
             (Protocol::V2, Ask::Predict) => ("POST", format!("/v2/models/{model}/infer")),
             (Protocol::Tensorflow, Ask::Predict) => ("POST", format!("/v1/models/{model}:predict")),
-            (Protocol::V2, Ask::Ready) => ("GET", "/v2/health/ready".to_owned()),
-            (Protocol::Seldon | Protocol::Tensorflow, Ask::Ready) => ("GET", "/ready".to_owned()),
+            // The executor's own check, for every protocol: the 1.19 executor routes no
+            // `/v2/health/ready` (only `/v2/models/<model>/ready`, which asks one node).
+            (_, Ask::Ready) => ("GET", "/ready".to_owned()),
         }
     }
 }
@@ -121,7 +122,7 @@ mod tests {
                 "/v1/models/classifier:predict",
             ),
             (Protocol::Seldon, Ask::Ready, "GET", "/ready"),
-            (Protocol::V2, Ask::Ready, "GET", "/v2/health/ready"),
+            (Protocol::V2, Ask::Ready, "GET", "/ready"),
             (Protocol::Tensorflow, Ask::Ready, "GET", "/ready"),
         ];
         for (p, ask, method, path) in cases {
