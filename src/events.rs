@@ -163,6 +163,8 @@ struct Follower {
     seen: HashMap<String, String>,
     out: VecDeque<EventRecord>,
     failed: bool,
+    /// Told `true` once the Event store has listed (see [`follow_in_telling_listed`]).
+    listed: Option<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Follower {
@@ -177,6 +179,7 @@ impl Follower {
             seen: HashMap::new(),
             out: VecDeque::new(),
             failed: false,
+            listed: None,
         }
     }
 
@@ -186,6 +189,9 @@ impl Follower {
     fn collect(&mut self) {
         if !self.watch.events_synced() {
             return;
+        }
+        if let Some(listed) = &self.listed {
+            listed.send_if_modified(|l| !std::mem::replace(l, true));
         }
         let hidden = *self.hidden_up_to.get_or_insert_with(|| {
             if self.filter.replay_existing {
@@ -257,12 +263,28 @@ pub(crate) fn follow_in(
     cache: &NamespaceCache,
     filter: EventFilter,
 ) -> BoxStream<'static, Result<EventRecord>> {
+    follow_in_telling_listed(cache, filter).0
+}
+
+/// As [`follow_in`], with a receiver told `true` once the Event store has listed (so "no
+/// Event yet" means none), or closed when the stream has ended (e.g. on a 403): a run's
+/// listening after its last phase waits for one of the two.
+pub(crate) fn follow_in_telling_listed(
+    cache: &NamespaceCache,
+    filter: EventFilter,
+) -> (
+    BoxStream<'static, Result<EventRecord>>,
+    tokio::sync::watch::Receiver<bool>,
+) {
     let parts = ReaderNeeds {
         events: true,
         ..ReaderNeeds::default()
     };
     let watch = cache.watch_object(&filter.name, &filter.uid, parts);
-    follow_watch(Follower::new(watch, filter))
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let mut follower = Follower::new(watch, filter);
+    follower.listed = Some(tx);
+    (follow_watch(follower), rx)
 }
 
 fn follow_watch(follower: Follower) -> BoxStream<'static, Result<EventRecord>> {

@@ -388,6 +388,21 @@ fn apply_input_errors_exit_2_without_contacting_the_cluster() {
 }
 
 #[test]
+fn jsonl_output_is_refused_where_there_are_no_reports_to_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dead_kubeconfig(dir.path());
+    bin()
+        .args(["status", "x", "-o", "jsonl", "--kubeconfig"])
+        .arg(&kc)
+        .assert()
+        .code(2)
+        .stdout(predicate::function(|s: &str| {
+            s.lines().count() == 1 && serde_json::from_str::<serde_json::Value>(s).is_ok()
+        }))
+        .stderr(predicate::str::contains("-o jsonl is for run"));
+}
+
+#[test]
 fn junit_output_is_refused_where_there_are_no_phases() {
     let dir = tempfile::tempdir().unwrap();
     let kc = dead_kubeconfig(dir.path());

@@ -162,6 +162,66 @@ async fn a_failing_deployment_does_not_disturb_the_others_and_sets_the_exit_code
 
 #[tokio::test]
 #[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn jsonl_writes_one_report_per_line_for_each_deployment_and_the_worst_exit_code() {
+    let cluster = Cluster::get();
+    let ns = cluster.namespace("jsonl").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let good = names("line", 3);
+    let mut docs: Vec<Value> = good.iter().map(|n| ready(n)).collect();
+    docs.push(support::failing_manifest("broken"));
+    let file = write(tmp.path(), "all.yaml", &docs);
+
+    let out = cluster
+        .sdep(&[
+            "run",
+            "-n",
+            &ns.name,
+            "-f",
+            file.to_str().unwrap(),
+            "--concurrency",
+            "2",
+            "--failed-grace",
+            "2s",
+            "--timeout",
+            "2m",
+            "-o",
+            "jsonl",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut seen: Vec<(String, String)> = stdout
+        .lines()
+        .map(|l| {
+            let rep: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+            (
+                rep["name"].as_str().unwrap().to_owned(),
+                rep["outcome"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    seen.sort();
+    let mut expected: Vec<(String, String)> = good
+        .iter()
+        .map(|n| (n.clone(), "success".to_owned()))
+        .collect();
+    expected.push(("broken".into(), "failed".into()));
+    expected.sort();
+    assert_eq!(seen, expected, "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("[broken]"),
+        "{}",
+        describe(&out)
+    );
+    let mut all = good.clone();
+    all.push("broken".into());
+    nothing_left(&ns, &all).await;
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
 async fn sigint_mid_run_cleans_up_every_deployment_in_flight() {
     let cluster = Cluster::get();
     let ns = cluster.namespace("manyint").await;

@@ -23,6 +23,9 @@ pub(super) struct EventTask {
     warning: Arc<Mutex<Option<String>>>,
     /// When the last Event arrived (for [`drain`]).
     last_event: tokio::sync::watch::Receiver<Option<Instant>>,
+    /// `true` once the Event store has listed; closed once following has ended (for
+    /// [`drain`]: until one of the two, "no Event yet" proves nothing).
+    listed: tokio::sync::watch::Receiver<bool>,
     /// Set once the run has seen its object gone: Events from then on are marked
     /// [`EventRecord::after_delete`].
     after_delete: Arc<AtomicBool>,
@@ -63,7 +66,7 @@ impl EventTask {
             replay_existing: replay,
             deployment_names: predicted,
         };
-        let mut stream = events::follow_in(ctx.deployer.cache(), filter);
+        let (mut stream, listed) = events::follow_in_telling_listed(ctx.deployer.cache(), filter);
         let collected = Arc::new(Mutex::new(Vec::new()));
         let failed = CancellationToken::new();
         let error = Arc::new(Mutex::new(None));
@@ -113,6 +116,7 @@ impl EventTask {
             error,
             warning,
             last_event,
+            listed,
             after_delete,
             handle,
         }
@@ -147,7 +151,14 @@ impl EventTask {
             if deleted.is_some() {
                 self.seen_gone();
             }
-            result = drain::listen_in(ctx, &mut self.last_event, deleted, cleanup_timeout).await;
+            result = drain::listen_in(
+                ctx,
+                &mut self.last_event,
+                &mut self.listed,
+                deleted,
+                cleanup_timeout,
+            )
+            .await;
         }
         self.handle.abort();
         let _ = self.handle.await;

@@ -8,7 +8,10 @@
 //! from a child the operator recreates after the delete, its Events at most a few tens of
 //! milliseconds apart. So the run listens until [`QUIET`] has passed since the last Event about
 //! its object (at once if that is already past when the last phase ends), and never longer
-//! than [`LIMIT`] after it, unless a late child must be waited for.
+//! than [`LIMIT`] after it, unless a late child must be waited for. "No Event yet" counts only
+//! once the Event store has listed: a run quicker than that first list (a traffic change that
+//! rolls nothing out) listens until it has, or until following has ended (a 403 on Events,
+//! whose warning that end sends), again up to [`LIMIT`].
 //!
 //! A late child: a reconcile that began before the delete can create a Deployment after the
 //! SeldonDeployment is gone. It names the deleted UID, and the garbage collector removes it.
@@ -43,7 +46,9 @@ pub(crate) fn listen_until(ended: Instant, last_event: Option<Instant>) -> Insta
 }
 
 /// Listens after the last phase: until the rule above says the Events are in (`last_event`
-/// holds when the last one arrived). With `children` (a reader of the deleted object's
+/// holds when the last one arrived), but not before `listed` says the Event store has listed or
+/// the following has ended (a run too quick for the first list, or one that may not read
+/// Events, whose warning comes from that end), up to [`LIMIT`]. With `children` (a reader of the deleted object's
 /// children, when the run deleted it), each child that appears meanwhile is handed to
 /// `collect` (which reports it and waits until the garbage collector has removed it), and the
 /// listening goes on after it.
@@ -53,6 +58,7 @@ pub(crate) fn listen_until(ended: Instant, last_event: Option<Instant>) -> Insta
 /// `collect`'s, or the children reader's that retrying cannot fix.
 pub(super) async fn listen<F, Fut>(
     last_event: &mut watch::Receiver<Option<Instant>>,
+    listed: &mut watch::Receiver<bool>,
     children: Option<ObjectWatch>,
     mut collect: F,
 ) -> Result<()>
@@ -62,6 +68,7 @@ where
 {
     let ended = Instant::now();
     let mut events_open = true;
+    let mut following = true;
     loop {
         if let Some(w) = &children
             && w.synced()
@@ -76,7 +83,12 @@ where
             }
         }
         let last = *last_event.borrow_and_update();
-        let until = listen_until(ended, last);
+        let answered = *listed.borrow_and_update() || !following;
+        let until = if answered {
+            listen_until(ended, last)
+        } else {
+            ended + LIMIT
+        };
         if Instant::now() >= until {
             // `-v` shows it: how bench/README.md measured the Events after the last phase.
             tracing::debug!(
@@ -99,6 +111,7 @@ where
         tokio::select! {
             () = tokio::time::sleep_until(until) => {}
             r = last_event.changed(), if events_open => events_open = r.is_ok(),
+            r = listed.changed(), if following => following = r.is_ok(),
             r = child_changed => r?,
         }
     }
@@ -113,6 +126,7 @@ where
 pub(super) async fn listen_in(
     ctx: &Context,
     last_event: &mut watch::Receiver<Option<Instant>>,
+    listed: &mut watch::Receiver<bool>,
     deleted: Option<&Handle>,
     cleanup_timeout: Duration,
 ) -> Result<()> {
@@ -121,7 +135,7 @@ pub(super) async fn listen_in(
         d.cache()
             .watch_object(&h.name, &h.uid, ReaderNeeds::default())
     });
-    listen(last_event, children, |late| async move {
+    listen(last_event, listed, children, |late| async move {
         let Some(h) = deleted else { return Ok(()) };
         for name in &late {
             ctx.send(&h.name, UpdateKind::Hint(recreated_after_delete(name)));
@@ -170,11 +184,62 @@ mod tests {
         panic!("no child is late here")
     }
 
+    /// An Event store that has listed.
+    fn listed() -> watch::Receiver<bool> {
+        watch::channel(true).1
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_run_that_ends_before_the_event_store_has_listed_listens_until_it_has() {
+        let (_tx, mut rx) = watch::channel(None);
+        let (listed_tx, mut listed) = watch::channel(false);
+        let start = Instant::now();
+        let later = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            listed_tx.send_replace(true);
+            listed_tx
+        });
+        listen(&mut rx, &mut listed, None, no_late_child)
+            .await
+            .unwrap();
+        let _listed_tx = later.await.unwrap();
+        assert_eq!(Instant::now(), start + Duration::from_millis(20));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_run_whose_event_following_ends_unlisted_stops_listening_then() {
+        // A 403 on Events: the follower warns and ends, closing `listed`.
+        let (_tx, mut rx) = watch::channel(None);
+        let (listed_tx, mut listed) = watch::channel(false);
+        let start = Instant::now();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(15)).await;
+            drop(listed_tx);
+        });
+        listen(&mut rx, &mut listed, None, no_late_child)
+            .await
+            .unwrap();
+        assert_eq!(Instant::now(), start + Duration::from_millis(15));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_event_store_that_never_lists_holds_the_run_no_longer_than_the_limit() {
+        let (_tx, mut rx) = watch::channel(None);
+        let (_listed_tx, mut listed) = watch::channel(false);
+        let start = Instant::now();
+        listen(&mut rx, &mut listed, None, no_late_child)
+            .await
+            .unwrap();
+        assert_eq!(Instant::now(), start + LIMIT);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_run_whose_events_are_in_stops_listening_at_once_not_after_a_fixed_delay() {
         let (_tx, mut rx) = watch::channel(Some(Instant::now() - Duration::from_secs(1)));
         let start = Instant::now();
-        listen(&mut rx, None, no_late_child).await.unwrap();
+        listen(&mut rx, &mut listed(), None, no_late_child)
+            .await
+            .unwrap();
         assert_eq!(Instant::now(), start, "the paused clock did not move");
     }
 
@@ -187,7 +252,9 @@ mod tests {
             tx.send_replace(Some(Instant::now()));
             tx
         });
-        listen(&mut rx, None, no_late_child).await.unwrap();
+        listen(&mut rx, &mut listed(), None, no_late_child)
+            .await
+            .unwrap();
         let _tx = later.await.unwrap();
         assert_eq!(Instant::now(), start + Duration::from_millis(30) + QUIET);
     }
@@ -205,7 +272,7 @@ mod tests {
         });
         let collected = Arc::new(Mutex::new(Vec::new()));
         let store = stores.deployments.clone();
-        listen(&mut rx, Some(children), |late| {
+        listen(&mut rx, &mut listed(), Some(children), |late| {
             let collected = collected.clone();
             let store = store.clone();
             async move {

@@ -279,6 +279,47 @@ pub async fn run_many(
     opts: &RunOptions,
     concurrency: usize,
 ) -> Summary {
+    let mut reports: Vec<(usize, Report)> = Vec::with_capacity(manifests.len());
+    run_each(ctx, manifests, steps, opts, concurrency, |i, r| {
+        reports.push((i, r));
+    })
+    .await;
+    reports.sort_by_key(|(i, _)| *i);
+    Summary::new(reports.into_iter().map(|(_, r)| r).collect())
+}
+
+/// As [`run_many`], but hands each report to `done` (with the manifest's index) the moment
+/// its deployment ends, and keeps none: memory stays flat however many manifests run, for
+/// long runs that write each result out as they go (`-o jsonl`).
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), seldon_deploy::Error> {
+/// # let conn = seldon_deploy::cluster::connect::connect(&Default::default()).await?;
+/// use seldon_deploy::{Deployer, error::Outcome, model::manifest, run};
+///
+/// let ctx = run::Context::new(Deployer::new(conn.client, &conn.namespace));
+/// let manifests = manifest::load_all(&["examples"])?;
+/// let opts = run::RunOptions::default();
+/// let steps = run::lifecycle_steps(opts.replicas, opts.keep);
+/// let mut worst = 0;
+/// run::run_each(&ctx, &manifests, &steps, &opts, 4, |i, report| {
+///     println!("{}: {}", manifests[i].name, report.outcome);
+///     worst = Outcome::worst_code([worst, report.exit_code]);
+/// })
+/// .await;
+/// std::process::exit(worst.into());
+/// # }
+/// ```
+pub async fn run_each(
+    ctx: &Context,
+    manifests: &[Manifest],
+    steps: &[Step],
+    opts: &RunOptions,
+    concurrency: usize,
+    mut done: impl FnMut(usize, Report),
+) {
     let mut ctx = ctx.clone();
     let cache = ctx.deployer.cache();
     let narrowed_to_one = cache.only().is_some_and(|only| {
@@ -291,13 +332,12 @@ pub async fn run_many(
     let ctx = &ctx;
     // `buffer_unordered`, not `buffered`: a finished lifecycle frees its slot at once, even
     // while one started before it is still running.
-    let mut reports: Vec<(usize, Report)> = futures::stream::iter(manifests.iter().enumerate())
+    let mut finished = futures::stream::iter(manifests.iter().enumerate())
         .map(|(i, m)| async move { (i, execute(ctx, RunOn::Manifest(m), steps, opts).await) })
-        .buffer_unordered(concurrency.max(1))
-        .collect()
-        .await;
-    reports.sort_by_key(|(i, _)| *i);
-    Summary::new(reports.into_iter().map(|(_, r)| r).collect())
+        .buffer_unordered(concurrency.max(1));
+    while let Some((i, report)) = finished.next().await {
+        done(i, report);
+    }
 }
 
 /// Runs `steps` on `on` as timed phases, with events, clean-up and a report.

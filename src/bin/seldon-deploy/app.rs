@@ -33,6 +33,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
             // An error before any lifecycle started: `-o json` still prints a document.
             match out {
                 Output::Json => println!("{}", early::json(&asked.report(&e), one_line)),
+                Output::Jsonl => println!("{}", early::json(&asked.report(&e), true)),
                 Output::Junit => print!(
                     "{}",
                     crate::render::junit("seldon-deploy", &asked.reports_per_input(&e))
@@ -102,16 +103,20 @@ fn asked_name_and_files(command: &Command) -> (Option<&str>, Option<&Vec<String>
 
 async fn dispatch_inner(cli: Cli) -> Result<u8, Error> {
     let out = cli.output;
-    if out == Output::Junit
+    if matches!(out, Output::Junit | Output::Jsonl)
         && matches!(
             cli.command,
             Command::Status(_) | Command::Events(_) | Command::Diff(_)
         )
     {
-        return Err(Error::Usage(
-            "-o junit is for run, create, apply, scale, wait, smoke and delete; use -o json here"
-                .into(),
-        ));
+        let format = if out == Output::Junit {
+            "junit"
+        } else {
+            "jsonl"
+        };
+        return Err(Error::Usage(format!(
+            "-o {format} is for run, create, apply, scale, wait, smoke and delete; use -o json here"
+        )));
     }
     // Names and namespaces go into request paths: check them before anything else.
     if let Some(ns) = cli.conn.namespace.as_deref().filter(|n| !n.is_empty()) {
@@ -404,6 +409,25 @@ async fn drive(
     let renderer = Renderer::new(live, out != Output::Text, many).with_total(manifests.len());
     let render = output::spawn(rx, renderer);
 
+    if out == Output::Jsonl {
+        // Each report is written as its deployment ends and then dropped, so memory stays
+        // flat over thousands of deployments; the writes happen on a thread of their own, as
+        // the progress output's do, so a stalled pipe cannot stop the watches.
+        let (lines, writer) = output::spawn_line_writer();
+        let mut worst = Outcome::Success.code();
+        run::run_each(&ctx, manifests, steps, opts, concurrency, |_, rep| {
+            worst = Outcome::worst_code([worst, rep.exit_code]);
+            let _ = lines.send(output::Line::Stdout(early::json(&rep, true)));
+            if !rep.succeeded() {
+                let _ = lines.send(output::Line::Stderr(output::result_line(&rep)));
+            }
+        })
+        .await;
+        drop((ctx, lines));
+        let _ = render.await;
+        let _ = writer.await;
+        return Ok(worst);
+    }
     let summary = run::run_many(&ctx, manifests, steps, opts, concurrency).await;
     drop(ctx);
     let _ = render.await;
@@ -421,6 +445,12 @@ fn print_reports(out: Output, mut reports: Vec<Report>) -> u8 {
     if reports.len() == 1 {
         let rep = reports.remove(0);
         match out {
+            Output::Jsonl => {
+                println!("{}", early::json(&rep, true));
+                if !rep.succeeded() {
+                    eprint!("{}", output::result_line(&rep));
+                }
+            }
             Output::Json => {
                 println!("{}", to_json(&rep));
                 if !rep.succeeded() {
@@ -438,7 +468,7 @@ fn print_reports(out: Output, mut reports: Vec<Report>) -> u8 {
         let sum = Summary::new(reports);
         let (stdout, stderr) = output::closing_summary(&sum);
         match out {
-            Output::Json => {
+            Output::Json | Output::Jsonl => {
                 println!("{}", to_json(&sum));
                 eprint!("{stderr}");
             }
@@ -478,7 +508,7 @@ async fn diff(
         };
         changed |= change != merge::Change::Unchanged;
         match out {
-            Output::Json => docs.push(serde_json::json!({
+            Output::Json | Output::Jsonl => docs.push(serde_json::json!({
                 "name": m.name,
                 "namespace": conn.namespace,
                 "source": m.origin(),
@@ -497,7 +527,7 @@ async fn diff(
             }
         }
     }
-    if out == Output::Json {
+    if matches!(out, Output::Json | Output::Jsonl) {
         println!(
             "{}",
             to_json(&serde_json::json!({"changed": changed, "deployments": docs}))
@@ -543,7 +573,7 @@ async fn status(c: &ConnArgs, out: Output, name: &str, replicas: Option<i32>) ->
         _ => Outcome::Success.code(),
     };
     match out {
-        Output::Json => println!(
+        Output::Json | Output::Jsonl => println!(
             "{}",
             to_json(&serde_json::json!({
                 "name": handle.name,
@@ -615,7 +645,9 @@ async fn follow_events(
             }
             item = stream.next() => match item {
                 Some(Ok(e)) => match out {
-                    Output::Json => println!("{}", serde_json::to_string(&e).unwrap_or_default()),
+                    Output::Json | Output::Jsonl => {
+                        println!("{}", serde_json::to_string(&e).unwrap_or_default());
+                    }
                     Output::Text | Output::Junit => println!(
                         "{} {e}",
                         e.time.as_deref().unwrap_or("-")

@@ -92,6 +92,10 @@ pub enum Output {
     Text,
     /// One JSON document on stdout at the end (progress lines go to stderr).
     Json,
+    /// One JSON report per line on stdout the moment each deployment ends, none kept in
+    /// memory: for long runs of many deployments (run, create, apply, scale, wait, smoke,
+    /// delete; progress lines go to stderr).
+    Jsonl,
     /// JUnit XML on stdout at the end, one test case per deployment and phase, for CI test
     /// reporters (run, create, apply, scale, wait, delete; progress lines go to stderr).
     Junit,

@@ -24,7 +24,8 @@ fn main() -> ExitCode {
         return complete::main(&words);
     }
     let args = cli::rewrite_args(std::env::args_os().collect());
-    let json = early::wants_output(&args, "json");
+    let jsonl = early::wants_output(&args, "jsonl");
+    let json = jsonl || early::wants_output(&args, "json");
     let junit = early::wants_output(&args, "junit");
     let mut command = cli::Cli::command();
     if cli::is_kubectl_plugin(args.first()) {
@@ -41,7 +42,7 @@ fn main() -> ExitCode {
                 let usage = seldon_deploy::Error::Usage(early::clap_message(&e));
                 let rep = early::Asked::default().report(&usage);
                 if json {
-                    println!("{}", early::json(&rep, false));
+                    println!("{}", early::json(&rep, jsonl));
                 } else {
                     print!("{}", render::junit("seldon-deploy", &[rep]));
                 }

@@ -221,6 +221,32 @@ pub fn spawn(rx: UnboundedReceiver<Update>, r: Renderer) -> tokio::task::JoinHan
     })
 }
 
+/// A line for [`spawn_line_writer`].
+pub enum Line {
+    Stdout(String),
+    Stderr(String),
+}
+
+/// Writes `-o jsonl`'s lines on a thread of its own (see [`spawn`]): each [`Line::Stdout`]
+/// with a newline, each [`Line::Stderr`] as it is. The handle ends once the sender is dropped
+/// and every line is written.
+pub fn spawn_line_writer() -> (std::sync::mpsc::Sender<Line>, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = std::sync::mpsc::channel::<Line>();
+    let writer = tokio::task::spawn_blocking(move || {
+        for line in rx {
+            match line {
+                Line::Stdout(s) => {
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "{s}");
+                    let _ = out.flush();
+                }
+                Line::Stderr(s) => eprint(&s),
+            }
+        }
+    });
+    (tx, writer)
+}
+
 async fn render(mut rx: UnboundedReceiver<Update>, mut r: Renderer) {
     let (tx, mut stderr) = tokio::sync::mpsc::unbounded_channel::<String>();
     let routed = r.live.is_some();
