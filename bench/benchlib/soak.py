@@ -27,8 +27,11 @@ from typing import Optional
 BASELINE = (1 / 6, 1 / 2)
 LATE = (2 / 3, 1.0)
 TOLERANCE = 0.05
-# Manifests to generate: enough for a lifecycle every FLOOR_S seconds on every slot (the
-# lifecycles measured on KWOK take ≥ 4 s), so that the process cannot run out before the deadline.
+# Manifests to generate: the process parses them all at its start (several KiB of RSS each), so
+# not blindly many: the throughput a calibration run measured (`concurrency` / its median
+# lifecycle) times the duration, times MARGIN. Without a calibration: a lifecycle every FLOOR_S
+# seconds on every slot.
+MARGIN = 1.5
 FLOOR_S = 2.0
 NAMESPACE = "soak"
 DONE_RE = re.compile(rb"\] delete: ok in ")
@@ -88,8 +91,25 @@ def vm_rss_kb(pid: int) -> Optional[int]:
     return None
 
 
-def manifest_count(minutes: float, concurrency: int) -> int:
+def manifest_count(minutes: float, concurrency: int, lifecycle_s: Optional[float] = None) -> int:
+    """Enough manifests for `minutes` at `concurrency`: MARGIN times what lifecycles of
+    `lifecycle_s` would use, or one every FLOOR_S seconds per slot when it is unknown."""
+    if lifecycle_s:
+        return int(minutes * 60 * concurrency / lifecycle_s * MARGIN) + concurrency
     return int(minutes * 60 * concurrency / FLOOR_S) + concurrency
+
+
+def lifecycle_seconds(reports: list[dict]) -> list[float]:
+    """Each successful report's span: its first phase's start to its last phase's end."""
+    from .chaos import parse_start
+    out = []
+    for r in reports:
+        ph = r.get("phases") or []
+        if r.get("outcome") != "success" or not ph:
+            continue
+        s = parse_start(ph[0]["start"])
+        out.append(max(parse_start(p["start"]) + p["duration_ms"] / 1000 for p in ph) - s)
+    return out
 
 
 def count_reports(reports: list[dict]) -> dict:
@@ -175,15 +195,37 @@ def run_soak(ctx, args, log) -> dict:  # noqa: C901 (one linear script)
     os.makedirs(mdir, exist_ok=True)
     ensure_nodes(api, 3 + 2 * conc // 60 + 1)
     ensure_namespace(api, NAMESPACE)
-    n = args.soak_manifests or manifest_count(minutes, conc)
+    base_argv = [ctx.binary, "run", "-n", NAMESPACE, "--concurrency", str(conc), "--replicas", "2",
+                 "--timeout", "5m", "-o", "json", "--kubeconfig", ctx.cluster.kubeconfig]
+    calibration: dict = {}
+    if args.soak_manifests:
+        n = args.soak_manifests
+    else:
+        # A calibration run (and warm-up): 2 × concurrency lifecycles, their median length.
+        cdir = os.path.join(scratch, "calibration")
+        os.makedirs(cdir, exist_ok=True)
+        for i in range(2 * conc):
+            renamed(os.path.join(BENCH, "fixtures", "iris.yaml"), "sklearn", f"calib-{i:03d}",
+                    os.path.join(cdir, f"{i:03d}.yaml"))
+        log(f"soak: calibration: {2 * conc} lifecycles at --concurrency {conc}")
+        c0 = time.time()
+        r = subprocess.run(base_argv + ["-f", cdir], capture_output=True, text=True, timeout=1200)
+        try:
+            spans = lifecycle_seconds(json.loads(r.stdout).get("deployments", []))
+        except ValueError:
+            spans = []
+        med = sorted(spans)[len(spans) // 2] if spans else None
+        calibration = {"lifecycles": 2 * conc, "succeeded": len(spans), "exit_code": r.returncode,
+                       "wall_s": round(time.time() - c0, 1), "median_lifecycle_s": round(med, 2) if med else None}
+        n = manifest_count(minutes, conc, med)
+        log(f"soak: calibration: {calibration}; {n} manifests")
     width = len(str(n))
     for i in range(n):
         renamed(os.path.join(BENCH, "fixtures", "iris.yaml"), "sklearn", f"soak-{i:0{width}d}",
                 os.path.join(mdir, f"{i:0{width}d}.yaml"))
     log(f"soak: {n} manifests in {mdir}")
     out_path, err_path = os.path.join(scratch, "run.json"), os.path.join(scratch, "run.err")
-    argv = [ctx.binary, "run", "-n", NAMESPACE, "-f", mdir, "--concurrency", str(conc), "--replicas", "2",
-            "--timeout", "5m", "-o", "json", "--kubeconfig", ctx.cluster.kubeconfig]
+    argv = base_argv + ["-f", mdir]
     t0 = time.time()
     proc = subprocess.Popen(argv, stdout=open(out_path, "w"), stderr=open(err_path, "wb"))
     ctx.soak_proc = proc  # for the harness's clean-up on an error
@@ -279,6 +321,7 @@ def run_soak(ctx, args, log) -> dict:  # noqa: C901 (one linear script)
         "sample_s": every,
         "namespace": NAMESPACE,
         "manifests": n,
+        "calibration": calibration,
         "started": time.strftime("%H:%M:%S", time.gmtime(t0)),
         "ran_out_at_min": ran_out,
         "signals": signals,
@@ -300,6 +343,17 @@ def _pct(x: Optional[float]) -> str:
     return "–" if x is None else f"{x * 100:+.1f}%"
 
 
+def _sized(s: dict) -> str:
+    cal = s.get("calibration") or {}
+    if not cal:
+        return ""
+    if not cal.get("median_lifecycle_s"):
+        return (f" (the calibration run's {cal['lifecycles']} lifecycles all failed: one every {FLOOR_S:g} s per slot "
+                "instead)")
+    return (f" ({MARGIN:g} × what a calibration run, {cal['lifecycles']} lifecycles at the same concurrency taking "
+            f"{cal['median_lifecycle_s']} s each (median), implies: the process parses them all at its start)")
+
+
 def render(s: dict) -> str:
     fl, c = s["flatness"], s["counts"]
     (b0, b1), (l0, l1) = fl["baseline_window"], fl["late_window"]
@@ -307,8 +361,9 @@ def render(s: dict) -> str:
     lines.append(
         f"`bench/run --soak`: one `seldon-deploy run -o json --concurrency {s['concurrency']}` process ran lifecycles of "
         f"the iris example (create, wait, scale 1 → 2, wait, delete) back to back from {s['manifests']} generated "
-        f"manifests for {s['minutes']:g} min, then got SIGINT (it cancels the lifecycles in flight and deletes what "
-        f"they created). Its VmRSS (`/proc/<pid>/status`) was sampled at the start and every {s['sample_s']:g} s.")
+        f"manifests{_sized(s)} for {s['minutes']:g} min, then got SIGINT (it cancels the lifecycles in flight and "
+        f"deletes what they created). Its VmRSS (`/proc/<pid>/status`) was sampled at the start (manifests parsed, "
+        f"connected) and every {s['sample_s']:g} s.")
     lines.append("")
     lines.append(f"**Rule**: flat when the mean RSS of the samples in minutes {l0:g}–{l1:g} is within "
                  f"{fl['tolerance'] * 100:g}% of the mean of those in minutes {b0:g}–{b1:g} (the last third against "

@@ -99,16 +99,28 @@ class CountsTest(unittest.TestCase):
     def test_enough_manifests_for_a_lifecycle_every_two_seconds_per_slot(self):
         self.assertEqual(soak.manifest_count(30, 20), 30 * 60 * 20 // 2 + 20)
 
+    def test_calibrated_count_is_the_margin_over_the_throughput(self):
+        # 20 slots, 8 s a lifecycle: 2.5 a second, 4500 in 30 min; × 1.5, + one round.
+        self.assertEqual(soak.manifest_count(30, 20, 8.0), 6750 + 20)
+
+    def test_lifecycle_seconds_of_the_successes(self):
+        ph = [{"start": "2026-01-01T00:00:00Z", "duration_ms": 1000},
+              {"start": "2026-01-01T00:00:05.5Z", "duration_ms": 500}]
+        reps = [{"outcome": "success", "phases": ph}, {"outcome": "timeout", "phases": ph},
+                {"outcome": "success", "phases": []}]
+        self.assertEqual(soak.lifecycle_seconds(reps), [6.0])
+
 
 class RenderTest(unittest.TestCase):
     def test_flat(self):
-        s = result(curve([40.0] * 31))
+        s = result(curve([40.0] * 31), calibration={"lifecycles": 40, "succeeded": 40, "median_lifecycle_s": 8.1})
         s["counts"] = soak.count_reports([{"name": "a", "outcome": "success", "phases": [{}]}] * 7)
         md = soak.render(s)
         self.assertTrue(md.startswith("## Soak"))
         self.assertIn("**Verdict**: **flat**: 40.0 MB (mean of 11) against 40.0 MB (mean of 11), +0.0%", md)
         self.assertIn("minutes 20–30 is within 5% of the mean of those in minutes 5–15", md)
         self.assertIn("7 completed, 7 succeeded", md)
+        self.assertIn("from 18020 generated manifests (1.5 × what a calibration run, 40 lifecycles", md)
         self.assertIn("**Left behind** in namespace `soak`", md)
         self.assertIn(": 0.", md)
         self.assertIn("![RSS over the soak](soak-rss.png)", md)
