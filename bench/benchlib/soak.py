@@ -10,8 +10,9 @@ SIGINT: it cancels the lifecycles in flight, deletes what they created, and prin
 must hold no SeldonDeployment and no Deployment.
 
 The rule (`flatness`): the RSS curve is flat when the mean of the samples in the last third of
-the run (minutes 20–30 of 30) is within 5% of the mean of the samples from the first sixth to
-the half (minutes 5–15 of 30). The windows scale with `--soak-minutes`.
+the run (minutes 20–30 of 30) is at most 5% above the mean of the samples from the first sixth to
+the half (minutes 5–15 of 30); a drop passes (the question is growth). The windows scale with
+`--soak-minutes`.
 """
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ def _mean(xs: list[float]) -> Optional[float]:
 
 def flatness(samples: list[dict], minutes: float, tol: float = TOLERANCE) -> dict:
     """The rule on `samples` ({"min": minutes since the start, "rss_mb": ...}; bounds inclusive).
-    `flat` is None when a window holds no sample (the run ended early)."""
+    Flat: the late mean at most `tol` above the baseline mean (a drop passes). `flat` is None
+    when a window holds no sample (the run ended early)."""
     (b0, b1), (l0, l1) = windows(minutes)
     eps = 1e-6
     base = [s["rss_mb"] for s in samples if b0 - eps <= s["min"] <= b1 + eps]
@@ -62,7 +64,7 @@ def flatness(samples: list[dict], minutes: float, tol: float = TOLERANCE) -> dic
     bm, lm, lx = _mean(base), _mean(late), max(late)
     out.update(baseline_mean_mb=round(bm, 2), late_mean_mb=round(lm, 2), late_max_mb=round(lx, 2),
                change=round(lm / bm - 1, 4), change_max=round(lx / bm - 1, 4))
-    out["flat"] = abs(lm / bm - 1) <= tol
+    out["flat"] = lm / bm - 1 <= tol
     return out
 
 
@@ -365,9 +367,10 @@ def render(s: dict) -> str:
         f"deletes what they created). Its VmRSS (`/proc/<pid>/status`) was sampled at the start (manifests parsed, "
         f"connected) and every {s['sample_s']:g} s.")
     lines.append("")
-    lines.append(f"**Rule**: flat when the mean RSS of the samples in minutes {l0:g}–{l1:g} is within "
-                 f"{fl['tolerance'] * 100:g}% of the mean of those in minutes {b0:g}–{b1:g} (the last third against "
-                 "the first sixth to the half of the run; for 30 minutes: 20–30 against 5–15; bounds included).")
+    lines.append(f"**Rule**: flat when the mean RSS of the samples in minutes {l0:g}–{l1:g} is at most "
+                 f"{fl['tolerance'] * 100:g}% above the mean of those in minutes {b0:g}–{b1:g} (the last third "
+                 "against the first sixth to the half of the run; for 30 minutes: 20–30 against 5–15; bounds "
+                 "included; a drop passes).")
     lines.append("")
     if fl["flat"] is None:
         verdict = (f"**no verdict**: a window holds no sample ({fl['n_baseline']} baseline, {fl['n_late']} late)")
