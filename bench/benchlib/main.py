@@ -985,7 +985,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--soak-concurrency", type=int, default=20)
     ap.add_argument("--soak-sample-s", type=float, default=60.0, help="seconds between RSS samples")
     ap.add_argument("--soak-manifests", type=int,
-                    help="manifests to generate (default: one per 2 s per slot, more than it can finish)")
+                    help="manifests to generate, no calibration run (default: 1.5 × what a calibration run's "
+                         "median lifecycle implies for the duration)")
     args = ap.parse_args(argv)
     if args.chaos:
         return main_chaos(args)
