@@ -978,9 +978,20 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--chaos-concurrency", type=int, default=20)
     ap.add_argument("--chaos-seed", type=int, default=19)
     ap.add_argument("--chaos-horizon", type=float, default=1800.0, help="seconds of fault schedule to draw")
+    ap.add_argument("--soak", action="store_true",
+                    help="a memory soak instead (its own cluster, .testenv-soak): one `seldon-deploy run` process runs "
+                         "lifecycles back to back, its RSS sampled; merged into OUT/results.json, plot OUT/soak-rss.png")
+    ap.add_argument("--soak-minutes", type=float, default=30.0)
+    ap.add_argument("--soak-concurrency", type=int, default=20)
+    ap.add_argument("--soak-sample-s", type=float, default=60.0, help="seconds between RSS samples")
+    ap.add_argument("--soak-manifests", type=int,
+                    help="manifests to generate, no calibration run (default: 1.5 × what a calibration run's "
+                         "median lifecycle implies for the duration)")
     args = ap.parse_args(argv)
     if args.chaos:
         return main_chaos(args)
+    if args.soak:
+        return main_soak(args)
     reps = args.reps or (3 if args.quick else 5)
     slow_reps = args.slow_reps if args.slow_reps is not None else (1 if args.quick else 2)
     sizes = [int(x) for x in (args.scale or ("10" if args.quick else "10,100,500,1000")).split(",") if x.strip()]
@@ -1112,8 +1123,7 @@ def main_chaos(args: argparse.Namespace) -> int:
                           "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                           "duration_s": round(time.time() - t_start), "load_avg_1m": os.getloadavg()[0]}
         path = os.path.join(args.out, "results.json")
-        with open(path) as f:
-            results = json.load(f)
+        results = load_results(args.out, result["meta"], ours.version)
         results["chaos"] = result
         write_results(results, args.out)
         log(f"merged the chaos section into {path}: {result['ended_right']}/{args.chaos_lifecycles + args.chaos_applies} "
@@ -1124,6 +1134,80 @@ def main_chaos(args: argparse.Namespace) -> int:
         if not args.keep_cluster:
             log("stopping the chaos cluster")
             ctx.cluster.down()
+
+
+def main_soak(args: argparse.Namespace) -> int:
+    """`--soak`: its own cluster (`.testenv-soak` unless --cluster-dir), the release build (or
+    --binary), the soak section merged into OUT/results.json, RESULTS.md re-rendered and the plot
+    written as OUT/soak-rss.png."""
+    from . import soak
+    if args.cluster_dir == os.path.join(REPO, ".testenv-bench"):
+        args.cluster_dir = os.path.join(REPO, ".testenv-soak")
+    t_start = time.time()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    ctx = Ctx(args)
+    log(f"scratch: {ctx.scratch}")
+    try:
+        log(f"starting the soak cluster in {ctx.cluster.dir}")
+        ctx.cluster.up()
+        ctx.api = Api(ctx.cluster.kubeconfig)
+        ours = Ours(ctx)
+        ours.setup()
+        if not ours.available:
+            raise RuntimeError(ours.reason)
+        ctx.binary = ours.binary  # type: ignore[attr-defined]
+        result = soak.run_soak(ctx, args, log)
+        result["meta"] = {"command": "bench/run " + " ".join(sys.argv[1:]), "seldon_deploy": ours.version,
+                          "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                          "duration_s": round(time.time() - t_start), "load_avg_1m": os.getloadavg()[0]}
+        os.makedirs(args.out, exist_ok=True)
+        png = os.path.join(args.out, "soak-rss.png")
+        if soak.ensure_matplotlib(log):
+            try:
+                soak.plot(result, png)
+                result["plot"] = "soak-rss.png"
+            except Exception as e:  # the numbers still go in
+                result["plot_error"] = f"matplotlib failed: {e}"
+        else:
+            result["plot_error"] = "matplotlib is not installed and `pip install matplotlib` failed"
+        path = os.path.join(args.out, "results.json")
+        results = load_results(args.out, result["meta"], ours.version)
+        results["soak"] = result
+        write_results(results, args.out)
+        fl, c = result["flatness"], result["counts"]
+        log(f"merged the soak section into {path}" + (f", plot {png}" if result.get("plot") else "") +
+            f": flat={fl['flat']} ({fl['baseline_mean_mb']} → {fl['late_mean_mb']} MB), {c['completed']} lifecycles "
+            f"completed, {c['succeeded']} succeeded, {len(result['left_behind'])} left behind")
+        return 0 if fl["flat"] and not result["left_behind"] and result["ran_out_at_min"] is None else 1
+    finally:
+        p = getattr(ctx, "soak_proc", None)
+        if p is not None and p.poll() is None:
+            log("stopping the soak's seldon-deploy process (SIGINT)")
+            p.send_signal(signal.SIGINT)
+            try:
+                p.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        procs.kill_live()
+        if not args.keep_cluster:
+            log("stopping the soak cluster")
+            ctx.cluster.down()
+
+
+def load_results(out_dir: str, meta: dict, version: str) -> dict:
+    """OUT/results.json to merge a section into; without one, a stub whose meta says so (the
+    other sections then render as absent)."""
+    path = os.path.join(out_dir, "results.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    return {"meta": {"command": meta["command"], "date": meta["date"], "mode": "one section only",
+                     "duration_s": meta["duration_s"], "machine": machine_info(),
+                     "versions": {"seldon-deploy": version, "python": platform.python_version()},
+                     "fixture": "bench/fixtures/iris.yaml", "notes": []},
+            "peers": {}}
 
 
 def write_results(results: dict, out_dir: str) -> None:

@@ -242,6 +242,9 @@ def render(res: dict) -> str:
     if res.get("chaos"):
         from .chaos import render as render_chaos
         out.append(render_chaos(res["chaos"]))
+    if res.get("soak"):
+        from .soak import render as render_soak
+        out.append(render_soak(res["soak"]))
     return "\n".join(out)
 
 
