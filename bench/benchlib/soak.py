@@ -6,7 +6,7 @@ distinct name, more than it can finish before the deadline (`--soak-minutes`, 30
 set (VmRSS in /proc/<pid>/status) is sampled at the start and every `--soak-sample-s` (60 s),
 with the lifecycles finished so far (its `delete: ok` log lines). At the deadline it gets
 SIGINT: it cancels the lifecycles in flight, deletes what they created, and prints its report
-(`-o json`), from which the lifecycles completed and succeeded are counted; then the namespace
+(`-o jsonl`: one line per lifecycle as it ends, none kept in memory), from which the lifecycles completed and succeeded are counted; then the namespace
 must hold no SeldonDeployment and no Deployment.
 
 The rule (`flatness`): the RSS curve is flat when the mean of the samples in the last third of
@@ -114,6 +114,11 @@ def lifecycle_seconds(reports: list[dict]) -> list[float]:
     return out
 
 
+def parse_lines(text: str) -> list[dict]:
+    """The reports of `-o jsonl`: one JSON document per line."""
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
 def count_reports(reports: list[dict]) -> dict:
     """Completed (not ended by the final SIGINT), succeeded, and the interrupted ones: in flight
     (it had started) or never started (no phase)."""
@@ -197,8 +202,10 @@ def run_soak(ctx, args, log) -> dict:  # noqa: C901 (one linear script)
     os.makedirs(mdir, exist_ok=True)
     ensure_nodes(api, 3 + 2 * conc // 60 + 1)
     ensure_namespace(api, NAMESPACE)
+    # `-o jsonl`: each report is written as its lifecycle ends and not kept (with `-o json`
+    # the process holds every report for its closing document: growth by design, not a leak).
     base_argv = [ctx.binary, "run", "-n", NAMESPACE, "--concurrency", str(conc), "--replicas", "2",
-                 "--timeout", "5m", "-o", "json", "--kubeconfig", ctx.cluster.kubeconfig]
+                 "--timeout", "5m", "-o", "jsonl", "--kubeconfig", ctx.cluster.kubeconfig]
     calibration: dict = {}
     if args.soak_manifests:
         n = args.soak_manifests
@@ -213,7 +220,7 @@ def run_soak(ctx, args, log) -> dict:  # noqa: C901 (one linear script)
         c0 = time.time()
         r = subprocess.run(base_argv + ["-f", cdir], capture_output=True, text=True, timeout=1200)
         try:
-            spans = lifecycle_seconds(json.loads(r.stdout).get("deployments", []))
+            spans = lifecycle_seconds(parse_lines(r.stdout))
         except ValueError:
             spans = []
         med = sorted(spans)[len(spans) // 2] if spans else None
@@ -294,8 +301,7 @@ def run_soak(ctx, args, log) -> dict:  # noqa: C901 (one linear script)
     log(f"soak: exit {exit_code}, {stop_s} s after the deadline")
     try:
         with open(out_path) as f:
-            report = json.load(f)
-        reports = report.get("deployments", [])
+            reports = parse_lines(f.read())
         report_bytes = os.path.getsize(out_path)
     except (OSError, ValueError) as e:
         log(f"soak: no report read from {out_path}: {e}")
@@ -361,7 +367,7 @@ def render(s: dict) -> str:
     (b0, b1), (l0, l1) = fl["baseline_window"], fl["late_window"]
     lines = ["## Soak: RSS over lifecycles back to back", ""]
     lines.append(
-        f"`bench/run --soak`: one `seldon-deploy run -o json --concurrency {s['concurrency']}` process ran lifecycles of "
+        f"`bench/run --soak`: one `seldon-deploy run -o jsonl --concurrency {s['concurrency']}` process ran lifecycles of "
         f"the iris example (create, wait, scale 1 → 2, wait, delete) back to back from {s['manifests']} generated "
         f"manifests{_sized(s)} for {s['minutes']:g} min, then got SIGINT (it cancels the lifecycles in flight and "
         f"deletes what they created). Its VmRSS (`/proc/<pid>/status`) was sampled at the start (manifests parsed, "
