@@ -96,7 +96,7 @@ async fn kubectl_completes_subcommands_flags_and_the_names_in_the_current_namesp
     let (flags, _) = complete(&cluster, bin.path(), &kubeconfig, &["apply", "--at"]);
     assert_eq!(flags, ["--atomic"]);
     let (outputs, _) = complete(&cluster, bin.path(), &kubeconfig, &["run", "-o", ""]);
-    assert_eq!(outputs, ["text", "json", "junit"]);
+    assert_eq!(outputs, ["text", "json", "jsonl", "junit"]);
     let (namespaces, _) = complete(
         &cluster,
         bin.path(),

@@ -352,7 +352,7 @@ mod tests {
         assert!(!subs.contains(&"help".to_owned()), "{subs:?}");
         assert_eq!(values(&["st"]), ["status"]);
         assert_eq!(values(&["run", "--con"]), ["--concurrency", "--context"]);
-        assert_eq!(values(&["-o", ""]), ["text", "json", "junit"]);
+        assert_eq!(values(&["-o", ""]), ["text", "json", "jsonl", "junit"]);
         assert_eq!(values(&["apply", "--dry-run="]), Vec::<String>::new());
         // Files: left to the shell.
         assert_eq!(words(&["run", "-f", ""]), (Vec::new(), FILES));
