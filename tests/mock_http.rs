@@ -194,6 +194,24 @@ async fn a_stored_create_answered_504_is_sent_once_and_the_run_goes_on_with_it()
 }
 
 #[tokio::test]
+async fn every_request_names_seldon_deploy_and_its_version_as_its_user_agent() {
+    let (report, log, _) = run_through_connect(FirstPost::StoredThen504).await;
+    assert_eq!(report.exit_code, 0, "{:?}", report.error);
+    let agent = format!("seldon-deploy/{}", env!("CARGO_PKG_VERSION"));
+    let requests = log.lock().unwrap().clone();
+    assert!(!requests.is_empty());
+    for r in &requests {
+        assert_eq!(
+            r.headers.get("user-agent").and_then(|v| v.to_str().ok()),
+            Some(agent.as_str()),
+            "{} {}",
+            r.method,
+            r.uri
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_stored_create_whose_connection_drops_is_recognised_as_this_runs_own() {
     let (report, log, state) = run_through_connect(FirstPost::StoredThenDropped).await;
     assert_eq!(report.exit_code, 0, "{:?}", report.error);

@@ -133,6 +133,11 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Connection> {
     // no phase deadline would bound the wait. `lifecycle` retries instead, knowing which
     // requests are safe to repeat, within the deadline.
     config.default_retry = false;
+    // Named in the API server's audit log and metrics, as kubectl names itself there.
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(USER_AGENT),
+    ));
     let client = Client::try_from(config)
         .map_err(|e| config_error(format!("cannot build a client for {server}"), e))?;
     Ok(Connection {
@@ -142,6 +147,9 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Connection> {
         insecure,
     })
 }
+
+/// What every request says it comes from (`User-Agent`).
+const USER_AGENT: &str = concat!("seldon-deploy/", env!("CARGO_PKG_VERSION"));
 
 async fn load_config(opts: &ConnectOptions) -> Result<Config> {
     let kc_opts = KubeConfigOptions {
