@@ -99,6 +99,8 @@ def run_recipe(kubectl, kubeconfig, ns, name, files):
 
 
 def requests_by_agent(audit, ns, since_line):
+    """Audited requests of the run's namespace (and SelfSubjectAccessReviews) from line
+    `since_line` on: per user agent (a key without a space), and per "verb resource"."""
     counts = {}
     with open(audit) as f:
         for i, line in enumerate(f):
@@ -112,6 +114,9 @@ def requests_by_agent(audit, ns, since_line):
                 continue
             agent = e.get("userAgent", "").split("/")[0]
             counts[agent] = counts.get(agent, 0) + 1
+            what = ref.get("resource", "?") + (f"/{ref['subresource']}" if ref.get("subresource") else "")
+            verb = f"{e.get('verb', '?')} {what}"
+            counts[verb] = counts.get(verb, 0) + 1
     return counts
 
 
@@ -164,8 +169,8 @@ def main():
                                env=ENV, capture_output=True)
         print(f"\n## Smoke test: from a ready SeldonDeployment to a verified answer\n")
         print(f"{args.reps} runs per peer, interleaved, {time.strftime('%Y-%m-%d')}; median (min–max).\n")
-        print("| peer | verified | wall | CPU | API requests (by user agent) |")
-        print("|---|---:|---:|---:|---|")
+        print("| peer | verified | wall | CPU | API requests (by user agent) | by verb |")
+        print("|---|---:|---:|---:|---|---|")
         for peer, rs in results.items():
             walls = [r["wall_s"] for r in rs]
             cpus = [r["cpu_s"] for r in rs]
@@ -173,9 +178,10 @@ def main():
             for r in rs:
                 for a, n in r["requests"].items():
                     agents.setdefault(a, []).append(n)
-            reqs = ", ".join(f"{a}: {statistics.median(n):g}" for a, n in sorted(agents.items()))
+            reqs = ", ".join(f"{a}: {statistics.median(n):g}" for a, n in sorted(agents.items()) if " " not in a)
+            verbs = ", ".join(f"{a} {statistics.median(n):g}" for a, n in sorted(agents.items()) if " " in a)
             print(f"| {peer} | {sum(r['ok'] for r in rs)}/{len(rs)} | {statistics.median(walls):.3f} s "
-                  f"({min(walls):.3f}–{max(walls):.3f}) | {statistics.median(cpus) * 1000:.0f} ms | {reqs} |")
+                  f"({min(walls):.3f}–{max(walls):.3f}) | {statistics.median(cpus) * 1000:.0f} ms | {reqs} | {verbs} |")
     finally:
         subprocess.run([cluster, "down"], env=ENV, stdout=subprocess.DEVNULL)
 
