@@ -52,11 +52,14 @@ fn crash_and_restart(cluster: &Cluster, component: &str) {
         // the controller manager's and scheduler's informers back off for up to 30 s after
         // their watches broke. Fresh ones keep this test well inside its timeout and later
         // tests' event assertions meaningful; the run under test must survive these restarts
-        // too.
+        // too. KWOK's informers back off alike, its PortForward one included: a Seldon pod
+        // turns Ready only once its port-forward answers, so without a fresh KWOK the pods of
+        // the tests after this one waited up to 95 s.
         for c in [
             "seldon-operator",
             "kube-controller-manager",
             "kube-scheduler",
+            "kwok",
         ] {
             cluster.script(&["restart", c]);
         }
@@ -682,8 +685,18 @@ async fn interrupt_in(sig: &str, phase: Phase, expected: i32) {
     let cluster = Cluster::get();
     let ns = cluster.namespace("sig").await;
     let (_tmp, file) = support::manifest_file(&support::slow_manifest("sig", "5s"));
-    let child = cluster.spawn(&["run", "-n", &ns.name, "-f", &file, "--timeout", "2m"]);
-    wait_for_phase(&ns, "sig", phase).await;
+    let mut child = cluster.spawn(&["run", "-n", &ns.name, "-f", &file, "--timeout", "2m"]);
+    let reached = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(wait_for_phase(
+        &ns, "sig", phase,
+    )))
+    .await;
+    if let Err(panic) = reached {
+        // Show what the run said about itself: why it never reached the phase.
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        eprintln!("the run, which never reached {phase:?}: {}", describe(&out));
+        std::panic::resume_unwind(panic);
+    }
     signal(child.id(), sig);
     release_deletion(&ns, "sig", phase).await;
     let out = child.wait_with_output().unwrap();

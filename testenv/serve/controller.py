@@ -27,6 +27,7 @@ import socket
 import struct
 import ssl
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -191,6 +192,13 @@ class Controller:
         self.api = Api(cfg)
         self.written = {}  # pod uid -> the target it was given
         self.loaded = set()  # (server, model name) loaded in an MLServer
+        # Each pod is reconciled on a thread of its own: one whose check waits (up to 30 s for a
+        # port-forward KWOK never learns, e.g. of a pod deleted at once) must not hold up the
+        # others' readiness. `busy`: uids with a worker; `newer`: the latest version of a busy
+        # pod seen meanwhile, which its worker takes up next.
+        self.lock = threading.Lock()
+        self.busy = set()
+        self.newer = {}
 
     def target(self, pod):
         """(server name, port, executor port, model names) for a pod, server None when it gets no
@@ -330,6 +338,46 @@ class Controller:
             log(f"{type(e).__name__}: {e}")
             return False
 
+    def submit(self, pod):
+        """Reconciles `pod` on a worker of its own, or hands it to the pod's running worker."""
+        uid = pod["metadata"]["uid"]
+        with self.lock:
+            if uid in self.busy:
+                self.newer[uid] = pod
+                return
+            self.busy.add(uid)
+        threading.Thread(target=self.work, args=(pod,), daemon=True).start()
+
+    def work(self, pod):
+        """Reconciles until it succeeds for the newest version seen, retrying a failure each
+        second from a fresh read, and stops once the pod is gone or being deleted."""
+        meta = pod["metadata"]
+        uid = meta["uid"]
+        while True:
+            ok = self.try_reconcile(pod)
+            with self.lock:
+                newer = self.newer.pop(uid, None)
+                if ok and newer is None:
+                    self.busy.discard(uid)
+                    return
+            if newer is not None:
+                pod = newer
+                continue
+            time.sleep(1)
+            try:
+                status, fresh = self.api.request("GET", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}")
+            except OSError as e:  # the apiserver restarting: try again
+                log(f"pod {meta['namespace']}/{meta['name']}: re-reading it failed: {e}")
+                continue
+            if status == 200 and fresh["metadata"]["uid"] == uid and not fresh["metadata"].get("deletionTimestamp"):
+                pod = fresh
+                continue
+            if status in (200, 404):
+                with self.lock:
+                    self.busy.discard(uid)
+                    self.newer.pop(uid, None)
+                return
+
     def run(self):
         synced = self.cfg["synced_file"]
         while True:
@@ -337,15 +385,14 @@ class Controller:
                 status, pods = self.api.request("GET", "/api/v1/pods")
                 if status != 200:
                     raise RuntimeError(f"list pods: HTTP {status}")
-                live, failed = set(), False
+                live = set()
                 for pod in pods["items"]:
                     live.add(pod["metadata"]["uid"])
-                    failed |= not self.try_reconcile(pod)
-                self.written = {u: t for u, t in self.written.items() if u in live}
+                    self.submit(pod)
+                with self.lock:
+                    self.written = {u: t for u, t in self.written.items() if u in live}
                 if not os.path.exists(synced):
                     open(synced, "w").close()
-                if failed:
-                    raise RuntimeError("a pod failed")
                 rv = pods["metadata"]["resourceVersion"]
                 while True:
                     path = f"/api/v1/pods?watch=1&allowWatchBookmarks=true&timeoutSeconds=300&resourceVersion={rv}"
@@ -354,10 +401,11 @@ class Controller:
                             raise RuntimeError(f"watch error: {obj.get('message')}")
                         rv = obj["metadata"]["resourceVersion"]
                         if kind == "DELETED":
-                            self.written.pop(obj["metadata"]["uid"], None)
-                        elif kind in ("ADDED", "MODIFIED") and not self.try_reconcile(obj):
-                            raise RuntimeError("a pod failed")
-            except Exception as e:  # the apiserver restarts in fault tests, or a pod failed: list again
+                            with self.lock:
+                                self.written.pop(obj["metadata"]["uid"], None)
+                        elif kind in ("ADDED", "MODIFIED"):
+                            self.submit(obj)
+            except Exception as e:  # the apiserver restarts in fault tests: list again
                 log(f"{type(e).__name__}: {e}; listing again in 1 s")
                 time.sleep(1)
 
