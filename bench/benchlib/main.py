@@ -1098,19 +1098,19 @@ def main(argv: Optional[list[str]] = None) -> int:
             ctx.cluster.down()
 
 
-def main_chaos(args: argparse.Namespace) -> int:
-    """`--chaos`: its own cluster (`.testenv-chaos` unless --cluster-dir), the release build, the
-    chaos section merged into OUT/results.json and RESULTS.md re-rendered."""
-    from . import chaos
+def own_cluster_section(args: argparse.Namespace, name: str, body, cleanup=None) -> int:
+    """Runs `body(ctx, ours, t_start)` (its exit code returned) on a cluster of its own
+    (`.testenv-NAME` unless --cluster-dir) with the release build (or --binary); then
+    `cleanup(ctx)`, and the cluster stopped unless --keep-cluster."""
     if args.cluster_dir == os.path.join(REPO, ".testenv-bench"):
-        args.cluster_dir = os.path.join(REPO, ".testenv-chaos")
+        args.cluster_dir = os.path.join(REPO, f".testenv-{name}")
     t_start = time.time()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     signal.signal(signal.SIGINT, signal.default_int_handler)
     ctx = Ctx(args)
     log(f"scratch: {ctx.scratch}")
     try:
-        log(f"starting the chaos cluster in {ctx.cluster.dir}")
+        log(f"starting the {name} cluster in {ctx.cluster.dir}")
         ctx.cluster.up()
         ctx.api = Api(ctx.cluster.kubeconfig)
         ours = Ours(ctx)
@@ -1118,10 +1118,31 @@ def main_chaos(args: argparse.Namespace) -> int:
         if not ours.available:
             raise RuntimeError(ours.reason)
         ctx.binary = ours.binary  # type: ignore[attr-defined]
+        return body(ctx, ours, t_start)
+    finally:
+        if cleanup is not None:
+            cleanup(ctx)
+        procs.kill_live()
+        if not args.keep_cluster:
+            log(f"stopping the {name} cluster")
+            ctx.cluster.down()
+
+
+def section_meta(ours, t_start: float) -> dict:
+    """The meta of a section run on its own: command, version, date, duration, load."""
+    return {"command": "bench/run " + " ".join(sys.argv[1:]), "seldon_deploy": ours.version,
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "duration_s": round(time.time() - t_start), "load_avg_1m": os.getloadavg()[0]}
+
+
+def main_chaos(args: argparse.Namespace) -> int:
+    """`--chaos`: its own cluster (`.testenv-chaos` unless --cluster-dir), the release build, the
+    chaos section merged into OUT/results.json and RESULTS.md re-rendered."""
+    from . import chaos
+
+    def body(ctx, ours, t_start) -> int:
         result = chaos.run_chaos(ctx, args, log)
-        result["meta"] = {"command": "bench/run " + " ".join(sys.argv[1:]), "seldon_deploy": ours.version,
-                          "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                          "duration_s": round(time.time() - t_start), "load_avg_1m": os.getloadavg()[0]}
+        result["meta"] = section_meta(ours, t_start)
         path = os.path.join(args.out, "results.json")
         results = load_results(args.out, result["meta"], ours.version)
         results["chaos"] = result
@@ -1129,11 +1150,8 @@ def main_chaos(args: argparse.Namespace) -> int:
         log(f"merged the chaos section into {path}: {result['ended_right']}/{args.chaos_lifecycles + args.chaos_applies} "
             f"ended right, {len(result['wrong_success'])} wrong successes, {len(result['left_behind'])} left behind")
         return 0 if not result["wrong_success"] and not result["left_behind"] else 1
-    finally:
-        procs.kill_live()
-        if not args.keep_cluster:
-            log("stopping the chaos cluster")
-            ctx.cluster.down()
+
+    return own_cluster_section(args, "chaos", body)
 
 
 def main_soak(args: argparse.Namespace) -> int:
@@ -1141,26 +1159,10 @@ def main_soak(args: argparse.Namespace) -> int:
     --binary), the soak section merged into OUT/results.json, RESULTS.md re-rendered and the plot
     written as OUT/soak-rss.png."""
     from . import soak
-    if args.cluster_dir == os.path.join(REPO, ".testenv-bench"):
-        args.cluster_dir = os.path.join(REPO, ".testenv-soak")
-    t_start = time.time()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    ctx = Ctx(args)
-    log(f"scratch: {ctx.scratch}")
-    try:
-        log(f"starting the soak cluster in {ctx.cluster.dir}")
-        ctx.cluster.up()
-        ctx.api = Api(ctx.cluster.kubeconfig)
-        ours = Ours(ctx)
-        ours.setup()
-        if not ours.available:
-            raise RuntimeError(ours.reason)
-        ctx.binary = ours.binary  # type: ignore[attr-defined]
+
+    def body(ctx, ours, t_start) -> int:
         result = soak.run_soak(ctx, args, log)
-        result["meta"] = {"command": "bench/run " + " ".join(sys.argv[1:]), "seldon_deploy": ours.version,
-                          "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                          "duration_s": round(time.time() - t_start), "load_avg_1m": os.getloadavg()[0]}
+        result["meta"] = section_meta(ours, t_start)
         os.makedirs(args.out, exist_ok=True)
         png = os.path.join(args.out, "soak-rss.png")
         if soak.ensure_matplotlib(log):
@@ -1180,7 +1182,8 @@ def main_soak(args: argparse.Namespace) -> int:
             f": flat={fl['flat']} ({fl['baseline_mean_mb']} → {fl['late_mean_mb']} MB), {c['completed']} lifecycles "
             f"completed, {c['succeeded']} succeeded, {len(result['left_behind'])} left behind")
         return 0 if fl["flat"] and not result["left_behind"] and result["ran_out_at_min"] is None else 1
-    finally:
+
+    def stop_the_process(ctx) -> None:
         p = getattr(ctx, "soak_proc", None)
         if p is not None and p.poll() is None:
             log("stopping the soak's seldon-deploy process (SIGINT)")
@@ -1190,10 +1193,8 @@ def main_soak(args: argparse.Namespace) -> int:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
-        procs.kill_live()
-        if not args.keep_cluster:
-            log("stopping the soak cluster")
-            ctx.cluster.down()
+
+    return own_cluster_section(args, "soak", body, stop_the_process)
 
 
 def load_results(out_dir: str, meta: dict, version: str) -> dict:
