@@ -245,6 +245,9 @@ def render(res: dict) -> str:
     if res.get("soak"):
         from .soak import render as render_soak
         out.append(render_soak(res["soak"]))
+    if res.get("smoke", {}).get("markdown"):
+        # Written by bench/smoke.py (a script of its own for now), kept as it rendered it.
+        out.append(res["smoke"]["markdown"])
     return "\n".join(out)
 
 
