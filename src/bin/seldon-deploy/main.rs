@@ -104,7 +104,7 @@ fn init_tracing(verbose: u8) {
     let filter = match verbose {
         0 => "off,seldon_deploy=warn",
         1 => "warn,seldon_deploy=debug",
-        _ => "warn,seldon_deploy=trace,kube_runtime=debug,kube_client=debug",
+        _ => "warn,seldon_deploy=trace,kube_runtime=debug,kube_client=debug,tower_http=debug",
     };
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
