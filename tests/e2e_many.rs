@@ -117,17 +117,21 @@ async fn run_with_several_files_a_directory_and_a_multi_document_file() {
     ns.cleanup().await;
 }
 
-#[tokio::test]
-#[ignore = "needs the local control plane: run scripts/test.sh"]
-async fn a_failing_deployment_does_not_disturb_the_others_and_sets_the_exit_code() {
-    let cluster = Cluster::get();
-    let ns = cluster.namespace("manyfail").await;
+/// Runs `n` deployments that turn ready and one named `broken` that fails, in namespace
+/// `prefix-…`, at `--concurrency 3` with `-o output`; returns the namespace, every name (the
+/// broken one last) and the run's output.
+async fn good_ones_and_a_broken_one(
+    cluster: &Cluster,
+    prefix: &str,
+    n: usize,
+    output: &str,
+) -> (TestNamespace, Vec<String>, std::process::Output) {
+    let ns = cluster.namespace(prefix).await;
     let tmp = tempfile::tempdir().unwrap();
-    let good = names("ok", 4);
-    let mut docs: Vec<Value> = good.iter().map(|n| ready(n)).collect();
+    let mut all = names(prefix, n);
+    let mut docs: Vec<Value> = all.iter().map(|n| ready(n)).collect();
     docs.insert(1, support::failing_manifest("broken"));
     let file = write(tmp.path(), "all.yaml", &docs);
-
     let out = cluster
         .sdep(&[
             "run",
@@ -142,20 +146,29 @@ async fn a_failing_deployment_does_not_disturb_the_others_and_sets_the_exit_code
             "--timeout",
             "2m",
             "-o",
-            "json",
+            output,
         ])
         .output()
         .unwrap();
+    all.push("broken".into());
+    (ns, all, out)
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run scripts/test.sh"]
+async fn a_failing_deployment_does_not_disturb_the_others_and_sets_the_exit_code() {
+    let cluster = Cluster::get();
+    let (ns, all, out) = good_ones_and_a_broken_one(&cluster, "manyfail", 4, "json").await;
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     let summary = report(&out);
     assert_eq!(summary["exit_code"], 1);
-    let mut expected: Vec<(String, &str)> = good.iter().map(|n| (n.clone(), "success")).collect();
-    expected.push(("broken".into(), "failed"));
+    let expected: Vec<(String, &str)> = all
+        .iter()
+        .map(|n| (n.clone(), if n == "broken" { "failed" } else { "success" }))
+        .collect();
     check_summary(&summary, &expected);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("[broken]"), "{}", describe(&out));
-    let mut all = good.clone();
-    all.push("broken".into());
     nothing_left(&ns, &all).await;
     ns.cleanup().await;
 }
@@ -164,34 +177,9 @@ async fn a_failing_deployment_does_not_disturb_the_others_and_sets_the_exit_code
 #[ignore = "needs the local control plane: run scripts/test.sh"]
 async fn jsonl_writes_one_report_per_line_for_each_deployment_and_the_worst_exit_code() {
     let cluster = Cluster::get();
-    let ns = cluster.namespace("jsonl").await;
-    let tmp = tempfile::tempdir().unwrap();
-    let good = names("line", 3);
-    let mut docs: Vec<Value> = good.iter().map(|n| ready(n)).collect();
-    docs.push(support::failing_manifest("broken"));
-    let file = write(tmp.path(), "all.yaml", &docs);
-
-    let out = cluster
-        .sdep(&[
-            "run",
-            "-n",
-            &ns.name,
-            "-f",
-            file.to_str().unwrap(),
-            "--concurrency",
-            "2",
-            "--failed-grace",
-            "2s",
-            "--timeout",
-            "2m",
-            "-o",
-            "jsonl",
-        ])
-        .output()
-        .unwrap();
+    let (ns, all, out) = good_ones_and_a_broken_one(&cluster, "jsonl", 3, "jsonl").await;
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let mut seen: Vec<(String, String)> = stdout
+    let mut seen: Vec<(String, String)> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| {
             let rep: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
@@ -202,11 +190,13 @@ async fn jsonl_writes_one_report_per_line_for_each_deployment_and_the_worst_exit
         })
         .collect();
     seen.sort();
-    let mut expected: Vec<(String, String)> = good
+    let mut expected: Vec<(String, String)> = all
         .iter()
-        .map(|n| (n.clone(), "success".to_owned()))
+        .map(|n| {
+            let outcome = if n == "broken" { "failed" } else { "success" };
+            (n.clone(), outcome.to_owned())
+        })
         .collect();
-    expected.push(("broken".into(), "failed".into()));
     expected.sort();
     assert_eq!(seen, expected, "{}", describe(&out));
     assert!(
@@ -214,8 +204,6 @@ async fn jsonl_writes_one_report_per_line_for_each_deployment_and_the_worst_exit
         "{}",
         describe(&out)
     );
-    let mut all = good.clone();
-    all.push("broken".into());
     nothing_left(&ns, &all).await;
     ns.cleanup().await;
 }

@@ -264,6 +264,7 @@ impl NamespaceCache {
             Stored {
                 keep: Value::from,
                 keys: sdep_keys,
+                forget_unread_after: None,
             },
             Op::sdep("watch", &h.namespace, name),
             h.stats.clone(),
@@ -278,6 +279,7 @@ impl NamespaceCache {
             Stored {
                 keep: Deployment::from,
                 keys: deployment_keys,
+                forget_unread_after: None,
             },
             Op::other("watch", "deployments.apps", &h.namespace),
             h.stats.clone(),
@@ -296,12 +298,17 @@ impl NamespaceCache {
             Stored {
                 keep: summarize_pod,
                 keys: pod_keys,
+                forget_unread_after: None,
             },
             Op::other("watch", "pods", &h.namespace),
             h.stats.clone(),
         )
     }
 
+    /// The Event store forgets an Event that no reader's keys cover this long after it last
+    /// arrived: long enough for a reader that learns a hashed Deployment name late, short
+    /// enough that a long run holds minutes of the namespace's Events, not the hour the API
+    /// server keeps them (a 30-minute soak grew ~9 KiB per lifecycle before).
     fn start_events(&self) -> Arc<Store<WatchedEvent, EventSummary>> {
         let h = &self.0;
         Store::watch(
@@ -310,6 +317,7 @@ impl NamespaceCache {
             Stored {
                 keep: EventSummary::from,
                 keys: event_keys,
+                forget_unread_after: Some(EVENTS_UNREAD_FOR),
             },
             Op::other("watch", "events", &h.namespace),
             h.stats.clone(),
@@ -360,6 +368,9 @@ impl NamespaceCache {
         ObjectWatch::new(self.stores_for(name, parts), self.namespace(), name, uid)
     }
 }
+
+/// See [`NamespaceCache::start_events`].
+const EVENTS_UNREAD_FOR: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// The `seldon-deployment-id` label value the operator gives the children of SeldonDeployment
 /// `name` when the name fits a label (63 characters); `None` otherwise, and then readers learn
@@ -566,6 +577,7 @@ impl HandFedStores {
         let stored = Stored {
             keep: Deployment::from,
             keys: deployment_keys,
+            forget_unread_after: None,
         };
         let deployments = Store::new(stored, op, stats.clone());
         deployments.apply(kube::runtime::watcher::Event::Init);
@@ -576,6 +588,7 @@ impl HandFedStores {
                 Stored {
                     keep: EventSummary::from,
                     keys: event_keys,
+                    forget_unread_after: None,
                 },
                 Op::other("watch", "events", "ns"),
                 stats,

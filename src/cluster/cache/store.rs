@@ -9,15 +9,17 @@
 //! therefore costs O(its keys × the readers registered on them), however many readers the
 //! store has.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Duration;
 
 use futures::StreamExt;
 use kube::Resource;
 use kube::api::Api;
 use kube::runtime::watcher;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use crate::cluster::watch::{self, FATAL_GRACE, Stats};
 use crate::error::{Error, Op};
@@ -30,6 +32,11 @@ pub(crate) type Keys = Vec<String>;
 pub(crate) struct Stored<W, K> {
     pub keep: fn(W) -> K,
     pub keys: fn(&K) -> Keys,
+    /// Forget an object that no reader's keys cover once it has been this long since it
+    /// last arrived (`None`: keep every object while it exists). For Events, which the API
+    /// server keeps for an hour: a long run would otherwise hold every Event of the namespace
+    /// it has seen, however many of its lifecycles have ended.
+    pub forget_unread_after: Option<Duration>,
 }
 
 /// A reader's wake-up signal. A change stores a permit, so a change that comes while the
@@ -79,6 +86,8 @@ impl Drop for Registration {
 struct Kept<K> {
     revision: u64,
     obj: Arc<K>,
+    /// When it last arrived (listed or watched).
+    arrived: Instant,
 }
 
 impl<K> Clone for Kept<K> {
@@ -86,6 +95,7 @@ impl<K> Clone for Kept<K> {
         Kept {
             revision: self.revision,
             obj: self.obj.clone(),
+            arrived: self.arrived,
         }
     }
 }
@@ -108,6 +118,9 @@ struct State<K> {
     fatal: Option<Arc<watcher::Error>>,
     /// Index key → readers to wake when an object under it changes.
     readers: HashMap<String, Vec<Arc<Wakeup>>>,
+    /// With [`Stored::forget_unread_after`]: names in the order they arrived, to look at
+    /// once that time has passed (an object that arrived again since is looked at later).
+    arrivals: VecDeque<(Instant, String)>,
 }
 
 /// A store of one resource (`W`, kept as `K`) in one namespace; its watch runs while the
@@ -151,6 +164,7 @@ where
                 revision: 0,
                 fatal: None,
                 readers: HashMap::new(),
+                arrivals: VecDeque::new(),
             }),
             stored,
             op,
@@ -233,7 +247,7 @@ where
         let mut woken: Vec<Arc<Wakeup>> = Vec::new();
         let relisted = {
             let mut st = self.lock();
-            match event {
+            let relisted = match event {
                 watcher::Event::Init => {
                     st.listing = Some(HashMap::new());
                     st.listing_revision = 0;
@@ -250,6 +264,7 @@ where
                         _ => Kept {
                             revision: rv,
                             obj: Arc::new((self.stored.keep)(obj)),
+                            arrived: Instant::now(),
                         },
                     };
                     st.listing
@@ -266,6 +281,10 @@ where
                             index.entry(key).or_default().insert(name.clone());
                         }
                     }
+                    if self.stored.forget_unread_after.is_some() {
+                        let now = Instant::now();
+                        st.arrivals = objects.keys().map(|n| (now, n.clone())).collect();
+                    }
                     st.objects = objects;
                     st.index = index;
                     st.lists += 1;
@@ -280,10 +299,15 @@ where
                     let name = obj.meta().name.clone().unwrap_or_default();
                     let kept = (self.stored.keep)(obj);
                     let keys = (self.stored.keys)(&kept);
+                    let now = Instant::now();
                     let kept = Kept {
                         revision: rv,
                         obj: Arc::new(kept),
+                        arrived: now,
                     };
+                    if self.stored.forget_unread_after.is_some() {
+                        st.arrivals.push_back((now, name.clone()));
+                    }
                     let old = st.objects.insert(name.clone(), kept);
                     let old_keys = old.map(|o| (self.stored.keys)(&o.obj)).unwrap_or_default();
                     self.reindex(&mut st, &name, &old_keys, &keys, &mut woken);
@@ -299,10 +323,51 @@ where
                     self.reindex(&mut st, &name, &old_keys, &[], &mut woken);
                     false
                 }
-            }
+            };
+            self.forget_unread(&mut st);
+            relisted
         };
         self.wake(&woken);
         relisted
+    }
+
+    /// With [`Stored::forget_unread_after`], removes the objects that arrived at least that
+    /// long ago and that no registered reader's keys cover; those a reader covers are looked
+    /// at again after another period. O(1) amortized per arrival; nobody is woken (nobody
+    /// reads them).
+    fn forget_unread(&self, st: &mut State<K>) {
+        let Some(after) = self.stored.forget_unread_after else {
+            return;
+        };
+        let now = Instant::now();
+        let mut still_read = Vec::new();
+        while let Some((at, _)) = st.arrivals.front() {
+            if now.saturating_duration_since(*at) < after {
+                break;
+            }
+            let Some((at, name)) = st.arrivals.pop_front() else {
+                break;
+            };
+            let Some(kept) = st.objects.get(&name) else {
+                continue;
+            };
+            if kept.arrived > at {
+                continue; // it arrived again: its later entry decides
+            }
+            let keys = (self.stored.keys)(&kept.obj);
+            if keys.iter().any(|k| st.readers.contains_key(k)) {
+                still_read.push(name);
+                continue;
+            }
+            st.objects.remove(&name);
+            self.reindex(st, &name, &keys, &[], &mut Vec::new());
+        }
+        for name in still_read {
+            if let Some(kept) = st.objects.get_mut(&name) {
+                kept.arrived = now;
+            }
+            st.arrivals.push_back((now, name));
+        }
     }
 
     /// Moves `name` from `old` keys to `new` ones and collects the readers of both.
@@ -460,6 +525,7 @@ mod tests {
         let stored = Stored {
             keep: |c| c,
             keys: by_label,
+            forget_unread_after: None,
         };
         let s = Store::new(stored, op, stats.clone());
         s.apply(watcher::Event::Init);
@@ -469,6 +535,85 @@ mod tests {
 
     fn store() -> Arc<Store<ConfigMap>> {
         store_counting(&Stats::default())
+    }
+
+    const UNREAD: Duration = Duration::from_secs(60);
+
+    /// A listed store that forgets what no reader covers [`UNREAD`] after it arrived.
+    fn forgetting_store() -> Arc<Store<ConfigMap>> {
+        let stored = Stored {
+            keep: |c| c,
+            keys: by_label,
+            forget_unread_after: Some(UNREAD),
+        };
+        let s = Store::new(
+            stored,
+            Op::other("watch", "configmaps", "ns"),
+            Stats::default(),
+        );
+        s.apply(watcher::Event::Init);
+        s.apply(watcher::Event::InitDone);
+        s
+    }
+
+    async fn later(secs: u64) {
+        tokio::time::advance(Duration::from_secs(secs)).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_object_no_reader_covers_is_forgotten_once_its_time_has_passed() {
+        let s = forgetting_store();
+        s.apply(watcher::Event::Apply(cm("a", "k1", 2)));
+        later(59).await;
+        s.apply(watcher::Event::Apply(cm("b", "k2", 3)));
+        assert!(s.get("a").is_some(), "not yet");
+        later(2).await;
+        s.apply(watcher::Event::Apply(cm("c", "k3", 4)));
+        assert!(s.get("a").is_none());
+        assert!(s.indexed("k1").is_empty(), "and out of the index");
+        assert_eq!(s.len(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_object_a_reader_covers_stays_until_its_reader_is_gone() {
+        let s = forgetting_store();
+        let reader = Wakeup::new();
+        let reg = s.register("k1", &reader);
+        s.apply(watcher::Event::Apply(cm("a", "k1", 2)));
+        later(61).await;
+        s.apply(watcher::Event::Apply(cm("b", "k2", 3)));
+        assert!(s.get("a").is_some(), "its reader still reads it");
+        drop(reg);
+        later(61).await;
+        s.apply(watcher::Event::Apply(cm("c", "k3", 4)));
+        assert!(s.get("a").is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_object_that_arrived_again_counts_from_its_latest_arrival() {
+        let s = forgetting_store();
+        s.apply(watcher::Event::Apply(cm("a", "k1", 2)));
+        later(40).await;
+        s.apply(watcher::Event::Apply(cm("a", "k1", 3))); // an Event's count went up
+        later(30).await;
+        s.apply(watcher::Event::Apply(cm("b", "k2", 4)));
+        assert!(
+            s.get("a").is_some(),
+            "70 s after its first arrival, 30 after its last"
+        );
+        later(31).await;
+        s.apply(watcher::Event::Apply(cm("c", "k3", 5)));
+        assert!(s.get("a").is_none());
+    }
+
+    #[test]
+    fn a_store_that_keeps_everything_forgets_nothing() {
+        let s = store();
+        s.apply(watcher::Event::Apply(cm("a", "k1", 2)));
+        assert!(
+            s.lock().arrivals.is_empty(),
+            "no bookkeeping when not asked"
+        );
     }
 
     #[test]
