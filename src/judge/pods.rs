@@ -364,17 +364,22 @@ mod tests {
         assert!(a.broken[0].message.contains("timed out progressing"));
     }
 
-    #[test]
-    fn an_old_replica_sets_pod_crash_looping_while_new_pods_are_fine_is_not_broken() {
-        // Same image in both ReplicaSets (a rollout that changed only env or labels): the
-        // Progressing condition alone says which one is new.
-        let old = pod(
+    /// Pod `p-old` of ReplicaSet hash `old`, image `i:1`, crash-looping.
+    fn old_pod_crash_looping() -> Pod {
+        pod(
             "p-old",
             "old",
             "i:1",
             crash_looping(5, "Error", 1),
             json!([]),
-        );
+        )
+    }
+
+    #[test]
+    fn an_old_replica_sets_pod_crash_looping_while_new_pods_are_fine_is_not_broken() {
+        // Same image in both ReplicaSets (a rollout that changed only env or labels): the
+        // Progressing condition alone says which one is new.
+        let old = old_pod_crash_looping();
         let new = pod(
             "p-new",
             "new",
@@ -392,13 +397,7 @@ mod tests {
 
     #[test]
     fn without_a_progressing_condition_the_template_image_decides() {
-        let old = pod(
-            "p-old",
-            "old",
-            "i:1",
-            crash_looping(5, "Error", 1),
-            json!([]),
-        );
+        let old = old_pod_crash_looping();
         let new = pod(
             "p-new",
             "new",
@@ -417,13 +416,7 @@ mod tests {
         d.metadata.generation = Some(2);
         // The condition still names the old ReplicaSet, but describes generation 1: the
         // image decides, and the old pod runs the old image.
-        let old = pod(
-            "p-old",
-            "old",
-            "i:1",
-            crash_looping(5, "Error", 1),
-            json!([]),
-        );
+        let old = old_pod_crash_looping();
         assert!(assess_pods(&[old], &[d]).is_clear());
     }
 
@@ -473,23 +466,9 @@ mod tests {
 
     #[test]
     fn annotate_names_the_cause_on_its_deployments_row_and_in_the_reason() {
-        use crate::judge::readiness::{ComponentReadiness, Verdict};
-        let mut r = Readiness {
-            verdict: Verdict::NotReady,
-            state: Some("Creating".into()),
-            description: None,
-            reason: Some("state is Creating".into()),
-            components: vec![ComponentReadiness {
-                name: "d".into(),
-                predictor: None,
-                desired: Some(1),
-                available: 0,
-                updated: 1,
-                old: 0,
-                ready: false,
-                reason: Some("0/1 available (1 updated, 1 current)".into()),
-            }],
-        };
+        use crate::judge::readiness::{Verdict, one_component};
+        let mut r = one_component(Verdict::NotReady, "Creating");
+        r.components[0].reason = Some("0/1 available (1 updated, 1 current)".into());
         let cond = json!([{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
             "message": "0/1 nodes are available"}]);
         let p = pod("p", "new", "i:1", json!([]), cond);

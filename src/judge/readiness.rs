@@ -628,6 +628,28 @@ fn operator_disagrees(dep_status: Option<&Value>, name: &str, want: i32) -> Opti
     }
 }
 
+/// A verdict on one Deployment `d` (desired 1, 1 updated, none available), in `state`, with
+/// the reason and description the verdict implies: the tests' common starting point.
+#[cfg(test)]
+pub(crate) fn one_component(verdict: Verdict, state: &str) -> Readiness {
+    Readiness {
+        verdict,
+        state: (!state.is_empty()).then(|| state.to_owned()),
+        description: (verdict == Verdict::Failed).then(|| "the model is broken".to_owned()),
+        reason: (verdict != Verdict::Ready).then(|| format!("state is {state}")),
+        components: vec![ComponentReadiness {
+            name: "d".into(),
+            predictor: None,
+            desired: Some(1),
+            available: 0,
+            updated: 1,
+            old: 0,
+            ready: verdict == Verdict::Ready,
+            reason: None,
+        }],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

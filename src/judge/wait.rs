@@ -303,7 +303,6 @@ impl Wait {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::judge::readiness::ComponentReadiness;
 
     const GRACE: Duration = Duration::from_secs(30);
 
@@ -316,24 +315,7 @@ mod tests {
         Wait::new(t0 + secs(300), GRACE, t0 + secs(60))
     }
 
-    fn readiness(verdict: Verdict, state: &str) -> Readiness {
-        Readiness {
-            verdict,
-            state: (!state.is_empty()).then(|| state.to_owned()),
-            description: (verdict == Verdict::Failed).then(|| "the model is broken".to_owned()),
-            reason: (verdict != Verdict::Ready).then(|| format!("state is {state}")),
-            components: vec![ComponentReadiness {
-                name: "d".into(),
-                predictor: None,
-                desired: Some(1),
-                available: 0,
-                updated: 1,
-                old: 0,
-                ready: verdict == Verdict::Ready,
-                reason: None,
-            }],
-        }
-    }
+    use crate::judge::readiness::one_component as readiness;
 
     fn creating() -> Readiness {
         readiness(Verdict::NotReady, "Creating")

@@ -256,7 +256,7 @@ fn lookup(p: &Parsed, what: Lookup) -> Vec<(String, String)> {
         tokio::time::timeout(CLUSTER_TIMEOUT, async {
             let conn = connect::connect(&opts).await.ok()?;
             let lp = ListParams::default().limit(500);
-            let list = match what {
+            let list: kube::Result<Vec<Option<String>>> = match what {
                 Lookup::SeldonDeployments => Api::<DynamicObject>::namespaced_with(
                     conn.client,
                     &conn.namespace,
@@ -264,21 +264,13 @@ fn lookup(p: &Parsed, what: Lookup) -> Vec<(String, String)> {
                 )
                 .list_metadata(&lp)
                 .await
-                .ok()?
-                .items
-                .into_iter()
-                .map(|o| o.metadata.name)
-                .collect::<Vec<_>>(),
+                .map(|l| l.items.into_iter().map(|o| o.metadata.name).collect()),
                 Lookup::Namespaces => Api::<Namespace>::all(conn.client)
                     .list_metadata(&lp)
                     .await
-                    .ok()?
-                    .items
-                    .into_iter()
-                    .map(|o| o.metadata.name)
-                    .collect(),
+                    .map(|l| l.items.into_iter().map(|o| o.metadata.name).collect()),
             };
-            Some(list)
+            list.ok()
         })
         .await
         .ok()

@@ -157,6 +157,10 @@ fn is_ready(p: &Pod) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// ReplicaSets of Deployment `iris-main-0-classifier`: before and after a rollout.
+    const OLD_RS: &str = "iris-main-0-classifier-old";
+    const NEW_RS: &str = "iris-main-0-classifier-new";
     use serde_json::{Value, json};
 
     fn deployment(
@@ -245,41 +249,11 @@ mod tests {
             Some("iris-main-0-classifier-new"),
         );
         let pods = [
-            pod(
-                "a-old",
-                "iris-main-0-classifier-old",
-                true,
-                "model:1",
-                false,
-            ),
-            pod(
-                "b-new-terminating",
-                "iris-main-0-classifier-new",
-                true,
-                "model:2",
-                true,
-            ),
-            pod(
-                "c-new-unready",
-                "iris-main-0-classifier-new",
-                false,
-                "model:2",
-                false,
-            ),
-            pod(
-                "d-new",
-                "iris-main-0-classifier-new",
-                true,
-                "model:2",
-                false,
-            ),
-            pod(
-                "e-new",
-                "iris-main-0-classifier-new",
-                true,
-                "model:2",
-                false,
-            ),
+            pod("a-old", OLD_RS, true, "model:1", false),
+            pod("b-new-terminating", NEW_RS, true, "model:2", true),
+            pod("c-new-unready", NEW_RS, false, "model:2", false),
+            pod("d-new", NEW_RS, true, "model:2", false),
+            pod("e-new", NEW_RS, true, "model:2", false),
         ];
         assert_eq!(
             choose_pod(&d, &pods).unwrap().metadata.name.as_deref(),
@@ -296,13 +270,7 @@ mod tests {
     fn without_a_current_status_a_pod_running_the_templates_images_is_new() {
         let d = deployment("iris-main-0-classifier", "main", json!(null), None);
         let pods = [
-            pod(
-                "a-old",
-                "iris-main-0-classifier-old",
-                true,
-                "model:1",
-                false,
-            ),
+            pod("a-old", OLD_RS, true, "model:1", false),
             pod(
                 "b-other",
                 "iris-main-0-classifierx-1",
@@ -310,13 +278,7 @@ mod tests {
                 "model:2",
                 false,
             ),
-            pod(
-                "c-new",
-                "iris-main-0-classifier-new",
-                true,
-                "model:2",
-                false,
-            ),
+            pod("c-new", NEW_RS, true, "model:2", false),
         ];
         assert_eq!(
             choose_pod(&d, &pods).unwrap().metadata.name.as_deref(),
