@@ -5,7 +5,8 @@
 //! (owned by the SeldonDeployment's UID), which do carry `observedGeneration`:
 //!
 //! 1. the SeldonDeployment exists with the expected UID and is not being deleted;
-//! 2. `status.state` is `Available` (`Failed` is reported as [`Verdict::Failed`]);
+//! 2. `status.state` is `Available` (`Failed` is reported as [`Verdict::Failed`], unless it is
+//!    the operator's own shutdown: see [`operator_interrupted`]);
 //! 3. every expected component has an owned Deployment, none of them being deleted (paired by
 //!    the operator's name for it, else by the containers of its pod template, never by the
 //!    order of names);
@@ -325,6 +326,11 @@ pub fn evaluate(
             .or_else(|| {
                 Some("the operator has not written a status since the update yet".to_owned())
             }),
+        Some("Failed") if operator_interrupted(description.as_deref()) => Some(format!(
+            "the operator stopped in the middle of a reconcile and wrote Failed ({}); waiting \
+             for it to reconcile again",
+            description.as_deref().unwrap_or_default()
+        )),
         Some("Failed") => {
             return Readiness {
                 verdict: Verdict::Failed,
@@ -354,6 +360,19 @@ pub fn evaluate(
         reason,
         components: rows,
     }
+}
+
+/// Whether a `Failed` status is the operator's own shutdown, not a verdict on the deployment.
+///
+/// The operator writes every error of a reconcile as `Failed` with the error as description,
+/// and writes it with a context of its own. A reconcile cut off by the operator's shutdown
+/// (a restart, a rollout of the operator) therefore leaves `Failed` with a description ending
+/// in Go's `context canceled`, such as "client rate limiter Wait returned an error: context
+/// canceled". Nothing is wrong with the deployment: the next operator rewrites the status when
+/// it reconciles the object again, which under load can take longer than `--failed-grace`
+/// (the chaos benchmark saw 41 such waits with operator restarts every 30 s).
+fn operator_interrupted(description: Option<&str>) -> bool {
+    description.is_some_and(|d| d.trim_end().ends_with("context canceled"))
 }
 
 /// Why there is no status yet. An operator handles an object labelled
@@ -831,6 +850,26 @@ mod tests {
             r.description.as_deref(),
             Some("Deployment is no longer progressing and not available.")
         );
+    }
+
+    #[test]
+    fn a_failed_written_by_the_operator_shutting_down_is_waited_out() {
+        let mut s = sdep("Failed", status(1, 2));
+        s["status"]["description"] =
+            json!("client rate limiter Wait returned an error: context canceled");
+        let deps = [
+            dep("s-p-0-a", 1, 1, 1, 1, 1, 1),
+            dep("s-p-1-b", 2, 1, 1, 2, 2, 2),
+        ];
+        let r = eval(&s, &deps, Target::Initial);
+        assert_eq!(r.verdict, Verdict::NotReady);
+        assert!(
+            r.reason.as_deref().unwrap().contains("reconcile again"),
+            "{r:?}"
+        );
+        // Any other error the operator met is its verdict.
+        s["status"]["description"] = json!("Failed to get server config for SKLEARN_SERVER");
+        assert_eq!(eval(&s, &deps, Target::Initial).verdict, Verdict::Failed);
     }
 
     #[test]
