@@ -6,7 +6,7 @@
 //!
 //! 1. the SeldonDeployment exists with the expected UID and is not being deleted;
 //! 2. `status.state` is `Available` (`Failed` is reported as [`Verdict::Failed`], unless it is
-//!    the operator's own shutdown: see [`operator_interrupted`]);
+//!    the operator's own shutdown, a description ending in `context canceled`);
 //! 3. every expected component has an owned Deployment, none of them being deleted (paired by
 //!    the operator's name for it, else by the containers of its pod template, never by the
 //!    order of names);
