@@ -22,6 +22,16 @@ class ScheduleTest(unittest.TestCase):
                 self.assertLessEqual(abs(t - i * period), jitter)
 
 
+class PhaseTimesTest(unittest.TestCase):
+    def test_each_phase_has_its_count_median_p90_and_max_from_every_report(self):
+        reports = [{"phases": [{"name": "create", "duration_ms": 100},
+                               {"name": "wait-ready", "duration_ms": 1000 * s}]} for s in range(1, 11)]
+        reports.append({"phases": []})  # a report with no phase counts for none
+        t = chaos.phase_times(reports)
+        self.assertEqual(t["create"], {"n": 10, "median_s": 0.1, "p90_s": 0.1, "max_s": 0.1})
+        self.assertEqual(t["wait-ready"], {"n": 10, "median_s": 5.5, "p90_s": 9.0, "max_s": 10.0})
+
+
 class ProxyTest(unittest.TestCase):
     def test_a_cut_closes_open_connections_and_new_ones_still_pass(self):
         upstream = socket.socket()
