@@ -153,13 +153,14 @@ def parse_start(s: str) -> float:
 
 def inject(plan, procs: dict, t0: float, cluster, proxy: "CuttingProxy", log) -> list[dict]:
     """Injects `plan`'s faults on time until both processes have ended; returns what was done."""
+    def ended() -> bool:
+        return all(p.poll() is not None for p in procs.values())
+
     injected: list[dict] = []
     for at, kind in plan:
-        while time.time() - t0 < at:
-            if all(p.poll() is not None for p in procs.values()):
-                break
+        while time.time() - t0 < at and not ended():
             time.sleep(0.05)
-        if all(p.poll() is not None for p in procs.values()):
+        if ended():
             break
         start = time.time()
         detail = ""
